@@ -1,0 +1,43 @@
+// Thread-local switches that ops consult: whether to record autograd history, and the autocast scope.
+#pragma once
+
+#include "framework/core/dtype.h"
+
+namespace iris {
+
+bool grad_enabled();
+void set_grad_enabled(bool on);
+
+// RAII: no autograd history is recorded inside the scope (inference, optimizer updates, backward itself).
+class NoGradGuard {
+ public:
+  NoGradGuard() : prev_(grad_enabled()) { set_grad_enabled(false); }
+  ~NoGradGuard() { set_grad_enabled(prev_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// Autocast (mixed precision): inside the scope, GEMM, convolution and attention on CUDA tensors run in
+// `dtype` (bf16) while norms, softmax, losses, reductions and the optimizer stay f32; parameters stay f32.
+bool autocast_enabled();
+DType autocast_dtype();
+class AutocastGuard {
+ public:
+  explicit AutocastGuard(bool enabled = true, DType dtype = DType::bf16);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  bool prev_enabled_;
+  DType prev_dtype_;
+};
+
+// TF32 for f32 GEMM/convolution on CUDA (process-wide; off by default, as in the benchmark's f32 mode).
+bool tf32_enabled();
+void set_tf32_enabled(bool on);
+
+}  // namespace iris

@@ -1,0 +1,126 @@
+// Autograd graph nodes and how ops record them.
+//
+// Every differentiable op that runs with grad mode on and an input that requires grad records one Node for
+// its (single) output. The node keeps edges to the nodes that produced its inputs (or to the leaf tensors
+// themselves) and whatever its backward needs, saved as SavedTensor (a detached alias plus the storage
+// version at save time, so an in-place change before backward is caught and named).
+//
+// Nodes are numbered in creation order; the engine (engine.cpp) runs them in reverse creation order, which
+// is a topological order because an op's inputs always exist before it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "framework/core/tensor.h"
+
+namespace iris::autograd {
+
+class Node;
+
+// Where the gradient for one input goes: to the node that produced it, or to a leaf, or nowhere.
+struct Edge {
+  std::shared_ptr<Node> node;
+  std::shared_ptr<TensorImpl> leaf;
+  Shape shape;  // the input's shape and dtype, to check the gradient a backward formula returns
+  DType dtype = DType::f32;
+  Device device;
+  bool active() const { return node || leaf; }
+};
+
+class Node {
+ public:
+  explicit Node(const char* name);
+  virtual ~Node() = default;
+
+  // Gradients for each input (same order as inputs()), given the gradient of the output. An undefined
+  // tensor means "no gradient" (input not needing one).
+  virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;
+  // Drops saved tensors after a backward pass without retain_graph.
+  virtual void release() = 0;
+
+  const char* name() const { return name_; }
+  uint64_t seq() const { return seq_; }
+  std::vector<Edge>& inputs() { return inputs_; }
+  bool needs_grad(size_t i) const { return i < inputs_.size() && inputs_[i].active(); }
+  bool released() const { return released_; }
+  void mark_released() { released_ = true; }
+
+ private:
+  const char* name_;
+  uint64_t seq_;
+  std::vector<Edge> inputs_;
+  bool released_ = false;
+};
+
+// Which inputs need a gradient; passed to backward formulas so they skip the work for the rest.
+class NeedGrad {
+ public:
+  explicit NeedGrad(const Node* n) : node_(n) {}
+  bool operator[](size_t i) const { return node_->needs_grad(i); }
+
+ private:
+  const Node* node_;
+};
+
+// A tensor kept for backward: a detached alias and the version of its storage when saved.
+class SavedTensor {
+ public:
+  SavedTensor() = default;
+  explicit SavedTensor(const Tensor& t);
+  // The saved value; throws iris::Error naming the op whose backward is running if it was modified in place.
+  const Tensor& get() const;
+  bool defined() const { return value_.defined(); }
+
+ private:
+  Tensor value_;
+  uint64_t version_ = 0;
+};
+
+// A node whose backward is a callable: fn(grad_output, NeedGrad) -> one gradient per input.
+template <class F>
+class LambdaNode final : public Node {
+ public:
+  LambdaNode(const char* name, F fn) : Node(name), fn_(std::make_unique<F>(std::move(fn))) {}
+  std::vector<Tensor> apply(const Tensor& g) override { return (*fn_)(g, NeedGrad(this)); }
+  // unique_ptr so that release() frees the captured SavedTensors whatever F is.
+  void release() override { fn_.reset(); }
+
+ private:
+  std::unique_ptr<F> fn_;
+};
+
+// True when grad mode is on and any defined input requires grad.
+bool any_requires_grad(std::initializer_list<const Tensor*> inputs);
+bool any_requires_grad(const std::vector<Tensor>& inputs);
+
+// Attaches a node to `output` with edges to `inputs`. Call only when any_requires_grad(inputs).
+void attach(Tensor& output, const std::vector<const Tensor*>& inputs, std::shared_ptr<Node> node);
+
+// Records an op: `backward` is fn(const Tensor& grad_out, NeedGrad need) -> std::vector<Tensor> (one per
+// input, undefined where not needed). Does nothing when no input requires grad or grad mode is off.
+template <class F>
+void record(const char* name, Tensor& output, std::initializer_list<const Tensor*> inputs, F backward) {
+  if (!any_requires_grad(inputs)) return;
+  auto node = std::make_shared<LambdaNode<F>>(name, std::move(backward));
+  attach(output, std::vector<const Tensor*>(inputs), node);
+}
+template <class F>
+void record(const char* name, Tensor& output, const std::vector<Tensor>& inputs, F backward) {
+  if (!any_requires_grad(inputs)) return;
+  auto node = std::make_shared<LambdaNode<F>>(name, std::move(backward));
+  std::vector<const Tensor*> ptrs;
+  for (const Tensor& t : inputs) ptrs.push_back(&t);
+  attach(output, ptrs, node);
+}
+
+// The name of the op whose backward is running on this thread (for error messages), or nullptr.
+const char* current_backward_op();
+
+// Runs backward from `root` with gradient `seed` (see Tensor::backward).
+void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph);
+
+}  // namespace iris::autograd

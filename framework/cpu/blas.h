@@ -1,0 +1,24 @@
+// GEMM on the CPU through OpenBLAS, loaded at run time so that Iris can pick its kernels.
+//
+// Why at run time: Debian's OpenBLAS 0.3.21 misdetects recent AMD CPUs with AVX-512 as "Prescott" and runs
+// sgemm ~5x slower than its SkylakeX kernels, which are correct there. OpenBLAS reads OPENBLAS_CORETYPE once,
+// when it is loaded; loading it ourselves (dlopen) lets Iris set that variable from the CPU's actual features
+// first. A user's own OPENBLAS_CORETYPE is always respected. blas_info() says which path runs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace iris::cpu {
+
+// Row-major C[m,n] = alpha * op(A)[m,k] @ op(B)[k,n] + beta * C, with leading dimensions in elements.
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
+          int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc);
+
+void blas_set_num_threads(int n);
+// "OpenBLAS 0.3.21 core SkylakeX (chosen by Iris: CPU has AVX-512)", printed by tools at start-up.
+std::string blas_info();
+
+}  // namespace iris::cpu

@@ -1,0 +1,182 @@
+// Elementwise functors shared by the CPU and CUDA backends (one definition, compiled for both).
+//
+// Each functor maps compute-type values (float for f32/bf16 storage, double for f64) to one value.
+// `a`/`b` are op parameters (a scalar operand, clamp bounds, an exponent).
+#pragma once
+
+#include <cmath>
+
+#include "framework/core/dtype.h"
+
+namespace iris {
+
+enum class UnaryOp : uint8_t {
+  neg, abs, exp, log, sqrt, rsqrt, sin, cos, sigmoid, tanh, silu, gelu, relu, square, sign,
+  add_scalar,   // x + a
+  mul_scalar,   // x * a
+  rsub_scalar,  // a - x
+  rdiv_scalar,  // a / x
+  pow_scalar,   // x ^ a
+  clamp,        // min(max(x, a), b)
+};
+
+enum class BinaryOp : uint8_t {
+  add, sub, mul, div, pow, maximum, minimum,
+  // Backward helpers: (x or y, g) -> dL/dx, with y the op's output where that is cheaper.
+  silu_bwd,     // (x, g) -> g * silu'(x)
+  gelu_bwd,     // (x, g) -> g * gelu'(x)
+  sigmoid_bwd,  // (y, g) -> g * y * (1 - y)
+  tanh_bwd,     // (y, g) -> g * (1 - y^2)
+  relu_bwd,     // (x, g) -> x > 0 ? g : 0
+  abs_bwd,      // (x, g) -> g * sign(x)
+  clamp_bwd,    // (x, g) -> a <= x <= b ? g : 0
+};
+
+enum class CompareOp : uint8_t { eq, ne, lt, le, gt, ge };
+
+namespace fn {
+
+// Math shims: fast intrinsics on the device, the standard library on the host.
+#if defined(__CUDA_ARCH__)
+IRIS_HD float exp_(float x) { return __expf(x); }
+IRIS_HD float log_(float x) { return __logf(x); }
+IRIS_HD float sin_(float x) { return sinf(x); }
+IRIS_HD float cos_(float x) { return cosf(x); }
+IRIS_HD float tanh_(float x) { return tanhf(x); }
+IRIS_HD float erf_(float x) { return erff(x); }
+IRIS_HD float sqrt_(float x) { return sqrtf(x); }
+IRIS_HD float rsqrt_(float x) { return rsqrtf(x); }
+IRIS_HD float pow_(float x, float y) { return powf(x, y); }
+#else
+IRIS_HD float exp_(float x) { return std::exp(x); }
+IRIS_HD float log_(float x) { return std::log(x); }
+IRIS_HD float sin_(float x) { return std::sin(x); }
+IRIS_HD float cos_(float x) { return std::cos(x); }
+IRIS_HD float tanh_(float x) { return std::tanh(x); }
+IRIS_HD float erf_(float x) { return std::erf(x); }
+IRIS_HD float sqrt_(float x) { return std::sqrt(x); }
+IRIS_HD float rsqrt_(float x) { return 1.0f / std::sqrt(x); }
+IRIS_HD float pow_(float x, float y) { return std::pow(x, y); }
+#endif
+IRIS_HD double exp_(double x) { return ::exp(x); }
+IRIS_HD double log_(double x) { return ::log(x); }
+IRIS_HD double sin_(double x) { return ::sin(x); }
+IRIS_HD double cos_(double x) { return ::cos(x); }
+IRIS_HD double tanh_(double x) { return ::tanh(x); }
+IRIS_HD double erf_(double x) { return ::erf(x); }
+IRIS_HD double sqrt_(double x) { return ::sqrt(x); }
+IRIS_HD double rsqrt_(double x) { return 1.0 / ::sqrt(x); }
+IRIS_HD double pow_(double x, double y) { return ::pow(x, y); }
+
+template <class C>
+IRIS_HD C sigmoid(C x) {
+  return C(1) / (C(1) + exp_(-x));
+}
+
+// GELU with the exact erf form (PyTorch's default): x * Phi(x).
+template <class C>
+IRIS_HD C gelu(C x) {
+  return C(0.5) * x * (C(1) + erf_(x * C(0.70710678118654752440)));
+}
+template <class C>
+IRIS_HD C gelu_grad(C x) {
+  const C cdf = C(0.5) * (C(1) + erf_(x * C(0.70710678118654752440)));
+  const C pdf = exp_(C(-0.5) * x * x) * C(0.39894228040143267794);
+  return cdf + x * pdf;
+}
+
+template <UnaryOp OP, class C>
+IRIS_HD C unary(C x, C a, C b) {
+  {
+    if constexpr (OP == UnaryOp::neg) return -x;
+    if constexpr (OP == UnaryOp::abs) return x < C(0) ? -x : x;
+    if constexpr (OP == UnaryOp::exp) return exp_(x);
+    if constexpr (OP == UnaryOp::log) return log_(x);
+    if constexpr (OP == UnaryOp::sqrt) return sqrt_(x);
+    if constexpr (OP == UnaryOp::rsqrt) return rsqrt_(x);
+    if constexpr (OP == UnaryOp::sin) return sin_(x);
+    if constexpr (OP == UnaryOp::cos) return cos_(x);
+    if constexpr (OP == UnaryOp::sigmoid) return sigmoid(x);
+    if constexpr (OP == UnaryOp::tanh) return tanh_(x);
+    if constexpr (OP == UnaryOp::silu) return x * sigmoid(x);
+    if constexpr (OP == UnaryOp::gelu) return gelu(x);
+    if constexpr (OP == UnaryOp::relu) return x > C(0) ? x : C(0);
+    if constexpr (OP == UnaryOp::square) return x * x;
+    if constexpr (OP == UnaryOp::sign) return x > C(0) ? C(1) : (x < C(0) ? C(-1) : C(0));
+    if constexpr (OP == UnaryOp::add_scalar) return x + a;
+    if constexpr (OP == UnaryOp::mul_scalar) return x * a;
+    if constexpr (OP == UnaryOp::rsub_scalar) return a - x;
+    if constexpr (OP == UnaryOp::rdiv_scalar) return a / x;
+    if constexpr (OP == UnaryOp::pow_scalar) return a == C(2) ? x * x : (a == C(1) ? x : pow_(x, a));
+    if constexpr (OP == UnaryOp::clamp) return x < a ? a : (x > b ? b : x);
+  }
+  return x;
+}
+
+template <BinaryOp OP, class C>
+IRIS_HD C binary(C x, C y, C a, C b) {
+  {
+    if constexpr (OP == BinaryOp::add) return x + y;
+    if constexpr (OP == BinaryOp::sub) return x - y;
+    if constexpr (OP == BinaryOp::mul) return x * y;
+    if constexpr (OP == BinaryOp::div) return x / y;
+    if constexpr (OP == BinaryOp::pow) return pow_(x, y);
+    if constexpr (OP == BinaryOp::maximum) return x > y ? x : y;
+    if constexpr (OP == BinaryOp::minimum) return x < y ? x : y;
+    if constexpr (OP == BinaryOp::silu_bwd) {
+      const C s = sigmoid(x);
+      return y * s * (C(1) + x * (C(1) - s));
+    }
+    if constexpr (OP == BinaryOp::gelu_bwd) return y * gelu_grad(x);
+    if constexpr (OP == BinaryOp::sigmoid_bwd) return y * x * (C(1) - x);
+    if constexpr (OP == BinaryOp::tanh_bwd) return y * (C(1) - x * x);
+    if constexpr (OP == BinaryOp::relu_bwd) return x > C(0) ? y : C(0);
+    if constexpr (OP == BinaryOp::abs_bwd) return x > C(0) ? y : (x < C(0) ? -y : C(0));
+    if constexpr (OP == BinaryOp::clamp_bwd) return (x >= a && x <= b) ? y : C(0);
+  }
+  return x;
+}
+
+template <CompareOp OP, class C>
+IRIS_HD bool compare(C x, C y) {
+  {
+    if constexpr (OP == CompareOp::eq) return x == y;
+    if constexpr (OP == CompareOp::ne) return x != y;
+    if constexpr (OP == CompareOp::lt) return x < y;
+    if constexpr (OP == CompareOp::le) return x <= y;
+    if constexpr (OP == CompareOp::gt) return x > y;
+    if constexpr (OP == CompareOp::ge) return x >= y;
+  }
+  return false;
+}
+
+}  // namespace fn
+
+// Storage type -> compute type: bf16 and f32 compute in float, f64 in double, integers in their own type.
+template <class T>
+struct compute_type {
+  using type = T;
+};
+template <>
+struct compute_type<bf16> {
+  using type = float;
+};
+template <class T>
+using compute_t = typename compute_type<T>::type;
+
+template <class C, class T>
+IRIS_HD C load_as(const T* p) {
+  if constexpr (std::is_same_v<T, bf16>)
+    return static_cast<C>(p->to_float());
+  else
+    return static_cast<C>(*p);
+}
+template <class T, class C>
+IRIS_HD void store_as(T* p, C v) {
+  if constexpr (std::is_same_v<T, bf16>)
+    *p = bf16::from_float(static_cast<float>(v));
+  else
+    *p = static_cast<T>(v);
+}
+
+}  // namespace iris

@@ -1,0 +1,37 @@
+// Shared helpers for Iris's doctest suites: deterministic random tensors (from a host RNG independent of
+// the framework's), error measures, non-contiguous copies, and the float64 finite-difference gradient check.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "framework/iris.h"
+
+namespace iris::test {
+
+// Values ~ N(0, scale^2) (or U(lo, hi)) from a seeded std::mt19937_64, on the CPU, then converted.
+Tensor randn(const Shape& shape, uint64_t seed, DType dtype = DType::f64, double scale = 1.0);
+Tensor uniform(const Shape& shape, uint64_t seed, double lo, double hi, DType dtype = DType::f64);
+
+// The same values as `t` in a non-contiguous layout (a strided slice of a larger buffer).
+Tensor noncontiguous(const Tensor& t);
+
+double max_abs_diff(const Tensor& a, const Tensor& b);
+// ||a - b|| / max(||b||, tiny): the relative L2 error used to compare devices and dtypes.
+double rel_l2(const Tensor& a, const Tensor& b);
+// CHECKs shapes equal and max |a-b| <= atol + rtol * |b| elementwise; reports the worst element.
+void check_close(const Tensor& a, const Tensor& b, double atol = 1e-10, double rtol = 1e-10);
+
+// Finite-difference gradient check in float64. `fn` maps the inputs to any tensor; the check compares the
+// gradient of sum(fn(inputs) * w) (w fixed random) from backward() with central differences, for every
+// element of every input that requires grad. Inputs must be f64.
+void gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn, std::vector<Tensor> inputs,
+               double eps = 1e-6, double atol = 1e-6, double rtol = 1e-5);
+
+// Checks that running `fn` throws iris::Error whose message contains every one of `parts`.
+void check_throws_with(const std::function<void()>& fn, const std::vector<std::string>& parts);
+
+}  // namespace iris::test
