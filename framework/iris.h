@@ -6,3 +6,4 @@
 #include "framework/cpu/parallel.h"
 #include "framework/ops/elementwise.h"
 #include "framework/ops/reduce.h"
+#include "framework/ops/matmul.h"
