@@ -7,3 +7,4 @@
 #include "framework/ops/elementwise.h"
 #include "framework/ops/reduce.h"
 #include "framework/ops/matmul.h"
+#include "framework/ops/random.h"
