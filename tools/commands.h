@@ -1,0 +1,11 @@
+// The `iris` program's subcommands. Each lives in its own file (tools/cmd_<name>.cpp) and registers itself
+// on the CLI11 app; main.cpp lists them.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace iris::tools {
+
+void register_version(CLI::App& app);
+
+}  // namespace iris::tools
