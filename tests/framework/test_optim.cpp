@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <numbers>
 
 #include "tests/common/test_util.h"
 
@@ -351,7 +352,7 @@ TEST_CASE("LR schedule at its boundaries") {
   CHECK(cos.lr_at(60) == doctest::Approx(1e-5 + (1e-3 - 1e-5) / 2).epsilon(1e-12));  // half way
   CHECK(cos.lr_at(109) > 1e-5);
   CHECK(cos.lr_at(109) ==
-        doctest::Approx(1e-5 + (1e-3 - 1e-5) * 0.5 * (1 + std::cos(0.99 * M_PI))).epsilon(1e-12));
+        doctest::Approx(1e-5 + (1e-3 - 1e-5) * 0.5 * (1 + std::cos(0.99 * std::numbers::pi))).epsilon(1e-12));
   CHECK(cos.lr_at(110) == 1e-5);
   CHECK(cos.lr_at(1000000) == 1e-5);
   for (int64_t s = 10; s < 110; ++s) CHECK(cos.lr_at(s + 1) <= cos.lr_at(s));
