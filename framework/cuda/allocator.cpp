@@ -56,7 +56,9 @@ uint64_t pool_attr(cudaMemPool_t pool, cudaMemPoolAttr attr) {
   return v;
 }
 
-std::string mib(double bytes) { return detail::cat(bytes / (1024.0 * 1024.0), " MiB"); }
+std::string mib(double bytes) {
+  return detail::cat(bytes / (1024.0 * 1024.0), " MiB");
+}
 
 // Sets the current device for a scope without ever throwing (for the free path).
 class QuietDeviceGuard {
@@ -111,14 +113,16 @@ void* device_alloc(size_t bytes, int device) {
 
 void device_free(void* ptr, size_t bytes, int device) noexcept {
   if (!ptr) return;
-  DevicePool* dp = (device >= 0 && device < kMaxDevices) ? g_pools[device].load(std::memory_order_acquire) : nullptr;
+  DevicePool* dp =
+      (device >= 0 && device < kMaxDevices) ? g_pools[device].load(std::memory_order_acquire) : nullptr;
   Context* ctx = nullptr;
   try {
     ctx = &context(device);
   } catch (...) {
   }
   if (!dp || !ctx) {
-    std::fprintf(stderr, "iris: device_free of %p on cuda:%d, which has no pool (a bug in Iris)\n", ptr, device);
+    std::fprintf(stderr, "iris: device_free of %p on cuda:%d, which has no pool (a bug in Iris)\n", ptr,
+                 device);
     return;
   }
   QuietDeviceGuard guard(device);
@@ -127,8 +131,8 @@ void device_free(void* ptr, size_t bytes, int device) noexcept {
     (void)cudaGetLastError();
     // At process exit the runtime may already be gone; the driver frees everything then anyway.
     if (err != cudaErrorCudartUnloading && err != cudaErrorContextIsDestroyed)
-      std::fprintf(stderr, "iris: cudaFreeAsync(%p, %zu bytes) on cuda:%d failed: %s (%s)\n", ptr, bytes, device,
-                   cudaGetErrorName(err), cudaGetErrorString(err));
+      std::fprintf(stderr, "iris: cudaFreeAsync(%p, %zu bytes) on cuda:%d failed: %s (%s)\n", ptr, bytes,
+                   device, cudaGetErrorName(err), cudaGetErrorString(err));
   }
   dp->allocated.fetch_sub(bytes);
   dp->frees.fetch_add(1);
@@ -139,8 +143,8 @@ void* pinned_alloc(size_t bytes) {
   const cudaError_t err = cudaHostAlloc(&ptr, bytes, cudaHostAllocDefault);
   if (err != cudaSuccess) {
     (void)cudaGetLastError();
-    IRIS_THROW("could not allocate ", bytes, " bytes (", mib(double(bytes)), ") of pinned host memory: ",
-               cudaGetErrorName(err), " (", cudaGetErrorString(err), ")");
+    IRIS_THROW("could not allocate ", bytes, " bytes (", mib(double(bytes)),
+               ") of pinned host memory: ", cudaGetErrorName(err), " (", cudaGetErrorString(err), ")");
   }
   return ptr;
 }

@@ -35,9 +35,10 @@ void throw_cuda_error(cudaError_t err, const char* expr, const char* file, int l
 }
 
 void throw_cublas_error(cublasStatus_t status, const char* expr, const char* file, int line) {
-  detail::throw_error(detail::cat("cuBLAS error ", cublasLtGetStatusName(status), " (",
-                                  cublasLtGetStatusString(status), ")", current_device_text(), " in `", expr, "`"),
-                      file, line);
+  detail::throw_error(
+      detail::cat("cuBLAS error ", cublasLtGetStatusName(status), " (", cublasLtGetStatusString(status), ")",
+                  current_device_text(), " in `", expr, "`"),
+      file, line);
 }
 
 void throw_cudnn_error(cudnnStatus_t status, const char* expr, const char* file, int line) {
@@ -61,8 +62,8 @@ void debug_sync(const char* what, const char* file, int line) {
   if (!sync_debug()) return;
   const cudaError_t err = cudaDeviceSynchronize();
   if (err != cudaSuccess) [[unlikely]]
-    detail::throw_error(detail::cat("CUDA error after ", what, " (IRIS_SYNC_DEBUG): ", cudaGetErrorName(err), " (",
-                                    cudaGetErrorString(err), ")", current_device_text()),
+    detail::throw_error(detail::cat("CUDA error after ", what, " (IRIS_SYNC_DEBUG): ", cudaGetErrorName(err),
+                                    " (", cudaGetErrorString(err), ")", current_device_text()),
                         file, line);
 }
 

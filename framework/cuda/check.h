@@ -1,5 +1,5 @@
-// Checking macros for the CUDA runtime, cuBLAS(Lt) and cuDNN: every failing call becomes an iris::Error carrying
-// file:line, the expression that failed and the library's own error name and string.
+// Checking macros for the CUDA runtime, cuBLAS(Lt) and cuDNN: every failing call becomes an iris::Error
+// carrying file:line, the expression that failed and the library's own error name and string.
 //
 // IRIS_SYNC_DEBUG=1 in the environment (read once, at the first check) makes every kernel launch and every
 // cuBLAS/cuDNN call synchronise the device and check for asynchronous errors right there, so that a fault is
@@ -30,27 +30,27 @@ void debug_sync(const char* what, const char* file, int line);
 
 }  // namespace iris::cuda
 
-#define IRIS_CUDA_CHECK(expr)                                                    \
-  do {                                                                           \
-    const cudaError_t iris_err_ = (expr);                                        \
-    if (iris_err_ != cudaSuccess) [[unlikely]]                                   \
-      ::iris::cuda::throw_cuda_error(iris_err_, #expr, __FILE__, __LINE__);      \
+#define IRIS_CUDA_CHECK(expr)                                               \
+  do {                                                                      \
+    const cudaError_t iris_err_ = (expr);                                   \
+    if (iris_err_ != cudaSuccess) [[unlikely]]                              \
+      ::iris::cuda::throw_cuda_error(iris_err_, #expr, __FILE__, __LINE__); \
   } while (0)
 
-#define IRIS_CUBLAS_CHECK(expr)                                                  \
-  do {                                                                           \
-    const cublasStatus_t iris_st_ = (expr);                                      \
-    if (iris_st_ != CUBLAS_STATUS_SUCCESS) [[unlikely]]                          \
-      ::iris::cuda::throw_cublas_error(iris_st_, #expr, __FILE__, __LINE__);     \
-    ::iris::cuda::debug_sync(#expr, __FILE__, __LINE__);                         \
+#define IRIS_CUBLAS_CHECK(expr)                                              \
+  do {                                                                       \
+    const cublasStatus_t iris_st_ = (expr);                                  \
+    if (iris_st_ != CUBLAS_STATUS_SUCCESS) [[unlikely]]                      \
+      ::iris::cuda::throw_cublas_error(iris_st_, #expr, __FILE__, __LINE__); \
+    ::iris::cuda::debug_sync(#expr, __FILE__, __LINE__);                     \
   } while (0)
 
-#define IRIS_CUDNN_CHECK(expr)                                                   \
-  do {                                                                           \
-    const cudnnStatus_t iris_st_ = (expr);                                       \
-    if (iris_st_ != CUDNN_STATUS_SUCCESS) [[unlikely]]                           \
-      ::iris::cuda::throw_cudnn_error(iris_st_, #expr, __FILE__, __LINE__);      \
-    ::iris::cuda::debug_sync(#expr, __FILE__, __LINE__);                         \
+#define IRIS_CUDNN_CHECK(expr)                                              \
+  do {                                                                      \
+    const cudnnStatus_t iris_st_ = (expr);                                  \
+    if (iris_st_ != CUDNN_STATUS_SUCCESS) [[unlikely]]                      \
+      ::iris::cuda::throw_cudnn_error(iris_st_, #expr, __FILE__, __LINE__); \
+    ::iris::cuda::debug_sync(#expr, __FILE__, __LINE__);                    \
   } while (0)
 
 // Place right after a <<<...>>> launch; `what` is a string naming the kernel and its dtype.

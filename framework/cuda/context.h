@@ -1,8 +1,8 @@
 // Per-device CUDA state, created lazily on the first use of a device and kept for the life of the process.
 //
 // Every Iris kernel and library call on device N runs on context(N).compute, a non-blocking stream (never the
-// legacy default stream, which would serialise with everything). Because all work, allocation and freeing of a
-// device is ordered on that one stream, ops never synchronise the host except where a value must reach it
+// legacy default stream, which would serialise with everything). Because all work, allocation and freeing of
+// a device is ordered on that one stream, ops never synchronise the host except where a value must reach it
 // (item(), to_vector(), copies to the CPU). The comm stream and the two events are for overlapping NCCL
 // gradient all-reduce with the backward pass later.
 //
@@ -83,10 +83,12 @@ class Context {
   std::unordered_map<std::type_index, std::shared_ptr<void>> slots_;
 };
 
-// The context of `device` (created on first use; throws iris::Error naming the device when it does not exist).
-// Makes no device current; see DeviceGuard.
+// The context of `device` (created on first use; throws iris::Error naming the device when it does not
+// exist). Makes no device current; see DeviceGuard.
 Context& context(int device);
-inline cudaStream_t compute_stream(int device) { return context(device).compute; }
+inline cudaStream_t compute_stream(int device) {
+  return context(device).compute;
+}
 
 // Makes `device` the calling thread's current device for the scope (kernels launch on the current device),
 // restoring the previous one afterwards. Cheap when it is already current.

@@ -92,7 +92,8 @@ void compare(CompareOp op, const Tensor& x, const Tensor& y, Tensor& out) {
       constexpr CompareOp OP = decltype(opc)::value;
       launch_indexed(n, [&](auto itag) {
         using I = decltype(itag);
-        compare_kernel<OP, T, I><<<grid_for(n, ctx), kThreads, 0, ctx.compute>>>(ix, xp, yp, op_, static_cast<I>(n));
+        compare_kernel<OP, T, I>
+            <<<grid_for(n, ctx), kThreads, 0, ctx.compute>>>(ix, xp, yp, op_, static_cast<I>(n));
       });
       IRIS_CUDA_CHECK_LAUNCH("cuda::compare");
     });
@@ -106,7 +107,8 @@ void where(const Tensor& cond, const Tensor& x, const Tensor& y, Tensor& out) {
   DeviceGuard guard(ctx.device);
   const Shape& shape = out.shape();
   const Indexer<4> ix = make_indexer<4>(
-      shape, {out.strides(), strides_for(cond, shape), strides_for(x, shape), strides_for(y, shape)}, "where");
+      shape, {out.strides(), strides_for(cond, shape), strides_for(x, shape), strides_for(y, shape)},
+      "where");
   const uint8_t* cp = cond.data<uint8_t>();
   dispatch_all(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -115,7 +117,8 @@ void where(const Tensor& cond, const Tensor& x, const Tensor& y, Tensor& out) {
     T* op_ = out.data<T>();
     launch_indexed(n, [&](auto itag) {
       using I = decltype(itag);
-      where_kernel<T, I><<<grid_for(n, ctx), kThreads, 0, ctx.compute>>>(ix, cp, xp, yp, op_, static_cast<I>(n));
+      where_kernel<T, I>
+          <<<grid_for(n, ctx), kThreads, 0, ctx.compute>>>(ix, cp, xp, yp, op_, static_cast<I>(n));
     });
     IRIS_CUDA_CHECK_LAUNCH("cuda::where");
   });
@@ -128,8 +131,8 @@ void copy(const Tensor& src, Tensor& dst) {
   DeviceGuard guard(ctx.device);
   const Indexer<2> ix = make_indexer<2>(dst.shape(), {dst.strides(), strides_for(src, dst.shape())}, "copy");
   if (src.dtype() == dst.dtype() && ix.ndim == 1 && ix.strides[0][0] == 1 && ix.strides[1][0] == 1) {
-    IRIS_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), dst.nbytes(), cudaMemcpyDeviceToDevice,
-                                    ctx.compute));
+    IRIS_CUDA_CHECK(
+        cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), dst.nbytes(), cudaMemcpyDeviceToDevice, ctx.compute));
     debug_sync("cuda::copy (memcpy)", __FILE__, __LINE__);
     return;
   }

@@ -34,7 +34,8 @@ __global__ void unary_vec_kernel(const T* __restrict__ x, T* __restrict__ out, i
     for (int j = 0; j < V; ++j) store_as(&r.v[j], fn::unary<OP>(load_as<C>(&in.v[j]), a, b));
     ov[i] = r;
   }
-  for (int64_t i = nvec * V + tid; i < n; i += step) store_as(out + i, fn::unary<OP>(load_as<C>(x + i), a, b));
+  for (int64_t i = nvec * V + tid; i < n; i += step)
+    store_as(out + i, fn::unary<OP>(load_as<C>(x + i), a, b));
 }
 
 template <UnaryOp OP, class T, class I>
@@ -64,12 +65,13 @@ void unary(UnaryOp op, const Tensor& x, Tensor& out, double pa, double pb) {
     const T* xp = x.data<T>();
     T* op_ = out.data<T>();
     const C a = static_cast<C>(pa), b = static_cast<C>(pb);
-    const bool vec = ix.ndim == 1 && ix.strides[0][0] == 1 && ix.strides[1][0] == 1 && aligned16(xp) &&
-                     aligned16(op_);
+    const bool vec =
+        ix.ndim == 1 && ix.strides[0][0] == 1 && ix.strides[1][0] == 1 && aligned16(xp) && aligned16(op_);
     dispatch_unary(op, [&](auto opc) {
       constexpr UnaryOp OP = decltype(opc)::value;
       if (vec) {
-        unary_vec_kernel<OP, T><<<grid_for((n + V - 1) / V, ctx), kThreads, 0, ctx.compute>>>(xp, op_, n, a, b);
+        unary_vec_kernel<OP, T>
+            <<<grid_for((n + V - 1) / V, ctx), kThreads, 0, ctx.compute>>>(xp, op_, n, a, b);
       } else if (n <= INT32_MAX) {
         unary_strided_kernel<OP, T, uint32_t>
             <<<grid_for(n, ctx), kThreads, 0, ctx.compute>>>(ix, xp, op_, static_cast<uint32_t>(n), a, b);

@@ -15,8 +15,8 @@
 
 namespace iris::cuda {
 
-constexpr int kMaxDims = 8;      // dimensions left after coalescing; more throws (see make_indexer)
-constexpr int kThreads = 256;    // threads per block of the elementwise kernels
+constexpr int kMaxDims = 8;    // dimensions left after coalescing; more throws (see make_indexer)
+constexpr int kThreads = 256;  // threads per block of the elementwise kernels
 
 // K operands sharing one iteration shape. Dimension 0 is the innermost (fastest varying); a linear index
 // i in [0, numel) is decomposed row-major over the shape, and offsets[k] = sum_d idx_d * strides[k][d].
@@ -97,7 +97,9 @@ inline unsigned grid_for(int64_t work, const Context& ctx) {
   return static_cast<unsigned>(std::max<int64_t>(1, std::min(blocks, std::max<int64_t>(cap, 1))));
 }
 
-inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+inline bool aligned16(const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
+}
 
 // V elements of T loaded or stored as one 16-byte access (V * sizeof(T) == 16).
 template <class T, int V>

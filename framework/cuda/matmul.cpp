@@ -7,9 +7,9 @@
 //
 // Each distinct problem (dtype, compute mode, ops, sizes, leading dimensions, batch strides and pointer
 // alignments) gets a plan, cached in the device's context: the matmul descriptor, the three layouts and the
-// algorithm cuBLASLt's heuristic picked for the 32 MiB workspace. Pointer alignment is part of the key because
-// the heuristic must be told it (it assumes 256 bytes otherwise, and an algorithm chosen for that would fault
-// on a view that starts mid-buffer).
+// algorithm cuBLASLt's heuristic picked for the 32 MiB workspace. Pointer alignment is part of the key
+// because the heuristic must be told it (it assumes 256 bytes otherwise, and an algorithm chosen for that
+// would fault on a view that starts mid-buffer).
 #include "framework/cuda/matmul.h"
 
 #include <algorithm>
@@ -91,7 +91,8 @@ std::shared_ptr<MatmulPlan> make_plan(const MatmulKey& key, Context& ctx) {
       cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof(op_second)));
   // Stored shapes (before the op): first is m x k (op N) or k x m (op T); second is k x n or n x k.
   const bool tf = op_first == CUBLAS_OP_T, ts = op_second == CUBLAS_OP_T;
-  plan->first = make_layout(type, tf ? key.k : key.m, tf ? key.m : key.k, key.ld_first, key.batch, key.stride_first);
+  plan->first =
+      make_layout(type, tf ? key.k : key.m, tf ? key.m : key.k, key.ld_first, key.batch, key.stride_first);
   plan->second =
       make_layout(type, ts ? key.n : key.k, ts ? key.k : key.n, key.ld_second, key.batch, key.stride_second);
   plan->c = make_layout(type, key.m, key.n, key.ldc, key.batch, key.stride_c);
@@ -106,12 +107,13 @@ std::shared_ptr<MatmulPlan> make_plan(const MatmulKey& key, Context& ctx) {
       CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
       CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
   for (int i = 0; i < 4; ++i)
-    IRIS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, align_attrs[i], &aligns[i], sizeof(uint32_t)));
+    IRIS_CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref, align_attrs[i], &aligns[i], sizeof(uint32_t)));
 
   cublasLtMatmulHeuristicResult_t result{};
   int count = 0;
-  const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(ctx.cublaslt(), plan->desc, plan->first, plan->second,
-                                                           plan->c, plan->c, pref, 1, &result, &count);
+  const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(
+      ctx.cublaslt(), plan->desc, plan->first, plan->second, plan->c, plan->c, pref, 1, &result, &count);
   cublasLtMatmulPreferenceDestroy(pref);
   if (st == CUBLAS_STATUS_SUCCESS && count > 0 && result.state == CUBLAS_STATUS_SUCCESS) {
     plan->found = true;
@@ -123,17 +125,19 @@ std::shared_ptr<MatmulPlan> make_plan(const MatmulKey& key, Context& ctx) {
   return plan;
 }
 
-const char* dtype_text(DType t) { return dtype_name(t); }
+const char* dtype_text(DType t) {
+  return dtype_name(t);
+}
 
-// Runs one cuBLASLt call for `batch` products starting at the given pointers. Returns false when the heuristic
-// has no algorithm for this layout/alignment.
+// Runs one cuBLASLt call for `batch` products starting at the given pointers. Returns false when the
+// heuristic has no algorithm for this layout/alignment.
 bool run_lt(Context& ctx, DType dt, const void* ap, const BlasView& va, int64_t sa, const void* bp,
-            const BlasView& vb, int64_t sb, void* cp, int64_t batch, int64_t M, int64_t N, int64_t K, double alpha,
-            double beta) {
+            const BlasView& vb, int64_t sb, void* cp, int64_t batch, int64_t M, int64_t N, int64_t K,
+            double alpha, double beta) {
   const size_t es = dtype_size(dt);
   MatmulKey key;
   key.dtype = dt == DType::bf16 ? CUDA_R_16BF : (dt == DType::f32 ? CUDA_R_32F : CUDA_R_64F);
-  key.compute = dt == DType::f64 ? CUBLAS_COMPUTE_64F
+  key.compute = dt == DType::f64                       ? CUBLAS_COMPUTE_64F
                 : (dt == DType::f32 && tf32_enabled()) ? CUBLAS_COMPUTE_32F_FAST_TF32
                                                        : CUBLAS_COMPUTE_32F;
   key.op_first = vb.trans ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -156,9 +160,9 @@ bool run_lt(Context& ctx, DType dt, const void* ap, const BlasView& va, int64_t 
   const float alpha_f = static_cast<float>(alpha), beta_f = static_cast<float>(beta);
   const void* alpha_p = dt == DType::f64 ? static_cast<const void*>(&alpha) : &alpha_f;
   const void* beta_p = dt == DType::f64 ? static_cast<const void*>(&beta) : &beta_f;
-  IRIS_CUBLAS_CHECK(cublasLtMatmul(ctx.cublaslt(), plan.desc, alpha_p, bp, plan.first, ap, plan.second, beta_p, cp,
-                                   plan.c, cp, plan.c, &plan.algo, ctx.cublaslt_workspace(), plan.workspace,
-                                   ctx.compute));
+  IRIS_CUBLAS_CHECK(cublasLtMatmul(ctx.cublaslt(), plan.desc, alpha_p, bp, plan.first, ap, plan.second,
+                                   beta_p, cp, plan.c, cp, plan.c, &plan.algo, ctx.cublaslt_workspace(),
+                                   plan.workspace, ctx.compute));
   return true;
 }
 
@@ -215,6 +219,8 @@ void bmm(const Tensor& a_in, const Tensor& b_in, Tensor& out, double alpha, doub
   }
 }
 
-size_t matmul_plan_count(int device) { return context(device).slot<MatmulCache>().size(); }
+size_t matmul_plan_count(int device) {
+  return context(device).slot<MatmulCache>().size();
+}
 
 }  // namespace iris::cuda

@@ -1,7 +1,8 @@
-// CUDA Philox fill: one thread per Philox block (4 consecutive outputs of one stream), in a grid-stride loop of
-// 256-thread blocks. Every value is the same function of (seed, stream, block, word) as on the CPU
-// (framework/core/philox.h), so uniform draws are bit-identical to the CPU's and normal draws (double-precision
-// Box-Muller) agree to the last bit except where the device's and the host's libm differ by an ulp.
+// CUDA Philox fill: one thread per Philox block (4 consecutive outputs of one stream), in a grid-stride loop
+// of 256-thread blocks. Every value is the same function of (seed, stream, block, word) as on the CPU
+// (framework/core/philox.h), so uniform draws are bit-identical to the CPU's and normal draws
+// (double-precision Box-Muller) agree to the last bit except where the device's and the host's libm differ by
+// an ulp.
 //
 // The N stream ids travel in the kernel's parameters when N <= kInlineStreams (the usual per-sample batch),
 // otherwise in a device buffer copied from the host on the compute stream.
@@ -37,11 +38,13 @@ __global__ void philox_kernel(T* __restrict__ out, int64_t N, int64_t M, uint64_
     for (int lane = 0; lane < 4; ++lane) {
       const int64_t j = blk * 4 + lane;
       if (j >= M) break;
+      // Explicitly rounded multiply and add: nvcc would otherwise contract a + s * u into one FMA, which
+      // the host (baseline x86-64) does not do, and the last bit could differ from the CPU's.
       double v;
       if constexpr (DIST == Distribution::uniform)
-        v = a + (b - a) * static_cast<double>(philox::uniform01(bl.v[lane]));
+        v = __dadd_rn(a, __dmul_rn(b - a, static_cast<double>(philox::uniform01(bl.v[lane]))));
       else
-        v = a + b * philox::normal_from_block(bl, lane);
+        v = __dadd_rn(a, __dmul_rn(b, philox::normal_from_block(bl, lane)));
       store_as(row + j, v);
     }
   }

@@ -13,8 +13,8 @@
 // accumulators (in a temporary buffer) a second kernel combines in a fixed order: results are deterministic.
 //
 // softmax: one row per group of TX threads (TX = 32 for rows up to 1024 wide, else 256, 8 or 1 rows per
-// 256-thread block). Pass 1 keeps a running (max, sum of exp) per thread, combined by warp shuffles (and shared
-// memory across warps); pass 2 writes the outputs. The backward does the same with plain sums.
+// 256-thread block). Pass 1 keeps a running (max, sum of exp) per thread, combined by warp shuffles (and
+// shared memory across warps); pass 2 writes the outputs. The backward does the same with plain sums.
 #include <algorithm>
 
 #include "framework/cuda/loops.cuh"
@@ -39,10 +39,20 @@ __device__ __forceinline__ A quiet_nan() {
   else
     return __longlong_as_double(0x7ff8000000000000LL);
 }
-__device__ __forceinline__ float exp_acc(float x) { return expf(x); }  // accurate, not __expf
-__device__ __forceinline__ double exp_acc(double x) { return exp(x); }
-__device__ __forceinline__ float log_acc(float x) { return logf(x); }
-__device__ __forceinline__ double log_acc(double x) { return log(x); }
+// The accurate exp/log (not the __expf/__logf intrinsics the elementwise functors use): softmax rows mix
+// large and small values.
+__device__ __forceinline__ float exp_acc(float x) {
+  return expf(x);
+}
+__device__ __forceinline__ double exp_acc(double x) {
+  return exp(x);
+}
+__device__ __forceinline__ float log_acc(float x) {
+  return logf(x);
+}
+__device__ __forceinline__ double log_acc(double x) {
+  return log(x);
+}
 
 // Accumulator of every reduction: v0 = sum / extreme / mean, v1 = M2 (var), n = elements seen (var).
 template <class A>
@@ -153,8 +163,8 @@ __global__ void __launch_bounds__(kThreads)
 
 // Combines the `splits` partial accumulators of each row in order.
 template <ReduceOp OP, class T, class A>
-__global__ void reduce_finish_kernel(const Acc<A>* __restrict__ partial, int splits, int64_t rows, int64_t cols,
-                                     T* __restrict__ out, int64_t correction) {
+__global__ void reduce_finish_kernel(const Acc<A>* __restrict__ partial, int splits, int64_t rows,
+                                     int64_t cols, T* __restrict__ out, int64_t correction) {
   using R = Reducer<OP, A>;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (row >= rows) return;
@@ -168,7 +178,9 @@ int64_t next_pow2(int64_t v) {
   while (p < v) p <<= 1;
   return p;
 }
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 ReduceGeom plan_reduce(const Tensor& x, const std::vector<int64_t>& axes, const Context& ctx) {
   ReduceGeom g;
@@ -208,7 +220,8 @@ ReduceGeom plan_reduce(const Tensor& x, const std::vector<int64_t>& axes, const 
   const int64_t wave = static_cast<int64_t>(ctx.sm_count) * std::max(1, ctx.max_threads_per_sm / kThreads);
   int64_t splits = 1;
   if (row_blocks < wave && g.cols > 0)
-    splits = std::clamp<int64_t>(std::min(ceil_div(wave, row_blocks), g.cols / (int64_t{g.cb} * 16)), 1, 1024);
+    splits =
+        std::clamp<int64_t>(std::min(ceil_div(wave, row_blocks), g.cols / (int64_t{g.cb} * 16)), 1, 1024);
   if (g.cols == 0) {
     g.chunk = 0;
     g.splits = 1;
@@ -227,7 +240,8 @@ void launch_reduce(const Tensor& x, Tensor& out, const ReduceGeom& g, int64_t co
   Tensor partial;  // freed (stream-ordered) after the kernels that use it
   Acc<A>* pp = nullptr;
   if (g.splits > 1) {
-    partial = Tensor::empty({g.rows * g.splits * static_cast<int64_t>(sizeof(Acc<A>))}, DType::u8, out.device());
+    partial =
+        Tensor::empty({g.rows * g.splits * static_cast<int64_t>(sizeof(Acc<A>))}, DType::u8, out.device());
     pp = reinterpret_cast<Acc<A>*>(partial.data_ptr());
   }
   const dim3 grid(static_cast<unsigned>(ceil_div(g.rows, g.rb)), static_cast<unsigned>(g.splits));
@@ -241,7 +255,8 @@ void launch_reduce(const Tensor& x, Tensor& out, const ReduceGeom& g, int64_t co
   }
 }
 
-// ---- softmax ------------------------------------------------------------------------------------------------
+// ---- softmax
+// ------------------------------------------------------------------------------------------------
 
 // Running (max, sum of exp(x - max)); -inf elements contribute nothing.
 template <class A>
@@ -299,7 +314,8 @@ __global__ void __launch_bounds__(kThreads)
   A m = -pos_inf<A>(), s = A(0);
   if (active)
     for (int64_t i = lane; i < n; i += TX) sm_push(m, s, load_as<A>(xr + i));
-  row_allreduce<TX>(m, s, [](A& a, A& b, A c, A d) { sm_merge(a, b, c, d); }, shu, shv);
+  row_allreduce<TX>(
+      m, s, [](A& a, A& b, A c, A d) { sm_merge(a, b, c, d); }, shu, shv);
   if (!active) return;
   T* yr = y + row * n;
   if (log) {
@@ -312,9 +328,9 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <class T, int TX>
-__global__ void __launch_bounds__(kThreads) softmax_backward_kernel(const T* __restrict__ y, const T* __restrict__ g,
-                                                                   T* __restrict__ dx, int64_t rows, int64_t n,
-                                                                   bool log) {
+__global__ void __launch_bounds__(kThreads)
+    softmax_backward_kernel(const T* __restrict__ y, const T* __restrict__ g, T* __restrict__ dx,
+                            int64_t rows, int64_t n, bool log) {
   using A = compute_t<T>;
   __shared__ A shu[kThreads / 32], shv[kThreads / 32];
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (kThreads / TX) + threadIdx.x / TX;
@@ -325,7 +341,13 @@ __global__ void __launch_bounds__(kThreads) softmax_backward_kernel(const T* __r
   if (active)
     for (int64_t i = lane; i < n; i += TX)
       s += log ? load_as<A>(g + base + i) : load_as<A>(g + base + i) * load_as<A>(y + base + i);
-  row_allreduce<TX>(s, unused, [](A& a, A& b, A c, A d) { a += c; b += d; }, shu, shv);
+  row_allreduce<TX>(
+      s, unused,
+      [](A& a, A& b, A c, A d) {
+        a += c;
+        b += d;
+      },
+      shu, shv);
   if (!active) return;
   for (int64_t i = lane; i < n; i += TX) {
     const A gv = load_as<A>(g + base + i), yv = load_as<A>(y + base + i);
@@ -351,11 +373,21 @@ void reduce(ReduceOp op, const Tensor& x, Tensor& out, const std::vector<int64_t
   dispatch_floating(x.dtype(), "reduce", [&](auto tag) {
     using T = decltype(tag);
     switch (op) {
-      case ReduceOp::sum: launch_reduce<ReduceOp::sum, T>(x, out, g, correction, ctx); return;
-      case ReduceOp::mean: launch_reduce<ReduceOp::mean, T>(x, out, g, correction, ctx); return;
-      case ReduceOp::max: launch_reduce<ReduceOp::max, T>(x, out, g, correction, ctx); return;
-      case ReduceOp::min: launch_reduce<ReduceOp::min, T>(x, out, g, correction, ctx); return;
-      case ReduceOp::var: launch_reduce<ReduceOp::var, T>(x, out, g, correction, ctx); return;
+      case ReduceOp::sum:
+        launch_reduce<ReduceOp::sum, T>(x, out, g, correction, ctx);
+        return;
+      case ReduceOp::mean:
+        launch_reduce<ReduceOp::mean, T>(x, out, g, correction, ctx);
+        return;
+      case ReduceOp::max:
+        launch_reduce<ReduceOp::max, T>(x, out, g, correction, ctx);
+        return;
+      case ReduceOp::min:
+        launch_reduce<ReduceOp::min, T>(x, out, g, correction, ctx);
+        return;
+      case ReduceOp::var:
+        launch_reduce<ReduceOp::var, T>(x, out, g, correction, ctx);
+        return;
     }
     IRIS_THROW("reduce: unknown op ", static_cast<int>(op));
   });

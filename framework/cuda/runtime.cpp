@@ -22,7 +22,9 @@ int cuda_device_count() {
   return count;
 }
 
-bool cuda_available() { return cuda_device_count() > 0; }
+bool cuda_available() {
+  return cuda_device_count() > 0;
+}
 
 namespace cuda {
 

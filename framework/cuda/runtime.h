@@ -10,10 +10,10 @@
 namespace iris::cuda {
 
 // Copies `bytes` contiguous bytes between any two devices (CPU or CUDA), ordered on the CUDA side's compute
-// stream(s). Returns once the data is usable: after a copy to the CPU the stream has been synchronised (the host
-// may read dst); after a copy from the CPU, src may be reused at once for pageable memory (the runtime stages
-// it before returning; pinned sources must stay alive until the stream runs the copy, which pinned_free
-// guarantees). Device-to-device copies on one device never block the host.
+// stream(s). Returns once the data is usable: after a copy to the CPU the stream has been synchronised (the
+// host may read dst); after a copy from the CPU, src may be reused at once for pageable memory (the runtime
+// stages it before returning; pinned sources must stay alive until the stream runs the copy, which
+// pinned_free guarantees). Device-to-device copies on one device never block the host.
 void memcpy_between(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 
 // Waits until all work queued on the device's streams (compute and comm) has finished.
