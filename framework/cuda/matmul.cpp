@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "framework/autograd/grad_mode.h"
 #include "framework/cuda/check.h"
@@ -125,16 +126,19 @@ std::shared_ptr<MatmulPlan> make_plan(const MatmulKey& key, Context& ctx) {
   return plan;
 }
 
-const char* dtype_text(DType t) {
-  return dtype_name(t);
-}
+// One cuBLASLt call: `batch` products starting at the given pointers, with its plan.
+struct LtCall {
+  const void* a;  // our a (cuBLAS's second operand)
+  const void* b;  // our b (cuBLAS's first operand)
+  void* c;
+  MatmulPlan* plan;
+};
 
-// Runs one cuBLASLt call for `batch` products starting at the given pointers. Returns false when the
-// heuristic has no algorithm for this layout/alignment.
-bool run_lt(Context& ctx, DType dt, const void* ap, const BlasView& va, int64_t sa, const void* bp,
-            const BlasView& vb, int64_t sb, void* cp, int64_t batch, int64_t M, int64_t N, int64_t K,
-            double alpha, double beta) {
-  const size_t es = dtype_size(dt);
+// The plan of one call (built and cached on first use).
+MatmulPlan& plan_for(Context& ctx, DType dt, const void* ap, const BlasView& va, int64_t sa, const void* bp,
+                     const BlasView& vb, int64_t sb, void* cp, int64_t batch, int64_t M, int64_t N,
+                     int64_t K) {
+  const auto es = static_cast<int64_t>(dtype_size(dt));
   MatmulKey key;
   key.dtype = dt == DType::bf16 ? CUDA_R_16BF : (dt == DType::f32 ? CUDA_R_32F : CUDA_R_64F);
   key.compute = dt == DType::f64                       ? CUBLAS_COMPUTE_64F
@@ -152,17 +156,42 @@ bool run_lt(Context& ctx, DType dt, const void* ap, const BlasView& va, int64_t 
   key.stride_first = batch > 1 ? sb : 0;
   key.stride_second = batch > 1 ? sa : 0;
   key.stride_c = batch > 1 ? M * N : 0;
-  key.align_first = alignment_of(bp, batch > 1 ? sb * static_cast<int64_t>(es) : 0);
-  key.align_second = alignment_of(ap, batch > 1 ? sa * static_cast<int64_t>(es) : 0);
-  key.align_c = alignment_of(cp, batch > 1 ? M * N * static_cast<int64_t>(es) : 0);
-  MatmulPlan& plan = *ctx.slot<MatmulCache>().get(key, [&] { return make_plan(key, ctx); });
-  if (!plan.found) return false;
+  key.align_first = alignment_of(bp, batch > 1 ? sb * es : 0);
+  key.align_second = alignment_of(ap, batch > 1 ? sa * es : 0);
+  key.align_c = alignment_of(cp, batch > 1 ? M * N * es : 0);
+  return *ctx.slot<MatmulCache>().get(key, [&] { return make_plan(key, ctx); });
+}
+
+// Runs out = alpha * a @ b + beta * out with a and b already in a BLAS-compatible layout. Plans every call
+// first and launches only when all have an algorithm, so that a failure leaves `out` untouched (and the
+// caller can retry another way, even with beta != 0). Returns false when the heuristic has no algorithm.
+bool try_bmm(Context& ctx, const Tensor& a, const BlasView& va, const Tensor& b, const BlasView& vb,
+             Tensor& out, double alpha, double beta) {
+  const DType dt = out.dtype();
+  const int64_t B = out.shape()[0], M = out.shape()[1], N = out.shape()[2], K = a.shape()[2];
+  const auto es = static_cast<int64_t>(dtype_size(dt));
+  const int64_t sa = a.strides()[0], sb = b.strides()[0];
+  // cuBLASLt's batch count is an int32; stay well inside the grid limits some kernels put on it.
+  constexpr int64_t kMaxBatch = 65535;
+  std::vector<LtCall> calls;
+  for (int64_t b0 = 0; b0 < B; b0 += kMaxBatch) {
+    const int64_t cnt = std::min(kMaxBatch, B - b0);
+    const char* ap = static_cast<const char*>(a.data_ptr()) + b0 * sa * es;
+    const char* bp = static_cast<const char*>(b.data_ptr()) + b0 * sb * es;
+    char* cp = static_cast<char*>(out.data_ptr()) + b0 * M * N * es;
+    MatmulPlan& plan = plan_for(ctx, dt, ap, va, sa, bp, vb, sb, cp, cnt, M, N, K);
+    if (!plan.found) return false;
+    calls.push_back({ap, bp, cp, &plan});
+  }
   const float alpha_f = static_cast<float>(alpha), beta_f = static_cast<float>(beta);
   const void* alpha_p = dt == DType::f64 ? static_cast<const void*>(&alpha) : &alpha_f;
   const void* beta_p = dt == DType::f64 ? static_cast<const void*>(&beta) : &beta_f;
-  IRIS_CUBLAS_CHECK(cublasLtMatmul(ctx.cublaslt(), plan.desc, alpha_p, bp, plan.first, ap, plan.second,
-                                   beta_p, cp, plan.c, cp, plan.c, &plan.algo, ctx.cublaslt_workspace(),
-                                   plan.workspace, ctx.compute));
+  for (const LtCall& c : calls) {
+    const MatmulPlan& p = *c.plan;
+    IRIS_CUBLAS_CHECK(cublasLtMatmul(ctx.cublaslt(), p.desc, alpha_p, c.b, p.first, c.a, p.second, beta_p,
+                                     c.c, p.c, c.c, p.c, &p.algo, ctx.cublaslt_workspace(), p.workspace,
+                                     ctx.compute));
+  }
   return true;
 }
 
@@ -183,40 +212,30 @@ void bmm(const Tensor& a_in, const Tensor& b_in, Tensor& out, double alpha, doub
       unary(UnaryOp::mul_scalar, out, out, beta, 0.0);
     return;
   }
-  Tensor a = a_in, b = b_in;
+  Tensor a = a_in.detach(), b = b_in.detach();
   auto va = blas_view(M, K, a.strides()[1], a.strides()[2]);
-  if (!va) {
-    a = a.detach().contiguous();
+  if (!va) {  // unit stride along neither axis: copy
+    a = a.contiguous();
     va = blas_view(M, K, a.strides()[1], a.strides()[2]);
   }
   auto vb = blas_view(K, N, b.strides()[1], b.strides()[2]);
   if (!vb) {
-    b = b.detach().contiguous();
+    b = b.contiguous();
     vb = blas_view(K, N, b.strides()[1], b.strides()[2]);
   }
   IRIS_ASSERT(va && vb);
-  const size_t es = dtype_size(dt);
-  // cuBLASLt's batch count is an int32; stay well inside the grid limits some kernels put on it.
-  constexpr int64_t kMaxBatch = 65535;
-  bool copied = false;
-  for (int64_t b0 = 0; b0 < B; b0 += kMaxBatch) {
-    const int64_t cnt = std::min(kMaxBatch, B - b0);
-    const int64_t sa = a.strides()[0], sb = b.strides()[0];
-    const char* ap = static_cast<const char*>(a.data_ptr()) + b0 * sa * static_cast<int64_t>(es);
-    const char* bp = static_cast<const char*>(b.data_ptr()) + b0 * sb * static_cast<int64_t>(es);
-    char* cp = static_cast<char*>(out.data_ptr()) + b0 * M * N * static_cast<int64_t>(es);
-    if (run_lt(ctx, dt, ap, *va, sa, bp, *vb, sb, cp, cnt, M, N, K, alpha, beta)) continue;
-    IRIS_CHECK(!copied, "matmul: cuBLASLt has no algorithm for ", dtype_text(dt), " [", B, ", ", M, ", ", K,
-               "] @ [", B, ", ", K, ", ", N, "] even with freshly copied contiguous operands");
-    // No algorithm for these strides/alignment: retry the remaining batches with fresh contiguous copies
-    // (256-byte aligned, unit strides).
-    a = a.detach().clone();
-    b = b.detach().clone();
-    va = blas_view(M, K, a.strides()[1], a.strides()[2]);
-    vb = blas_view(K, N, b.strides()[1], b.strides()[2]);
-    copied = true;
-    b0 -= kMaxBatch;  // redo this chunk
-  }
+  if (try_bmm(ctx, a, *va, b, *vb, out, alpha, beta)) return;
+  // No algorithm for these strides or this alignment (views that start mid-buffer): fresh contiguous copies
+  // (allocator blocks are 256-byte aligned), then also a fresh output if that is what is misaligned.
+  const Tensor a2 = a.clone(), b2 = b.clone();
+  const BlasView va2 = *blas_view(M, K, a2.strides()[1], a2.strides()[2]);
+  const BlasView vb2 = *blas_view(K, N, b2.strides()[1], b2.strides()[2]);
+  if (try_bmm(ctx, a2, va2, b2, vb2, out, alpha, beta)) return;
+  Tensor tmp = beta != 0.0 ? out.detach().clone() : Tensor::empty(out.shape(), dt, out.device());
+  IRIS_CHECK(try_bmm(ctx, a2, va2, b2, vb2, tmp, alpha, beta), "matmul: cuBLASLt has no algorithm for ",
+             dtype_name(dt), " [", B, ", ", M, ", ", K, "] @ [", B, ", ", K, ", ", N,
+             "] even with freshly copied contiguous operands and output");
+  copy(tmp, out);
 }
 
 size_t matmul_plan_count(int device) {

@@ -69,12 +69,12 @@ const BinaryCase kBinary[] = {
 const DType kFloating[] = {DType::f32, DType::bf16, DType::f64};
 const DType kAll[] = {DType::f32, DType::f64, DType::bf16, DType::i32, DType::i64, DType::u8};
 
-Tensor input(const Shape& shape, uint64_t seed, bool positive, DType dt) {
+[[maybe_unused]] Tensor input(const Shape& shape, uint64_t seed, bool positive, DType dt) {
   return positive ? test::uniform(shape, seed, 0.5, 2.0, dt) : test::randn(shape, seed, dt, 2.0);
 }
 
 // Rounded values in [lo, hi] (exact in every dtype), so that comparisons see ties.
-Tensor small_ints(const Shape& shape, uint64_t seed, double lo, double hi, DType dt) {
+[[maybe_unused]] Tensor small_ints(const Shape& shape, uint64_t seed, double lo, double hi, DType dt) {
   std::vector<double> v = test::uniform(shape, seed, lo, hi, DType::f64).to_vector<double>();
   for (double& x : v) x = std::round(x);
   return Tensor::from_vector(v, shape, dt, Device::cpu());

@@ -4,6 +4,8 @@
 #include "tests/gpu/gpu_util.h"
 
 #ifdef IRIS_WITH_CUDA
+#include "framework/cuda/allocator.h"
+#include "framework/cuda/context.h"
 #include "framework/cuda/matmul.h"
 #endif
 
@@ -13,7 +15,7 @@ using namespace iris::gputest;
 namespace {
 
 enum class Layout { contiguous, transposed, strided, broadcast, misaligned };
-const char* layout_name(Layout l) {
+[[maybe_unused]] const char* layout_name(Layout l) {
   switch (l) {
     case Layout::contiguous:
       return "contiguous";
@@ -30,7 +32,7 @@ const char* layout_name(Layout l) {
 }
 
 // The same [B, R, C] values in the requested layout on `dev`.
-Tensor arrange(const Tensor& t, Layout l, Device dev) {
+[[maybe_unused]] Tensor arrange(const Tensor& t, Layout l, Device dev) {
   const int64_t B = t.size(0), R = t.size(1), C = t.size(2);
   switch (l) {
     case Layout::contiguous:
@@ -108,6 +110,10 @@ TEST_CASE("gpu bmm applies alpha and beta and handles K = 0 and caches its plans
     Tensor out = c0.to(gpu());
     cuda::bmm(a.to(gpu()), b.to(gpu()), out, 0.5, 0.25);
     expect_match(out, ref, tol_for(dt), std::string("bmm alpha 0.5 beta 0.25 ") + dtype_name(dt));
+    // Operands and output all starting mid-buffer (2-, 4- or 8-byte aligned), with beta reading the output.
+    Tensor outm = misaligned(c0);
+    cuda::bmm(misaligned(a), misaligned(b), outm, 0.5, 0.25);
+    expect_match(outm, ref, tol_for(dt), std::string("bmm misaligned operands and output ") + dtype_name(dt));
     // K = 0: out = beta * out.
     Tensor e = c0.to(gpu());
     cuda::bmm(Tensor::empty({2, 33, 0}, dt, gpu()), Tensor::empty({2, 0, 9}, dt, gpu()), e, 1.0, 0.5);
@@ -115,6 +121,21 @@ TEST_CASE("gpu bmm applies alpha and beta and handles K = 0 and caches its plans
     Tensor z = poisoned({2, 33, 9}, dt);
     cuda::bmm(Tensor::empty({2, 33, 0}, dt, gpu()), Tensor::empty({2, 0, 9}, dt, gpu()), z, 1.0, 0.0);
     expect_equal(z, Tensor::zeros({2, 33, 9}, dt), std::string("bmm K = 0 beta 0 ") + dtype_name(dt));
+  }
+  // Transposed and batch-broadcast operands are read in place: no temporary is allocated.
+  {
+    (void)cuda::context(0).cublaslt_workspace();  // allocated once per process, on first use
+    const Tensor at = test::randn({3, 40, 24}, 216, DType::f32).to(gpu()).transpose(1, 2);  // [3, 24, 40]
+    const Tensor bb = test::randn({1, 40, 16}, 217, DType::f32).to(gpu()).expand({3, 40, 16});
+    Tensor o = poisoned({3, 24, 16}, DType::f32);
+    const uint64_t allocs = cuda::memory_stats(0).alloc_count;
+    cuda::bmm(at, bb, o);
+    CHECK_MESSAGE(cuda::memory_stats(0).alloc_count == allocs,
+                  "bmm of a transposed and a broadcast operand allocated ",
+                  cuda::memory_stats(0).alloc_count - allocs, " temporaries");
+    Tensor ref = Tensor::empty({3, 24, 16}, DType::f32);
+    cpu::bmm(at.cpu(), bb.cpu(), ref);
+    expect_match(o, ref, 1e-5, "bmm transposed a, broadcast b, in place");
   }
   // The same problem twice adds one plan; a new shape adds another.
   const Tensor a = test::randn({1, 31, 29}, 214, DType::f32).to(gpu()),

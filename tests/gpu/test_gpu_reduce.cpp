@@ -12,14 +12,14 @@ using namespace iris::gputest;
 
 namespace {
 
-Shape kept_shape(const Shape& shape, const std::vector<int64_t>& axes) {
+[[maybe_unused]] Shape kept_shape(const Shape& shape, const std::vector<int64_t>& axes) {
   Shape out;
   for (int64_t i = 0; i < static_cast<int64_t>(shape.size()); ++i)
     if (std::find(axes.begin(), axes.end(), i) == axes.end()) out.push_back(shape[i]);
   return out;
 }
 
-std::string axes_str(const std::vector<int64_t>& axes) {
+[[maybe_unused]] std::string axes_str(const std::vector<int64_t>& axes) {
   return shape_str(axes);
 }
 
