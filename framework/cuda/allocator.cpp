@@ -56,8 +56,14 @@ uint64_t pool_attr(cudaMemPool_t pool, cudaMemPoolAttr attr) {
   return v;
 }
 
+// "12.3 MiB" or "4.56 GiB".
 std::string mib(double bytes) {
-  return detail::cat(bytes / (1024.0 * 1024.0), " MiB");
+  char buf[64];
+  if (bytes >= 1024.0 * 1024.0 * 1024.0)
+    std::snprintf(buf, sizeof(buf), "%.2f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
+  else
+    std::snprintf(buf, sizeof(buf), "%.1f MiB", bytes / (1024.0 * 1024.0));
+  return buf;
 }
 
 // Sets the current device for a scope without ever throwing (for the free path).

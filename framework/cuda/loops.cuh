@@ -28,7 +28,7 @@ struct Indexer {
 
   // I: the index type for the divisions (uint32_t when numel < 2^32, which is much faster, else uint64_t).
   template <class I>
-  __device__ __forceinline__ void offsets(I linear, int64_t (&off)[K]) const {
+  __host__ __device__ __forceinline__ void offsets(I linear, int64_t (&off)[K]) const {
 #pragma unroll
     for (int k = 0; k < K; ++k) off[k] = 0;
 #pragma unroll

@@ -134,10 +134,11 @@ struct LtCall {
   MatmulPlan* plan;
 };
 
-// The plan of one call (built and cached on first use).
-MatmulPlan& plan_for(Context& ctx, DType dt, const void* ap, const BlasView& va, int64_t sa, const void* bp,
-                     const BlasView& vb, int64_t sb, void* cp, int64_t batch, int64_t M, int64_t N,
-                     int64_t K) {
+// The cuBLAS problem of one call: `batch` products of our a (at ap, batch stride sa) and b (at bp, stride sb)
+// into the contiguous C at cp (see the top of the file for the mapping).
+MatmulKey make_key(DType dt, const void* ap, const BlasView& va, int64_t sa, const void* bp,
+                   const BlasView& vb, int64_t sb, const void* cp, int64_t batch, int64_t M, int64_t N,
+                   int64_t K) {
   const auto es = static_cast<int64_t>(dtype_size(dt));
   MatmulKey key;
   key.dtype = dt == DType::bf16 ? CUDA_R_16BF : (dt == DType::f32 ? CUDA_R_32F : CUDA_R_64F);
@@ -159,6 +160,11 @@ MatmulPlan& plan_for(Context& ctx, DType dt, const void* ap, const BlasView& va,
   key.align_first = alignment_of(bp, batch > 1 ? sb * es : 0);
   key.align_second = alignment_of(ap, batch > 1 ? sa * es : 0);
   key.align_c = alignment_of(cp, batch > 1 ? M * N * es : 0);
+  return key;
+}
+
+// The plan of one call (built and cached on first use).
+MatmulPlan& plan_for(Context& ctx, const MatmulKey& key) {
   return *ctx.slot<MatmulCache>().get(key, [&] { return make_plan(key, ctx); });
 }
 
@@ -179,7 +185,7 @@ bool try_bmm(Context& ctx, const Tensor& a, const BlasView& va, const Tensor& b,
     const char* ap = static_cast<const char*>(a.data_ptr()) + b0 * sa * es;
     const char* bp = static_cast<const char*>(b.data_ptr()) + b0 * sb * es;
     char* cp = static_cast<char*>(out.data_ptr()) + b0 * M * N * es;
-    MatmulPlan& plan = plan_for(ctx, dt, ap, va, sa, bp, vb, sb, cp, cnt, M, N, K);
+    MatmulPlan& plan = plan_for(ctx, make_key(dt, ap, va, sa, bp, vb, sb, cp, cnt, M, N, K));
     if (!plan.found) return false;
     calls.push_back({ap, bp, cp, &plan});
   }
