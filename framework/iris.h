@@ -8,3 +8,7 @@
 #include "framework/ops/reduce.h"
 #include "framework/ops/matmul.h"
 #include "framework/ops/random.h"
+#include "framework/ops/norm.h"
+#include "framework/ops/attention.h"
+#include "framework/ops/embedding.h"
+#include "framework/ops/loss.h"
