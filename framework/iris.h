@@ -2,13 +2,18 @@
 #pragma once
 
 #include "framework/autograd/grad_mode.h"
+#include "framework/core/generator.h"
 #include "framework/core/tensor.h"
 #include "framework/cpu/parallel.h"
 #include "framework/nn/init.h"
 #include "framework/nn/layers.h"
 #include "framework/nn/module.h"
+#include "framework/ops/attention.h"
 #include "framework/ops/elementwise.h"
+#include "framework/ops/embedding.h"
+#include "framework/ops/loss.h"
 #include "framework/ops/matmul.h"
+#include "framework/ops/norm.h"
 #include "framework/ops/random.h"
 #include "framework/ops/reduce.h"
 #include "framework/optim/adamw.h"
