@@ -5,8 +5,9 @@
 // on the continuous level γ (not on t), so training and sampling may use different schedules: a sampling run
 // is just a list of levels (a "path", see below), built from any schedule.
 //
-// Everything here is host-side double arithmetic; NoiseSchedule::gamma_at(Tensor) is the one device-side
-// helper (piecewise-linear interpolation of the table, written with iris ops so that it runs on any device).
+// Everything here is host-side double arithmetic except the tensor forms of gamma_at / step_of / interpolate
+// (piecewise-linear lookups in the table, written with iris ops so that they run on any device without a
+// host round trip) and the tensor snr / log_snr.
 #pragma once
 
 #include <cstdint>

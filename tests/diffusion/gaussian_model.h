@@ -44,7 +44,9 @@ inline diffusion::Denoiser optimal_denoiser(
   return [p](const Tensor& x, const Tensor& gamma) {
     const auto levels = gamma.to_vector<double>();
     const double g = levels.at(0);
-    for (double l : levels) REQUIRE(l == g);
+    bool uniform = true;
+    for (double l : levels) uniform = uniform && l == g;
+    REQUIRE_MESSAGE(uniform, "optimal_denoiser expects one level per call");
     const Affine e = x0_hat(g);
     const double a = std::sqrt(g), s = std::sqrt(1 - g);
     // ε̂ = (x − a·x̂_0)/s and v̂ = a·ε̂ − s·x̂_0, both affine in x.
@@ -57,13 +59,13 @@ inline diffusion::Denoiser optimal_denoiser(
 // An off-by-one bug: the optimal denoiser told the next (cleaner) level of the path instead of the current
 // one (the current one on the last step, where the next level is 1).
 inline diffusion::Denoiser shifted_denoiser(std::vector<double> path) {
-  return [path](const Tensor& x, const Tensor& gamma) {
+  const diffusion::Denoiser optimal = optimal_denoiser();
+  return [path, optimal](const Tensor& x, const Tensor& gamma) {
     const double g = gamma.slice(0, 0, 1).item();
     size_t i = 0;
     while (i + 1 < path.size() && std::abs(path[i] - g) > 1e-6 * path[i]) ++i;
     const double wrong = i + 2 < path.size() ? path[i + 1] : path[i];
-    return optimal_prediction(x, Tensor::full(gamma.shape(), wrong, gamma.dtype(), gamma.device()),
-                              diffusion::Parameterization::eps);
+    return optimal(x, Tensor::full(gamma.shape(), wrong, gamma.dtype(), gamma.device()));
   };
 }
 

@@ -16,7 +16,9 @@ SamplerOptions f64_options() {
   return o;
 }
 // An uneven path (steps of varying size in λ), so that DPM-Solver++'s r = h_prev/h is not 1.
-std::vector<double> uneven_path() { return {0.002, 0.01, 0.03, 0.05, 0.15, 0.2, 0.45, 0.5, 0.8, 0.97, 0.99, 1.0}; }
+std::vector<double> uneven_path() {
+  return {0.002, 0.01, 0.03, 0.05, 0.15, 0.2, 0.45, 0.5, 0.8, 0.97, 0.99, 1.0};
+}
 }  // namespace
 
 TEST_CASE("deterministic samplers are exactly the reference chain") {
@@ -31,8 +33,9 @@ TEST_CASE("deterministic samplers are exactly the reference chain") {
     opt.x_start = start;
     Generator gen(1);
     for (Method m : {Method::ddim, Method::dpm_solver_pp_2m}) {
-      const Tensor out = m == Method::ddim ? ddim_sample(optimal_denoiser(), path, {64, 3}, gen, 0.0, opt)
-                                           : dpm_solver_pp_2m_sample(optimal_denoiser(), path, {64, 3}, gen, opt);
+      const Tensor out = m == Method::ddim
+                             ? ddim_sample(optimal_denoiser(), path, {64, 3}, gen, 0.0, opt)
+                             : dpm_solver_pp_2m_sample(optimal_denoiser(), path, {64, 3}, gen, opt);
       const double B = chain_law(m, path, {0, 0}).mean, A = chain_law(m, path, {1, 0}).mean - B;
       const auto o = out.to_vector<double>(), s = start.to_vector<double>();
       double worst = 0;
@@ -111,7 +114,11 @@ TEST_CASE("per-sample generators make a sample independent of its batch") {
   Generator alone = Generator::per_sample(42, {1002});
   const Tensor one = ddpm_sample(optimal_denoiser(), path, {1, 5}, alone, DdpmVariance::posterior);
   CHECK(all.slice(0, 2, 3).to_vector<float>() == one.to_vector<float>());
-  check_throws_with([&] { (void)ddpm_sample(optimal_denoiser(), path, {3, 5}, batch); }, {"per-sample", "4 streams"});
+  check_throws_with(
+      [&] {
+        (void)ddpm_sample(optimal_denoiser(), path, {3, 5}, batch);
+      },
+      {"per-sample", "4 streams"});
 }
 
 TEST_CASE("classifier-free guidance combines one batched call") {
@@ -128,7 +135,8 @@ TEST_CASE("classifier-free guidance combines one batched call") {
   const int64_t N = 3;
   const Tensor x = randn({N, 4}, 1), gamma = uniform({N}, 2, 0.1, 0.9);
   const Tensor cond = Tensor::from_vector(std::vector<double>{1.0, -2.0, 0.5}, {N, 1});
-  const Tensor null_one = Tensor::from_vector(std::vector<double>{10.0}, {1, 1});  // one null token, broadcast
+  const Tensor null_one =
+      Tensor::from_vector(std::vector<double>{10.0}, {1, 1});  // one null token, broadcast
   const Tensor null_full = null_one.expand({N, 1}).contiguous();
   const Tensor ec = model(x, gamma, cond), eu = model(x, gamma, null_full);
   calls = 0;
@@ -138,10 +146,16 @@ TEST_CASE("classifier-free guidance combines one batched call") {
   check_close(classifier_free_guidance(model, cond, null_full, 0.0)(x, gamma), eu, 1e-14, 1e-14);
   check_close(classifier_free_guidance(model, cond, null_one, 2.5)(x, gamma), add(eu, mul(sub(ec, eu), 2.5)),
               1e-13, 1e-13);
-  check_throws_with([&] { (void)classifier_free_guidance(model, cond, null_one, 1.0)(randn({2, 4}, 3), gamma); },
-                    {"classifier_free_guidance", "batch of 3"});
-  check_throws_with([&] { (void)classifier_free_guidance(model, cond, Tensor::ones({2, 1}, DType::f64), 1.0); },
-                    {"classifier_free_guidance", "null_cond", "[2, 1]"});
+  check_throws_with(
+      [&] {
+        (void)classifier_free_guidance(model, cond, null_one, 1.0)(randn({2, 4}, 3), gamma);
+      },
+      {"classifier_free_guidance", "batch of 3"});
+  check_throws_with(
+      [&] {
+        (void)classifier_free_guidance(model, cond, Tensor::ones({2, 1}, DType::f64), 1.0);
+      },
+      {"classifier_free_guidance", "null_cond", "[2, 1]"});
 
   // In a sampler: the guided model at scale 1 samples like the conditional one, at scale 0 like the
   // unconditional one. The condition is the data mean of each sample (data N(c, s²) has optimal denoiser
@@ -160,10 +174,12 @@ TEST_CASE("classifier-free guidance combines one batched call") {
   };
   const Tensor cond_run = dpm_solver_pp_2m_sample(fixed(mus), path, {2, 8}, g, opt);
   const Tensor uncond_run = dpm_solver_pp_2m_sample(fixed(null_mu.expand({2, 1})), path, {2, 8}, g, opt);
-  check_close(dpm_solver_pp_2m_sample(classifier_free_guidance(gaussian, mus, null_mu, 1.0), path, {2, 8}, g, opt),
-              cond_run, 1e-10, 1e-10);
-  check_close(dpm_solver_pp_2m_sample(classifier_free_guidance(gaussian, mus, null_mu, 0.0), path, {2, 8}, g, opt),
-              uncond_run, 1e-10, 1e-10);
+  check_close(
+      dpm_solver_pp_2m_sample(classifier_free_guidance(gaussian, mus, null_mu, 1.0), path, {2, 8}, g, opt),
+      cond_run, 1e-10, 1e-10);
+  check_close(
+      dpm_solver_pp_2m_sample(classifier_free_guidance(gaussian, mus, null_mu, 0.0), path, {2, 8}, g, opt),
+      uncond_run, 1e-10, 1e-10);
   CHECK(max_abs_diff(cond_run, uncond_run) > 0.1);
 }
 
@@ -205,18 +221,38 @@ TEST_CASE("clip_x0 clamps the estimate of x0 to [-1, 1]") {
 TEST_CASE("sampler misuse names the sampler and the problem") {
   const Denoiser d = optimal_denoiser();
   Generator g(1);
-  check_throws_with([&] { (void)ddpm_sample(d, {0.5, 0.2, 1.0}, {2, 2}, g); }, {"ddpm_sample", "level 1 = 0.2"});
+  check_throws_with(
+      [&] {
+        (void)ddpm_sample(d, {0.5, 0.2, 1.0}, {2, 2}, g);
+      },
+      {"ddpm_sample", "level 1 = 0.2"});
   check_throws_with([&] { (void)ddim_sample(d, {0.5, 1.0}, {2, 2}, g, 1.5); }, {"ddim_sample", "eta", "1.5"});
-  check_throws_with([&] { (void)dpm_solver_pp_2m_sample(d, {0.5}, {2, 2}, g); },
-                    {"dpm_solver_pp_2m_sample", "at least 2"});
+  check_throws_with(
+      [&] {
+        (void)dpm_solver_pp_2m_sample(d, {0.5}, {2, 2}, g);
+      },
+      {"dpm_solver_pp_2m_sample", "at least 2"});
   SamplerOptions opt;
   opt.x_start = Tensor::zeros({3, 2});
-  check_throws_with([&] { (void)ddim_sample(d, {0.5, 1.0}, {2, 2}, g, 0.0, opt); },
-                    {"ddim_sample", "x_start", "[2, 2]"});
+  check_throws_with(
+      [&] {
+        (void)ddim_sample(d, {0.5, 1.0}, {2, 2}, g, 0.0, opt);
+      },
+      {"ddim_sample", "x_start", "[2, 2]"});
   const Denoiser bad = [](const Tensor& x, const Tensor&) { return Tensor::zeros({x.size(0)}); };
-  check_throws_with([&] { (void)ddpm_sample(bad, {0.5, 1.0}, {2, 2}, g); },
-                    {"ddpm_sample", "denoiser returned", "[2]", "[2, 2]"});
-  check_throws_with([&] { (void)ddpm_sample(Denoiser(), {0.5, 1.0}, {2, 2}, g); }, {"ddpm_sample", "no denoiser"});
-  check_throws_with([&] { (void)concat_batch(Tensor::zeros({2, 3}), Tensor::zeros({2, 4})); },
-                    {"concat_batch", "[2, 3]", "[2, 4]"});
+  check_throws_with(
+      [&] {
+        (void)ddpm_sample(bad, {0.5, 1.0}, {2, 2}, g);
+      },
+      {"ddpm_sample", "denoiser returned", "[2]", "[2, 2]"});
+  check_throws_with(
+      [&] {
+        (void)ddpm_sample(Denoiser(), {0.5, 1.0}, {2, 2}, g);
+      },
+      {"ddpm_sample", "no denoiser"});
+  check_throws_with(
+      [&] {
+        (void)concat_batch(Tensor::zeros({2, 3}), Tensor::zeros({2, 4}));
+      },
+      {"concat_batch", "[2, 3]", "[2, 4]"});
 }
