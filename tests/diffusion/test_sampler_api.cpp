@@ -105,6 +105,17 @@ TEST_CASE("samples are reproducible from their seed, and DDIM with eta 0 ignores
   CHECK(xd == xe);
   CHECK(d.offset() == 0);
   CHECK(e.offset() == 0);
+
+  // The same seed gives the same bits with 1 and 2 CPU threads (a batch large enough to be split).
+  const int before = num_threads();
+  std::vector<std::vector<float>> by_threads;
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    Generator t(55);
+    by_threads.push_back(ddpm_sample(optimal_denoiser(), path, {4096, 16}, t).to_vector<float>());
+  }
+  set_num_threads(before);
+  CHECK(by_threads[0] == by_threads[1]);
 }
 
 TEST_CASE("per-sample generators make a sample independent of its batch") {
