@@ -1,16 +1,18 @@
-// Convolution on the CPU: im2col / col2im around OpenBLAS GEMMs (see conv.h for the contracts).
+// Convolution on the CPU: im2col / col2im around single-threaded OpenBLAS GEMMs on tiles of rows that the
+// Iris threads share out (see conv.h for the contracts and the reasoning).
 //
 // With K = kh*kw*Cin and rows = N*Ho*Wo, and W the weight viewed as [Cout, K]:
-//   forward:      out[rows, Cout] = col[rows, K] @ W^T (+ bias)
-//   data grad:    dcol[rows, K]   = gout[rows, Cout] @ W,     then col2im scatters dcol into dx
-//   weight grad:  dW[Cout, K]     = gout^T[Cout, rows] @ col
-// Rows are processed in chunks of a fixed number of rows so that the column buffer stays within the budget
-// (small enough to stay in cache between im2col and the GEMM that reads it); the weight gradient accumulates
-// over chunks in a fixed order, so results depend on the budget but never on the thread count.
+//   forward:      out[rows, Cout] = col[rows, K] @ W^T (+ bias)            per tile of rows
+//   weight grad:  dW[Cout, K]     = sum over tiles of gout_t^T @ col_t     in a fixed order (below)
+//   data grad:    dcol[rows, K]   = gout[rows, Cout] @ W                   per tile, into a chunk buffer,
+//                 then col2im gathers the chunk's contributions into dx, parallel over dx rows.
 #include "framework/cpu/conv.h"
+
+#include <omp.h>
 
 #include <algorithm>
 #include <atomic>
+#include <climits>
 #include <cstring>
 #include <memory>
 
@@ -21,11 +23,17 @@ namespace iris::cpu {
 
 namespace {
 
-// 8 MiB: measured fastest on an AMD EPYC (Zen 4, 1 MiB L2 per core, 32 MiB L3) with `iris bench-conv`;
-// the column buffer is written by im2col and read back by the GEMM while still in L3.
-constexpr int64_t kDefaultColBudget = int64_t{8} << 20;
-constexpr int64_t kMaxColBudget = int64_t{64} << 20;
-std::atomic<int64_t> g_col_budget{0};  // 0: the default
+constexpr int64_t kTileBytes = int64_t{1} << 20;  // one tile of columns: about a Zen 4 / Skylake-SP L2
+constexpr int64_t kMinTileRows = 128;             // fewer rows would re-pack the weight too often
+constexpr int64_t kMaxTileRows = 2048;
+constexpr int64_t kMaxChunkBytes = int64_t{64} << 20;
+// Weight gradient: tiles t = s, s + S, s + 2S, ... are summed into partial sum s (by whichever thread runs
+// slot s, in increasing t), then the S partials are added in slot order. S depends only on the shapes.
+constexpr int64_t kWeightSlots = 16;
+constexpr int64_t kMaxPartialBytes = int64_t{64} << 20;
+
+std::atomic<int64_t> g_tile_rows{0};
+std::atomic<int64_t> g_chunk_bytes{ConvCpuTuning{}.chunk_bytes};
 
 // A pointwise convolution (1x1, stride 1, no padding) or one whose kernel covers the whole unpadded image
 // (Ho = Wo = 1) has an im2col matrix equal to the input itself viewed as [rows, K].
@@ -35,70 +43,87 @@ bool col_is_input(const ConvParams& p) {
   return pointwise || whole_image;
 }
 
-// Rows per chunk: as many as fit the budget (at least one), at most all of them.
-int64_t chunk_rows(const ConvParams& p, size_t elem_size) {
-  const int64_t row_bytes = p.cols() * static_cast<int64_t>(elem_size);
-  return std::clamp<int64_t>(conv_col_budget_bytes() / row_bytes, 1, std::max<int64_t>(p.rows(), 1));
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
 }
 
-// C = op(A) @ op(B) + beta * C as several GEMM calls over slices of k of at most kMaxGemmK each, summed in
-// order. Why: OpenBLAS splits k into blocks of its GEMM_Q (448 for sgemm on SkylakeX, 256 or more on every
-// x86-64 core since Sandy Bridge), but its single-threaded and multi-threaded drivers round the last two
-// blocks differently when GEMM_Q < k < 2 GEMM_Q, so the sum order, and the rounding, would depend on the
-// thread count. With k <= GEMM_Q per call neither driver splits k.
-constexpr int64_t kMaxGemmK = 256;
-template <class T>
-void gemm_kblocked(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
-                   int64_t ldb, T beta, T* c, int64_t ldc) {
-  const int64_t blocks = std::max<int64_t>(1, (k + kMaxGemmK - 1) / kMaxGemmK);
-  const int64_t step = (k + blocks - 1) / blocks;  // even slices: 576 -> 3 x 192 rather than 256 + 256 + 64
-  for (int64_t k0 = 0; k0 < k; k0 += step) {       // k >= 1 here: every conv dimension is positive
-    const T* ak = ta ? a + k0 * lda : a + k0;      // A is [m, k] (or [k, m] when transposed), row-major
-    const T* bk = tb ? b + k0 : b + k0 * ldb;      // B is [k, n] (or [n, k] when transposed)
-    gemm(ta, tb, m, n, std::min(step, k - k0), T(1), ak, lda, bk, ldb, k0 == 0 ? beta : T(1), c, ldc);
-  }
+// GEMM arguments are 32-bit: check every size once, before any parallel region (an exception must not
+// leave an OpenMP region).
+void check_blas_sizes(const ConvParams& p) {
+  IRIS_CHECK(p.rows() <= INT_MAX && p.cols() <= INT_MAX && p.Cout <= INT_MAX, "conv2d: N*Ho*Wo = ", p.rows(),
+             ", kh*kw*Cin = ", p.cols(), " or Cout = ", p.Cout, " exceeds the 32-bit BLAS interface");
 }
 
-// An uninitialised scratch buffer (std::vector would zero it, a wasted pass over memory).
+// An uninitialised buffer (std::vector would zero it: a wasted pass over memory).
 template <class T>
 std::unique_ptr<T[]> scratch(int64_t n) {
   return std::unique_ptr<T[]>(new T[static_cast<size_t>(std::max<int64_t>(n, 1))]);
+}
+
+// Threads to use for `tasks` independent tasks.
+int task_threads(int64_t tasks) {
+  if (tasks <= 1 || in_parallel_region()) return 1;
+  return static_cast<int>(std::min<int64_t>(num_threads(), tasks));
+}
+
+// f(task, thread) for task in [0, tasks), dynamically scheduled over `threads` threads (thread < threads).
+// Tasks write disjoint outputs, so which thread runs which task does not change any result; dynamic
+// scheduling keeps both cores busy when one of them is also serving another process. `f` must not throw.
+template <class F>
+void run_tasks(int64_t tasks, int threads, F&& f) {
+  if (threads <= 1) {
+    for (int64_t t = 0; t < tasks; ++t) f(t, 0);
+    return;
+  }
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t t = 0; t < tasks; ++t) f(t, omp_get_thread_num());
 }
 
 // Rows [r0, r1) of the im2col matrix of x [N, H, W, Cin] into col [r1 - r0, K]. Row r is output pixel
 // (n, ho, wo); its columns (i, j, c) hold x[n, ho*sh - ph + i, wo*sw - pw + j, c] or 0 outside the image.
 // For fixed (r, i) the kw*Cin values are consecutive in NHWC memory: one memcpy per kernel row.
 template <class T>
-void im2col(const T* x, T* col, const ConvParams& p, int64_t r0, int64_t r1) {
+const T* im2col(const T* x, T* col, const ConvParams& p, int64_t r0, int64_t r1) {
   const int64_t K = p.cols(), span = p.kw * p.Cin;
-  const int64_t grain = std::max<int64_t>(1, 16384 / K);
-  parallel_for(r0, r1, grain, [&](int64_t lo, int64_t hi) {
-    int64_t wo = lo % p.Wo, ho = (lo / p.Wo) % p.Ho, n = lo / (p.Wo * p.Ho);
-    for (int64_t r = lo; r < hi; ++r) {
-      T* dst = col + (r - r0) * K;
-      const int64_t w0 = wo * p.sw - p.pw;  // input column of tap j = 0
-      const int64_t jlo = std::clamp<int64_t>(-w0, 0, p.kw), jhi = std::clamp<int64_t>(p.W - w0, jlo, p.kw);
-      for (int64_t i = 0; i < p.kh; ++i, dst += span) {
-        const int64_t h = ho * p.sh - p.ph + i;
-        if (h < 0 || h >= p.H || jlo == jhi) {
-          std::memset(dst, 0, static_cast<size_t>(span) * sizeof(T));
-          continue;
-        }
-        const T* src = x + ((n * p.H + h) * p.W + w0 + jlo) * p.Cin;
-        if (jlo > 0) std::memset(dst, 0, static_cast<size_t>(jlo * p.Cin) * sizeof(T));
-        std::memcpy(dst + jlo * p.Cin, src, static_cast<size_t>((jhi - jlo) * p.Cin) * sizeof(T));
-        if (jhi < p.kw)
-          std::memset(dst + jhi * p.Cin, 0, static_cast<size_t>((p.kw - jhi) * p.Cin) * sizeof(T));
+  int64_t wo = r0 % p.Wo, ho = (r0 / p.Wo) % p.Ho, n = r0 / (p.Wo * p.Ho);
+  for (int64_t r = r0; r < r1; ++r) {
+    T* dst = col + (r - r0) * K;
+    const int64_t w0 = wo * p.sw - p.pw;  // input column of tap j = 0
+    const int64_t jlo = std::clamp<int64_t>(-w0, 0, p.kw), jhi = std::clamp<int64_t>(p.W - w0, jlo, p.kw);
+    for (int64_t i = 0; i < p.kh; ++i, dst += span) {
+      const int64_t h = ho * p.sh - p.ph + i;
+      if (h < 0 || h >= p.H || jlo == jhi) {
+        std::memset(dst, 0, static_cast<size_t>(span) * sizeof(T));
+        continue;
       }
-      if (++wo == p.Wo) {
-        wo = 0;
-        if (++ho == p.Ho) {
-          ho = 0;
-          ++n;
-        }
+      const T* src = x + ((n * p.H + h) * p.W + w0 + jlo) * p.Cin;
+      if (jlo > 0) std::memset(dst, 0, static_cast<size_t>(jlo * p.Cin) * sizeof(T));
+      std::memcpy(dst + jlo * p.Cin, src, static_cast<size_t>((jhi - jlo) * p.Cin) * sizeof(T));
+      if (jhi < p.kw)
+        std::memset(dst + jhi * p.Cin, 0, static_cast<size_t>((p.kw - jhi) * p.Cin) * sizeof(T));
+    }
+    if (++wo == p.Wo) {
+      wo = 0;
+      if (++ho == p.Ho) {
+        ho = 0;
+        ++n;
       }
     }
-  });
+  }
+  return col;
+}
+
+// d[0, n) += s[0, n): the inner loop of col2im, compiled for AVX-512, AVX2 and baseline x86-64 and picked
+// at load time (the library is built for baseline x86-64). Plain adds: the same result on every path.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void add_into(float* __restrict d,
+                                                                           const float* __restrict s,
+                                                                           int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] += s[i];
+}
+__attribute__((target_clones("avx512f", "avx2", "default"))) void add_into(double* __restrict d,
+                                                                           const double* __restrict s,
+                                                                           int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] += s[i];
 }
 
 // Image rows t = n*H + h in [lo, hi) of dx that rows [r0, r1) of the column matrix can reach.
@@ -113,109 +138,123 @@ RowSpan reached_rows(const ConvParams& p, int64_t r0, int64_t r1) {
           n1 * p.H + std::clamp<int64_t>(ho1 * p.sh - p.ph + p.kh, 0, p.H)};
 }
 
-// col2im for the data gradient, parallel over dx pixels (each written by one thread, in a fixed order):
-//   dx[n, h, w, :] (+)= sum over taps (i, j) with h = ho*sh - ph + i, w = wo*sw - pw + j, and the row
-//   r = (n, ho, wo) in [r0, r1), of dcol[r - r0, (i, j, :)].
-// Image rows [t_lo, t_hi) are visited; with `assign` they are overwritten (pixels no tap reaches get 0),
-// otherwise the contributions are added to what is there.
+// col2im of one dx image row t = (n, h), [W, Cin]: adds (or, with `assign`, writes) the contributions of
+// column rows [r0, r1) (held in dcol from row r0 on):
+//   dx[n, h, w, :] += dcol[r, (i, j, :)] for every tap with h = ho*sh - ph + i, w = wo*sw - pw + j and
+//   r = (n, ho, wo) in [r0, r1).
+// Loops run kernel row i, kernel column j, then w, so that each (i, j) reads dcol at a constant stride.
+// The order of the additions into each element is fixed (i, then j), whatever the threads.
 template <class T>
-void col2im(const T* dcol, T* dx, const ConvParams& p, int64_t r0, int64_t r1, int64_t t_lo, int64_t t_hi,
-            bool assign) {
+void col2im_row(const T* dcol, T* dx, const ConvParams& p, int64_t r0, int64_t r1, int64_t t, bool assign) {
   const int64_t K = p.cols(), C = p.Cin;
-  const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, p.W * C));
-  parallel_for(t_lo, t_hi, grain, [&](int64_t lo, int64_t hi) {
-    for (int64_t t = lo; t < hi; ++t) {
-      const int64_t n = t / p.H, h = t % p.H;
-      for (int64_t w = 0; w < p.W; ++w) {
-        T* d = dx + (t * p.W + w) * C;
-        if (assign) std::fill(d, d + C, T(0));
-        for (int64_t i = 0; i < p.kh; ++i) {
-          const int64_t hs = h + p.ph - i;  // = ho * sh
-          if (hs < 0 || hs % p.sh != 0 || hs / p.sh >= p.Ho) continue;
-          const int64_t row_base = (n * p.Ho + hs / p.sh) * p.Wo;
-          for (int64_t j = 0; j < p.kw; ++j) {
-            const int64_t ws = w + p.pw - j;  // = wo * sw
-            if (ws < 0 || ws % p.sw != 0 || ws / p.sw >= p.Wo) continue;
-            const int64_t r = row_base + ws / p.sw;
-            if (r < r0 || r >= r1) continue;
-            const T* s = dcol + (r - r0) * K + (i * p.kw + j) * C;
-            for (int64_t c = 0; c < C; ++c) d[c] += s[c];
-          }
-        }
+  const int64_t n = t / p.H, h = t % p.H;
+  T* row = dx + t * p.W * C;
+  if (assign) std::fill(row, row + p.W * C, T(0));
+  for (int64_t i = 0; i < p.kh; ++i) {
+    const int64_t hs = h + p.ph - i;  // = ho * sh
+    if (hs < 0 || hs % p.sh != 0 || hs / p.sh >= p.Ho) continue;
+    const int64_t row_base = (n * p.Ho + hs / p.sh) * p.Wo;  // column row of (n, ho, 0)
+    for (int64_t j = 0; j < p.kw; ++j) {
+      // w = wo*sw - pw + j for wo in [0, Wo), within [0, W), and the row within [r0, r1).
+      int64_t wo_lo = std::max<int64_t>(0, ceil_div(std::max<int64_t>(0, p.pw - j), p.sw));
+      int64_t wo_hi = std::min<int64_t>(p.Wo, ceil_div(p.W + p.pw - j, p.sw));
+      wo_lo = std::max(wo_lo, r0 - row_base);
+      wo_hi = std::min(wo_hi, r1 - row_base);
+      for (int64_t wo = wo_lo; wo < wo_hi; ++wo) {
+        const int64_t w = wo * p.sw - p.pw + j;
+        add_into(row + w * C, dcol + (row_base + wo - r0) * K + (i * p.kw + j) * C, C);
       }
     }
-  });
-}
-
-// out[r, :] = bias for rows [r0, r1) (the GEMM then adds with beta = 1).
-template <class T>
-void fill_bias(const T* bias, T* out, int64_t cout, int64_t r0, int64_t r1) {
-  parallel_for(r0, r1, std::max<int64_t>(1, 16384 / cout), [&](int64_t lo, int64_t hi) {
-    for (int64_t r = lo; r < hi; ++r)
-      std::memcpy(out + r * cout, bias, static_cast<size_t>(cout) * sizeof(T));
-  });
+  }
 }
 
 template <class T>
 void forward_impl(const T* x, const T* w, const T* bias, T* out, const ConvParams& p) {
   const int64_t K = p.cols(), M = p.rows(), Co = p.Cout;
-  const T beta = bias ? T(1) : T(0);
-  if (col_is_input(p)) {
-    if (bias) fill_bias(bias, out, Co, 0, M);
-    gemm_kblocked(false, true, M, Co, K, x, K, w, K, beta, out, Co);
-    return;
+  const bool direct = col_is_input(p);
+  const int64_t R = conv_tile_rows(p, sizeof(T)), tiles = ceil_div(M, R);
+  const int threads = task_threads(tiles);
+  auto cols = scratch<T>(direct ? 0 : threads * R * K);
+  BlasSingleThreadScope single_threaded_blas;
+  run_tasks(tiles, threads, [&](int64_t t, int thread) {
+    const int64_t r0 = t * R, r1 = std::min(M, r0 + R);
+    const T* a = direct ? x + r0 * K : im2col(x, cols.get() + thread * R * K, p, r0, r1);
+    T* o = out + r0 * Co;
+    if (bias)
+      for (int64_t r = 0; r < r1 - r0; ++r)
+        std::memcpy(o + r * Co, bias, static_cast<size_t>(Co) * sizeof(T));
+    gemm(false, true, r1 - r0, Co, K, T(1), a, K, w, K, bias ? T(1) : T(0), o, Co);
+  });
+}
+
+template <class T>
+void backward_weight_impl(const T* gout, const T* x, T* dw, const ConvParams& p) {
+  const int64_t K = p.cols(), M = p.rows(), Co = p.Cout, size = Co * K;
+  const bool direct = col_is_input(p);
+  const int64_t R = conv_tile_rows(p, sizeof(T)), tiles = ceil_div(M, R);
+  const int64_t by_memory = kMaxPartialBytes / (size * static_cast<int64_t>(sizeof(T)));
+  const int64_t slots = std::clamp<int64_t>(std::min(kWeightSlots, by_memory), 1, tiles);
+  const int threads = task_threads(slots);
+  auto partials = scratch<T>((slots - 1) * size);  // slot 0 sums straight into dw
+  auto cols = scratch<T>(direct ? 0 : threads * R * K);
+  {
+    BlasSingleThreadScope single_threaded_blas;
+    run_tasks(slots, threads, [&](int64_t s, int thread) {
+      T* acc = s == 0 ? dw : partials.get() + (s - 1) * size;
+      for (int64_t t = s; t < tiles; t += slots) {
+        const int64_t r0 = t * R, r1 = std::min(M, r0 + R);
+        const T* a = direct ? x + r0 * K : im2col(x, cols.get() + thread * R * K, p, r0, r1);
+        gemm(true, false, Co, K, r1 - r0, T(1), gout + r0 * Co, Co, a, K, t == s ? T(0) : T(1), acc, K);
+      }
+    });
   }
-  const int64_t chunk = chunk_rows(p, sizeof(T));
-  auto col = scratch<T>(chunk * K);
-  for (int64_t r0 = 0; r0 < M; r0 += chunk) {
-    const int64_t r1 = std::min(M, r0 + chunk);
-    im2col(x, col.get(), p, r0, r1);
-    if (bias) fill_bias(bias, out, Co, r0, r1);
-    gemm_kblocked(false, true, r1 - r0, Co, K, col.get(), K, w, K, beta, out + r0 * Co, Co);
-  }
+  if (slots == 1) return;
+  parallel_for(0, size, 16384, [&](int64_t lo, int64_t hi) {
+    for (int64_t e = lo; e < hi; ++e) {
+      T v = dw[e];
+      for (int64_t s = 1; s < slots; ++s) v += partials[(s - 1) * size + e];
+      dw[e] = v;
+    }
+  });
 }
 
 template <class T>
 void backward_data_impl(const T* gout, const T* w, T* dx, const ConvParams& p) {
   const int64_t K = p.cols(), M = p.rows(), Co = p.Cout;
-  if (col_is_input(p)) {
-    gemm_kblocked(false, false, M, K, Co, gout, Co, w, K, T(0), dx, K);
+  const int64_t R = conv_tile_rows(p, sizeof(T));
+  BlasSingleThreadScope single_threaded_blas;
+  // dcol rows [r0, r1) = gout rows @ W, one GEMM per tile.
+  auto gemm_rows = [&](int64_t r0, int64_t r1, T* dst) {
+    const int64_t tiles = ceil_div(r1 - r0, R);
+    run_tasks(tiles, task_threads(tiles), [&](int64_t t, int) {
+      const int64_t a = r0 + t * R, b = std::min(r1, a + R);
+      gemm(false, false, b - a, K, Co, T(1), gout + a * Co, Co, w, K, T(0), dst + (a - r0) * K, K);
+    });
+  };
+  if (col_is_input(p)) {  // dx viewed as [rows, K] is the column gradient itself
+    gemm_rows(0, M, dx);
     return;
   }
-  const int64_t chunk = chunk_rows(p, sizeof(T));
+  const int64_t chunk =
+      std::clamp<int64_t>(g_chunk_bytes.load() / (K * static_cast<int64_t>(sizeof(T))), 1, M);
   auto dcol = scratch<T>(chunk * K);
-  const int64_t image_rows = p.N * p.H;
+  const int64_t image_rows = p.N * p.H, row_elems = p.W * p.Cin;
+  const int64_t group = std::max<int64_t>(1, 16384 / row_elems);  // dx rows per col2im task
   for (int64_t r0 = 0; r0 < M; r0 += chunk) {
     const int64_t r1 = std::min(M, r0 + chunk);
-    gemm_kblocked(false, false, r1 - r0, K, Co, gout + r0 * Co, Co, w, K, T(0), dcol.get(), K);
+    gemm_rows(r0, r1, dcol.get());
+    // The first chunk overwrites every dx row up to the last it reaches (rows it cannot reach become 0);
+    // later chunks add to the rows they reach.
+    const bool first = r0 == 0;
     const RowSpan span = reached_rows(p, r0, r1);
-    if (r0 == 0) {
-      // The first chunk overwrites every image row up to the last it reaches; the rest start at zero.
-      col2im(dcol.get(), dx, p, r0, r1, 0, span.hi, /*assign=*/true);
-      const int64_t row_elems = p.W * p.Cin;
-      parallel_for(
-          span.hi, image_rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row_elems)),
-          [&](int64_t lo, int64_t hi) { std::fill(dx + lo * row_elems, dx + hi * row_elems, T(0)); });
-    } else {
-      col2im(dcol.get(), dx, p, r0, r1, span.lo, span.hi, /*assign=*/false);
-    }
-  }
-}
-
-template <class T>
-void backward_weight_impl(const T* gout, const T* x, T* dw, const ConvParams& p) {
-  const int64_t K = p.cols(), M = p.rows(), Co = p.Cout;
-  if (col_is_input(p)) {
-    gemm_kblocked(true, false, Co, K, M, gout, Co, x, K, T(0), dw, K);
-    return;
-  }
-  const int64_t chunk = chunk_rows(p, sizeof(T));
-  auto col = scratch<T>(chunk * K);
-  for (int64_t r0 = 0; r0 < M; r0 += chunk) {
-    const int64_t r1 = std::min(M, r0 + chunk);
-    im2col(x, col.get(), p, r0, r1);
-    gemm_kblocked(true, false, Co, K, r1 - r0, gout + r0 * Co, Co, col.get(), K, r0 == 0 ? T(0) : T(1), dw,
-                  K);
+    const int64_t lo = first ? 0 : span.lo, tasks = ceil_div(std::max<int64_t>(span.hi - lo, 0), group);
+    run_tasks(tasks, task_threads(tasks), [&](int64_t g, int) {
+      for (int64_t t = lo + g * group; t < std::min(span.hi, lo + (g + 1) * group); ++t)
+        col2im_row(dcol.get(), dx, p, r0, r1, t, first);
+    });
+    if (first)
+      parallel_for(span.hi, image_rows, group,
+                   [&](int64_t a, int64_t b) { std::fill(dx + a * row_elems, dx + b * row_elems, T(0)); });
   }
 }
 
@@ -243,19 +282,29 @@ Tensor as_f32(const Tensor& t) {
 
 }  // namespace
 
-int64_t conv_col_budget_bytes() {
-  const int64_t b = g_col_budget.load();
-  return b > 0 ? b : kDefaultColBudget;
+int64_t conv_tile_rows(const ConvParams& p, size_t elem_size) {
+  const int64_t forced = g_tile_rows.load();
+  if (forced > 0) return forced;
+  return std::clamp<int64_t>(kTileBytes / (p.cols() * static_cast<int64_t>(elem_size)), kMinTileRows,
+                             kMaxTileRows);
 }
 
-void set_conv_col_budget_bytes(int64_t bytes) {
-  IRIS_CHECK(bytes >= 0 && bytes <= kMaxColBudget, "set_conv_col_budget_bytes: ", bytes,
-             " is outside [0, 64 MiB]");
-  g_col_budget.store(bytes);
+ConvCpuTuning conv_cpu_tuning() {
+  return {g_tile_rows.load(), g_chunk_bytes.load()};
+}
+
+void set_conv_cpu_tuning(const ConvCpuTuning& t) {
+  IRIS_CHECK(t.tile_rows >= 0 && t.tile_rows <= (int64_t{1} << 20), "set_conv_cpu_tuning: tile_rows ",
+             t.tile_rows, " is outside [0, 2^20]");
+  IRIS_CHECK(t.chunk_bytes >= 1 && t.chunk_bytes <= kMaxChunkBytes, "set_conv_cpu_tuning: chunk_bytes ",
+             t.chunk_bytes, " is outside [1, 64 MiB]");
+  g_tile_rows.store(t.tile_rows);
+  g_chunk_bytes.store(t.chunk_bytes);
 }
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out, const ConvParams& p) {
   if (out.numel() == 0) return;
+  check_blas_sizes(p);
   by_dtype(
       out.dtype(), "conv2d",
       [&](auto tag) {
@@ -276,6 +325,7 @@ void conv2d_backward_data(const Tensor& gout, const Tensor& w, Tensor& dx, const
     dx.zero_();
     return;
   }
+  check_blas_sizes(p);
   by_dtype(
       dx.dtype(), "conv2d backward",
       [&](auto tag) {
@@ -295,6 +345,7 @@ void conv2d_backward_weight(const Tensor& gout, const Tensor& x, Tensor& dw, con
     dw.zero_();
     return;
   }
+  check_blas_sizes(p);
   by_dtype(
       dw.dtype(), "conv2d backward",
       [&](auto tag) {

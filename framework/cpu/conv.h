@@ -6,8 +6,14 @@
 //
 // Method: im2col + GEMM. The im2col matrix has one row per output pixel (n, ho, wo) and one column per tap
 // (i, j, c), so its row-major layout matches the weight's [Cout, kh*kw*Cin] and NHWC input rows copy with
-// memcpy. Rows are processed in fixed-size chunks to bound the column buffer; pointwise convolutions (whose
-// column matrix *is* the input) skip im2col. Results do not depend on the thread count.
+// memcpy. Work is cut into tiles of a fixed number of rows that threads take dynamically; each tile is
+// im2col'ed into the thread's own cache-sized buffer and multiplied at once by a single-threaded GEMM (one
+// thread pool, no handover to OpenBLAS's threads, column data used while still in cache). Pointwise
+// convolutions (whose column matrix *is* the input) skip im2col.
+//
+// Determinism: each output element is computed by one GEMM call whose arguments do not depend on the number
+// of threads (tiles, weight-gradient partial sums and their order are fixed by the shapes and the tuning
+// below), so results do not depend on the thread count.
 #pragma once
 
 #include "framework/core/tensor.h"
@@ -22,9 +28,15 @@ void conv2d_backward_data(const Tensor& gout, const Tensor& w, Tensor& dx, const
 // dw = dL/dw given gout = dL/dout.
 void conv2d_backward_weight(const Tensor& gout, const Tensor& x, Tensor& dw, const ConvParams& p);
 
-// Column-buffer budget per chunk, in bytes (a constant, so that chunking and hence results never depend on
-// the machine or the thread count). Exposed for tests that force several chunks.
-int64_t conv_col_budget_bytes();
-void set_conv_col_budget_bytes(int64_t bytes);  // 0 restores the default
+// Process-wide tuning (defaults suit CPUs with about 1 MiB of L2 per core). Results depend on these (through
+// the order of the weight-gradient sums), never on the thread count; tests shrink them to force many tiles.
+struct ConvCpuTuning {
+  int64_t tile_rows = 0;                   // rows per tile; 0: about 1 MiB of columns, clamped to [128, 2048]
+  int64_t chunk_bytes = int64_t{8} << 20;  // data gradient: the column chunk between its GEMM and col2im
+};
+ConvCpuTuning conv_cpu_tuning();
+// The tile height used for `p` with elements of `elem_size` bytes (the tuning's, or the automatic one).
+int64_t conv_tile_rows(const ConvParams& p, size_t elem_size);
+void set_conv_cpu_tuning(const ConvCpuTuning& t);  // throws on values out of range
 
 }  // namespace iris::cpu

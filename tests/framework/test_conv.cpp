@@ -58,10 +58,15 @@ Tensor reference_conv(const Tensor& x, const Tensor& w, const Tensor& bias, cons
   return Tensor::from_vector(out, {p.N, p.Ho, p.Wo, p.Cout});
 }
 
-// Sets the im2col column budget for one scope (to force many chunks on small shapes).
-struct ColBudgetScope {
-  explicit ColBudgetScope(int64_t bytes) { cpu::set_conv_col_budget_bytes(bytes); }
-  ~ColBudgetScope() { cpu::set_conv_col_budget_bytes(0); }
+// Sets the CPU tiling for one scope (to force many tiles, partial sums and chunks on small shapes).
+struct TuningScope {
+  explicit TuningScope(int64_t tile_rows, int64_t chunk_bytes) {
+    cpu::ConvCpuTuning t;
+    t.tile_rows = tile_rows;
+    t.chunk_bytes = chunk_bytes;
+    cpu::set_conv_cpu_tuning(t);
+  }
+  ~TuningScope() { cpu::set_conv_cpu_tuning(cpu::ConvCpuTuning{}); }
 };
 
 struct Grads3 {
@@ -138,16 +143,16 @@ TEST_CASE("conv2d gradients when only some inputs require grad") {
       {x, w_fixed});
 }
 
-TEST_CASE("conv2d gives the same result when im2col runs in many small chunks") {
+TEST_CASE("conv2d gives the same result with many small tiles and chunks") {
   for (const Geometry& g : geometries()) {
     CAPTURE(g.name);
     const Tensor x = randn({g.N, g.H, g.W, g.Cin}, 9), w = randn({g.Cout, g.kh, g.kw, g.Cin}, 10),
                  b = randn({g.Cout}, 11);
     const Grads3 whole = run_with_grads(x, w, b, g, 12);
     const int64_t row_bytes = g.kh * g.kw * g.Cin * 8;
-    for (int64_t rows : {1, 3, 7}) {  // chunks that start mid image-row and mid image
+    for (int64_t rows : {1, 3, 7}) {  // tiles and chunks that start mid image-row and mid image
       CAPTURE(rows);
-      ColBudgetScope scope(rows * row_bytes);
+      TuningScope scope(rows, rows * row_bytes);
       const Grads3 chunked = run_with_grads(x, w, b, g, 12);
       check_close(chunked.out, whole.out, 1e-12, 1e-12);
       check_close(chunked.dx, whole.dx, 1e-12, 1e-12);
@@ -227,7 +232,9 @@ TEST_CASE("conv2d results are identical with 1 and 2 threads") {
   const Tensor x = randn({g.N, g.H, g.W, g.Cin}, 27, DType::f32),
                w = randn({g.Cout, 3, 3, g.Cin}, 28, DType::f32), b = randn({g.Cout}, 29, DType::f32);
   const int before = num_threads();
-  ColBudgetScope scope(600 * 3 * 3 * 16 * 4);  // 600 rows per chunk: 4 chunks, not aligned to images
+  // 100-row tiles (21 of them, so the weight gradient sums 16 partials), 600-row data-gradient chunks:
+  // neither aligned to images.
+  TuningScope scope(100, 600 * 3 * 3 * 16 * 4);
   set_num_threads(1);
   const Grads3 one = run_with_grads(x, w, b, g, 30);
   set_num_threads(2);
