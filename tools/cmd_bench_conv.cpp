@@ -4,6 +4,8 @@
 //
 // FLOPs: one convolution GEMM is 2 * N*Ho*Wo * Cout * kh*kw*Cin. The forward is one such GEMM, the backward
 // two (data and weight gradients), so forward + backward counts three.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -28,18 +30,25 @@ struct BenchConvOptions {
   int64_t batch = 8, size = 32, cin = 64, cout = 64, kernel = 3, stride = 1;
   int steps = 20, warmup = 3, threads = 0;
   int64_t tile_rows = 0;  // 0: the library's default
-  double chunk_mb = 0;    // 0: the library's default
+  double band_mb = 0;     // 0: the library's default
 };
 
 struct Timing {
-  double median_ms, min_ms;
+  double median_ms, min_ms, cpu_ms;  // cpu_ms: process CPU time (all threads) per step
 };
+
+double process_cpu_ms() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-3;
+}
 
 // Median and fastest wall time of `f` over `steps` runs after `warmup` untimed ones. The minimum is what the
 // code can do; the median also shows interference from other processes on a shared machine.
 Timing time_ms(int warmup, int steps, const std::function<void()>& f) {
   for (int i = 0; i < warmup; ++i) f();
   std::vector<double> ms;
+  const double cpu0 = process_cpu_ms();
   for (int i = 0; i < steps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     f();
@@ -47,12 +56,14 @@ Timing time_ms(int warmup, int steps, const std::function<void()>& f) {
   }
   std::sort(ms.begin(), ms.end());
   const size_t n = ms.size();
-  return {n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]), ms.front()};
+  return {n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]), ms.front(),
+          (process_cpu_ms() - cpu0) / steps};
 }
 
 void print_row(const std::string& what, Timing t, double flops) {
-  std::printf("  %-50s %9.3f ms %7.1f GFLOP/s   (min %8.3f ms %7.1f GFLOP/s)\n", what.c_str(), t.median_ms,
-              flops / (t.median_ms * 1e-3) / 1e9, t.min_ms, flops / (t.min_ms * 1e-3) / 1e9);
+  std::printf("  %-46s %8.3f ms %6.1f GFLOP/s | min %8.3f ms %6.1f GFLOP/s | cpu %8.3f ms\n", what.c_str(),
+              t.median_ms, flops / (t.median_ms * 1e-3) / 1e9, t.min_ms, flops / (t.min_ms * 1e-3) / 1e9,
+              t.cpu_ms);
 }
 
 void run_bench_conv(const BenchConvOptions& o) {
@@ -60,7 +71,7 @@ void run_bench_conv(const BenchConvOptions& o) {
   if (o.threads > 0) set_num_threads(o.threads);
   cpu::ConvCpuTuning tuning = cpu::conv_cpu_tuning();
   if (o.tile_rows > 0) tuning.tile_rows = o.tile_rows;
-  if (o.chunk_mb > 0) tuning.chunk_bytes = static_cast<int64_t>(o.chunk_mb * (1 << 20));
+  if (o.band_mb > 0) tuning.band_bytes = static_cast<int64_t>(o.band_mb * (1 << 20));
   cpu::set_conv_cpu_tuning(tuning);
   const int64_t pad = o.kernel / 2;  // "same" padding for odd kernels
   const ConvParams p = make_conv_params({o.batch, o.size, o.size, o.cin}, {o.cout, o.kernel, o.kernel, o.cin},
@@ -73,9 +84,9 @@ void run_bench_conv(const BenchConvOptions& o) {
       (long)p.kh, (long)p.kw, (long)p.sh, (long)p.ph);
   std::printf("cpu: %d threads; BLAS: %s\n", num_threads(), cpu::blas_info().c_str());
   const int64_t tile = cpu::conv_tile_rows(p, sizeof(float));
-  std::printf("tiles of %ld rows%s; data-gradient chunk %.1f MiB; %d warmup + %d timed steps, median\n",
+  std::printf("tiles of %ld rows%s; data-gradient bands of %.1f MiB; %d warmup + %d timed steps, median\n",
               (long)tile, tuning.tile_rows > 0 ? "" : " (automatic)",
-              static_cast<double>(tuning.chunk_bytes) / (1 << 20), o.warmup, o.steps);
+              static_cast<double>(tuning.band_bytes) / (1 << 20), o.warmup, o.steps);
 
   Generator gen(1234);
   const double wscale = 1.0 / std::sqrt(static_cast<double>(p.cols()));
@@ -111,7 +122,8 @@ void run_bench_conv(const BenchConvOptions& o) {
                 std::to_string(M) + ", " + std::to_string(K) + "]",
             g_weight, gemm_flops);
   const Timing g_sum{g_fwd.median_ms + g_data.median_ms + g_weight.median_ms,
-                     g_fwd.min_ms + g_data.min_ms + g_weight.min_ms};
+                     g_fwd.min_ms + g_data.min_ms + g_weight.min_ms,
+                     g_fwd.cpu_ms + g_data.cpu_ms + g_weight.cpu_ms};
   print_row("sum of the three", g_sum, 3 * gemm_flops);
 
   std::printf("conv2d kernels (cpu::conv2d_*):\n");
@@ -171,7 +183,8 @@ void register_bench_conv(CLI::App& app) {
   cmd->add_option("--tile-rows", opts->tile_rows, "rows per im2col tile (0: automatic, about 1 MiB)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--chunk-mb", opts->chunk_mb, "data-gradient column chunk in MiB (0: the default, 8)")
+  cmd->add_option("--band-mb", opts->band_mb,
+                  "data-gradient band of column rows per thread, MiB (0: default 4)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 64.0));
   cmd->callback([opts] { run_bench_conv(*opts); });

@@ -4,8 +4,8 @@
 // With K = kh*kw*Cin and rows = N*Ho*Wo, and W the weight viewed as [Cout, K]:
 //   forward:      out[rows, Cout] = col[rows, K] @ W^T (+ bias)            per tile of rows
 //   weight grad:  dW[Cout, K]     = sum over tiles of gout_t^T @ col_t     in a fixed order (below)
-//   data grad:    dcol[rows, K]   = gout[rows, Cout] @ W                   per tile, into a chunk buffer,
-//                 then col2im gathers the chunk's contributions into dx, parallel over dx rows.
+//   data grad:    dcol[rows, K]   = gout[rows, Cout] @ W                   per band of dx rows (below),
+//                 then col2im gathers the band's contributions into its dx rows.
 #include "framework/cpu/conv.h"
 
 #include <omp.h>
@@ -26,14 +26,14 @@ namespace {
 constexpr int64_t kTileBytes = int64_t{1} << 20;  // one tile of columns: about a Zen 4 / Skylake-SP L2
 constexpr int64_t kMinTileRows = 128;             // fewer rows would re-pack the weight too often
 constexpr int64_t kMaxTileRows = 2048;
-constexpr int64_t kMaxChunkBytes = int64_t{64} << 20;
+constexpr int64_t kMaxBandBytes = int64_t{64} << 20;
 // Weight gradient: tiles t = s, s + S, s + 2S, ... are summed into partial sum s (by whichever thread runs
 // slot s, in increasing t), then the S partials are added in slot order. S depends only on the shapes.
 constexpr int64_t kWeightSlots = 16;
 constexpr int64_t kMaxPartialBytes = int64_t{64} << 20;
 
 std::atomic<int64_t> g_tile_rows{0};
-std::atomic<int64_t> g_chunk_bytes{ConvCpuTuning{}.chunk_bytes};
+std::atomic<int64_t> g_band_bytes{ConvCpuTuning{}.band_bytes};
 
 // A pointwise convolution (1x1, stride 1, no padding) or one whose kernel covers the whole unpadded image
 // (Ho = Wo = 1) has an im2col matrix equal to the input itself viewed as [rows, K].
@@ -126,17 +126,10 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void add_into(doubl
   for (int64_t i = 0; i < n; ++i) d[i] += s[i];
 }
 
-// Image rows t = n*H + h in [lo, hi) of dx that rows [r0, r1) of the column matrix can reach.
+// A half-open range of rows.
 struct RowSpan {
   int64_t lo, hi;
 };
-RowSpan reached_rows(const ConvParams& p, int64_t r0, int64_t r1) {
-  const int64_t per_image = p.Ho * p.Wo;
-  const int64_t n0 = r0 / per_image, ho0 = (r0 / p.Wo) % p.Ho;
-  const int64_t n1 = (r1 - 1) / per_image, ho1 = ((r1 - 1) / p.Wo) % p.Ho;
-  return {n0 * p.H + std::clamp<int64_t>(ho0 * p.sh - p.ph, 0, p.H),
-          n1 * p.H + std::clamp<int64_t>(ho1 * p.sh - p.ph + p.kh, 0, p.H)};
-}
 
 // col2im of one dx image row t = (n, h), [W, Cin]: adds (or, with `assign`, writes) the contributions of
 // column rows [r0, r1) (held in dcol from row r0 on):
@@ -218,44 +211,48 @@ void backward_weight_impl(const T* gout, const T* x, T* dw, const ConvParams& p)
   });
 }
 
+// Data gradient in bands of dx rows: task (n, b) computes the column-gradient rows that dx rows
+// [b*Bh, (b+1)*Bh) of image n receive from (one GEMM into the thread's buffer) and gathers them (col2im), so
+// each task writes only its own dx rows and needs no other task's results: one parallel region, no barrier,
+// and the column rows are used while in cache. Output rows that feed two bands (the kernel's halo) are
+// computed by both; bands are as tall as the band budget allows (a whole image when it fits) to keep that
+// small. Band sizes depend only on the shapes, so the results do not depend on the thread count.
 template <class T>
 void backward_data_impl(const T* gout, const T* w, T* dx, const ConvParams& p) {
   const int64_t K = p.cols(), M = p.rows(), Co = p.Cout;
-  const int64_t R = conv_tile_rows(p, sizeof(T));
   BlasSingleThreadScope single_threaded_blas;
-  // dcol rows [r0, r1) = gout rows @ W, one GEMM per tile.
-  auto gemm_rows = [&](int64_t r0, int64_t r1, T* dst) {
-    const int64_t tiles = ceil_div(r1 - r0, R);
-    run_tasks(tiles, task_threads(tiles), [&](int64_t t, int) {
-      const int64_t a = r0 + t * R, b = std::min(r1, a + R);
-      gemm(false, false, b - a, K, Co, T(1), gout + a * Co, Co, w, K, T(0), dst + (a - r0) * K, K);
-    });
-  };
   if (col_is_input(p)) {  // dx viewed as [rows, K] is the column gradient itself
-    gemm_rows(0, M, dx);
+    const int64_t R = conv_tile_rows(p, sizeof(T)), tiles = ceil_div(M, R);
+    run_tasks(tiles, task_threads(tiles), [&](int64_t t, int) {
+      const int64_t r0 = t * R, r1 = std::min(M, r0 + R);
+      gemm(false, false, r1 - r0, K, Co, T(1), gout + r0 * Co, Co, w, K, T(0), dx + r0 * K, K);
+    });
     return;
   }
-  const int64_t chunk =
-      std::clamp<int64_t>(g_chunk_bytes.load() / (K * static_cast<int64_t>(sizeof(T))), 1, M);
-  auto dcol = scratch<T>(chunk * K);
-  const int64_t image_rows = p.N * p.H, row_elems = p.W * p.Cin;
-  const int64_t group = std::max<int64_t>(1, 16384 / row_elems);  // dx rows per col2im task
-  for (int64_t r0 = 0; r0 < M; r0 += chunk) {
-    const int64_t r1 = std::min(M, r0 + chunk);
-    gemm_rows(r0, r1, dcol.get());
-    // The first chunk overwrites every dx row up to the last it reaches (rows it cannot reach become 0);
-    // later chunks add to the rows they reach.
-    const bool first = r0 == 0;
-    const RowSpan span = reached_rows(p, r0, r1);
-    const int64_t lo = first ? 0 : span.lo, tasks = ceil_div(std::max<int64_t>(span.hi - lo, 0), group);
-    run_tasks(tasks, task_threads(tasks), [&](int64_t g, int) {
-      for (int64_t t = lo + g * group; t < std::min(span.hi, lo + (g + 1) * group); ++t)
-        col2im_row(dcol.get(), dx, p, r0, r1, t, first);
-    });
-    if (first)
-      parallel_for(span.hi, image_rows, group,
-                   [&](int64_t a, int64_t b) { std::fill(dx + a * row_elems, dx + b * row_elems, T(0)); });
-  }
+  const int64_t out_row_bytes = p.Wo * K * static_cast<int64_t>(sizeof(T));  // one output row of dcol
+  const int64_t band_h = std::min(p.H, std::max<int64_t>(1, g_band_bytes.load() / out_row_bytes) * p.sh);
+  const int64_t bands = ceil_div(p.H, band_h);
+  // Output rows [ho_lo, ho_hi) reach dx rows [h0, h1): ho*sh - ph + i in [h0, h1) for some tap i.
+  auto out_rows = [&](int64_t b) {
+    const int64_t h0 = b * band_h, h1 = std::min(p.H, h0 + band_h);
+    const int64_t lo = std::max<int64_t>(0, ceil_div(std::max<int64_t>(0, h0 + p.ph - p.kh + 1), p.sh));
+    const int64_t hi = std::min<int64_t>(p.Ho, (h1 - 1 + p.ph) / p.sh + 1);
+    return RowSpan{lo, std::max(lo, hi)};
+  };
+  int64_t most = 0;
+  for (int64_t b = 0; b < bands; ++b) most = std::max(most, out_rows(b).hi - out_rows(b).lo);
+  const int64_t tasks = p.N * bands;
+  const int threads = task_threads(tasks);
+  auto dcol = scratch<T>(threads * most * p.Wo * K);
+  run_tasks(tasks, threads, [&](int64_t task, int thread) {
+    const int64_t n = task / bands, b = task % bands;
+    const RowSpan ho = out_rows(b);
+    const int64_t r0 = (n * p.Ho + ho.lo) * p.Wo, r1 = (n * p.Ho + ho.hi) * p.Wo;
+    T* buf = dcol.get() + thread * most * p.Wo * K;
+    gemm(false, false, r1 - r0, K, Co, T(1), gout + r0 * Co, Co, w, K, T(0), buf, K);
+    const int64_t h0 = b * band_h, h1 = std::min(p.H, h0 + band_h);
+    for (int64_t h = h0; h < h1; ++h) col2im_row(buf, dx, p, r0, r1, n * p.H + h, /*assign=*/true);
+  });
 }
 
 // Runs `f(float{})` or `f(double{})` by dtype. bf16 has no BLAS: `bf16_fallback()` converts to f32.
@@ -290,16 +287,16 @@ int64_t conv_tile_rows(const ConvParams& p, size_t elem_size) {
 }
 
 ConvCpuTuning conv_cpu_tuning() {
-  return {g_tile_rows.load(), g_chunk_bytes.load()};
+  return {g_tile_rows.load(), g_band_bytes.load()};
 }
 
 void set_conv_cpu_tuning(const ConvCpuTuning& t) {
   IRIS_CHECK(t.tile_rows >= 0 && t.tile_rows <= (int64_t{1} << 20), "set_conv_cpu_tuning: tile_rows ",
              t.tile_rows, " is outside [0, 2^20]");
-  IRIS_CHECK(t.chunk_bytes >= 1 && t.chunk_bytes <= kMaxChunkBytes, "set_conv_cpu_tuning: chunk_bytes ",
-             t.chunk_bytes, " is outside [1, 64 MiB]");
+  IRIS_CHECK(t.band_bytes >= 1 && t.band_bytes <= kMaxBandBytes, "set_conv_cpu_tuning: band_bytes ",
+             t.band_bytes, " is outside [1, 64 MiB]");
   g_tile_rows.store(t.tile_rows);
-  g_chunk_bytes.store(t.chunk_bytes);
+  g_band_bytes.store(t.band_bytes);
 }
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out, const ConvParams& p) {

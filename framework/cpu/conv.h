@@ -31,8 +31,8 @@ void conv2d_backward_weight(const Tensor& gout, const Tensor& x, Tensor& dw, con
 // Process-wide tuning (defaults suit CPUs with about 1 MiB of L2 per core). Results depend on these (through
 // the order of the weight-gradient sums), never on the thread count; tests shrink them to force many tiles.
 struct ConvCpuTuning {
-  int64_t tile_rows = 0;                   // rows per tile; 0: about 1 MiB of columns, clamped to [128, 2048]
-  int64_t chunk_bytes = int64_t{8} << 20;  // data gradient: the column chunk between its GEMM and col2im
+  int64_t tile_rows = 0;                  // rows per tile; 0: about 1 MiB of columns, clamped to [128, 2048]
+  int64_t band_bytes = int64_t{4} << 20;  // data gradient: column rows one task (thread) computes and gathers
 };
 ConvCpuTuning conv_cpu_tuning();
 // The tile height used for `p` with elements of `elem_size` bytes (the tuning's, or the automatic one).

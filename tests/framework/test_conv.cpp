@@ -1,5 +1,6 @@
-// conv2d: float64 nested-loop reference, gradcheck in x, w and bias over odd geometries, chunked im2col,
-// non-contiguous inputs, f32 / bf16 against f64, dtype promotion, thread-count independence and misuse.
+// conv2d: float64 nested-loop reference, gradcheck in x, w and bias over odd geometries, many tiles and
+// bands, non-contiguous inputs, f32 / bf16 against f64, dtype promotion, thread-count independence and
+// misuse.
 #include "framework/cpu/conv.h"
 #include "tests/common/test_util.h"
 
@@ -58,12 +59,12 @@ Tensor reference_conv(const Tensor& x, const Tensor& w, const Tensor& bias, cons
   return Tensor::from_vector(out, {p.N, p.Ho, p.Wo, p.Cout});
 }
 
-// Sets the CPU tiling for one scope (to force many tiles, partial sums and chunks on small shapes).
+// Sets the CPU tiling for one scope (to force many tiles, partial sums and bands on small shapes).
 struct TuningScope {
-  explicit TuningScope(int64_t tile_rows, int64_t chunk_bytes) {
+  explicit TuningScope(int64_t tile_rows, int64_t band_bytes) {
     cpu::ConvCpuTuning t;
     t.tile_rows = tile_rows;
-    t.chunk_bytes = chunk_bytes;
+    t.band_bytes = band_bytes;
     cpu::set_conv_cpu_tuning(t);
   }
   ~TuningScope() { cpu::set_conv_cpu_tuning(cpu::ConvCpuTuning{}); }
@@ -143,21 +144,23 @@ TEST_CASE("conv2d gradients when only some inputs require grad") {
       {x, w_fixed});
 }
 
-TEST_CASE("conv2d gives the same result with many small tiles and chunks") {
+TEST_CASE("conv2d gives the same result with many small tiles and bands") {
   for (const Geometry& g : geometries()) {
     CAPTURE(g.name);
     const Tensor x = randn({g.N, g.H, g.W, g.Cin}, 9), w = randn({g.Cout, g.kh, g.kw, g.Cin}, 10),
                  b = randn({g.Cout}, 11);
     const Grads3 whole = run_with_grads(x, w, b, g, 12);
-    const int64_t row_bytes = g.kh * g.kw * g.Cin * 8;
-    for (int64_t rows : {1, 3, 7}) {  // tiles and chunks that start mid image-row and mid image
-      CAPTURE(rows);
-      TuningScope scope(rows, rows * row_bytes);
-      const Grads3 chunked = run_with_grads(x, w, b, g, 12);
-      check_close(chunked.out, whole.out, 1e-12, 1e-12);
-      check_close(chunked.dx, whole.dx, 1e-12, 1e-12);
-      check_close(chunked.dw, whole.dw, 1e-12, 1e-12);
-      check_close(chunked.db, whole.db, 1e-12, 1e-12);
+    const ConvParams p = params_of(g);
+    const int64_t out_row_bytes = p.Wo * p.cols() * 8;  // one output row of the column matrix, f64
+    for (auto [rows, band] : {std::pair{1, 1}, std::pair{3, 2}, std::pair{7, 3}}) {
+      CAPTURE(rows);  // tiles that start mid image-row and mid image
+      CAPTURE(band);  // bands of `band` output rows, with halos computed twice
+      TuningScope scope(rows, band * out_row_bytes);
+      const Grads3 tiled = run_with_grads(x, w, b, g, 12);
+      check_close(tiled.out, whole.out, 1e-12, 1e-12);
+      check_close(tiled.dx, whole.dx, 1e-12, 1e-12);
+      check_close(tiled.dw, whole.dw, 1e-12, 1e-12);
+      check_close(tiled.db, whole.db, 1e-12, 1e-12);
     }
   }
 }
@@ -227,14 +230,14 @@ TEST_CASE("conv2d promotes mismatched floating dtypes") {
 }
 
 TEST_CASE("conv2d results are identical with 1 and 2 threads") {
-  // Large enough that im2col, col2im and the GEMMs split across threads, and chunked (several chunks).
+  // Large enough that im2col, col2im and the GEMMs split across threads.
   const Geometry g{"3x3 pad 1 on 2x32x32x16", 2, 32, 32, 16, 24, 3, 3, 1, 1, 1, 1};
   const Tensor x = randn({g.N, g.H, g.W, g.Cin}, 27, DType::f32),
                w = randn({g.Cout, 3, 3, g.Cin}, 28, DType::f32), b = randn({g.Cout}, 29, DType::f32);
   const int before = num_threads();
-  // 100-row tiles (21 of them, so the weight gradient sums 16 partials), 600-row data-gradient chunks:
-  // neither aligned to images.
-  TuningScope scope(100, 600 * 3 * 3 * 16 * 4);
+  // 100-row tiles (21 of them, not aligned to images: the weight gradient sums 16 partials) and
+  // data-gradient bands of 5 output rows (7 per image).
+  TuningScope scope(100, 5 * 32 * 3 * 3 * 16 * 4);
   set_num_threads(1);
   const Grads3 one = run_with_grads(x, w, b, g, 30);
   set_num_threads(2);
