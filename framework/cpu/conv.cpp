@@ -28,7 +28,9 @@ constexpr int64_t kMinTileRows = 128;             // fewer rows would re-pack th
 constexpr int64_t kMaxTileRows = 2048;
 constexpr int64_t kMaxBandBytes = int64_t{64} << 20;
 // Weight gradient: tiles t = s, s + S, s + 2S, ... are summed into partial sum s (by whichever thread runs
-// slot s, in increasing t), then the S partials are added in slot order. S depends only on the shapes.
+// slot s, in increasing t), then the S partials are added in slot order. S depends only on the shapes: at
+// most 16 (the parallelism of this step), at most half the tiles (each partial then sums two tiles or more,
+// which keeps the final reduction small) and at most 64 MiB of partials.
 constexpr int64_t kWeightSlots = 16;
 constexpr int64_t kMaxPartialBytes = int64_t{64} << 20;
 
@@ -186,7 +188,7 @@ void backward_weight_impl(const T* gout, const T* x, T* dw, const ConvParams& p)
   const bool direct = col_is_input(p);
   const int64_t R = conv_tile_rows(p, sizeof(T)), tiles = ceil_div(M, R);
   const int64_t by_memory = kMaxPartialBytes / (size * static_cast<int64_t>(sizeof(T)));
-  const int64_t slots = std::clamp<int64_t>(std::min(kWeightSlots, by_memory), 1, tiles);
+  const int64_t slots = std::max<int64_t>(1, std::min({kWeightSlots, by_memory, tiles / 2}));
   const int threads = task_threads(slots);
   auto partials = scratch<T>((slots - 1) * size);  // slot 0 sums straight into dw
   auto cols = scratch<T>(direct ? 0 : threads * R * K);

@@ -235,7 +235,7 @@ TEST_CASE("conv2d results are identical with 1 and 2 threads") {
   const Tensor x = randn({g.N, g.H, g.W, g.Cin}, 27, DType::f32),
                w = randn({g.Cout, 3, 3, g.Cin}, 28, DType::f32), b = randn({g.Cout}, 29, DType::f32);
   const int before = num_threads();
-  // 100-row tiles (21 of them, not aligned to images: the weight gradient sums 16 partials) and
+  // 100-row tiles (21 of them, not aligned to images: the weight gradient sums 10 partials) and
   // data-gradient bands of 5 output rows (7 per image).
   TuningScope scope(100, 5 * 32 * 3 * 3 * 16 * 4);
   set_num_threads(1);
