@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   CLI::App app{"iris: diffusion models (SR3, cascades) on CPUs and GPUs"};
   app.require_subcommand(1);
   iris::tools::register_version(app);
+  iris::tools::register_bench_conv(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -19,12 +19,14 @@ using sgemm_t = void (*)(int, int, int, int, int, int, float, const float*, int,
 using dgemm_t = void (*)(int, int, int, int, int, int, double, const double*, int, const double*, int, double,
                          double*, int);
 using set_threads_t = void (*)(int);
+using get_threads_t = int (*)();
 using get_str_t = char* (*)();
 
 struct Blas {
   sgemm_t sgemm = nullptr;
   dgemm_t dgemm = nullptr;
   set_threads_t set_threads = nullptr;
+  get_threads_t get_threads = nullptr;
   get_str_t corename = nullptr;
   get_str_t config = nullptr;
   std::string choice;
@@ -66,6 +68,7 @@ Blas load() {
   b.sgemm = reinterpret_cast<sgemm_t>(dlsym(h, "cblas_sgemm"));
   b.dgemm = reinterpret_cast<dgemm_t>(dlsym(h, "cblas_dgemm"));
   b.set_threads = reinterpret_cast<set_threads_t>(dlsym(h, "openblas_set_num_threads"));
+  b.get_threads = reinterpret_cast<get_threads_t>(dlsym(h, "openblas_get_num_threads"));
   b.corename = reinterpret_cast<get_str_t>(dlsym(h, "openblas_get_corename"));
   b.config = reinterpret_cast<get_str_t>(dlsym(h, "openblas_get_config"));
   IRIS_CHECK(b.sgemm && b.dgemm, "the loaded OpenBLAS lacks cblas_sgemm/cblas_dgemm");
@@ -88,18 +91,32 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const 
           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   blas().sgemm(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, to_int(m, "m"), to_int(n, "n"),
-               to_int(k, "k"), alpha, a, to_int(lda, "lda"), b, to_int(ldb, "ldb"), beta, c, to_int(ldc, "ldc"));
+               to_int(k, "k"), alpha, a, to_int(lda, "lda"), b, to_int(ldb, "ldb"), beta, c,
+               to_int(ldc, "ldc"));
 }
 
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
           const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   blas().dgemm(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, to_int(m, "m"), to_int(n, "n"),
-               to_int(k, "k"), alpha, a, to_int(lda, "lda"), b, to_int(ldb, "ldb"), beta, c, to_int(ldc, "ldc"));
+               to_int(k, "k"), alpha, a, to_int(lda, "lda"), b, to_int(ldb, "ldb"), beta, c,
+               to_int(ldc, "ldc"));
 }
 
 void blas_set_num_threads(int n) {
   if (blas().set_threads) blas().set_threads(n);
+}
+
+int blas_num_threads() {
+  return blas().get_threads ? blas().get_threads() : 1;
+}
+
+BlasSingleThreadScope::BlasSingleThreadScope() : previous_(blas_num_threads()) {
+  if (previous_ != 1) blas_set_num_threads(1);
+}
+
+BlasSingleThreadScope::~BlasSingleThreadScope() {
+  if (previous_ != 1) blas_set_num_threads(previous_);
 }
 
 std::string blas_info() {

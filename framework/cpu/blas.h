@@ -12,12 +12,28 @@
 namespace iris::cpu {
 
 // Row-major C[m,n] = alpha * op(A)[m,k] @ op(B)[k,n] + beta * C, with leading dimensions in elements.
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-          const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
           int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc);
 
 void blas_set_num_threads(int n);
+int blas_num_threads();  // OpenBLAS's current thread count (1 if it cannot say)
+
+// While alive, each OpenBLAS call runs on its calling thread only, so that code which parallelises over
+// independent GEMMs itself (the convolution kernels) neither oversubscribes the cores nor wakes OpenBLAS's
+// thread pool; restores the previous count on exit. OpenBLAS's thread count is process-wide: do not hold
+// one while another thread relies on multi-threaded BLAS.
+class BlasSingleThreadScope {
+ public:
+  BlasSingleThreadScope();
+  ~BlasSingleThreadScope();
+  BlasSingleThreadScope(const BlasSingleThreadScope&) = delete;
+  BlasSingleThreadScope& operator=(const BlasSingleThreadScope&) = delete;
+
+ private:
+  int previous_;
+};
 // "OpenBLAS 0.3.21 core SkylakeX (chosen by Iris: CPU has AVX-512)", printed by tools at start-up.
 std::string blas_info();
 

@@ -1,0 +1,42 @@
+// CPU convolution kernels (the CUDA ones in framework/cuda/conv.h have the same contracts).
+//
+// Contracts: every tensor is contiguous and of one floating dtype; shapes agree with `p` (see
+// framework/ops/conv.h): x [N, H, W, Cin], w [Cout, kh, kw, Cin], bias [Cout] or undefined,
+// out / gout [N, Ho, Wo, Cout]. Outputs are allocated by the caller and fully overwritten. No autograd here.
+//
+// Method: im2col + GEMM. The im2col matrix has one row per output pixel (n, ho, wo) and one column per tap
+// (i, j, c), so its row-major layout matches the weight's [Cout, kh*kw*Cin] and NHWC input rows copy with
+// memcpy. Work is cut into tiles of a fixed number of rows that threads take dynamically; each tile is
+// im2col'ed into the thread's own cache-sized buffer and multiplied at once by a single-threaded GEMM (one
+// thread pool, no handover to OpenBLAS's threads, column data used while still in cache). Pointwise
+// convolutions (whose column matrix *is* the input) skip im2col.
+//
+// Determinism: each output element is computed by one GEMM call whose arguments do not depend on the number
+// of threads (tiles, weight-gradient partial sums and their order are fixed by the shapes and the tuning
+// below), so results do not depend on the thread count.
+#pragma once
+
+#include "framework/core/tensor.h"
+#include "framework/ops/conv.h"
+
+namespace iris::cpu {
+
+// out = conv(x, w) + bias.
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out, const ConvParams& p);
+// dx = dL/dx given gout = dL/dout.
+void conv2d_backward_data(const Tensor& gout, const Tensor& w, Tensor& dx, const ConvParams& p);
+// dw = dL/dw given gout = dL/dout.
+void conv2d_backward_weight(const Tensor& gout, const Tensor& x, Tensor& dw, const ConvParams& p);
+
+// Process-wide tuning (defaults suit CPUs with about 1 MiB of L2 per core). Results depend on these (through
+// the order of the weight-gradient sums), never on the thread count; tests shrink them to force many tiles.
+struct ConvCpuTuning {
+  int64_t tile_rows = 0;                  // rows per tile; 0: about 1 MiB of columns, clamped to [128, 2048]
+  int64_t band_bytes = int64_t{4} << 20;  // data gradient: column rows one task (thread) computes and gathers
+};
+ConvCpuTuning conv_cpu_tuning();
+// The tile height used for `p` with elements of `elem_size` bytes (the tuning's, or the automatic one).
+int64_t conv_tile_rows(const ConvParams& p, size_t elem_size);
+void set_conv_cpu_tuning(const ConvCpuTuning& t);  // throws on values out of range
+
+}  // namespace iris::cpu
