@@ -82,4 +82,18 @@ class Sequential : public UnaryModule {
   std::vector<std::shared_ptr<UnaryModule>> layers_;
 };
 
+// An indexed list of child modules of any type, registered under the names "0", "1", ...: how a model
+// keeps a variable number of blocks ("down.3.conv1.weight").
+class ModuleList : public Module {
+ public:
+  template <class M>
+  std::shared_ptr<M> push_back(std::shared_ptr<M> module) {
+    return register_module(std::to_string(count_++), std::move(module));
+  }
+  size_t size() const { return count_; }
+
+ private:
+  size_t count_ = 0;
+};
+
 }  // namespace iris::nn
