@@ -144,6 +144,22 @@ Tensor ResBlock::forward(const Tensor& x_in, const Tensor& emb, Generator* rng) 
 
 // ---- the U-Net ------------------------------------------------------------------------------------------
 
+namespace {
+// FLOPs (2 per multiply-add) of the GEMM-like work of one sample.
+double conv_flops(int64_t res_out, int64_t cin, int64_t cout, int64_t k) {
+  return 2.0 * static_cast<double>(res_out * res_out) * static_cast<double>(cout * k * k * cin);
+}
+double resblock_flops(int64_t cin, int64_t cout, int64_t res_out, bool attn, int64_t emb_dim, int64_t emb_out) {
+  double f = conv_flops(res_out, cin, cout, 3) + conv_flops(res_out, cout, cout, 3) + 2.0 * emb_dim * emb_out;
+  if (cin != cout) f += conv_flops(res_out, cin, cout, 1);
+  if (attn) {
+    const double T = static_cast<double>(res_out * res_out);
+    f += conv_flops(res_out, cout, 3 * cout, 1) + 2.0 * 2.0 * T * T * cout + conv_flops(res_out, cout, cout, 1);
+  }
+  return f;
+}
+}  // namespace
+
 UNet::UNet(const UNetConfig& cfg, Generator& init) : cfg_(cfg) {
   cfg_.validate();
   const int64_t E = cfg.embedding_dim(), EH = cfg.embedding_hidden(), base = cfg.base_channels;
@@ -158,6 +174,22 @@ UNet::UNet(const UNetConfig& cfg, Generator& init) : cfg_(cfg) {
   down_list_ = std::make_shared<nn::ModuleList>();
   up_list_ = std::make_shared<nn::ModuleList>();
   stem_ = register_module("stem", std::make_shared<nn::Conv2d>(cfg.in_channels, base, 3, init, 1, 1));
+  const int64_t emb_out_mult = cfg.scale_shift_norm ? 2 : 1;
+  auto note = [&](const std::string& name, const nn::Module& m, double flops, int64_t r, int64_t c) {
+    info_.push_back({name, m.num_parameters(), flops, {r, r, c}});
+  };
+  {
+    double f = 2.0 * 2.0 * E * EH;
+    note("noise embedding", *emb1_, f, 1, E);
+    info_.back().params += emb2_->num_parameters();
+    if (class_emb_) note("class embedding", *class_emb_, 0, 1, E);
+    if (aug1_) {
+      note("augmentation embedding", *aug1_, f, 1, E);
+      info_.back().params += aug2_->num_parameters();
+    }
+  }
+  stem_flops_ = conv_flops(cfg.resolution, cfg.in_channels, base, 3);
+  note("stem", *stem_, stem_flops_, cfg.resolution, base);
 
   auto has_attn = [&](int64_t r) {
     for (int64_t a : cfg.attention_resolutions)
@@ -172,16 +204,23 @@ UNet::UNet(const UNetConfig& cfg, Generator& init) : cfg_(cfg) {
     for (int64_t b = 0; b < cfg.num_res_blocks; ++b) {
       Stage s;
       s.block = down_list_->push_back(std::make_shared<ResBlock>(ch, width, cfg, has_attn(res), Resample::none, init));
+      note("down." + std::to_string(down_.size()) + (has_attn(res) ? " res+attn" : " res"), *s.block,
+           resblock_flops(ch, width, res, has_attn(res), E, emb_out_mult * width), res, width);
       down_.push_back(s);
       ch = width;
       skips.push_back(ch);
     }
     if (i + 1 < levels) {
       Stage s;
-      if (cfg.resblock_updown)
+      if (cfg.resblock_updown) {
         s.block = down_list_->push_back(std::make_shared<ResBlock>(ch, ch, cfg, false, Resample::down, init));
-      else
+        note("down." + std::to_string(down_.size()) + " res down", *s.block,
+             resblock_flops(ch, ch, res / 2, false, E, emb_out_mult * ch), res / 2, ch);
+      } else {
         s.conv = down_list_->push_back(std::make_shared<nn::Conv2d>(ch, ch, 3, init, 2, 1));
+        note("down." + std::to_string(down_.size()) + " downsample", *s.conv, conv_flops(res / 2, ch, ch, 3), res / 2,
+             ch);
+      }
       down_.push_back(s);
       skips.push_back(ch);
       res /= 2;
@@ -190,6 +229,8 @@ UNet::UNet(const UNetConfig& cfg, Generator& init) : cfg_(cfg) {
   register_module("down", down_list_);
   mid1_ = register_module("mid1", std::make_shared<ResBlock>(ch, ch, cfg, true, Resample::none, init));
   mid2_ = register_module("mid2", std::make_shared<ResBlock>(ch, ch, cfg, false, Resample::none, init));
+  note("mid1 res+attn", *mid1_, resblock_flops(ch, ch, res, true, E, emb_out_mult * ch), res, ch);
+  note("mid2 res", *mid2_, resblock_flops(ch, ch, res, false, E, emb_out_mult * ch), res, ch);
   for (size_t li = levels; li-- > 0;) {
     const int64_t width = base * cfg.channel_mults[li];
     for (int64_t b = 0; b <= cfg.num_res_blocks; ++b) {
@@ -199,15 +240,21 @@ UNet::UNet(const UNetConfig& cfg, Generator& init) : cfg_(cfg) {
       s.block = up_list_->push_back(std::make_shared<ResBlock>(ch + skip_ch, width, cfg, has_attn(res), Resample::none,
                                                            init));
       s.uses_skip = true;
+      note("up." + std::to_string(up_.size()) + (has_attn(res) ? " res+attn" : " res"), *s.block,
+           resblock_flops(ch + skip_ch, width, res, has_attn(res), E, emb_out_mult * width), res, width);
       up_.push_back(s);
       ch = width;
     }
     if (li > 0) {
       Stage s;
-      if (cfg.resblock_updown)
+      if (cfg.resblock_updown) {
         s.block = up_list_->push_back(std::make_shared<ResBlock>(ch, ch, cfg, false, Resample::up, init));
-      else
+        note("up." + std::to_string(up_.size()) + " res up", *s.block,
+             resblock_flops(ch, ch, res * 2, false, E, emb_out_mult * ch), res * 2, ch);
+      } else {
         s.conv = up_list_->push_back(std::make_shared<nn::Conv2d>(ch, ch, 3, init, 1, 1));
+        note("up." + std::to_string(up_.size()) + " upsample", *s.conv, conv_flops(res * 2, ch, ch, 3), res * 2, ch);
+      }
       up_.push_back(s);
       res *= 2;
     }
@@ -216,7 +263,17 @@ UNet::UNet(const UNetConfig& cfg, Generator& init) : cfg_(cfg) {
   register_module("up", up_list_);
   out_norm_ = register_module("out_norm", std::make_shared<nn::GroupNorm>(cfg.norm_groups, ch));
   out_conv_ = register_module("out_conv", std::make_shared<nn::Conv2d>(ch, cfg.out_channels, 3, init, 1, 1));
+  note("head", *out_conv_, conv_flops(cfg.resolution, ch, cfg.out_channels, 3), cfg.resolution, cfg.out_channels);
+  info_.back().params += out_norm_->num_parameters();
 }
+
+double UNet::flops_per_sample() const {
+  double f = 0;
+  for (const auto& b : info_) f += b.flops;
+  return f;
+}
+
+double UNet::train_flops_per_sample() const { return 3.0 * flops_per_sample() - stem_flops_; }
 
 Tensor UNet::embed(const Tensor& noise_level, const Tensor& class_labels, const Tensor& aug_level) const {
   const int64_t E = cfg_.embedding_dim();

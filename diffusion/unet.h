@@ -97,8 +97,11 @@ class UNet : public nn::Module {
     double flops;
     Shape out_shape;  // per sample
   };
-  std::vector<BlockInfo> summary() const;
-  double flops_per_sample() const;
+  const std::vector<BlockInfo>& summary() const { return info_; }
+  double flops_per_sample() const;  // forward
+  // Forward + backward (2x forward, less the stem's input gradient, which is never needed): the work of a
+  // training step per sample, as SR3_BENCH.md counts it.
+  double train_flops_per_sample() const;
 
  private:
   Tensor embed(const Tensor& noise_level, const Tensor& class_labels, const Tensor& aug_level) const;
@@ -118,6 +121,8 @@ class UNet : public nn::Module {
   std::shared_ptr<ResBlock> mid1_, mid2_;
   std::shared_ptr<nn::GroupNorm> out_norm_;
   std::shared_ptr<nn::Conv2d> out_conv_;
+  std::vector<BlockInfo> info_;
+  double stem_flops_ = 0;
 };
 
 }  // namespace iris::diffusion

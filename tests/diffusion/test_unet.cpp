@@ -116,3 +116,16 @@ TEST_CASE("U-Net misuse errors") {
   check_throws_with([&] { (void)net.forward(randn({1, 28, 28, 3}, g), Tensor::ones({1})); },
                     {"UNet", "[N, 28, 28, 2]", "f32[1, 28, 28, 3]"});
 }
+
+TEST_CASE("the summary covers every parameter and counts the benchmark's FLOPs") {
+  const UNet net = build("configs/sr3_bench_128.toml");
+  int64_t params = 0;
+  for (const auto& b : net.summary()) params += b.params;
+  CHECK(params == net.num_parameters());
+  // SR3_BENCH.md: 8.862e12 FLOPs per training step at batch 32 (277 GFLOP per image).
+  CHECK(net.train_flops_per_sample() * 32 == doctest::Approx(8.862e12).epsilon(2e-4));
+  const UNet small = build("configs/fmnist_sr3_7to28.toml");
+  int64_t small_params = 0;
+  for (const auto& b : small.summary()) small_params += b.params;
+  CHECK(small_params == small.num_parameters());
+}

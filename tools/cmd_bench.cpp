@@ -1,0 +1,131 @@
+// `iris bench`: times the training step or the sampling step of SR3_BENCH.md on any U-Net config.
+//
+// train: forward, L1 loss between the prediction and the target noise, backward, AdamW update of every
+// parameter (f32 state); sample: one U-Net forward without gradients (an SR3 refinement step). Inputs are
+// random and two input sets alternate (never zeros). Warm-up steps, then each step timed with device events
+// (the steady clock on the CPU); the median is reported with img/s, TFLOP/s and the peak memory, in a table
+// and a final JSON line.
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "diffusion/config.h"
+#include "diffusion/unet.h"
+#include "framework/core/profiling.h"
+#include "framework/iris.h"
+#include "tools/commands.h"
+#include "tools/common.h"
+
+namespace iris::tools {
+
+namespace {
+
+struct BenchOptions {
+  std::string config, mode = "train", precision = "f32", device = "auto";
+  int64_t batch = 0;  // 0: the config's train.batch_size
+  int steps = 20, warmup = 5, threads = 0;
+};
+
+struct Inputs {
+  Tensor x, gamma, target;
+};
+
+void run_bench(const BenchOptions& o) {
+  IRIS_CHECK(o.mode == "train" || o.mode == "sample", "bench: --mode must be train or sample, got '", o.mode, "'");
+  IRIS_CHECK(o.precision == "f32" || o.precision == "tf32" || o.precision == "bf16",
+             "bench: --precision must be f32, tf32 or bf16, got '", o.precision, "'");
+  IRIS_CHECK(o.steps >= 1 && o.warmup >= 0, "bench: --steps must be at least 1 and --warmup at least 0");
+  if (o.threads > 0) set_num_threads(o.threads);
+  const Config cfg = Config::load(o.config);
+  const Device device = resolve_device(o.device);
+  const int64_t batch = o.batch > 0 ? o.batch : cfg.get_int("train.batch_size");
+  set_tf32_enabled(o.precision == "tf32");
+
+  Generator init(0);
+  diffusion::UNet net(diffusion::UNetConfig::from_config(cfg), init);
+  net.to(device);
+  const auto& u = net.config();
+  optim::AdamW opt(net.named_parameters(), 1e-4);
+
+  Generator data(1);
+  std::vector<Inputs> inputs(2);
+  for (auto& in : inputs) {
+    in.x = randn({batch, u.resolution, u.resolution, u.in_channels}, data, DType::f32, device);
+    in.gamma = rand({batch}, data, DType::f32, device, 0.01, 0.99);
+    in.target = randn({batch, u.resolution, u.resolution, u.out_channels}, data, DType::f32, device);
+  }
+  const bool train = o.mode == "train";
+  net.train(train);
+
+  auto step = [&](const Inputs& in) {
+    AutocastGuard autocast(o.precision == "bf16");
+    if (train) {
+      Tensor loss = l1_loss(net.forward(in.x, in.gamma).to(DType::f32), in.target);
+      loss.backward();
+      opt.step();
+      opt.zero_grad();
+    } else {
+      NoGradGuard ng;
+      (void)net.forward(in.x, in.gamma);
+    }
+  };
+
+  std::printf("iris bench: %s, %s\n", o.config.c_str(), compute_banner(device).c_str());
+  for (int i = 0; i < o.warmup; ++i) step(inputs[i % 2]);
+  synchronize(device);
+  reset_peak_memory(device);
+  DeviceTimer timer(device);
+  std::vector<double> ms;
+  for (int i = 0; i < o.steps; ++i) {
+    timer.start();
+    step(inputs[i % 2]);
+    ms.push_back(timer.stop_ms());
+  }
+  std::vector<double> sorted = ms;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = sorted[sorted.size() / 2];
+  const double flops = (train ? net.train_flops_per_sample() : net.flops_per_sample()) * static_cast<double>(batch);
+  const double img_s = static_cast<double>(batch) * 1000.0 / median;
+  const double tflops = flops / (median / 1000.0) / 1e12;
+  const MemoryUsage mem = memory_usage(device);
+
+  std::printf("\n%-12s %s parameters, %.1f GFLOP per image (%s)\n", "model", with_commas(net.num_parameters()).c_str(),
+              (train ? net.train_flops_per_sample() : net.flops_per_sample()) / 1e9,
+              train ? "forward + backward" : "forward");
+  std::printf("%-12s %s, %s, batch %lld, %d steps after %d warm-up\n", "step", o.mode.c_str(), o.precision.c_str(),
+              static_cast<long long>(batch), o.steps, o.warmup);
+  std::printf("%-12s median %.2f  (min %.2f, max %.2f)\n", "ms/step", median, sorted.front(), sorted.back());
+  std::printf("%-12s %.1f\n", "img/s", img_s);
+  std::printf("%-12s %.2f\n", "TFLOP/s", tflops);
+  std::printf("%-12s %s%s\n", "peak memory", human_bytes(static_cast<double>(mem.peak)).c_str(),
+              device.is_cpu() ? " (process peak RSS)" : " (allocator peak)");
+  nlohmann::json j = {{"params", net.num_parameters()},
+                      {"batch", batch},
+                      {"mode", o.mode},
+                      {"precision", o.precision},
+                      {"device", device.str()},
+                      {"step_ms", median},
+                      {"img_per_s", img_s},
+                      {"tflops", tflops},
+                      {"peak_bytes", mem.peak}};
+  std::printf("%s\n", j.dump().c_str());
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  auto opts = std::make_shared<BenchOptions>();
+  auto* cmd = app.add_subcommand("bench", "Time the U-Net training or sampling step of a config (SR3_BENCH.md)");
+  cmd->add_option("--config", opts->config, "model config (TOML)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--mode", opts->mode, "train (forward, L1, backward, AdamW) or sample (forward only)");
+  cmd->add_option("--precision", opts->precision, "f32, tf32 or bf16 (autocast)");
+  cmd->add_option("--batch", opts->batch, "batch size (default: the config's train.batch_size)");
+  cmd->add_option("--steps", opts->steps, "timed steps (the median is reported)");
+  cmd->add_option("--warmup", opts->warmup, "untimed steps first");
+  cmd->add_option("--device", opts->device, "auto, cpu, cuda or cuda:N");
+  cmd->add_option("--threads", opts->threads, "CPU threads (default: all cores)");
+  cmd->callback([opts] { run_bench(*opts); });
+}
+
+}  // namespace iris::tools
