@@ -58,7 +58,8 @@ std::vector<uint8_t> read_gz(const std::string& path) {
   const char* msg = gzerror(f, &code);
   if (error.empty() && code != Z_OK && code != Z_STREAM_END) error = msg ? msg : "read error";
   const int rc = gzclose(f);
-  if (error.empty() && rc != Z_OK) error = rc == Z_BUF_ERROR ? "unexpected end of file (truncated)" : "close failed";
+  if (error.empty() && rc != Z_OK)
+    error = rc == Z_BUF_ERROR ? "unexpected end of file (truncated)" : "close failed";
   IRIS_CHECK(error.empty(), "idx: cannot read '", path, "': ", error);
   return out;
 }
@@ -72,30 +73,33 @@ uint32_t be32(const uint8_t* p) {
 
 IdxImages read_idx_images(const std::string& path) {
   std::vector<uint8_t> data = read_gz(path);
-  IRIS_CHECK(data.size() >= 16, "idx: '", path, "' is too short (", data.size(), " bytes) for an image header");
+  IRIS_CHECK(data.size() >= 4, "idx: '", path, "' is too short (", data.size(), " bytes) for an IDX file");
   const uint32_t magic = be32(data.data());
   IRIS_CHECK(magic == 0x00000803u, "idx: '", path, "' has magic number 0x", std::hex, magic,
              "; expected 0x803 (unsigned bytes, 3 dimensions)");
+  IRIS_CHECK(data.size() >= 16, "idx: '", path, "' is too short (", data.size(),
+             " bytes) for an image header");
   IdxImages img;
   img.count = be32(data.data() + 4);
   const uint32_t rows = be32(data.data() + 8), cols = be32(data.data() + 12);
-  IRIS_CHECK(rows > 0 && cols > 0 && rows <= 65536 && cols <= 65536, "idx: '", path, "' has image size ", rows,
-             "x", cols);
+  IRIS_CHECK(rows > 0 && cols > 0 && rows <= 65536 && cols <= 65536, "idx: '", path, "' has image size ",
+             rows, "x", cols);
   img.rows = static_cast<int>(rows);
   img.cols = static_cast<int>(cols);
   const uint64_t expect = 16 + static_cast<uint64_t>(img.count) * rows * cols;
-  IRIS_CHECK(data.size() == expect, "idx: '", path, "' holds ", data.size(), " bytes; its header (", img.count,
-             " images of ", rows, "x", cols, ") needs ", expect);
+  IRIS_CHECK(data.size() == expect, "idx: '", path, "' holds ", data.size(), " bytes; its header (",
+             img.count, " images of ", rows, "x", cols, ") needs ", expect);
   img.pixels.assign(data.begin() + 16, data.end());
   return img;
 }
 
 std::vector<uint8_t> read_idx_labels(const std::string& path) {
   std::vector<uint8_t> data = read_gz(path);
-  IRIS_CHECK(data.size() >= 8, "idx: '", path, "' is too short (", data.size(), " bytes) for a label header");
+  IRIS_CHECK(data.size() >= 4, "idx: '", path, "' is too short (", data.size(), " bytes) for an IDX file");
   const uint32_t magic = be32(data.data());
   IRIS_CHECK(magic == 0x00000801u, "idx: '", path, "' has magic number 0x", std::hex, magic,
              "; expected 0x801 (unsigned bytes, 1 dimension)");
+  IRIS_CHECK(data.size() >= 8, "idx: '", path, "' is too short (", data.size(), " bytes) for a label header");
   const uint64_t count = be32(data.data() + 4);
   IRIS_CHECK(data.size() == 8 + count, "idx: '", path, "' holds ", data.size(), " bytes; its header (", count,
              " labels) needs ", 8 + count);
@@ -111,8 +115,8 @@ FashionMnistSplit load_fashion_mnist(const std::string& dir, const std::string& 
   FashionMnistSplit s;
   s.images = read_idx_images(images_path);
   s.labels = read_idx_labels(labels_path);
-  IRIS_CHECK(static_cast<int64_t>(s.labels.size()) == s.images.count, "fashion-mnist: '", images_path, "' has ",
-             s.images.count, " images but '", labels_path, "' has ", s.labels.size(), " labels");
+  IRIS_CHECK(static_cast<int64_t>(s.labels.size()) == s.images.count, "fashion-mnist: '", images_path,
+             "' has ", s.images.count, " images but '", labels_path, "' has ", s.labels.size(), " labels");
   for (size_t i = 0; i < s.labels.size(); ++i)
     IRIS_CHECK(s.labels[i] < fashion_mnist_classes().size(), "fashion-mnist: '", labels_path, "' label ", i,
                " is ", static_cast<int>(s.labels[i]), "; expected 0..9");
@@ -142,7 +146,8 @@ void write_fashion_mnist_shards(const std::string& src_dir, const std::string& o
       Image im(spec.height, spec.width, 1);
       std::memcpy(im.pixels.data(), data.images.pixels.data() + static_cast<size_t>(i) * pixels, pixels);
       writer.add(im, data.labels[static_cast<size_t>(i)]);
-      if (options.progress && (i + 1) % options.samples_per_shard == 0 && i + 1 < n) options.progress(split, i + 1, n);
+      if (options.progress && (i + 1) % options.samples_per_shard == 0 && i + 1 < n)
+        options.progress(split, i + 1, n);
     }
     writer.finish();
     if (options.progress) options.progress(split, n, n);

@@ -37,9 +37,9 @@ struct FashionMnistSplit {
 FashionMnistSplit load_fashion_mnist(const std::string& dir, const std::string& split);
 
 struct FashionMnistShardOptions {
-  std::vector<int> lowres_sizes;     // e.g. {7, 14}: made with the antialiased bicubic downsampler
+  std::vector<int> lowres_sizes;  // e.g. {7, 14}: made with the antialiased bicubic downsampler
   int64_t samples_per_shard = 10000;
-  int64_t limit = -1;                // at most this many samples per split (-1: all)
+  int64_t limit = -1;  // at most this many samples per split (-1: all)
   bool overwrite = false;
   // Called after every shard and at the end of each split with (split, samples done, samples in split).
   std::function<void(const std::string&, int64_t, int64_t)> progress;

@@ -70,7 +70,9 @@ void fill_rect(Image& img, int x0, int y0, int w, int h, const uint8_t rgb[3]) {
 
 }  // namespace
 
-bool font_has_glyph(char ch) { return find_glyph(ch) != nullptr; }
+bool font_has_glyph(char ch) {
+  return find_glyph(ch) != nullptr;
+}
 
 int text_width(const std::string& text, int scale) {
   return text.empty() ? 0 : (6 * static_cast<int>(text.size()) - 1) * scale;
@@ -84,7 +86,8 @@ void draw_text(Image& img, int x, int y, const std::string& text, int scale, con
     const int gx = x + static_cast<int>(i) * 6 * scale;
     for (int r = 0; r < 7; ++r)
       for (int col = 0; col < 5; ++col)
-        if (rows[static_cast<size_t>(r)] & (0x10 >> col)) fill_rect(img, gx + col * scale, y + r * scale, scale, scale, rgb);
+        if (rows[static_cast<size_t>(r)] & (0x10 >> col))
+          fill_rect(img, gx + col * scale, y + r * scale, scale, scale, rgb);
   }
 }
 
@@ -99,7 +102,8 @@ Image make_grid(const std::vector<std::vector<Image>>& rows, const std::vector<s
   IRIS_CHECK(options.padding >= 0 && options.text_scale >= 0, "make_grid: negative padding or text scale");
   int cell_h = 0, cell_w = 0;
   for (size_t r = 0; r < rows.size(); ++r) {
-    IRIS_CHECK(rows[r].size() == ncols, "make_grid: row ", r, " has ", rows[r].size(), " images, row 0 has ", ncols);
+    IRIS_CHECK(rows[r].size() == ncols, "make_grid: row ", r, " has ", rows[r].size(), " images, row 0 has ",
+               ncols);
     for (size_t c = 0; c < ncols; ++c) {
       check_image(rows[r][c], "make_grid: image (" + std::to_string(r) + ", " + std::to_string(c) + ")");
       cell_h = std::max(cell_h, rows[r][c].height);
@@ -109,7 +113,8 @@ Image make_grid(const std::vector<std::vector<Image>>& rows, const std::vector<s
   const int s = options.text_scale > 0 ? options.text_scale : (cell_w < 64 ? 1 : 2);
   const int p = options.padding;
   std::vector<int> col_w(ncols, cell_w);
-  for (size_t c = 0; c < column_titles.size(); ++c) col_w[c] = std::max(cell_w, text_width(column_titles[c], s));
+  for (size_t c = 0; c < column_titles.size(); ++c)
+    col_w[c] = std::max(cell_w, text_width(column_titles[c], s));
   int title_w = 0;
   for (const auto& t : row_titles) title_w = std::max(title_w, text_width(t, s));
   const int left = row_titles.empty() ? 0 : title_w + p;
@@ -123,7 +128,8 @@ Image make_grid(const std::vector<std::vector<Image>>& rows, const std::vector<s
   int x = p + left;
   for (size_t c = 0; c < ncols; ++c) {
     if (!column_titles.empty())
-      draw_text(grid, x + (col_w[c] - text_width(column_titles[c], s)) / 2, p, column_titles[c], s, options.text_color);
+      draw_text(grid, x + (col_w[c] - text_width(column_titles[c], s)) / 2, p, column_titles[c], s,
+                options.text_color);
     for (size_t r = 0; r < rows.size(); ++r) {
       const int y = p + top + static_cast<int>(r) * (cell_h + p);
       const Image cell = to_rgb(resize(rows[r][c], cell_h, cell_w, Filter::nearest));
@@ -139,6 +145,12 @@ Image make_grid(const std::vector<std::vector<Image>>& rows, const std::vector<s
     draw_text(grid, p, y, row_titles[r], s, options.text_color);
   }
   return grid;
+}
+
+void write_grid(const std::string& path, const std::vector<std::vector<Image>>& rows,
+                const std::vector<std::string>& column_titles, const std::vector<std::string>& row_titles,
+                const GridOptions& options) {
+  write_png(path, make_grid(rows, column_titles, row_titles, options));
 }
 
 }  // namespace iris::data

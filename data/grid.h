@@ -16,8 +16,8 @@
 
 namespace iris::data {
 
-// The 5x7 font: digits, letters (lower case drawn as upper case), space and - _ | . , : ; / \ ( ) [ ] # + = % ? ! < > ' " * ^ ~.
-// Any other character is drawn as a hollow box.
+// The 5x7 font: digits, letters (lower case drawn as upper case), space and - _ | . , : ; / \ ( ) [ ] # + = %
+// ? ! < > ' " * ^ ~. Any other character is drawn as a hollow box.
 bool font_has_glyph(char ch);
 int text_width(const std::string& text, int scale);  // 6 * scale per character minus the trailing gap
 // Draws `text` with its top-left corner at (x, y), clipped to the image; `rgb` is used for 3-channel images,
@@ -34,6 +34,10 @@ struct GridOptions {
 // rows[r][c] is the image in row r, column c; every row must have the same number of columns (that of
 // column_titles when it is not empty). row_titles, when given, has one entry per row.
 Image make_grid(const std::vector<std::vector<Image>>& rows, const std::vector<std::string>& column_titles,
+                const std::vector<std::string>& row_titles = {}, const GridOptions& options = {});
+// make_grid written as a PNG file.
+void write_grid(const std::string& path, const std::vector<std::vector<Image>>& rows,
+                const std::vector<std::string>& column_titles,
                 const std::vector<std::string>& row_titles = {}, const GridOptions& options = {});
 
 }  // namespace iris::data

@@ -31,7 +31,13 @@ void check_image(const Image& img, const std::string& what) {
              ": image ", img.str(), " holds ", img.pixels.size(), " bytes");
 }
 
-// ---- PNG ---------------------------------------------------------------------------------------------------
+namespace {
+// Images larger than this are refused before allocation: a corrupt header must not ask for terabytes.
+constexpr uint64_t kMaxImageBytes = uint64_t{1} << 31;
+}  // namespace
+
+// ---- PNG
+// ---------------------------------------------------------------------------------------------------
 
 Image read_png(const std::string& path) {
   png_image png;
@@ -43,6 +49,11 @@ Image read_png(const std::string& path) {
     IRIS_THROW("png: cannot read '", path, "': ", msg);
   }
   png.format = (png.format & PNG_FORMAT_FLAG_COLOR) ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+  if (static_cast<uint64_t>(png.width) * png.height * 3 > kMaxImageBytes) {
+    png_image_free(&png);
+    IRIS_THROW("png: '", path, "' claims ", png.width, "x", png.height,
+               " pixels: too large (corrupt header?)");
+  }
   Image img;
   img.height = static_cast<int>(png.height);
   img.width = static_cast<int>(png.width);
@@ -72,10 +83,11 @@ void write_png(const std::string& path, const Image& img) {
   }
 }
 
-// ---- JPEG --------------------------------------------------------------------------------------------------
-// libjpeg reports errors by calling error_exit, which must not return: we longjmp back to the caller's
-// setjmp. The functions below create every C++ object that lives across setjmp before calling it, so the
-// jump skips no destructor.
+// ---- JPEG
+// -------------------------------------------------------------------------------------------------- libjpeg
+// reports errors by calling error_exit, which must not return: we longjmp back to the caller's setjmp. The
+// functions below create every C++ object that lives across setjmp before calling it, so the jump skips no
+// destructor.
 
 namespace {
 struct JpegError {
@@ -125,6 +137,11 @@ Image read_jpeg(const std::string& path) {
     jpeg_destroy_decompress(&cinfo);
     IRIS_THROW("jpeg: '", path, "' is a CMYK image; only grey and RGB/YCbCr JPEGs are supported");
   }
+  if (static_cast<uint64_t>(cinfo.image_width) * cinfo.image_height * 3 > kMaxImageBytes) {
+    const auto w = cinfo.image_width, h = cinfo.image_height;
+    jpeg_destroy_decompress(&cinfo);
+    IRIS_THROW("jpeg: '", path, "' claims ", w, "x", h, " pixels: too large (corrupt header?)");
+  }
   cinfo.out_color_space = cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
   jpeg_start_decompress(&cinfo);
   img.height = static_cast<int>(cinfo.output_height);
@@ -142,7 +159,8 @@ Image read_jpeg(const std::string& path) {
 
 void write_jpeg(const std::string& path, const Image& img, int quality) {
   check_image(img, "jpeg: writing '" + path + "'");
-  IRIS_CHECK(quality >= 1 && quality <= 100, "jpeg: quality ", quality, " for '", path, "' is not in [1, 100]");
+  IRIS_CHECK(quality >= 1 && quality <= 100, "jpeg: quality ", quality, " for '", path,
+             "' is not in [1, 100]");
   FileCloser file;
   file.f = std::fopen(path.c_str(), "wb");
   IRIS_CHECK(file.f != nullptr, "jpeg: cannot create '", path, "': ", std::strerror(errno));
@@ -178,7 +196,8 @@ void write_jpeg(const std::string& path, const Image& img, int quality) {
   IRIS_CHECK(rc == 0, "jpeg: error closing '", path, "'");
 }
 
-// ---- by type -------------------------------------------------------------------------------------------------
+// ---- by type
+// -------------------------------------------------------------------------------------------------
 
 Image read_image(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -193,14 +212,16 @@ Image read_image(const std::string& path) {
 }
 
 void write_image(const std::string& path, const Image& img) {
-  std::string ext = path.substr(path.find_last_of('.') == std::string::npos ? path.size() : path.find_last_of('.'));
+  std::string ext =
+      path.substr(path.find_last_of('.') == std::string::npos ? path.size() : path.find_last_of('.'));
   for (auto& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (ext == ".png") return write_png(path, img);
   if (ext == ".jpg" || ext == ".jpeg") return write_jpeg(path, img);
   IRIS_THROW("cannot write image '", path, "': unknown extension (use .png, .jpg or .jpeg)");
 }
 
-// ---- colour --------------------------------------------------------------------------------------------------
+// ---- colour
+// --------------------------------------------------------------------------------------------------
 
 Image to_rgb(const Image& img) {
   check_image(img, "to_rgb");
@@ -216,18 +237,21 @@ Image to_gray(const Image& img) {
   if (img.channels == 1) return img;
   Image out(img.height, img.width, 1);
   for (size_t i = 0; i < out.pixels.size(); ++i) {
-    const double y = 0.299 * img.pixels[3 * i] + 0.587 * img.pixels[3 * i + 1] + 0.114 * img.pixels[3 * i + 2];
+    const double y =
+        0.299 * img.pixels[3 * i] + 0.587 * img.pixels[3 * i + 1] + 0.114 * img.pixels[3 * i + 2];
     out.pixels[i] = static_cast<uint8_t>(std::min(255.0, std::floor(y + 0.5)));
   }
   return out;
 }
 
 Image to_channels(const Image& img, int channels) {
-  IRIS_CHECK(channels == 1 || channels == 3, "to_channels: ", channels, " channels requested; expected 1 or 3");
+  IRIS_CHECK(channels == 1 || channels == 3, "to_channels: ", channels,
+             " channels requested; expected 1 or 3");
   return channels == 3 ? to_rgb(img) : to_gray(img);
 }
 
-// ---- tensors -------------------------------------------------------------------------------------------------
+// ---- tensors
+// -------------------------------------------------------------------------------------------------
 
 Tensor stack_images(const std::vector<Image>& images) {
   IRIS_CHECK(!images.empty(), "stack_images: no images");
@@ -251,7 +275,8 @@ std::vector<Image> unstack_images(const Tensor& u8) {
   IRIS_CHECK(u8.dtype() == DType::u8 && u8.dim() == 4, "unstack_images: expected u8 [N, H, W, C], got ",
              u8.summary());
   const Tensor host = u8.cpu().contiguous();
-  const int h = static_cast<int>(host.size(1)), w = static_cast<int>(host.size(2)), c = static_cast<int>(host.size(3));
+  const int h = static_cast<int>(host.size(1)), w = static_cast<int>(host.size(2)),
+            c = static_cast<int>(host.size(3));
   IRIS_CHECK(c == 1 || c == 3, "unstack_images: ", c, " channels in ", u8.summary(), "; expected 1 or 3");
   std::vector<Image> out;
   const auto* src = host.data<uint8_t>();
@@ -315,7 +340,9 @@ Tensor float_to_u8(const Tensor& x) {
   return out.to(x.device());
 }
 
-Tensor images_to_tensor(const std::vector<Image>& images) { return u8_to_float(stack_images(images)); }
+Tensor images_to_tensor(const std::vector<Image>& images) {
+  return u8_to_float(stack_images(images));
+}
 
 std::vector<Image> tensor_to_images(const Tensor& x) {
   check_defined(x, "tensor_to_images");

@@ -1,8 +1,8 @@
 // 8-bit images on the host (grey or RGB, rows top to bottom, channels interleaved: [H, W, C]), PNG and JPEG
 // files, and conversions to and from the [N, H, W, C] tensors that models consume.
 //
-// Pixel convention for models: uint8 v <-> float x = v / 127.5 - 1 in [-1, 1]; back: v = round((x + 1) * 127.5)
-// clamped to [0, 255] (NaN becomes 0). The round trip uint8 -> float -> uint8 is exact.
+// Pixel convention for models: uint8 v <-> float x = v / 127.5 - 1 in [-1, 1]; back: v = round((x + 1) *
+// 127.5) clamped to [0, 255] (NaN becomes 0). The round trip uint8 -> float -> uint8 is exact.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +22,9 @@ struct Image {
 
   size_t size() const { return pixels.size(); }
   uint8_t& at(int y, int x, int c = 0) { return pixels[(static_cast<size_t>(y) * width + x) * channels + c]; }
-  uint8_t at(int y, int x, int c = 0) const { return pixels[(static_cast<size_t>(y) * width + x) * channels + c]; }
+  uint8_t at(int y, int x, int c = 0) const {
+    return pixels[(static_cast<size_t>(y) * width + x) * channels + c];
+  }
   std::string str() const;  // "28x28x1"
   bool operator==(const Image&) const = default;
 };
@@ -42,13 +44,15 @@ void write_jpeg(const std::string& path, const Image& img, int quality = 95);
 Image read_image(const std::string& path);
 void write_image(const std::string& path, const Image& img);
 
-// ---- colour ------------------------------------------------------------------------------------------------
+// ---- colour
+// ------------------------------------------------------------------------------------------------
 Image to_rgb(const Image& img);   // grey replicated to three channels; RGB returned as is
 Image to_gray(const Image& img);  // luma 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601), rounded; grey as is
 Image to_channels(const Image& img, int channels);
 
-// ---- tensors -------------------------------------------------------------------------------------------------
-// Images of one size -> uint8 [N, H, W, C] and back (any device; results on the CPU for unstack).
+// ---- tensors
+// ------------------------------------------------------------------------------------------------- Images of
+// one size -> uint8 [N, H, W, C] and back (any device; results on the CPU for unstack).
 Tensor stack_images(const std::vector<Image>& images);
 std::vector<Image> unstack_images(const Tensor& u8);
 // uint8 [..] -> float in [-1, 1] (f32 or f64) and float [..] -> uint8 with rounding and clamping. Any shape.

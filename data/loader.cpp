@@ -23,7 +23,8 @@ std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, bool s
     const philox::Block b = philox::block(seed, stream, static_cast<uint64_t>(i));
     const uint64_t r = (static_cast<uint64_t>(b.v[1]) << 32) | b.v[0];
     // j uniform in [0, i] by 64x64 -> 128-bit multiply-shift (bias < 2^-30 for any realistic n).
-    const auto j = static_cast<int64_t>((static_cast<unsigned __int128>(r) * static_cast<uint64_t>(i + 1)) >> 64);
+    const auto j =
+        static_cast<int64_t>((static_cast<unsigned __int128>(r) * static_cast<uint64_t>(i + 1)) >> 64);
     std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(j)]);
   }
   return order;
@@ -44,9 +45,9 @@ struct Loader::Impl {
   };
   std::mutex mutex;
   std::condition_variable work_cv, ready_cv;
-  LoaderCursor base;            // the cursor of ticket 0
+  LoaderCursor base;                  // the cursor of ticket 0
   int64_t claimed = 0, returned = 0;  // tickets (batches after base) claimed by workers / given to the caller
-  uint64_t generation = 0;      // bumped by restore(): results of older generations are dropped
+  uint64_t generation = 0;            // bumped by restore(): results of older generations are dropped
   bool stop = false;
   std::map<int64_t, Slot> ready;
   std::vector<std::thread> workers;
@@ -67,7 +68,8 @@ struct Loader::Impl {
     if (it != orders.end()) return it->second;
     auto o = std::make_shared<const std::vector<int64_t>>(epoch_order(n, opt.seed, epoch, opt.shuffle));
     orders.emplace(epoch, o);
-    while (orders.size() > 3) orders.erase(orders.begin()->first == epoch ? std::next(orders.begin()) : orders.begin());
+    while (orders.size() > 3)
+      orders.erase(orders.begin()->first == epoch ? std::next(orders.begin()) : orders.begin());
     return o;
   }
 
@@ -82,18 +84,16 @@ struct Loader::Impl {
     b.step = step;
     b.lowres_sizes = lowres;
     b.indices.assign(ord->begin() + lo, ord->begin() + hi);
-    std::vector<Sample> samples(b.indices.size());
+    std::vector<Sample> samples = set.samples(b.indices, lowres);
     const ShardSpec& spec = set.spec();
-    for (size_t i = 0; i < samples.size(); ++i) {
-      Sample& s = samples[i];
-      const int64_t idx = b.indices[i];
-      s.image = set.image(idx);
-      if (spec.has_labels) s.label = set.label(idx);
-      for (int h : lowres) s.lowres.push_back(set.lowres(idx, h));
-      if (opt.augment) {
-        opt.augment(s, AugmentContext{opt.seed, epoch, idx});
-        IRIS_CHECK(s.lowres.size() == lowres.size(), "Loader: the augmentation hook changed the number of low-res "
-                   "images of sample ", idx, " from ", lowres.size(), " to ", s.lowres.size());
+    if (opt.augment) {
+      for (size_t i = 0; i < samples.size(); ++i) {
+        const int64_t idx = b.indices[i];
+        opt.augment(samples[i], AugmentContext{opt.seed, epoch, idx});
+        IRIS_CHECK(samples[i].lowres.size() == lowres.size(),
+                   "Loader: the augmentation hook changed the number of "
+                   "low-res images of sample ",
+                   idx, " from ", lowres.size(), " to ", samples[i].lowres.size());
       }
     }
     // Shapes: those of the first sample (after augmentation), or of the set for an empty slice.
@@ -105,9 +105,9 @@ struct Loader::Impl {
     b.hr = Tensor::empty(shape_of(first ? &first->image : nullptr, spec.height, spec.width), DType::f32,
                          Device::cpu(), opt.pin_memory);
     for (size_t k = 0; k < lowres.size(); ++k)
-      b.lowres.push_back(Tensor::empty(shape_of(first ? &first->lowres[k] : nullptr, lowres[k],
-                                                spec.lowres_width(lowres[k])),
-                                       DType::f32, Device::cpu(), opt.pin_memory));
+      b.lowres.push_back(Tensor::empty(
+          shape_of(first ? &first->lowres[k] : nullptr, lowres[k], spec.lowres_width(lowres[k])), DType::f32,
+          Device::cpu(), opt.pin_memory));
     if (spec.has_labels) b.labels = Tensor::empty({static_cast<int64_t>(samples.size())}, DType::i32);
     auto put = [&](const Image& im, Tensor& t, size_t row, const char* what, int64_t idx) {
       IRIS_CHECK(im.height == t.size(1) && im.width == t.size(2) && im.channels == t.size(3) &&
@@ -118,7 +118,8 @@ struct Loader::Impl {
     };
     for (size_t i = 0; i < samples.size(); ++i) {
       put(samples[i].image, b.hr, i, "image", b.indices[i]);
-      for (size_t k = 0; k < lowres.size(); ++k) put(samples[i].lowres[k], b.lowres[k], i, "low-res image", b.indices[i]);
+      for (size_t k = 0; k < lowres.size(); ++k)
+        put(samples[i].lowres[k], b.lowres[k], i, "low-res image", b.indices[i]);
       if (spec.has_labels) b.labels.data<int32_t>()[i] = samples[i].label;
     }
     return b;
@@ -173,7 +174,8 @@ Loader::Loader(ShardSet set, LoaderOptions options) : impl_(std::make_unique<Imp
   const auto& avail = m.set.spec().lowres_sizes;
   m.lowres = o.lowres_sizes ? *o.lowres_sizes : avail;
   for (int h : m.lowres)
-    IRIS_CHECK(std::find(avail.begin(), avail.end(), h) != avail.end(), where, ": the set has no low-res size ", h);
+    IRIS_CHECK(std::find(avail.begin(), avail.end(), h) != avail.end(), where,
+               ": the set has no low-res size ", h);
   for (int i = 0; i < o.num_workers; ++i) m.workers.emplace_back([&m] { m.worker(); });
 }
 
@@ -215,11 +217,10 @@ LoaderCursor Loader::cursor() const {
 void Loader::restore(const LoaderCursor& c) {
   Impl& m = *impl_;
   const int64_t epoch_samples = m.steps * m.batch;  // with drop_last, the samples an epoch uses
-  IRIS_CHECK(c.epoch >= 0 && c.position >= 0 && c.position % m.batch == 0 &&
-                 c.position / m.batch <= m.steps,
-             "Loader::restore: cursor (epoch ", c.epoch, ", position ", c.position, ") is not on a boundary of ",
-             "global batches of ", m.batch, " in an epoch of ", m.steps, " steps (", std::min(epoch_samples, m.n),
-             " samples)");
+  IRIS_CHECK(c.epoch >= 0 && c.position >= 0 && c.position % m.batch == 0 && c.position / m.batch <= m.steps,
+             "Loader::restore: cursor (epoch ", c.epoch, ", position ", c.position,
+             ") is not on a boundary of ", "global batches of ", m.batch, " in an epoch of ", m.steps,
+             " steps (", std::min(epoch_samples, m.n), " samples)");
   std::lock_guard<std::mutex> lock(m.mutex);
   ++m.generation;
   m.ready.clear();
@@ -228,8 +229,14 @@ void Loader::restore(const LoaderCursor& c) {
   m.work_cv.notify_all();
 }
 
-int64_t Loader::steps_per_epoch() const { return impl_->steps; }
-int64_t Loader::local_batch_size() const { return impl_->batch / impl_->opt.world_size; }
-const ShardSet& Loader::set() const { return impl_->set; }
+int64_t Loader::steps_per_epoch() const {
+  return impl_->steps;
+}
+int64_t Loader::local_batch_size() const {
+  return impl_->batch / impl_->opt.world_size;
+}
+const ShardSet& Loader::set() const {
+  return impl_->set;
+}
 
 }  // namespace iris::data

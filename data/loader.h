@@ -54,8 +54,8 @@ struct LoaderOptions {
   bool shuffle = true;  // false: the natural order 0..N-1 every epoch
   bool drop_last = true;
   std::optional<std::vector<int>> lowres_sizes;  // which low-res images to load; unset: all of the set's
-  int num_workers = 2;  // background threads; 0 builds each batch inside next()
-  int prefetch = 4;     // batches built ahead of the consumer
+  int num_workers = 2;                           // background threads; 0 builds each batch inside next()
+  int prefetch = 4;                              // batches built ahead of the consumer
   bool pin_memory = false;
   AugmentFn augment;
 };
@@ -66,8 +66,8 @@ struct Batch {
   Tensor hr;                     // f32 [b, H, W, C] in [-1, 1]
   std::vector<Tensor> lowres;    // f32 [b, h, w, C] in [-1, 1], one per loaded low-res size
   std::vector<int> lowres_sizes;
-  Tensor labels;        // i32 [b]; undefined when the set has no labels
-  LoaderCursor next;    // the cursor after this batch
+  Tensor labels;      // i32 [b]; undefined when the set has no labels
+  LoaderCursor next;  // the cursor after this batch
   int64_t rows() const { return static_cast<int64_t>(indices.size()); }
 };
 

@@ -13,9 +13,12 @@ namespace iris::data {
 
 const char* filter_name(Filter f) {
   switch (f) {
-    case Filter::bicubic: return "bicubic";
-    case Filter::area: return "area";
-    case Filter::nearest: return "nearest";
+    case Filter::bicubic:
+      return "bicubic";
+    case Filter::area:
+      return "area";
+    case Filter::nearest:
+      return "nearest";
   }
   return "?";
 }
@@ -48,7 +51,8 @@ ResampleWeights resample_weights(int in_size, int out_size, Filter filter) {
     std::vector<double>& row = dense[static_cast<size_t>(i)];
     int lo = 0;
     if (filter == Filter::nearest) {
-      lo = static_cast<int>(std::min<int64_t>(in_size - 1, (2 * static_cast<int64_t>(i) + 1) * in_size / (2 * out_size)));
+      lo = static_cast<int>(
+          std::min<int64_t>(in_size - 1, (2 * static_cast<int64_t>(i) + 1) * in_size / (2 * out_size)));
       row = {1.0};
     } else if (filter == Filter::area) {
       const double a = static_cast<double>(i) * in_size / out_size;
@@ -83,7 +87,8 @@ ResampleWeights resample_weights(int in_size, int out_size, Filter filter) {
       size_t b = 0, e = row.size();
       while (e > b + 1 && row[e - 1] == 0.0) --e;
       while (b + 1 < e && row[b] == 0.0) ++b;
-      row = std::vector<double>(row.begin() + static_cast<std::ptrdiff_t>(b), row.begin() + static_cast<std::ptrdiff_t>(e));
+      row = std::vector<double>(row.begin() + static_cast<std::ptrdiff_t>(b),
+                                row.begin() + static_cast<std::ptrdiff_t>(e));
       lo += static_cast<int>(b);
     }
     rw.first[static_cast<size_t>(i)] = lo;
@@ -101,6 +106,12 @@ ResampleWeights resample_weights(int in_size, int out_size, Filter filter) {
 
 namespace {
 
+// Rows per parallel chunk: about a million multiply-adds (~1 ms), so that starting threads pays for itself
+// even on a busy machine; typical dataset images (a few hundred pixels wide) resize on one thread.
+int64_t row_grain(int64_t macs_per_row) {
+  return std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(1, macs_per_row));
+}
+
 // One image [h, w, c] of T -> [oh, ow, c] of T through `tmp` ([h, ow, c]). Either pass is skipped (copied)
 // when its size does not change.
 template <class T>
@@ -112,7 +123,7 @@ void resize_image(const T* src, int h, int w, int c, T* dst, int oh, int ow, Fil
     std::vector<T> wx(rx.w.begin(), rx.w.end());
     tmp_buf.resize(static_cast<size_t>(h) * ow * c);
     T* tmp = tmp_buf.data();
-    cpu::parallel_for(0, h, 8, [&](int64_t y0, int64_t y1) {
+    cpu::parallel_for(0, h, row_grain(int64_t{ow} * c * rx.max_taps), [&](int64_t y0, int64_t y1) {
       for (int64_t y = y0; y < y1; ++y) {
         const T* s = src + y * w * c;
         T* d = tmp + y * ow * c;
@@ -136,7 +147,7 @@ void resize_image(const T* src, int h, int w, int c, T* dst, int oh, int ow, Fil
   }
   const ResampleWeights ry = resample_weights(h, oh, filter);
   std::vector<T> wy(ry.w.begin(), ry.w.end());
-  cpu::parallel_for(0, oh, 8, [&](int64_t y0, int64_t y1) {
+  cpu::parallel_for(0, oh, row_grain(static_cast<int64_t>(row) * ry.max_taps), [&](int64_t y0, int64_t y1) {
     for (int64_t y = y0; y < y1; ++y) {
       T* d = dst + y * row;
       std::fill(d, d + row, T(0));
@@ -202,8 +213,8 @@ Image crop(const Image& img, int top, int left, int h, int w) {
   Image out(h, w, img.channels);
   const size_t row = static_cast<size_t>(w) * img.channels;
   for (int y = 0; y < h; ++y)
-    std::memcpy(out.pixels.data() + y * row, &img.pixels[(static_cast<size_t>(top + y) * img.width + left) * img.channels],
-                row);
+    std::memcpy(out.pixels.data() + y * row,
+                &img.pixels[(static_cast<size_t>(top + y) * img.width + left) * img.channels], row);
   return out;
 }
 
@@ -226,7 +237,9 @@ Image random_crop(const Image& img, int h, int w, uint64_t seed, uint64_t stream
              " is larger than image ", img.str());
   const philox::Block b = philox::block(seed, stream, 0);
   // Multiply-shift maps a 32-bit word onto [0, n) (bias below 2^-20 for image-sized n).
-  auto pick = [](uint32_t r, int n) { return static_cast<int>((static_cast<uint64_t>(r) * static_cast<uint64_t>(n)) >> 32); };
+  auto pick = [](uint32_t r, int n) {
+    return static_cast<int>((static_cast<uint64_t>(r) * static_cast<uint64_t>(n)) >> 32);
+  };
   return crop(img, pick(b.v[0], img.height - h + 1), pick(b.v[1], img.width - w + 1), h, w);
 }
 

@@ -46,7 +46,7 @@ Tensor resize(const Tensor& x, int64_t out_height, int64_t out_width, Filter fil
 // Crops: [top, top + h) x [left, left + w), which must lie inside the image.
 Image crop(const Image& img, int top, int left, int h, int w);
 Image center_crop(const Image& img, int h, int w);  // offsets (H - h) / 2 and (W - w) / 2, rounded down
-Image center_square_crop(const Image& img);          // the largest centred square
+Image center_square_crop(const Image& img);         // the largest centred square
 // A uniformly placed h x w crop; the offsets are a pure function of (seed, stream) (Philox).
 Image random_crop(const Image& img, int h, int w, uint64_t seed, uint64_t stream = 0);
 Image hflip(const Image& img);

@@ -18,13 +18,17 @@ namespace iris::data {
 
 namespace fs = std::filesystem;
 
-// ---- spec ----------------------------------------------------------------------------------------------------
+// ---- spec
+// ----------------------------------------------------------------------------------------------------
 
-std::string lowres_dataset_name(int h) { return "lowres_" + std::to_string(h); }
+std::string lowres_dataset_name(int h) {
+  return "lowres_" + std::to_string(h);
+}
 
 int ShardSpec::lowres_width(int h) const {
-  IRIS_CHECK(height > 0 && h > 0 && (static_cast<int64_t>(h) * width) % height == 0, "shard spec: low-res height ",
-             h, " gives a non-integer width for ", height, "x", width, " images");
+  IRIS_CHECK(height > 0 && h > 0 && (static_cast<int64_t>(h) * width) % height == 0,
+             "shard spec: low-res height ", h, " gives a non-integer width for ", height, "x", width,
+             " images");
   return static_cast<int>(static_cast<int64_t>(h) * width / height);
 }
 
@@ -35,19 +39,21 @@ void ShardSpec::validate() const {
     const int h = lowres_sizes[i];
     IRIS_CHECK(h > 0 && h < height, "shard spec: low-res size ", h, " must be in [1, ", height, ")");
     (void)lowres_width(h);
-    for (size_t j = 0; j < i; ++j) IRIS_CHECK(lowres_sizes[j] != h, "shard spec: low-res size ", h, " repeated");
+    for (size_t j = 0; j < i; ++j)
+      IRIS_CHECK(lowres_sizes[j] != h, "shard spec: low-res size ", h, " repeated");
   }
 }
 
-// ---- writer --------------------------------------------------------------------------------------------------
+// ---- writer
+// --------------------------------------------------------------------------------------------------
 
 ShardWriter::ShardWriter(std::string dir, ShardSpec spec, ShardWriterOptions options)
     : dir_(std::move(dir)), spec_(std::move(spec)), options_(std::move(options)) {
   spec_.validate();
-  IRIS_CHECK(options_.samples_per_shard > 0, "ShardWriter '", dir_, "': samples_per_shard must be positive, got ",
-             options_.samples_per_shard);
-  IRIS_CHECK(!options_.prefix.empty() && options_.prefix.find('/') == std::string::npos,
-             "ShardWriter '", dir_, "': bad shard prefix '", options_.prefix, "'");
+  IRIS_CHECK(options_.samples_per_shard > 0, "ShardWriter '", dir_,
+             "': samples_per_shard must be positive, got ", options_.samples_per_shard);
+  IRIS_CHECK(!options_.prefix.empty() && options_.prefix.find('/') == std::string::npos, "ShardWriter '",
+             dir_, "': bad shard prefix '", options_.prefix, "'");
   std::error_code ec;
   fs::create_directories(dir_, ec);
   IRIS_CHECK(!ec && fs::is_directory(dir_), "ShardWriter: cannot create folder '", dir_, "': ", ec.message());
@@ -75,17 +81,19 @@ void ShardWriter::add(const Sample& sample) {
   const std::string what = "ShardWriter '" + dir_ + "': sample " + std::to_string(total_);
   check_image(sample.image, what);
   const Image& im = sample.image;
-  IRIS_CHECK(im.height == spec_.height && im.width == spec_.width && im.channels == spec_.channels, what, " is ",
-             im.str(), " but the set holds ", spec_.height, "x", spec_.width, "x", spec_.channels, " images");
+  IRIS_CHECK(im.height == spec_.height && im.width == spec_.width && im.channels == spec_.channels, what,
+             " is ", im.str(), " but the set holds ", spec_.height, "x", spec_.width, "x", spec_.channels,
+             " images");
   if (spec_.has_labels) {
     IRIS_CHECK(sample.label >= 0, what, " has no label (", sample.label, ") but the set has labels");
-    IRIS_CHECK(spec_.class_names.empty() || sample.label < static_cast<int32_t>(spec_.class_names.size()), what,
-               " has label ", sample.label, " but the set has ", spec_.class_names.size(), " classes");
+    IRIS_CHECK(spec_.class_names.empty() || sample.label < static_cast<int32_t>(spec_.class_names.size()),
+               what, " has label ", sample.label, " but the set has ", spec_.class_names.size(), " classes");
   } else {
     IRIS_CHECK(sample.label == -1, what, " has label ", sample.label, " but the set has no labels");
   }
   IRIS_CHECK(sample.lowres.empty() || sample.lowres.size() == spec_.lowres_sizes.size(), what, " has ",
-             sample.lowres.size(), " low-res images; the set has ", spec_.lowres_sizes.size(), " low-res sizes");
+             sample.lowres.size(), " low-res images; the set has ", spec_.lowres_sizes.size(),
+             " low-res sizes");
   for (size_t k = 0; k < spec_.lowres_sizes.size(); ++k) {
     const int h = spec_.lowres_sizes[k], w = spec_.lowres_width(h);
     if (sample.lowres.empty()) {
@@ -115,7 +123,8 @@ void write_spec_attrs(h5::Group& root, const ShardSpec& spec) {
   root.set_int_attr("height", spec.height);
   root.set_int_attr("width", spec.width);
   root.set_int_attr("channels", spec.channels);
-  root.set_ints_attr("lowres_sizes", std::vector<int64_t>(spec.lowres_sizes.begin(), spec.lowres_sizes.end()));
+  root.set_ints_attr("lowres_sizes",
+                     std::vector<int64_t>(spec.lowres_sizes.begin(), spec.lowres_sizes.end()));
   root.set_int_attr("has_labels", spec.has_labels ? 1 : 0);
 }
 }  // namespace
@@ -167,9 +176,30 @@ void ShardWriter::finish() {
   for (const auto& [file, count] : shards_) j["shards"].push_back({{"file", file}, {"count", count}});
   h5::write_file_atomic((fs::path(dir_) / kShardIndexFile).string(), j.dump(2) + "\n");
   finished_ = true;
+  if (options_.overwrite) remove_stale_shards();
 }
 
-// ---- reader --------------------------------------------------------------------------------------------------
+// After overwriting a set, shards of the old set beyond the new count ("<prefix>-NNNNN.h5" not in the new
+// index) would only waste space: remove them. Other files are left alone.
+void ShardWriter::remove_stale_shards() {
+  const std::string head = options_.prefix + "-";
+  for (const auto& entry : fs::directory_iterator(dir_)) {
+    const std::string name = entry.path().filename().string();
+    const bool ours = name.size() == head.size() + 8 && name.compare(0, head.size(), head) == 0 &&
+                      name.compare(name.size() - 3, 3, ".h5") == 0 &&
+                      std::all_of(name.begin() + static_cast<std::ptrdiff_t>(head.size()), name.end() - 3,
+                                  [](char c) { return c >= '0' && c <= '9'; });
+    const bool listed =
+        std::any_of(shards_.begin(), shards_.end(), [&](const auto& s) { return s.first == name; });
+    if (ours && !listed) {
+      std::error_code ec;
+      fs::remove(entry.path(), ec);
+    }
+  }
+}
+
+// ---- reader
+// --------------------------------------------------------------------------------------------------
 
 namespace {
 
@@ -216,8 +246,8 @@ void validate_shard(const std::string& path, const ShardSpec& spec, int64_t coun
   s.has_labels = root.int_attr("has_labels") != 0;
   s.class_names = root.strings_attr("class_names");
   IRIS_CHECK(s.height == spec.height && s.width == spec.width && s.channels == spec.channels, "shard '", path,
-             "' holds ", s.height, "x", s.width, "x", s.channels, " images but the index says ", spec.height, "x",
-             spec.width, "x", spec.channels);
+             "' holds ", s.height, "x", s.width, "x", s.channels, " images but the index says ", spec.height,
+             "x", spec.width, "x", spec.channels);
   IRIS_CHECK(s.lowres_sizes == spec.lowres_sizes && s.has_labels == spec.has_labels &&
                  s.class_names == spec.class_names,
              "shard '", path, "' has other low-res sizes, labels or class names than the index");
@@ -228,7 +258,8 @@ void validate_shard(const std::string& path, const ShardSpec& spec, int64_t coun
     IRIS_CHECK(root.has(name), "shard '", path, "' has no dataset '", name, "'");
     const h5::Dataset ds = root.open_dataset(name);
     IRIS_CHECK(ds.dtype() == dtype && ds.shape() == shape, "shard '", path, "' dataset '", name, "' is ",
-               dtype_name(ds.dtype()), shape_str(ds.shape()), "; expected ", dtype_name(dtype), shape_str(shape));
+               dtype_name(ds.dtype()), shape_str(ds.shape()), "; expected ", dtype_name(dtype),
+               shape_str(shape));
     if (verify) ds.verify_checksum();
   };
   check_dataset("images", DType::u8, {count, spec.height, spec.width, spec.channels});
@@ -250,15 +281,18 @@ struct ShardSet::Impl {
   std::map<int64_t, std::unique_ptr<OpenShard>> open;
   uint64_t clock = 0;
 
-  std::string shard_path(int64_t s) const { return (fs::path(dir) / shards[static_cast<size_t>(s)].file).string(); }
+  std::string shard_path(int64_t s) const {
+    return (fs::path(dir) / shards[static_cast<size_t>(s)].file).string();
+  }
 
   // The open shard `s` (opening it, and closing the least recently used one, as needed). Caller holds mutex.
   OpenShard& get(int64_t s) {
     auto it = open.find(s);
     if (it == open.end()) {
       if (static_cast<int>(open.size()) >= std::max(1, options.max_open_files)) {
-        auto lru = std::min_element(open.begin(), open.end(),
-                                    [](const auto& a, const auto& b) { return a.second->last_use < b.second->last_use; });
+        auto lru = std::min_element(open.begin(), open.end(), [](const auto& a, const auto& b) {
+          return a.second->last_use < b.second->last_use;
+        });
         open.erase(lru);
       }
       auto o = std::make_unique<OpenShard>();
@@ -274,11 +308,10 @@ struct ShardSet::Impl {
   }
 
   // Rows [start, start + count) of global samples of one dataset kind (h = 0: images, -1: labels, else the
-  // low-res size) into dst, which holds count rows of row_bytes.
-  void read(int h, int64_t start, int64_t count, uint8_t* dst, size_t row_bytes) {
-    IRIS_CHECK(start >= 0 && count >= 0 && start + count <= total, "shard set '", dir, "': samples [", start, ", ",
-               start + count, ") out of range (", total, " samples)");
-    std::lock_guard<std::mutex> lock(mutex);
+  // low-res size) into dst, which holds count rows of row_bytes. Caller holds mutex.
+  void read_locked(int h, int64_t start, int64_t count, uint8_t* dst, size_t row_bytes) {
+    IRIS_CHECK(start >= 0 && count >= 0 && start + count <= total, "shard set '", dir, "': samples [", start,
+               ", ", start + count, ") out of range (", total, " samples)");
     int64_t i = start;
     while (i < start + count) {
       const auto it = std::upper_bound(shards.begin(), shards.end(), i,
@@ -289,9 +322,14 @@ struct ShardSet::Impl {
       const int64_t n = std::min(start + count - i, info.count - row);
       OpenShard& o = get(s);
       const h5::Dataset& ds = h == 0 ? o.images : h < 0 ? o.labels : o.lowres.at(h);
-      ds.read_rows_into(row, n, dst + static_cast<size_t>(i - start) * row_bytes, static_cast<size_t>(n) * row_bytes);
+      ds.read_rows_into(row, n, dst + static_cast<size_t>(i - start) * row_bytes,
+                        static_cast<size_t>(n) * row_bytes);
       i += n;
     }
+  }
+  void read(int h, int64_t start, int64_t count, uint8_t* dst, size_t row_bytes) {
+    std::lock_guard<std::mutex> lock(mutex);
+    read_locked(h, start, count, dst, row_bytes);
   }
 };
 
@@ -313,16 +351,17 @@ ShardSet ShardSet::open(const std::string& dir, const ShardSetOptions& options) 
       info.file = s.at("file").get<std::string>();
       info.count = s.at("count").get<int64_t>();
       info.first = impl->total;
-      IRIS_CHECK(!info.file.empty() && info.file.find('/') == std::string::npos && info.file != "." && info.file != "..",
+      IRIS_CHECK(!info.file.empty() && info.file.find('/') == std::string::npos && info.file != "." &&
+                     info.file != "..",
                  "shard index '", index_path, "' lists a bad shard file name '", info.file, "'");
-      IRIS_CHECK(info.count > 0, "shard index '", index_path, "' lists shard '", info.file, "' with ", info.count,
-                 " samples");
+      IRIS_CHECK(info.count > 0, "shard index '", index_path, "' lists shard '", info.file, "' with ",
+                 info.count, " samples");
       impl->total += info.count;
       impl->shards.push_back(info);
     }
     const int64_t num = j.at("num_samples").get<int64_t>();
-    IRIS_CHECK(num == impl->total, "shard index '", index_path, "' says ", num, " samples but its shards hold ",
-               impl->total);
+    IRIS_CHECK(num == impl->total, "shard index '", index_path, "' says ", num,
+               " samples but its shards hold ", impl->total);
   } catch (const nlohmann::json::exception& e) {
     IRIS_THROW("shard index '", index_path, "' is malformed: ", e.what());
   }
@@ -338,16 +377,25 @@ ShardSet ShardSet::open(const std::string& dir, const ShardSetOptions& options) 
   return set;
 }
 
-const std::string& ShardSet::dir() const { return impl_->dir; }
-const ShardSpec& ShardSet::spec() const { return impl_->spec; }
-int64_t ShardSet::size() const { return impl_->total; }
-const std::vector<ShardInfo>& ShardSet::shards() const { return impl_->shards; }
+const std::string& ShardSet::dir() const {
+  return impl_->dir;
+}
+const ShardSpec& ShardSet::spec() const {
+  return impl_->spec;
+}
+int64_t ShardSet::size() const {
+  return impl_->total;
+}
+const std::vector<ShardInfo>& ShardSet::shards() const {
+  return impl_->shards;
+}
 
 std::pair<int64_t, int64_t> ShardSet::locate(int64_t i) const {
   IRIS_CHECK(i >= 0 && i < impl_->total, "shard set '", impl_->dir, "': sample ", i, " out of range (",
              impl_->total, " samples)");
   const auto& sh = impl_->shards;
-  const auto it = std::upper_bound(sh.begin(), sh.end(), i, [](int64_t v, const ShardInfo& s) { return v < s.first; });
+  const auto it =
+      std::upper_bound(sh.begin(), sh.end(), i, [](int64_t v, const ShardInfo& s) { return v < s.first; });
   const int64_t s = (it - sh.begin()) - 1;
   return {s, i - sh[static_cast<size_t>(s)].first};
 }
@@ -361,8 +409,8 @@ Image ShardSet::image(int64_t i) const {
 
 Image ShardSet::lowres(int64_t i, int h) const {
   const ShardSpec& sp = impl_->spec;
-  IRIS_CHECK(std::find(sp.lowres_sizes.begin(), sp.lowres_sizes.end(), h) != sp.lowres_sizes.end(), "shard set '",
-             impl_->dir, "' has no low-res size ", h);
+  IRIS_CHECK(std::find(sp.lowres_sizes.begin(), sp.lowres_sizes.end(), h) != sp.lowres_sizes.end(),
+             "shard set '", impl_->dir, "' has no low-res size ", h);
   Image im(h, sp.lowres_width(h), sp.channels);
   impl_->read(h, i, 1, im.pixels.data(), im.size());
   return im;
@@ -376,11 +424,30 @@ int32_t ShardSet::label(int64_t i) const {
 }
 
 Sample ShardSet::sample(int64_t i) const {
-  Sample s;
-  s.image = image(i);
-  if (impl_->spec.has_labels) s.label = label(i);
-  for (int h : impl_->spec.lowres_sizes) s.lowres.push_back(lowres(i, h));
-  return s;
+  return samples({i}, impl_->spec.lowres_sizes)[0];
+}
+
+std::vector<Sample> ShardSet::samples(const std::vector<int64_t>& indices,
+                                      const std::vector<int>& lowres_sizes) const {
+  const ShardSpec& sp = impl_->spec;
+  for (int h : lowres_sizes)
+    IRIS_CHECK(std::find(sp.lowres_sizes.begin(), sp.lowres_sizes.end(), h) != sp.lowres_sizes.end(),
+               "shard set '", impl_->dir, "' has no low-res size ", h);
+  std::vector<Sample> out(indices.size());
+  std::lock_guard<std::mutex> lock(
+      impl_->mutex);  // once for the whole list: readers on other threads wait less
+  for (size_t k = 0; k < indices.size(); ++k) {
+    Sample& s = out[k];
+    const int64_t i = indices[k];
+    s.image = Image(sp.height, sp.width, sp.channels);
+    impl_->read_locked(0, i, 1, s.image.pixels.data(), s.image.size());
+    if (sp.has_labels) impl_->read_locked(-1, i, 1, reinterpret_cast<uint8_t*>(&s.label), sizeof(s.label));
+    for (int h : lowres_sizes) {
+      s.lowres.emplace_back(h, sp.lowres_width(h), sp.channels);
+      impl_->read_locked(h, i, 1, s.lowres.back().pixels.data(), s.lowres.back().size());
+    }
+  }
+  return out;
 }
 
 Tensor ShardSet::images(int64_t start, int64_t count) const {
@@ -392,8 +459,8 @@ Tensor ShardSet::images(int64_t start, int64_t count) const {
 
 Tensor ShardSet::lowres(int h, int64_t start, int64_t count) const {
   const ShardSpec& sp = impl_->spec;
-  IRIS_CHECK(std::find(sp.lowres_sizes.begin(), sp.lowres_sizes.end(), h) != sp.lowres_sizes.end(), "shard set '",
-             impl_->dir, "' has no low-res size ", h);
+  IRIS_CHECK(std::find(sp.lowres_sizes.begin(), sp.lowres_sizes.end(), h) != sp.lowres_sizes.end(),
+             "shard set '", impl_->dir, "' has no low-res size ", h);
   const int w = sp.lowres_width(h);
   Tensor t = Tensor::empty({count, h, w, sp.channels}, DType::u8);
   impl_->read(h, start, count, t.data<uint8_t>(), static_cast<size_t>(h) * w * sp.channels);

@@ -54,7 +54,9 @@ struct Sample {
 struct ShardWriterOptions {
   int64_t samples_per_shard = 1000;
   std::string prefix = "shard";
-  bool overwrite = false;  // replace an existing set in the folder (its index is removed first)
+  // Replace an existing set in the folder: its index is removed first, and its shards that the new set
+  // does not reuse are removed by finish().
+  bool overwrite = false;
 };
 
 // Appends samples and writes a shard every samples_per_shard samples. Memory: one shard's samples.
@@ -79,6 +81,7 @@ class ShardWriter {
 
  private:
   void flush_shard();
+  void remove_stale_shards();
 
   std::string dir_;
   ShardSpec spec_;
@@ -117,10 +120,14 @@ class ShardSet {
   std::pair<int64_t, int64_t> locate(int64_t i) const;
 
   Sample sample(int64_t i) const;  // image, label and every low-res image
+  // Samples at `indices` (any order) with the given low-res sizes: one lock for the whole list.
+  std::vector<Sample> samples(const std::vector<int64_t>& indices,
+                              const std::vector<int>& lowres_sizes) const;
   Image image(int64_t i) const;
   Image lowres(int64_t i, int h) const;
   int32_t label(int64_t i) const;  // throws when the set has no labels
-  // Ranges of consecutive samples, possibly spanning shards: uint8 [n, H, W, C], uint8 [n, h, w, C], int32 [n].
+  // Ranges of consecutive samples, possibly spanning shards: uint8 [n, H, W, C], uint8 [n, h, w, C], int32
+  // [n].
   Tensor images(int64_t start, int64_t count) const;
   Tensor lowres(int h, int64_t start, int64_t count) const;
   Tensor labels(int64_t start, int64_t count) const;

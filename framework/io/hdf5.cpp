@@ -16,7 +16,8 @@ static_assert(std::endian::native == std::endian::little,
               "explicit conversions");
 static_assert(std::is_same_v<Handle::CloseFn, decltype(&H5Fclose)>, "HDF5 close functions changed signature");
 
-// ---- detail ------------------------------------------------------------------------------------------------
+// ---- detail
+// ------------------------------------------------------------------------------------------------
 
 namespace detail {
 
@@ -54,6 +55,7 @@ std::string stack_message() {
   if (msgs.size() > 6) msgs.erase(msgs.begin() + 3, msgs.end() - 3);
   std::string out;
   for (size_t i = 0; i < msgs.size(); ++i) out += (i ? "; " : "") + msgs[i];
+  std::replace(out.begin(), out.end(), '\n', ' ');  // some HDF5 messages embed a ctime() line
   return out;
 }
 
@@ -61,7 +63,8 @@ std::string stack_message() {
 
 using detail::Guard;
 
-// ---- Handle ------------------------------------------------------------------------------------------------
+// ---- Handle
+// ------------------------------------------------------------------------------------------------
 
 Handle& Handle::operator=(Handle&& o) noexcept {
   if (this != &o) {
@@ -82,30 +85,43 @@ void Handle::reset() {
   id_ = -1;
 }
 
-// ---- type mapping --------------------------------------------------------------------------------------------
+// ---- type mapping
+// --------------------------------------------------------------------------------------------
 
 namespace {
 
 hid_t file_type_of(DType t) {
   switch (t) {
-    case DType::f32: return H5T_IEEE_F32LE;
-    case DType::f64: return H5T_IEEE_F64LE;
-    case DType::i32: return H5T_STD_I32LE;
-    case DType::i64: return H5T_STD_I64LE;
-    case DType::u8: return H5T_STD_U8LE;
-    case DType::bf16: return H5T_STD_U16LE;
+    case DType::f32:
+      return H5T_IEEE_F32LE;
+    case DType::f64:
+      return H5T_IEEE_F64LE;
+    case DType::i32:
+      return H5T_STD_I32LE;
+    case DType::i64:
+      return H5T_STD_I64LE;
+    case DType::u8:
+      return H5T_STD_U8LE;
+    case DType::bf16:
+      return H5T_STD_U16LE;
   }
   IRIS_THROW("hdf5: unknown dtype");
 }
 
 hid_t mem_type_of(DType t) {
   switch (t) {
-    case DType::f32: return H5T_NATIVE_FLOAT;
-    case DType::f64: return H5T_NATIVE_DOUBLE;
-    case DType::i32: return H5T_NATIVE_INT32;
-    case DType::i64: return H5T_NATIVE_INT64;
-    case DType::u8: return H5T_NATIVE_UINT8;
-    case DType::bf16: return H5T_NATIVE_UINT16;
+    case DType::f32:
+      return H5T_NATIVE_FLOAT;
+    case DType::f64:
+      return H5T_NATIVE_DOUBLE;
+    case DType::i32:
+      return H5T_NATIVE_INT32;
+    case DType::i64:
+      return H5T_NATIVE_INT64;
+    case DType::u8:
+      return H5T_NATIVE_UINT8;
+    case DType::bf16:
+      return H5T_NATIVE_UINT16;
   }
   IRIS_THROW("hdf5: unknown dtype");
 }
@@ -118,21 +134,32 @@ std::string child_path(const std::string& parent, const std::string& name) {
 
 }  // namespace
 
-std::string Object::where() const { return "'" + file_ + "' " + kind_ + " '" + path_ + "'"; }
+std::string Object::where() const {
+  return "'" + file_ + "' " + kind_ + " '" + path_ + "'";
+}
 
-// ---- Dataset -------------------------------------------------------------------------------------------------
+// ---- Dataset
+// -------------------------------------------------------------------------------------------------
 
-Shape Dataset::shape() const {
+const Shape& Dataset::shape() const {
   Guard g;
+  if (shape_) return *shape_;
   Handle space(IRIS_H5(H5Dget_space(id()), "cannot get the dataspace of ", where()), H5Sclose);
   const int rank = IRIS_H5(H5Sget_simple_extent_ndims(space.get()), "cannot get the rank of ", where());
   std::vector<hsize_t> dims(static_cast<size_t>(rank));
-  if (rank > 0) IRIS_H5(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr), "cannot get dims of ", where());
-  return Shape(dims.begin(), dims.end());
+  if (rank > 0)
+    IRIS_H5(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr), "cannot get dims of ", where());
+  shape_ = Shape(dims.begin(), dims.end());
+  return *shape_;
 }
 
 DType Dataset::dtype() const {
   Guard g;
+  if (!dtype_) dtype_ = lookup_dtype();
+  return *dtype_;
+}
+
+DType Dataset::lookup_dtype() const {
   Handle type(IRIS_H5(H5Dget_type(id()), "cannot get the type of ", where()), H5Tclose);
   const H5T_class_t cls = H5Tget_class(type.get());
   const size_t size = H5Tget_size(type.get());
@@ -143,27 +170,28 @@ DType Dataset::dtype() const {
     if (is_signed && size == 4) return DType::i32;
     if (is_signed && size == 8) return DType::i64;
     if (!is_signed && size == 1) return DType::u8;
-    if (!is_signed && size == 2 && has_attr(kDTypeAttr) && string_attr(kDTypeAttr) == "bf16") return DType::bf16;
+    if (!is_signed && size == 2 && has_attr(kDTypeAttr) && string_attr(kDTypeAttr) == "bf16")
+      return DType::bf16;
   }
   IRIS_THROW("hdf5: ", where(), " has an element type Iris cannot read (class ", static_cast<int>(cls), ", ",
              size, " bytes); supported: f32, f64, i32, i64, u8 and bf16 stored as uint16");
 }
 
 int64_t Dataset::rows() const {
-  const Shape s = shape();
+  const Shape& s = shape();
   IRIS_CHECK(!s.empty(), "hdf5: ", where(), " is a scalar and has no rows");
   return s[0];
 }
 
 size_t Dataset::row_bytes() const {
-  const Shape s = shape();
+  const Shape& s = shape();
   const int64_t per_row = s.empty() ? 1 : shape_numel(Shape(s.begin() + 1, s.end()));
   return static_cast<size_t>(per_row) * dtype_size(dtype());
 }
 
 void Dataset::read_selection(int64_t start, int64_t count, void* dst) const {
   Guard g;
-  const Shape s = shape();
+  const Shape& s = shape();
   const DType dt = dtype();
   if (shape_numel(s) == 0 || count == 0) return;
   if (s.empty()) {
@@ -204,7 +232,7 @@ Tensor Dataset::read_rows(int64_t start, int64_t count) const {
 
 void Dataset::read_rows_into(int64_t start, int64_t count, void* dst, size_t dst_bytes) const {
   Guard g;
-  const Shape s = shape();
+  const Shape& s = shape();
   IRIS_CHECK(!s.empty(), "hdf5: read_rows_into of scalar ", where());
   IRIS_CHECK(start >= 0 && count >= 0 && start + count <= s[0], "hdf5: rows [", start, ", ", start + count,
              ") out of range for ", where(), " of shape ", shape_str(s));
@@ -216,11 +244,12 @@ void Dataset::read_rows_into(int64_t start, int64_t count, void* dst, size_t dst
 
 uint32_t Dataset::compute_checksum() const {
   Guard g;
-  const Shape s = shape();
+  const Shape& s = shape();
   if (s.empty()) return h5::crc32c(read().data_ptr(), dtype_size(dtype()));
   const size_t rb = row_bytes();
   // Blocks of about 64 MiB: bounded memory whatever the dataset size.
-  const int64_t block = std::max<int64_t>(1, static_cast<int64_t>((size_t{64} << 20) / std::max<size_t>(rb, 1)));
+  const int64_t block =
+      std::max<int64_t>(1, static_cast<int64_t>((size_t{64} << 20) / std::max<size_t>(rb, 1)));
   std::vector<uint8_t> buf;
   uint32_t crc = 0;
   for (int64_t r = 0; r < s[0]; r += block) {
@@ -232,7 +261,9 @@ uint32_t Dataset::compute_checksum() const {
   return crc;
 }
 
-void Dataset::store_checksum() { set_int_attr(kChecksumAttr, static_cast<int64_t>(compute_checksum())); }
+void Dataset::store_checksum() {
+  set_int_attr(kChecksumAttr, static_cast<int64_t>(compute_checksum()));
+}
 
 void Dataset::verify_checksum() const {
   IRIS_CHECK(has_checksum(), "hdf5: ", where(), " has no ", kChecksumAttr, " checksum attribute");
@@ -249,7 +280,8 @@ int64_t Dataset::file_offset() const {
   return a == HADDR_UNDEF ? -1 : static_cast<int64_t>(a);
 }
 
-// ---- Group ---------------------------------------------------------------------------------------------------
+// ---- Group
+// ---------------------------------------------------------------------------------------------------
 
 bool Group::has(const std::string& name) const {
   Guard g;
@@ -259,8 +291,8 @@ bool Group::has(const std::string& name) const {
   while (true) {
     const size_t slash = name.find('/', pos);
     const std::string prefix = name.substr(0, slash);
-    const htri_t e = IRIS_H5(H5Lexists(id(), prefix.c_str(), H5P_DEFAULT), "cannot look up '", prefix,
-                             "' in ", where());
+    const htri_t e =
+        IRIS_H5(H5Lexists(id(), prefix.c_str(), H5P_DEFAULT), "cannot look up '", prefix, "' in ", where());
     if (e == 0) return false;
     if (slash == std::string::npos) return true;
     pos = slash + 1;
@@ -270,7 +302,8 @@ bool Group::has(const std::string& name) const {
 ChildKind Group::kind(const std::string& name) const {
   Guard g;
   IRIS_CHECK(has(name), "hdf5: ", where(), " has no child '", name, "'");
-  Handle obj(IRIS_H5(H5Oopen(id(), name.c_str(), H5P_DEFAULT), "cannot open '", name, "' in ", where()), H5Oclose);
+  Handle obj(IRIS_H5(H5Oopen(id(), name.c_str(), H5P_DEFAULT), "cannot open '", name, "' in ", where()),
+             H5Oclose);
   const H5I_type_t t = H5Iget_type(obj.get());
   return t == H5I_GROUP ? ChildKind::group : t == H5I_DATASET ? ChildKind::dataset : ChildKind::other;
 }
@@ -286,16 +319,16 @@ std::vector<std::string> Group::children() const {
   Guard g;
   std::vector<std::string> names;
   hsize_t idx = 0;
-  IRIS_H5(H5Literate(id(), H5_INDEX_NAME, H5_ITER_INC, &idx, collect_link, &names), "cannot list the children of ",
-          where());
+  IRIS_H5(H5Literate(id(), H5_INDEX_NAME, H5_ITER_INC, &idx, collect_link, &names),
+          "cannot list the children of ", where());
   std::sort(names.begin(), names.end());
   return names;
 }
 
 Group Group::create_group(const std::string& name) {
   Guard g;
-  Handle h(IRIS_H5(H5Gcreate2(id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "cannot create group '",
-                   name, "' in ", where()),
+  Handle h(IRIS_H5(H5Gcreate2(id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                   "cannot create group '", name, "' in ", where()),
            H5Gclose);
   return Group(std::move(h), file_, child_path(path_, name));
 }
@@ -311,8 +344,9 @@ Group Group::open_group(const std::string& name) const {
 Dataset Group::open_dataset(const std::string& name) const {
   Guard g;
   IRIS_CHECK(has(name), "hdf5: ", where(), " has no dataset '", name, "'");
-  Handle h(IRIS_H5(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), "cannot open dataset '", name, "' in ", where()),
-           H5Dclose);
+  Handle h(
+      IRIS_H5(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), "cannot open dataset '", name, "' in ", where()),
+      H5Dclose);
   return Dataset(std::move(h), file_, child_path(path_, name));
 }
 
@@ -336,11 +370,13 @@ Dataset Group::write_tensor(const std::string& name, const Tensor& t, bool check
             "cannot write ", ds.where(), " (", host.summary(), ")");
   }
   if (host.dtype() == DType::bf16) ds.set_string_attr(kDTypeAttr, "bf16");
-  if (checksum) ds.set_int_attr(kChecksumAttr, static_cast<int64_t>(h5::crc32c(host.data_ptr(), host.nbytes())));
+  if (checksum)
+    ds.set_int_attr(kChecksumAttr, static_cast<int64_t>(h5::crc32c(host.data_ptr(), host.nbytes())));
   return ds;
 }
 
-// ---- File ----------------------------------------------------------------------------------------------------
+// ---- File
+// ----------------------------------------------------------------------------------------------------
 
 namespace {
 Handle make_fapl(bool writable, const std::string& path) {
@@ -360,8 +396,8 @@ Handle make_fapl(bool writable, const std::string& path) {
 File File::create(const std::string& path) {
   Guard g;
   Handle fapl = make_fapl(true, path);
-  Handle h(IRIS_H5(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), "hdf5: cannot create '", path,
-                   "'"),
+  Handle h(IRIS_H5(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), "hdf5: cannot create '",
+                   path, "'"),
            H5Fclose);
   return File(std::move(h), path, true);
 }

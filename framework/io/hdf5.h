@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,8 +95,8 @@ class Object {
 class Dataset : public Object {
  public:
   Dataset() = default;
-  Shape shape() const;
-  DType dtype() const;  // the Iris dtype the dataset reads as; throws for types Iris has no dtype for
+  const Shape& shape() const;
+  DType dtype() const;   // the Iris dtype the dataset reads as; throws for types Iris has no dtype for
   int64_t rows() const;  // shape[0]; throws for a scalar dataset
 
   Tensor read() const;  // the whole dataset, on the CPU
@@ -117,8 +118,15 @@ class Dataset : public Object {
 
  private:
   friend class Group;
-  Dataset(Handle h, std::string file, std::string path) : Object(std::move(h), std::move(file), std::move(path), "dataset") {}
+  Dataset(Handle h, std::string file, std::string path)
+      : Object(std::move(h), std::move(file), std::move(path), "dataset") {}
   void read_selection(int64_t start, int64_t count, void* dst) const;
+  DType lookup_dtype() const;
+
+  // Shape and dtype, looked up once: the wrapper never resizes a dataset, and the loader's per-row reads
+  // should not repeat the metadata calls.
+  mutable std::optional<Shape> shape_;
+  mutable std::optional<DType> dtype_;
 };
 
 enum class ChildKind { group, dataset, other };
@@ -141,7 +149,8 @@ class Group : public Object {
 
  private:
   friend class File;
-  Group(Handle h, std::string file, std::string path) : Object(std::move(h), std::move(file), std::move(path), "group") {}
+  Group(Handle h, std::string file, std::string path)
+      : Object(std::move(h), std::move(file), std::move(path), "group") {}
 };
 
 class File {
@@ -169,7 +178,8 @@ class File {
   void close();
 
  private:
-  File(Handle h, std::string path, bool writable) : handle_(std::move(h)), path_(std::move(path)), writable_(writable) {}
+  File(Handle h, std::string path, bool writable)
+      : handle_(std::move(h)), path_(std::move(path)), writable_(writable) {}
   Handle handle_;
   std::string path_;
   bool writable_ = false;

@@ -20,7 +20,8 @@ Handle vlen_string_type(const std::string& where) {
 }
 
 Handle make_space(bool scalar, size_t n, const std::string& where) {
-  if (scalar) return Handle(IRIS_H5(H5Screate(H5S_SCALAR), "cannot make a scalar dataspace for ", where), H5Sclose);
+  if (scalar)
+    return Handle(IRIS_H5(H5Screate(H5S_SCALAR), "cannot make a scalar dataspace for ", where), H5Sclose);
   const hsize_t dims[1] = {static_cast<hsize_t>(n)};
   return Handle(IRIS_H5(H5Screate_simple(1, dims, nullptr), "cannot make a dataspace for ", where), H5Sclose);
 }
@@ -32,8 +33,8 @@ void write_attr(const Object& obj, const std::string& name, hid_t type, hid_t sp
   const std::string what = "attribute '" + name + "' of " + obj.where();
   const htri_t exists = IRIS_H5(H5Aexists(obj.id(), name.c_str()), "cannot look up ", what);
   if (exists > 0) IRIS_H5(H5Adelete(obj.id(), name.c_str()), "cannot replace ", what);
-  Handle a(IRIS_H5(H5Acreate2(obj.id(), name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), "cannot create ",
-                   what, " (file not writable?)"),
+  Handle a(IRIS_H5(H5Acreate2(obj.id(), name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT),
+                   "cannot create ", what, " (file not writable?)"),
            H5Aclose);
   if (data != nullptr) IRIS_H5(H5Awrite(a.get(), mem_type, data), "cannot write ", what);
 }
@@ -64,7 +65,8 @@ OpenAttr open_attr(const Object& obj, const std::string& name) {
 
 std::vector<std::string> read_strings(const Object& obj, const std::string& name) {
   OpenAttr a = open_attr(obj, name);
-  IRIS_CHECK(a.cls == H5T_STRING, "hdf5: ", a.what, " is not a string (HDF5 class ", static_cast<int>(a.cls), ")");
+  IRIS_CHECK(a.cls == H5T_STRING, "hdf5: ", a.what, " is not a string (HDF5 class ", static_cast<int>(a.cls),
+             ")");
   std::vector<std::string> out;
   if (a.count == 0) return out;
   const htri_t is_vlen = IRIS_H5(H5Tis_variable_str(a.type.get()), "cannot inspect the type of ", a.what);
@@ -74,7 +76,8 @@ std::vector<std::string> read_strings(const Object& obj, const std::string& name
     std::vector<char*> ptrs(a.count, nullptr);
     IRIS_H5(H5Aread(a.attr.get(), mem.get(), ptrs.data()), "cannot read ", a.what);
     for (char* p : ptrs) out.emplace_back(p ? p : "");
-    IRIS_H5(H5Dvlen_reclaim(mem.get(), a.space.get(), H5P_DEFAULT, ptrs.data()), "cannot free strings of ", a.what);
+    IRIS_H5(H5Dvlen_reclaim(mem.get(), a.space.get(), H5P_DEFAULT, ptrs.data()), "cannot free strings of ",
+            a.what);
     return out;
   }
   // Fixed length: `size` bytes per string, padded with NULs or spaces.
@@ -159,7 +162,8 @@ void Object::set_int_attr(const std::string& name, int64_t value) {
 void Object::set_ints_attr(const std::string& name, const std::vector<int64_t>& values) {
   Guard g;
   Handle space = make_space(false, values.size(), where());
-  write_attr(*this, name, H5T_STD_I64LE, space.get(), H5T_NATIVE_INT64, values.empty() ? nullptr : values.data());
+  write_attr(*this, name, H5T_STD_I64LE, space.get(), H5T_NATIVE_INT64,
+             values.empty() ? nullptr : values.data());
 }
 
 void Object::set_double_attr(const std::string& name, double value) {

@@ -35,13 +35,13 @@ std::string stack_message();
 
 // Evaluates an HDF5 call returning hid_t / herr_t / htri_t / hssize_t and throws iris::Error made of the
 // remaining arguments plus HDF5's own messages when the result is negative; otherwise yields the result.
-#define IRIS_H5(call, ...)                                                                        \
-  [&]() {                                                                                         \
-    const auto iris_h5_result_ = (call);                                                          \
-    if (iris_h5_result_ < 0) [[unlikely]] {                                                       \
-      const std::string iris_h5_stack_ = ::iris::h5::detail::stack_message();                     \
-      IRIS_THROW(__VA_ARGS__, iris_h5_stack_.empty() ? "" : " (HDF5: ", iris_h5_stack_,           \
-                 iris_h5_stack_.empty() ? "" : ")");                                              \
-    }                                                                                             \
-    return iris_h5_result_;                                                                       \
+#define IRIS_H5(call, ...)                                                              \
+  [&]() {                                                                               \
+    const auto iris_h5_result_ = (call);                                                \
+    if (iris_h5_result_ < 0) [[unlikely]] {                                             \
+      const std::string iris_h5_stack_ = ::iris::h5::detail::stack_message();           \
+      IRIS_THROW(__VA_ARGS__, iris_h5_stack_.empty() ? "" : " (HDF5: ", iris_h5_stack_, \
+                 iris_h5_stack_.empty() ? "" : ")");                                    \
+    }                                                                                   \
+    return iris_h5_result_;                                                             \
   }()

@@ -60,7 +60,8 @@ inline data::Image pattern_image(int h, int w, int c, int seed) {
   data::Image im(h, w, c);
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
-      for (int ch = 0; ch < c; ++ch) im.at(y, x, ch) = static_cast<uint8_t>((y * 31 + x * 17 + ch * 71 + seed * 13) % 256);
+      for (int ch = 0; ch < c; ++ch)
+        im.at(y, x, ch) = static_cast<uint8_t>((y * 31 + x * 17 + ch * 71 + seed * 13) % 256);
   return im;
 }
 
