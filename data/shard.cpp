@@ -173,7 +173,10 @@ void ShardWriter::finish() {
   j["num_samples"] = total_;
   j["samples_per_shard"] = options_.samples_per_shard;
   j["shards"] = nlohmann::ordered_json::array();
-  for (const auto& [file, count] : shards_) j["shards"].push_back({{"file", file}, {"count", count}});
+  for (const auto& [file, count] : shards_) {
+    const auto bytes = static_cast<int64_t>(fs::file_size(fs::path(dir_) / file));
+    j["shards"].push_back({{"file", file}, {"count", count}, {"bytes", bytes}});
+  }
   h5::write_file_atomic((fs::path(dir_) / kShardIndexFile).string(), j.dump(2) + "\n");
   finished_ = true;
   if (options_.overwrite) remove_stale_shards();
@@ -229,7 +232,8 @@ ShardSpec spec_from_index(const nlohmann::json& j, const std::string& index_path
 }
 
 // Checks one shard against the index; every message names the shard file.
-void validate_shard(const std::string& path, const ShardSpec& spec, int64_t count, bool verify) {
+void validate_shard(const std::string& path, const ShardSpec& spec, const ShardInfo& info, bool verify) {
+  const int64_t count = info.count;
   IRIS_CHECK(fs::exists(path), "missing shard '", path, "' (listed in ", kShardIndexFile, ")");
   const h5::File file = h5::File::open(path);
   const h5::Group root = file.root();
@@ -266,6 +270,12 @@ void validate_shard(const std::string& path, const ShardSpec& spec, int64_t coun
   if (spec.has_labels) check_dataset("labels", DType::i32, {count});
   for (int h : spec.lowres_sizes)
     check_dataset(lowres_dataset_name(h), DType::u8, {count, h, spec.lowres_width(h), spec.channels});
+  // Last, so that the checks above can say more precisely what is wrong with a replaced file.
+  if (info.bytes >= 0) {
+    const auto size = static_cast<int64_t>(fs::file_size(path));
+    IRIS_CHECK(size == info.bytes, "shard '", path, "' is ", size, " bytes but the index says ", info.bytes,
+               " (modified or replaced after the index was written?)");
+  }
 }
 
 }  // namespace
@@ -351,6 +361,7 @@ ShardSet ShardSet::open(const std::string& dir, const ShardSetOptions& options) 
       info.file = s.at("file").get<std::string>();
       info.count = s.at("count").get<int64_t>();
       info.first = impl->total;
+      info.bytes = s.value("bytes", int64_t{-1});
       IRIS_CHECK(!info.file.empty() && info.file.find('/') == std::string::npos && info.file != "." &&
                      info.file != "..",
                  "shard index '", index_path, "' lists a bad shard file name '", info.file, "'");
@@ -371,7 +382,7 @@ ShardSet ShardSet::open(const std::string& dir, const ShardSetOptions& options) 
     IRIS_THROW("shard index '", index_path, "': ", e.message());
   }
   for (const ShardInfo& info : impl->shards)
-    validate_shard((fs::path(dir) / info.file).string(), impl->spec, info.count, options.verify_checksums);
+    validate_shard((fs::path(dir) / info.file).string(), impl->spec, info, options.verify_checksums);
   ShardSet set;
   set.impl_ = std::move(impl);
   return set;
@@ -476,7 +487,7 @@ Tensor ShardSet::labels(int64_t start, int64_t count) const {
 
 void ShardSet::verify_checksums() const {
   for (const ShardInfo& info : impl_->shards)
-    validate_shard((fs::path(impl_->dir) / info.file).string(), impl_->spec, info.count, true);
+    validate_shard((fs::path(impl_->dir) / info.file).string(), impl_->spec, info, true);
 }
 
 }  // namespace iris::data

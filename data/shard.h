@@ -8,9 +8,10 @@
 // width, channels, lowres_sizes (int list of the h's), has_labels (0/1), count (N), shard_index. Every
 // dataset carries a CRC-32C attribute ("crc32c", see framework/io/hdf5.h).
 //
-// index.json lists the shards in order with their counts, plus the same metadata; a sample's global index is
-// its position in that order. A folder without index.json is not a complete set: ShardWriter writes the
-// index last, after every shard is on disk, and every file (shards and index) is written atomically.
+// index.json lists the shards in order with their counts and file sizes in bytes, plus the same metadata; a
+// sample's global index is its position in that order. A folder without index.json is not a complete set:
+// ShardWriter writes the index last, after every shard is on disk, and every file (shards and index) is
+// written atomically.
 #pragma once
 
 #include <cstdint>
@@ -95,9 +96,10 @@ class ShardWriter {
 };
 
 struct ShardInfo {
-  std::string file;   // name inside the folder
-  int64_t count = 0;  // samples
-  int64_t first = 0;  // global index of its first sample
+  std::string file;    // name inside the folder
+  int64_t count = 0;   // samples
+  int64_t first = 0;   // global index of its first sample
+  int64_t bytes = -1;  // file size recorded in the index (-1: not recorded)
 };
 
 struct ShardSetOptions {

@@ -29,7 +29,8 @@ static std::recursive_mutex& global_mutex() {
 Guard::Guard() : lock_(global_mutex()) {
   thread_local bool silenced = false;
   if (!silenced) {
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    // Cannot fail for the default stack; if it somehow did, HDF5 would merely print its own messages too.
+    (void)H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     silenced = true;
   }
 }
@@ -161,12 +162,14 @@ DType Dataset::dtype() const {
 
 DType Dataset::lookup_dtype() const {
   Handle type(IRIS_H5(H5Dget_type(id()), "cannot get the type of ", where()), H5Tclose);
-  const H5T_class_t cls = H5Tget_class(type.get());
+  const H5T_class_t cls = IRIS_H5(H5Tget_class(type.get()), "cannot get the type class of ", where());
   const size_t size = H5Tget_size(type.get());
+  IRIS_CHECK(size > 0, "hdf5: cannot get the element size of ", where(), " (HDF5: ", detail::stack_message(),
+             ")");
   if (cls == H5T_FLOAT && size == 4) return DType::f32;
   if (cls == H5T_FLOAT && size == 8) return DType::f64;
   if (cls == H5T_INTEGER) {
-    const bool is_signed = H5Tget_sign(type.get()) == H5T_SGN_2;
+    const bool is_signed = IRIS_H5(H5Tget_sign(type.get()), "cannot get the sign of ", where()) == H5T_SGN_2;
     if (is_signed && size == 4) return DType::i32;
     if (is_signed && size == 8) return DType::i64;
     if (!is_signed && size == 1) return DType::u8;
@@ -304,7 +307,7 @@ ChildKind Group::kind(const std::string& name) const {
   IRIS_CHECK(has(name), "hdf5: ", where(), " has no child '", name, "'");
   Handle obj(IRIS_H5(H5Oopen(id(), name.c_str(), H5P_DEFAULT), "cannot open '", name, "' in ", where()),
              H5Oclose);
-  const H5I_type_t t = H5Iget_type(obj.get());
+  const H5I_type_t t = IRIS_H5(H5Iget_type(obj.get()), "cannot get the kind of '", name, "' in ", where());
   return t == H5I_GROUP ? ChildKind::group : t == H5I_DATASET ? ChildKind::dataset : ChildKind::other;
 }
 

@@ -134,7 +134,7 @@ enum class ChildKind { group, dataset, other };
 class Group : public Object {
  public:
   Group() = default;
-  bool has(const std::string& name) const;  // a direct child (group, dataset or other link) of that name
+  bool has(const std::string& name) const;  // a child (group, dataset or other link), or a path "a/b" below
   ChildKind kind(const std::string& name) const;
   std::vector<std::string> children() const;  // names of the direct children, sorted
 

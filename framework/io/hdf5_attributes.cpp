@@ -55,7 +55,7 @@ OpenAttr open_attr(const Object& obj, const std::string& name) {
   a.attr = Handle(IRIS_H5(H5Aopen(obj.id(), name.c_str(), H5P_DEFAULT), "cannot open ", a.what), H5Aclose);
   a.type = Handle(IRIS_H5(H5Aget_type(a.attr.get()), "cannot get the type of ", a.what), H5Tclose);
   a.space = Handle(IRIS_H5(H5Aget_space(a.attr.get()), "cannot get the dataspace of ", a.what), H5Sclose);
-  a.cls = H5Tget_class(a.type.get());
+  a.cls = IRIS_H5(H5Tget_class(a.type.get()), "cannot get the type class of ", a.what);
   const int rank = IRIS_H5(H5Sget_simple_extent_ndims(a.space.get()), "cannot get the rank of ", a.what);
   IRIS_CHECK(rank <= 1, "hdf5: ", a.what, " has rank ", rank, "; expected a scalar or a list");
   a.count = static_cast<size_t>(
@@ -72,7 +72,8 @@ std::vector<std::string> read_strings(const Object& obj, const std::string& name
   const htri_t is_vlen = IRIS_H5(H5Tis_variable_str(a.type.get()), "cannot inspect the type of ", a.what);
   if (is_vlen > 0) {
     Handle mem = vlen_string_type(a.what);
-    IRIS_H5(H5Tset_cset(mem.get(), H5Tget_cset(a.type.get())), "cannot set the character set for ", a.what);
+    const H5T_cset_t cset = IRIS_H5(H5Tget_cset(a.type.get()), "cannot get the character set of ", a.what);
+    IRIS_H5(H5Tset_cset(mem.get(), cset), "cannot set the character set for ", a.what);
     std::vector<char*> ptrs(a.count, nullptr);
     IRIS_H5(H5Aread(a.attr.get(), mem.get(), ptrs.data()), "cannot read ", a.what);
     for (char* p : ptrs) out.emplace_back(p ? p : "");
@@ -85,7 +86,8 @@ std::vector<std::string> read_strings(const Object& obj, const std::string& name
   IRIS_CHECK(size > 0, "hdf5: ", a.what, " has a zero-size string type");
   std::vector<char> buf(size * a.count);
   IRIS_H5(H5Aread(a.attr.get(), a.type.get(), buf.data()), "cannot read ", a.what);
-  const bool space_padded = H5Tget_strpad(a.type.get()) == H5T_STR_SPACEPAD;
+  const bool space_padded =
+      IRIS_H5(H5Tget_strpad(a.type.get()), "cannot get the string padding of ", a.what) == H5T_STR_SPACEPAD;
   for (size_t i = 0; i < a.count; ++i) {
     std::string s(buf.data() + i * size, size);
     s = s.substr(0, s.find('\0'));
