@@ -9,6 +9,7 @@ packages=(
   libhdf5-dev                # shards, checkpoints
   libopenmpi-dev openmpi-bin # data parallelism across processes
   libpng-dev libjpeg-dev     # image codecs
+  zlib1g-dev                 # gzip-compressed IDX files (Fashion-MNIST)
   libtomlplusplus-dev        # configs
   libcli11-dev               # the iris command line
   nlohmann-json3-dev         # metrics.jsonl, bench output
