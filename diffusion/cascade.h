@@ -1,0 +1,39 @@
+// Cascades (CDM): a base model (or an input image) followed by any number of super-resolution stages, each
+// with its own model, sampler, steps, guidance and augmentation level, keeping every stage's output.
+//
+// Conditioning augmentation at sampling time, for an SR stage trained with Gaussian-noise augmentation and
+// sampled at level s (augment.sample_noise_level, a fraction of its schedule's T):
+//  - non-truncated: the previous stage runs its full chain; its output is noised to gamma_s with the SR
+//    stage's schedule and the SR model is told s;
+//  - truncated: the previous stage's chain stops at gamma_s and its x_s is handed over as is (no extra noise),
+//    again with s.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "diffusion/stage.h"
+
+namespace iris::diffusion {
+
+struct CascadeStep {
+  std::shared_ptr<const Stage> stage;
+  SampleSettings settings;
+  bool truncated = false;  // for an SR stage with augmentation: take the previous chain's x_s
+};
+
+class Cascade {
+ public:
+  void add(CascadeStep step);
+  size_t size() const { return steps_.size(); }
+  const CascadeStep& step(size_t i) const { return steps_.at(i); }
+
+  // input.labels (a base first stage with classes), input.lowres (an SR first stage), or `count` samples of
+  // an unconditional base. Returns each stage's output [N, H_i, W_i, C] in [-1, 1] (clipped), in order.
+  std::vector<Tensor> run(const StageBatch& input, int64_t count, Generator& gen) const;
+
+ private:
+  std::vector<CascadeStep> steps_;
+};
+
+}  // namespace iris::diffusion

@@ -1,0 +1,196 @@
+#include "diffusion/stage.h"
+
+#include "diffusion/augment.h"
+#include "diffusion/process.h"
+#include "framework/iris.h"
+
+namespace iris::diffusion {
+
+Task task_from_name(const std::string& name) {
+  if (name == "sr3") return Task::sr3;
+  if (name == "base") return Task::base;
+  IRIS_THROW("model.task must be sr3 or base, got '", name, "'");
+}
+
+namespace {
+NoiseSchedule training_schedule(const Config& c) {
+  const std::string kind = c.get_string("diffusion.schedule");
+  const int64_t T = c.get_int("diffusion.timesteps");
+  if (kind == "linear") return NoiseSchedule::linear(c.get_float("diffusion.beta_start"), c.get_float("diffusion.beta_end"), T);
+  if (kind == "cosine") return NoiseSchedule::cosine(T);
+  IRIS_THROW("diffusion.schedule must be linear or cosine, got '", kind, "'");
+}
+
+Parameterization parameterization(const std::string& name) {
+  if (name == "eps") return Parameterization::eps;
+  if (name == "v") return Parameterization::v;
+  IRIS_THROW("diffusion.parameterization must be eps or v, got '", name, "'");
+}
+}  // namespace
+
+Stage::Stage(const Config& config, Generator& init)
+    : config_(config),
+      task_(task_from_name(config.get_string("model.task"))),
+      schedule_(training_schedule(config)) {
+  const UNetConfig u = UNetConfig::from_config(config);
+  const int64_t C = config.get_int("data.channels");
+  IRIS_CHECK(u.out_channels == C, "model.out_channels (", u.out_channels, ") must equal data.channels (", C, ")");
+  if (task_ == Task::sr3) {
+    IRIS_CHECK(u.in_channels == 2 * C, "model.in_channels must be 2 x data.channels = ", 2 * C,
+               " for sr3 (the upsampled low-res image and y_t), got ", u.in_channels);
+    IRIS_CHECK(u.num_classes == 0, "model.num_classes: class conditioning is for the base task");
+  } else {
+    IRIS_CHECK(u.in_channels == C, "model.in_channels must equal data.channels (", C, ") for base, got ",
+               u.in_channels);
+    IRIS_CHECK(!u.aug_embedding, "model.aug_embedding is for super-resolution stages");
+  }
+  IRIS_CHECK(config.get_int("data.image_size") == u.resolution, "data.image_size (", config.get_int("data.image_size"),
+             ") must equal model.resolution (", u.resolution, ")");
+  objective_.target = parameterization(config.get_string("diffusion.parameterization"));
+  const std::string loss = config.get_string("diffusion.loss");
+  IRIS_CHECK(loss == "l1" || loss == "l2", "diffusion.loss must be l1 or l2, got '", loss, "'");
+  objective_.norm = loss == "l1" ? LossNorm::l1 : LossNorm::l2;
+  objective_.min_snr_gamma = config.get_float("diffusion.min_snr_gamma");
+  cond_drop_prob_ = config.get_float("diffusion.cond_drop_prob");
+  IRIS_CHECK(cond_drop_prob_ >= 0 && cond_drop_prob_ < 1, "diffusion.cond_drop_prob must be in [0, 1)");
+  aug_noise_ = config.get_bool("augment.noise");
+  aug_noise_max_ = config.get_float("augment.noise_level_max");
+  IRIS_CHECK(!aug_noise_ || (task_ == Task::sr3 && u.aug_embedding), "augment.noise needs task sr3 and "
+             "model.aug_embedding = true (the network must see the augmentation level)");
+  IRIS_CHECK(aug_noise_max_ >= 0 && aug_noise_max_ <= 1, "augment.noise_level_max must be in [0, 1]");
+  blur_.prob = config.get_float("augment.blur_prob");
+  const auto sig = config.get_float_list("augment.blur_sigma");
+  IRIS_CHECK(sig.size() == 2, "augment.blur_sigma must be [lo, hi]");
+  blur_.sigma_lo = sig[0];
+  blur_.sigma_hi = sig[1];
+  IRIS_CHECK(blur_.prob == 0 || task_ == Task::sr3, "augment.blur_prob is for sr3 stages");
+  net_ = std::make_shared<UNet>(u, init);
+}
+
+Tensor Stage::upsample_condition(const Tensor& z) const {
+  return resize_tensor(z, resolution(), resolution(), data::Filter::bicubic);
+}
+
+Tensor Stage::predict(const Tensor& x_t, const Tensor& gamma, const Tensor& cond_image, const Tensor& labels,
+                      const Tensor& aug_level, Generator* rng) const {
+  const Tensor input = task_ == Task::sr3 ? cat({cond_image.to(x_t.dtype()), x_t}, 3) : x_t;
+  return net_->forward(input, gamma, labels, aug_level, rng);
+}
+
+Tensor Stage::loss(const StageBatch& b, Generator& gen) const {
+  check_defined(b.hr, "Stage::loss", "hr");
+  const Tensor& x0 = b.hr;
+  const int64_t N = x0.size(0);
+  IRIS_CHECK(x0.dim() == 4 && x0.size(1) == resolution() && x0.size(2) == resolution() && x0.size(3) == channels(),
+             "Stage::loss: images must be [N, ", resolution(), ", ", resolution(), ", ", channels(), "], got ",
+             x0.summary());
+  Tensor cond, labels, aug_level;
+  if (task_ == Task::sr3) {
+    IRIS_CHECK(b.lowres.defined() && b.lowres.dim() == 4 && b.lowres.size(0) == N,
+               "Stage::loss: sr3 needs low-res images [N, h, w, C] for the ", N, " images, got ", b.lowres.summary());
+    Tensor z = blur_augment(b.lowres, blur_, gen);
+    if (aug_noise_) {
+      const AugmentedCondition a = noise_augment(z, schedule_, 0.0, aug_noise_max_ * schedule_.T(), gen);
+      z = a.z;
+      aug_level = div(a.s, static_cast<double>(schedule_.T()));
+    } else if (net_->config().aug_embedding) {
+      aug_level = Tensor::zeros({N}, DType::f32, x0.device());
+    }
+    cond = upsample_condition(z);
+  } else if (num_classes() > 0) {
+    IRIS_CHECK(b.labels.defined() && b.labels.dim() == 1 && b.labels.size(0) == N, "Stage::loss: the class-"
+               "conditional base task needs labels [N], got ", b.labels.summary());
+    labels = b.labels.to(DType::i64);
+    if (cond_drop_prob_ > 0) {
+      // Classifier-free guidance training: the null class (index num_classes) with probability p.
+      const Tensor drop = lt(rand({N}, gen, DType::f32, labels.device()), cond_drop_prob_);
+      const Tensor null_label = Tensor::full({N}, static_cast<double>(num_classes()), DType::i64, labels.device());
+      labels = where(drop, null_label.to(DType::f32), labels.to(DType::f32)).to(DType::i64);
+    }
+  }
+  const TrainingLevels lv = sample_training_levels(schedule_, N, gen, x0.device(), DType::f32);
+  const Tensor eps = randn(x0.shape(), gen, x0.dtype(), x0.device());
+  const Tensor x_t = q_sample(x0, lv.gamma, eps);
+  const Tensor pred = predict(x_t, lv.gamma, cond, labels, aug_level, &gen).to(x0.dtype());
+  return diffusion_loss(pred, x0, eps, lv.gamma, objective_);
+}
+
+SampleSettings Stage::default_sample_settings() const {
+  SampleSettings s;
+  s.sampler = config_.get_string("diffusion.sampler");
+  s.steps = config_.get_int("diffusion.sample_steps");
+  s.eta = config_.get_float("diffusion.ddim_eta");
+  s.guidance = config_.get_float("diffusion.guidance_scale");
+  s.clip_x0 = config_.get_bool("diffusion.clip_x0");
+  s.aug_level = aug_noise_ ? config_.get_float("augment.sample_noise_level") : 0.0;
+  return s;
+}
+
+std::vector<double> Stage::sampling_path(const SampleSettings& s) const {
+  IRIS_CHECK(s.steps >= 1, "sampling needs at least one step, got ", s.steps);
+  const std::string kind = config_.get_string("diffusion.sample_schedule");
+  std::vector<double> path;
+  if (kind == "linear")
+    path = NoiseSchedule::linear(config_.get_float("diffusion.sample_beta_start"),
+                                 config_.get_float("diffusion.sample_beta_end"), s.steps)
+               .sampling_path();
+  else if (kind == "cosine")
+    path = NoiseSchedule::cosine(s.steps).sampling_path();
+  else if (kind == "respaced")
+    path = schedule_.respaced(s.steps).sampling_path();
+  else
+    IRIS_THROW("diffusion.sample_schedule must be linear, cosine or respaced, got '", kind, "'");
+  if (s.stop_gamma < 1.0) path = sub_path(path, path.front(), s.stop_gamma);
+  return path;
+}
+
+Tensor Stage::sample(const StageBatch& c, int64_t count, Generator& gen, const SampleSettings& s) const {
+  NoGradGuard ng;
+  Device device = net_->parameters().front().device();
+  Tensor cond, aug_level, labels;
+  int64_t N = count;
+  if (task_ == Task::sr3) {
+    IRIS_CHECK(c.lowres.defined() && c.lowres.dim() == 4 && c.lowres.size(3) == channels(),
+               "sample: sr3 needs low-res images [N, h, w, ", channels(), "], got ", c.lowres.summary());
+    N = c.lowres.size(0);
+    Tensor z = c.lowres.to(device).to(DType::f32);
+    if (net_->config().aug_embedding) {
+      IRIS_CHECK(s.aug_level >= 0 && s.aug_level <= 1, "sample: the augmentation level must be in [0, 1], got ",
+                 s.aug_level);
+      if (s.renoise_condition && s.aug_level > 0)
+        z = noise_augment_at(z, schedule_, s.aug_level * schedule_.T(), gen).z;
+      aug_level = Tensor::full({N}, s.aug_level, DType::f32, device);
+    }
+    cond = upsample_condition(z);
+  } else if (num_classes() > 0) {
+    IRIS_CHECK(c.labels.defined() && c.labels.dim() == 1, "sample: this base model is class-conditional (",
+               num_classes(), " classes): give labels [N]");
+    labels = c.labels.to(device).to(DType::i64);
+    N = labels.size(0);
+  }
+  IRIS_CHECK(N > 0, "sample: nothing to sample (N = 0)");
+  const Denoiser plain = [&](const Tensor& x_t, const Tensor& gamma) {
+    return predict(x_t, gamma, cond, labels, aug_level, nullptr);
+  };
+  Denoiser model = plain;
+  if (task_ == Task::base && num_classes() > 0 && s.guidance != 1.0) {
+    const ConditionalDenoiser conditional = [&](const Tensor& x_t, const Tensor& gamma, const Tensor& lab) {
+      return predict(x_t, gamma, Tensor(), lab, Tensor(), nullptr);
+    };
+    const Tensor null_labels = Tensor::full({1}, static_cast<double>(num_classes()), DType::i64, device);
+    model = classifier_free_guidance(conditional, labels, null_labels, s.guidance);
+  }
+  SamplerOptions opt;
+  opt.parameterization = objective_.target;
+  opt.clip_x0 = s.clip_x0;
+  opt.device = device;
+  opt.on_step = s.on_step;
+  const std::vector<double> path = sampling_path(s);
+  const Shape shape{N, resolution(), resolution(), channels()};
+  if (s.sampler == "ddpm") return ddpm_sample(model, path, shape, gen, DdpmVariance::beta, opt);
+  if (s.sampler == "ddim") return ddim_sample(model, path, shape, gen, s.eta, opt);
+  if (s.sampler == "dpmpp2m") return dpm_solver_pp_2m_sample(model, path, shape, gen, opt);
+  IRIS_THROW("unknown sampler '", s.sampler, "' (expected ddpm, ddim or dpmpp2m)");
+}
+
+}  // namespace iris::diffusion

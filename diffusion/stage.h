@@ -1,0 +1,93 @@
+// A cascade stage: one trainable diffusion model with its settings, read from a config.
+//
+//  - task "sr3": SR3 super-resolution. The low-res image (optionally augmented, CDM: Gaussian noise with its
+//    level fed to the augmentation embedding, or Gaussian blur) is upsampled to the model's resolution with
+//    the data pipeline's antialiased bicubic filter and concatenated with y_t along channels.
+//  - task "base": a class-conditional (model.num_classes > 0, with classifier-free guidance: labels are
+//    replaced by the null class with probability diffusion.cond_drop_prob in training) or unconditional
+//    generator: a cascade's first stage.
+//
+// Training noise levels follow SR3 (t ~ U{1..T}, gamma ~ U(gamma_t, gamma_{t-1}), the network sees the
+// continuous level), so the sampling schedule (diffusion.sample_*) is independent of the training one.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "diffusion/condition.h"
+#include "diffusion/config.h"
+#include "diffusion/objective.h"
+#include "diffusion/sampler.h"
+#include "diffusion/schedule.h"
+#include "diffusion/unet.h"
+
+namespace iris::diffusion {
+
+enum class Task { sr3, base };
+
+struct StageBatch {
+  Tensor hr;      // [N, H, W, C] in [-1, 1]: the images to learn
+  Tensor lowres;  // [N, h, w, C] in [-1, 1]: the condition (sr3)
+  Tensor labels;  // [N] i64 class labels (base with classes)
+};
+
+struct SampleSettings {
+  std::string sampler = "ddpm";  // ddpm, ddim, dpmpp2m
+  int64_t steps = 100;
+  double eta = 0.0;               // ddim
+  double guidance = 1.0;          // classifier-free guidance scale (base with classes)
+  double aug_level = 0.0;         // sr3 with noise augmentation: s as a fraction of T (0: none)
+  bool renoise_condition = true;  // sr3 with aug: noise the condition to aug_level (CDM non-truncated); false
+                                  // when the condition is already the base chain's x_s (truncated)
+  double stop_gamma = 1.0;        // < 1: stop the chain at this level and return x_s (truncated cascades)
+  bool clip_x0 = true;
+  StepCallback on_step;
+};
+
+class Stage {
+ public:
+  Stage(const Config& config, Generator& init);
+
+  Task task() const { return task_; }
+  const Config& config() const { return config_; }
+  UNet& net() { return *net_; }
+  const UNet& net() const { return *net_; }
+  const NoiseSchedule& schedule() const { return schedule_; }
+  int64_t resolution() const { return net_->config().resolution; }
+  int64_t channels() const { return net_->config().out_channels; }
+  int64_t num_classes() const { return net_->config().num_classes; }
+
+  // The training loss of a batch. `gen` should be a per-sample generator (Generator::per_sample): every
+  // random draw of a sample (noise level, noise, augmentation, label dropout, dropout) then comes from that
+  // sample's stream, so a sample's loss does not depend on how the batch is split.
+  Tensor loss(const StageBatch& batch, Generator& gen) const;
+
+  // Sampling defaults from the config (diffusion.sampler, sample_steps, ddim_eta, guidance_scale, clip_x0;
+  // augment.sample_noise_level).
+  SampleSettings default_sample_settings() const;
+  // The decreasing-noise path of levels the sampler walks (see schedule.h).
+  std::vector<double> sampling_path(const SampleSettings& s) const;
+  // sr3: `lowres` [N, h, w, C]; base: `labels` [N] i64 (or N to draw unconditionally via `count`).
+  Tensor sample(const StageBatch& condition, int64_t count, Generator& gen, const SampleSettings& s) const;
+
+  // sr3: the network's conditioning image for low-res `z` [N, h, w, C] (upsampled to the resolution).
+  Tensor upsample_condition(const Tensor& z) const;
+
+ private:
+  Tensor predict(const Tensor& x_t, const Tensor& gamma, const Tensor& cond_image, const Tensor& labels,
+                 const Tensor& aug_level, Generator* rng) const;
+
+  Config config_;
+  Task task_;
+  std::shared_ptr<UNet> net_;
+  NoiseSchedule schedule_;
+  ObjectiveConfig objective_;
+  double cond_drop_prob_ = 0.0;
+  bool aug_noise_ = false;
+  double aug_noise_max_ = 0.0;
+  BlurAugment blur_;
+};
+
+Task task_from_name(const std::string& name);
+
+}  // namespace iris::diffusion
