@@ -9,5 +9,6 @@ namespace iris::tools {
 void register_version(CLI::App& app);
 void register_bench_conv(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_train(CLI::App& app);
 
 }  // namespace iris::tools

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   iris::tools::register_version(app);
   iris::tools::register_bench_conv(app);
   iris::tools::register_bench(app);
+  iris::tools::register_train(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

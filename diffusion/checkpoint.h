@@ -1,0 +1,81 @@
+// Training checkpoints in HDF5: everything a run needs to continue bit for bit.
+//
+// Layout (readable by h5py):
+//   /                 attrs: format = "iris-checkpoint", format_version, step, config (the resolved TOML),
+//                            world_size (when saved), created (UTC, ISO 8601), iris_version
+//   /model/<name>     f32 parameters and buffers in Iris's layout (NHWC convs: [Cout, kh, kw, Cin]); <name> is
+//                     the dotted module path, e.g. "down.3.conv1.weight"
+//   /ema/<name>       the exponential moving average of each parameter
+//   /optimizer/<key>  AdamW moments "<name>.m", "<name>.v", per-parameter step counts "<name>.step" (i64);
+//                     attrs: hyperparameters in effect
+//   /ema_state        attrs: the EMA's counters and decay
+//   /train            attrs: lr schedule step, data cursor (epoch, position), seed, samples seen, elapsed
+// Every dataset carries a CRC-32C checksum attribute. Files are written to a temporary name, fsynced and
+// renamed into place, so a crash mid-write leaves the previous checkpoint intact.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/loader.h"
+#include "framework/nn/module.h"
+#include "framework/optim/state.h"
+
+namespace iris::diffusion {
+
+constexpr const char* kCheckpointFormat = "iris-checkpoint";
+constexpr int64_t kCheckpointVersion = 1;
+
+struct TrainingCheckpoint {
+  int64_t step = 0;
+  std::string config_toml;
+  nn::StateDict model;
+  nn::StateDict ema;
+  optim::State optimizer;
+  optim::State ema_state;  // counters and decay (its tensors live in `ema`)
+  int64_t schedule_step = 0;
+  data::LoaderCursor cursor;
+  int64_t seed = 0;
+  int64_t world_size = 1;
+  int64_t samples_seen = 0;
+  double elapsed_seconds = 0;  // training time so far, for ETAs across restarts
+};
+
+// Writes atomically (temporary name, fsync, rename). Throws iris::Error naming the path on failure.
+void save_checkpoint(const std::string& path, const TrainingCheckpoint& ckpt);
+
+// Reads a checkpoint. With `verify`, every dataset's checksum is checked first. Throws iris::Error naming the
+// file and what is wrong (not HDF5, truncated, wrong format or version, missing groups, checksum mismatch).
+TrainingCheckpoint load_checkpoint(const std::string& path, bool verify = true);
+
+// Reads only the root attributes: format checks, step and config (for `iris ckpt inspect` and sampling).
+struct CheckpointInfo {
+  int64_t step = 0;
+  int64_t format_version = 0;
+  std::string config_toml;
+  int64_t world_size = 1;
+  std::string created;
+};
+CheckpointInfo read_checkpoint_info(const std::string& path);
+
+// Checks every dataset's checksum and the structure; throws naming the first problem.
+void verify_checkpoint(const std::string& path);
+
+// The model (or EMA) weights alone, as a StateDict on the CPU (for sampling and export).
+nn::StateDict load_checkpoint_weights(const std::string& path, bool ema);
+
+// Checkpoint files in a run's checkpoint folder are "step_<9-digit step>.h5".
+std::string checkpoint_name(int64_t step);
+// Checkpoints in `dir`, newest first (by step in the name).
+std::vector<std::string> list_checkpoints(const std::string& dir);
+// The newest checkpoint in `dir` that verifies, falling back past damaged ones: `warn` is called with a
+// message naming each one skipped and why. nullopt when there is none.
+std::optional<std::string> find_resume_checkpoint(const std::string& dir,
+                                                  const std::function<void(const std::string&)>& warn);
+// Deletes all but the newest `keep` checkpoints in `dir` (and stale temporary files of dead writers).
+void prune_checkpoints(const std::string& dir, int64_t keep);
+
+}  // namespace iris::diffusion

@@ -1,0 +1,409 @@
+#include "diffusion/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "data/grid.h"
+#include "data/image.h"
+#include "data/loader.h"
+#include "data/resize.h"
+#include "framework/core/philox.h"
+#include "framework/core/profiling.h"
+#include "framework/iris.h"
+
+namespace iris::diffusion {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string format_duration(double s) {
+  char buf[32];
+  if (s < 60)
+    std::snprintf(buf, sizeof(buf), "%.0fs", s);
+  else if (s < 3600)
+    std::snprintf(buf, sizeof(buf), "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  else
+    std::snprintf(buf, sizeof(buf), "%dh%02dm", static_cast<int>(s) / 3600, (static_cast<int>(s) % 3600) / 60);
+  return buf;
+}
+
+optim::LRScheduleOptions schedule_options(const Config& c) {
+  optim::LRScheduleOptions o;
+  o.base_lr = c.get_float("train.lr");
+  o.warmup_steps = c.get_int("train.warmup_steps");
+  const std::string kind = c.get_string("train.lr_schedule");
+  IRIS_CHECK(kind == "constant" || kind == "cosine", "train.lr_schedule must be constant or cosine, got '", kind, "'");
+  o.decay = kind == "cosine" ? optim::LRScheduleOptions::Decay::cosine : optim::LRScheduleOptions::Decay::constant;
+  o.total_steps = c.get_int("train.steps");
+  o.final_lr = c.get_float("train.final_lr");
+  return o;
+}
+
+// The keys whose change makes a checkpoint incompatible (the model's shape and task).
+bool same_model(const Config& a, const Config& b) {
+  const auto section = [](const Config& c) {
+    std::string out;
+    std::istringstream in(c.to_toml());
+    std::string line, sec;
+    while (std::getline(in, line)) {
+      if (!line.empty() && line[0] == '[') sec = line;
+      else if (sec == "[model]") out += line + "\n";
+    }
+    return out;
+  };
+  return section(a) == section(b);
+}
+
+}  // namespace
+
+struct Trainer::Impl {
+  std::unique_ptr<optim::AdamW> opt;
+  std::unique_ptr<optim::LRSchedule> schedule;
+  std::unique_ptr<optim::EMA> ema;
+  std::unique_ptr<data::Loader> loader;
+  StageBatch val;  // the fixed validation batch (CPU)
+  std::vector<std::string> val_titles;
+  std::ofstream metrics;
+  uint64_t seed = 0;
+  int rank = 0, world = 1;
+  int64_t samples_seen = 0;
+  double elapsed_before = 0;  // training seconds of earlier processes (from the checkpoint)
+  Clock::time_point started;
+  int64_t started_step = 0;
+  // logging window
+  double loss_sum = 0, grad_norm_sum = 0;
+  int64_t window_steps = 0;
+  Clock::time_point window_start;
+  double last_loss = 0;
+  std::string last_checkpoint;
+};
+
+Trainer::Trainer(const Config& config, TrainerOptions options)
+    : config_(config), opts_(std::move(options)), impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.seed = static_cast<uint64_t>(config_.get_int("train.seed"));
+  IRIS_CHECK(opts_.comm == nullptr, "Trainer: data parallelism is not wired in this build");
+  // Model, on the CPU from the seed, then moved: the same initial weights on every device.
+  Generator init(m.seed, /*stream=*/0xC0FFEE);
+  stage_ = std::make_shared<Stage>(config_, init);
+  stage_->net().to(opts_.device);
+  stage_->net().train();
+  m.opt = std::make_unique<optim::AdamW>(
+      stage_->net().named_parameters(), config_.get_float("train.lr"),
+      std::make_pair(config_.get_float("train.adam_beta1"), config_.get_float("train.adam_beta2")),
+      config_.get_float("train.adam_eps"), config_.get_float("train.weight_decay"));
+  m.schedule = std::make_unique<optim::LRSchedule>(schedule_options(config_));
+  m.ema = std::make_unique<optim::EMA>(stage_->net(), config_.get_float("train.ema_decay"), true);
+
+  // Data: the loader hands each rank its slice of the global batch; hr at data.image_size (a low-res copy
+  // of the shards' images when the stage works below their size, as a cascade's base does), low-res at
+  // data.lowres_size for sr3.
+  const int64_t batch = config_.get_int("train.batch_size");
+  IRIS_CHECK(batch > 0, "train.batch_size must be positive");
+  IRIS_CHECK(batch % m.world == 0, "train.batch_size ", batch, " does not divide evenly over ", m.world, " ranks");
+  const std::string dir = config_.get_string("data.dir");
+  data::ShardSet set = data::ShardSet::open(dir);
+  const data::ShardSpec& spec = set.spec();
+  const int image_size = static_cast<int>(config_.get_int("data.image_size"));
+  const int lowres_size = static_cast<int>(config_.get_int("data.lowres_size"));
+  IRIS_CHECK(spec.channels == config_.get_int("data.channels"), "data.channels is ", config_.get_int("data.channels"),
+             " but the shards in '", dir, "' have ", spec.channels, " channels");
+  auto has_lowres = [&](int h) {
+    return std::find(spec.lowres_sizes.begin(), spec.lowres_sizes.end(), h) != spec.lowres_sizes.end();
+  };
+  IRIS_CHECK(spec.height == image_size || has_lowres(image_size), "data.image_size ", image_size,
+             " matches neither the shards' images (", spec.height, ") nor a stored low-res size in '", dir,
+             "'; re-shard with --lowres ", image_size);
+  const bool hr_from_lowres = spec.height != image_size;
+  std::vector<int> lowres_sizes;
+  if (hr_from_lowres) lowres_sizes.push_back(image_size);
+  if (stage_->task() == Task::sr3) {
+    IRIS_CHECK(has_lowres(lowres_size), "data.lowres_size ", lowres_size, " is not stored in the shards of '", dir,
+               "' (they have ", spec.lowres_sizes.size(), " low-res sizes); re-shard with --lowres ", lowres_size);
+    if (!hr_from_lowres || lowres_size != image_size) lowres_sizes.push_back(lowres_size);
+  }
+  data::LoaderOptions lo;
+  lo.batch_size = batch;
+  lo.rank = m.rank;
+  lo.world_size = m.world;
+  lo.seed = m.seed;
+  lo.lowres_sizes = lowres_sizes;
+  lo.prefetch = static_cast<int>(config_.get_int("data.prefetch"));
+  lo.pin_memory = opts_.device.is_cuda();
+  const bool hflip = config_.get_bool("data.hflip");
+  lo.augment = [hr_from_lowres, image_size, hflip](data::Sample& s, const data::AugmentContext& ctx) {
+    if (hr_from_lowres) s.image = s.lowres.front();
+    if (hflip && (philox::block(ctx.seed, Generator::stream_id(ctx.epoch, ctx.index), 0x5eed).v[0] & 1u)) {
+      s.image = data::hflip(s.image);
+      for (auto& l : s.lowres) l = data::hflip(l);
+    }
+    (void)image_size;
+  };
+  m.loader = std::make_unique<data::Loader>(set, lo);
+
+  // The fixed validation batch: the first train.sample_count samples of the validation set.
+  const std::string val_dir = config_.get_string("data.val_dir").empty() ? dir : config_.get_string("data.val_dir");
+  data::ShardSet vset = val_dir == dir ? set : data::ShardSet::open(val_dir);
+  const int64_t nval = std::min<int64_t>(config_.get_int("train.sample_count"), vset.size());
+  if (nval > 0) {
+    m.val.hr = data::u8_to_float(hr_from_lowres ? vset.lowres(image_size, 0, nval) : vset.images(0, nval));
+    if (stage_->task() == Task::sr3) m.val.lowres = data::u8_to_float(vset.lowres(lowres_size, 0, nval));
+    if (vset.spec().has_labels) {
+      m.val.labels = vset.labels(0, nval).to(DType::i64);
+      const auto labels = m.val.labels.to_vector<int64_t>();
+      for (int64_t l : labels)
+        m.val_titles.push_back(static_cast<size_t>(l) < vset.spec().class_names.size() ? vset.spec().class_names[l]
+                                                                                       : std::to_string(l));
+    }
+  }
+
+  // Resume.
+  fs::create_directories(fs::path(opts_.run_dir) / "checkpoints");
+  const std::string ckpt_dir = (fs::path(opts_.run_dir) / "checkpoints").string();
+  std::optional<std::string> resume_from;
+  if (opts_.resume == "auto") {
+    resume_from = find_resume_checkpoint(ckpt_dir, [&](const std::string& w) { log("warning: " + w); });
+    if (!resume_from) log("no checkpoint in " + ckpt_dir + ": starting from step 0");
+  } else if (!opts_.resume.empty()) {
+    resume_from = opts_.resume;
+  } else {
+    IRIS_CHECK(list_checkpoints(ckpt_dir).empty(), "run folder '", opts_.run_dir,
+               "' already holds checkpoints: pass --resume auto to continue it, or choose another --run folder");
+  }
+  if (resume_from) {
+    const TrainingCheckpoint c = load_checkpoint(*resume_from, /*verify=*/true);
+    const Config saved = Config::from_toml(c.config_toml, *resume_from + " (saved config)");
+    IRIS_CHECK(same_model(saved, config_), "checkpoint '", *resume_from,
+               "' was trained with a different model configuration ([model] section differs); it cannot be "
+               "resumed with this config");
+    restore(c);
+    m.last_checkpoint = *resume_from;
+    log("resumed from " + *resume_from + " at step " + std::to_string(step_));
+  }
+  if (m.rank == 0) {
+    m.metrics.open((fs::path(opts_.run_dir) / "metrics.jsonl").string(), std::ios::app);
+    IRIS_CHECK(m.metrics.good(), "cannot write '", (fs::path(opts_.run_dir) / "metrics.jsonl").string(), "'");
+    std::ofstream((fs::path(opts_.run_dir) / "config.toml").string()) << config_.to_toml();
+  }
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::log(const std::string& line) const {
+  if (impl_->rank != 0) return;
+  if (opts_.log)
+    opts_.log(line);
+  else {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  }
+}
+
+TrainingCheckpoint Trainer::snapshot() const {
+  const Impl& m = *impl_;
+  TrainingCheckpoint c;
+  c.step = step_;
+  c.config_toml = config_.to_toml();
+  c.model = stage_->net().state_dict();
+  for (const auto& [name, t] : m.ema->averaged()) c.ema[name] = t;
+  c.optimizer = m.opt->state();
+  c.ema_state = m.ema->state();
+  c.ema_state.tensors.clear();  // the averages are saved under /ema
+  c.schedule_step = m.schedule->state();
+  c.cursor = m.loader->cursor();
+  c.seed = static_cast<int64_t>(m.seed);
+  c.world_size = m.world;
+  c.samples_seen = m.samples_seen;
+  c.elapsed_seconds = m.elapsed_before + std::chrono::duration<double>(Clock::now() - m.started).count();
+  return c;
+}
+
+void Trainer::restore(const TrainingCheckpoint& c) {
+  Impl& m = *impl_;
+  stage_->net().load_state_dict(c.model);
+  optim::State es = c.ema_state;
+  for (const auto& [name, t] : c.ema) es.tensors[name] = t;
+  m.ema->load_state(es);
+  m.opt->load_state(c.optimizer);
+  m.schedule->load_state(c.schedule_step);
+  m.loader->restore(c.cursor);
+  m.samples_seen = c.samples_seen;
+  m.elapsed_before = c.elapsed_seconds;
+  step_ = c.step;
+}
+
+std::string Trainer::save_checkpoint_now() {
+  Impl& m = *impl_;
+  const std::string dir = (fs::path(opts_.run_dir) / "checkpoints").string();
+  const std::string path = (fs::path(dir) / checkpoint_name(step_)).string();
+  if (m.rank == 0) {
+    save_checkpoint(path, snapshot());
+    prune_checkpoints(dir, config_.get_int("train.keep_checkpoints"));
+  }
+  m.last_checkpoint = path;
+  return path;
+}
+
+void Trainer::train_step() {
+  Impl& m = *impl_;
+  data::Batch b = m.loader->next();
+  StageBatch sb;
+  sb.hr = b.hr.to(opts_.device);
+  if (stage_->task() == Task::sr3) {
+    const int lowres_size = static_cast<int>(config_.get_int("data.lowres_size"));
+    for (size_t i = 0; i < b.lowres_sizes.size(); ++i)
+      if (b.lowres_sizes[i] == lowres_size) sb.lowres = b.lowres[i].to(opts_.device);
+  }
+  if (b.labels.defined() && stage_->num_classes() > 0) sb.labels = b.labels.to(DType::i64).to(opts_.device);
+  // One Philox stream per sample, from (seed, step, global index): independent of ranks and threads.
+  std::vector<uint64_t> streams;
+  for (int64_t idx : b.indices) streams.push_back(Generator::stream_id(static_cast<uint64_t>(step_), idx));
+  Generator gen = Generator::per_sample(m.seed, streams);
+
+  const std::string precision = config_.get_string("train.precision");
+  m.opt->set_lr(m.schedule->lr());
+  Tensor loss;
+  {
+    AutocastGuard autocast(precision == "bf16" && opts_.device.is_cuda());
+    loss = stage_->loss(sb, gen);
+  }
+  loss.backward();
+  const double clip = config_.get_float("train.grad_clip");
+  const double gnorm = clip > 0 ? optim::clip_grad_norm(stage_->net().parameters(), clip)
+                                : optim::grad_norm(stage_->net().parameters());
+  const double loss_value = loss.item();
+  IRIS_CHECK(std::isfinite(loss_value), "training diverged at step ", step_, ": the loss is ", loss_value,
+             " (try a lower train.lr, train.grad_clip, or f32 precision)");
+  if (std::isfinite(gnorm)) {
+    m.opt->step();
+    m.ema->update();
+  } else {
+    log("warning: step " + std::to_string(step_) + ": non-finite gradient norm, update skipped");
+  }
+  m.opt->zero_grad();
+  m.schedule->advance();
+  ++step_;
+  m.samples_seen += config_.get_int("train.batch_size");
+  m.loss_sum += loss_value;
+  m.grad_norm_sum += std::isfinite(gnorm) ? gnorm : 0.0;
+  ++m.window_steps;
+}
+
+Tensor Trainer::sample_validation(int64_t steps_override) {
+  Impl& m = *impl_;
+  IRIS_CHECK(m.val.hr.defined(), "no validation batch (train.sample_count is 0 or the set is empty)");
+  auto swap = m.ema->swap_in();
+  stage_->net().eval();
+  SampleSettings s = stage_->default_sample_settings();
+  const int64_t ts = config_.get_int("train.sample_steps");
+  if (steps_override > 0) s.steps = steps_override;
+  else if (ts > 0) s.steps = ts;
+  StageBatch c;
+  if (m.val.lowres.defined()) c.lowres = m.val.lowres.to(opts_.device);
+  if (m.val.labels.defined()) c.labels = m.val.labels.to(opts_.device);
+  Generator gen(m.seed, 0x5A3B1E);  // the same noise at every evaluation, to compare steps
+  Tensor out;
+  try {
+    out = stage_->sample(c, m.val.hr.size(0), gen, s).cpu();
+  } catch (...) {
+    stage_->net().train();
+    swap.restore();
+    throw;
+  }
+  stage_->net().train();
+  swap.restore();
+  return out;
+}
+
+void Trainer::write_sample_grid() {
+  Impl& m = *impl_;
+  if (m.rank != 0 || !m.val.hr.defined()) return;
+  const Tensor out = sample_validation();
+  const auto samples = data::tensor_to_images(out);
+  const auto truth = data::tensor_to_images(m.val.hr);
+  std::vector<std::vector<data::Image>> rows;
+  std::vector<std::string> cols;
+  if (stage_->task() == Task::sr3) {
+    const auto lows = data::tensor_to_images(m.val.lowres);
+    const auto bicubic = data::tensor_to_images(
+        data::resize(m.val.lowres, stage_->resolution(), stage_->resolution(), data::Filter::bicubic));
+    cols = {"low-res", "bicubic", "SR3", "truth"};
+    for (size_t i = 0; i < samples.size(); ++i) rows.push_back({lows[i], bicubic[i], samples[i], truth[i]});
+  } else {
+    cols = {"sample", "real"};
+    for (size_t i = 0; i < samples.size(); ++i) rows.push_back({samples[i], truth[i]});
+  }
+  char name[64];
+  std::snprintf(name, sizeof(name), "step_%09lld.png", static_cast<long long>(step_));
+  const fs::path dir = fs::path(opts_.run_dir) / "samples";
+  fs::create_directories(dir);
+  data::write_grid((dir / name).string(), rows, cols, m.val_titles);
+  log("wrote " + (dir / name).string());
+}
+
+TrainResult Trainer::run() {
+  Impl& m = *impl_;
+  const int64_t total = config_.get_int("train.steps");
+  const int64_t log_every = std::max<int64_t>(1, config_.get_int("train.log_every"));
+  const int64_t ckpt_every = config_.get_int("train.checkpoint_every");
+  const int64_t sample_every = config_.get_int("train.sample_every");
+  m.started = Clock::now();
+  m.started_step = step_;
+  m.window_start = Clock::now();
+  TrainResult r;
+  log("training " + config_.get_string("model.task") + " model (" + std::to_string(stage_->net().num_parameters()) +
+      " parameters) on " + opts_.device.str() + " from step " + std::to_string(step_) + " to " + std::to_string(total));
+  const int64_t batch = config_.get_int("train.batch_size");
+  while (step_ < total) {
+    if ((opts_.stop_flag && opts_.stop_flag->load()) ||
+        (opts_.stop_after >= 0 && step_ - m.started_step >= opts_.stop_after)) {
+      r.stopped_early = true;
+      break;
+    }
+    train_step();
+    if (step_ % log_every == 0 || step_ == total) {
+      synchronize(opts_.device);
+      const double secs = std::chrono::duration<double>(Clock::now() - m.window_start).count();
+      const double loss = m.loss_sum / static_cast<double>(m.window_steps);
+      const double gn = m.grad_norm_sum / static_cast<double>(m.window_steps);
+      const double img_s = static_cast<double>(m.window_steps * batch) / std::max(secs, 1e-9);
+      const double per_step = secs / static_cast<double>(m.window_steps);
+      const double eta = per_step * static_cast<double>(total - step_);
+      const double elapsed = m.elapsed_before + std::chrono::duration<double>(Clock::now() - m.started).count();
+      char line[256];
+      std::snprintf(line, sizeof(line), "step %lld/%lld  loss %.4f  lr %.2e  grad %.3f  %.1f img/s  elapsed %s  ETA %s",
+                    static_cast<long long>(step_), static_cast<long long>(total), loss, m.schedule->lr_at(step_ - 1), gn,
+                    img_s, format_duration(elapsed).c_str(), format_duration(eta).c_str());
+      log(line);
+      if (m.rank == 0) {
+        nlohmann::json j = {{"step", step_},       {"loss", loss},     {"lr", m.schedule->lr_at(step_ - 1)},
+                            {"grad_norm", gn},     {"img_per_s", img_s}, {"elapsed_s", elapsed},
+                            {"samples_seen", m.samples_seen}};
+        m.metrics << j.dump() << "\n";
+        m.metrics.flush();
+      }
+      m.last_loss = loss;
+      m.loss_sum = m.grad_norm_sum = 0;
+      m.window_steps = 0;
+      m.window_start = Clock::now();
+    }
+    if (ckpt_every > 0 && step_ % ckpt_every == 0 && step_ < total) log("checkpoint " + save_checkpoint_now());
+    if (opts_.write_samples && sample_every > 0 && step_ % sample_every == 0) write_sample_grid();
+  }
+  // Final state (or the state at a stop): always checkpointed, so nothing is lost.
+  r.last_checkpoint = save_checkpoint_now();
+  log("checkpoint " + r.last_checkpoint);
+  if (!r.stopped_early && opts_.write_samples && (sample_every <= 0 || step_ % sample_every != 0)) write_sample_grid();
+  r.step = step_;
+  r.last_loss = m.last_loss;
+  return r;
+}
+
+}  // namespace iris::diffusion

@@ -1,0 +1,78 @@
+// The training loop of one stage (SR3, base or an augmented SR stage), as `iris train` runs it.
+//
+// Exactness: a run's state is the model, the EMA, AdamW's moments and counters, the LR schedule's step, the
+// data cursor and the step. Every random draw of a training sample (noise level, noise, augmentation, label
+// dropout, dropout) comes from the Philox stream (train.seed, stream_id(step, global sample index)), and the
+// global batch of step k is fixed by (seed, epoch), so a run resumed from a checkpoint continues exactly as an
+// uninterrupted one would, bit for bit on the same machine and thread count.
+//
+// Robustness: checkpoints are written atomically (the last train.keep_checkpoints kept); `resume = "auto"`
+// takes the newest checkpoint that verifies, warning about damaged ones; a stop request (SIGTERM/SIGINT in
+// `iris train`) finishes the current step, writes a checkpoint and returns.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "diffusion/checkpoint.h"
+#include "diffusion/config.h"
+#include "diffusion/stage.h"
+
+namespace iris::dist {
+class Communicator;
+class Reducer;
+}  // namespace iris::dist
+
+namespace iris::diffusion {
+
+struct TrainerOptions {
+  std::string run_dir = "runs/default";
+  std::string resume;                       // "": start fresh (refuses a run folder with checkpoints); "auto"; a path
+  Device device = Device::cpu();
+  int64_t stop_after = -1;                  // stop with a checkpoint after this many steps in this process (>= 0)
+  const std::atomic<bool>* stop_flag = nullptr;  // set asynchronously to stop at the next step boundary
+  std::function<void(const std::string&)> log;   // progress lines; default: stdout
+  bool write_samples = true;                     // sample grids every train.sample_every steps
+  std::shared_ptr<dist::Communicator> comm;      // data parallelism (null: a single process)
+};
+
+struct TrainResult {
+  int64_t step = 0;              // the step reached
+  bool stopped_early = false;    // by stop_after or stop_flag
+  std::string last_checkpoint;   // path of the checkpoint written last ("" if none)
+  double last_loss = 0;          // mean loss of the last logged window
+};
+
+class Trainer {
+ public:
+  Trainer(const Config& config, TrainerOptions options);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  TrainResult run();
+
+  Stage& stage() { return *stage_; }
+  int64_t step() const { return step_; }
+  TrainingCheckpoint snapshot() const;  // the full current state (aliases of live tensors)
+  std::string save_checkpoint_now();    // rank 0 writes; returns the path
+  // EMA weights, in eval mode, on `lowres`/labels of the fixed validation batch: [N, H, W, C].
+  Tensor sample_validation(int64_t steps_override = 0);
+
+ private:
+  struct Impl;
+  void log(const std::string& line) const;
+  void restore(const TrainingCheckpoint& c);
+  void train_step();
+  void write_sample_grid();
+
+  Config config_;
+  TrainerOptions opts_;
+  std::shared_ptr<Stage> stage_;
+  std::unique_ptr<Impl> impl_;
+  int64_t step_ = 0;
+};
+
+}  // namespace iris::diffusion
