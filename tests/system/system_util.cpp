@@ -1,0 +1,77 @@
+#include "tests/system/system_util.h"
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "data/shard.h"
+#include "tests/common/test_util.h"
+
+namespace iris::test {
+
+namespace fs = std::filesystem;
+
+const char* iris_binary() { return IRIS_BINARY; }
+
+std::string fresh_dir(const std::string& tag) {
+  const fs::path p = fs::temp_directory_path() / ("iris-test-" + tag + "-" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+void write_tiny_shards(const std::string& dir, int n) {
+  data::ShardSpec spec;
+  spec.height = spec.width = 16;
+  spec.channels = 1;
+  spec.lowres_sizes = {4};
+  spec.has_labels = true;
+  spec.class_names = {"a", "b", "c"};
+  spec.source = "synthetic blocks (tests)";
+  data::ShardWriterOptions o;
+  o.samples_per_shard = 40;
+  o.overwrite = true;
+  data::ShardWriter w(dir, spec, o);
+  std::mt19937 rng(7);
+  for (int i = 0; i < n; ++i) {
+    data::Image img(16, 16, 1);
+    uint8_t blocks[16];
+    for (auto& b : blocks) b = static_cast<uint8_t>(rng() % 256);
+    for (int y = 0; y < 16; ++y)
+      for (int x = 0; x < 16; ++x) img.pixels[y * 16 + x] = blocks[(y / 4) * 4 + x / 4];
+    w.add(img, i % 3);
+  }
+  w.finish();
+}
+
+std::string write_tiny_config(const std::string& dir, const std::string& data_dir) {
+  const std::string path = (fs::path(dir) / "tiny.toml").string();
+  std::ofstream f(path);
+  f << "[model]\ntask = \"sr3\"\nresolution = 16\nin_channels = 2\nout_channels = 1\nbase_channels = 8\n"
+       "channel_mults = [1, 2]\nnum_res_blocks = 1\nattention_resolutions = [8]\nnorm_groups = 4\ndropout = 0.1\n"
+       "[diffusion]\ntimesteps = 200\nsampler = \"ddim\"\nsample_steps = 4\n"
+       "[data]\ndir = \""
+    << data_dir
+    << "\"\nimage_size = 16\nlowres_size = 4\nchannels = 1\nhflip = true\n"
+       "[train]\nsteps = 8\nbatch_size = 8\nlr = 1e-3\nwarmup_steps = 2\nlog_every = 1\ncheckpoint_every = 4\n"
+       "sample_every = 0\nsample_count = 2\nema_decay = 0.9\n";
+  return path;
+}
+
+RunResult run_iris(const std::string& args) {
+  RunResult r;
+  const std::string cmd = std::string(iris_binary()) + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
+  const int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+}  // namespace iris::test

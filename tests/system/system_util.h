@@ -1,0 +1,30 @@
+// Helpers for system tests that run the `iris` program as separate processes: a tiny synthetic shard set,
+// a tiny SR3 config, running iris and waiting for files.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace iris::test {
+
+// The iris binary built alongside the tests.
+const char* iris_binary();
+
+// A fresh empty folder under the system temp dir, named after `tag`.
+std::string fresh_dir(const std::string& tag);
+
+// Writes `n` synthetic 16x16 grey images (4x4 blocks) with labels 0..2 and 4x4 low-res copies into `dir`.
+void write_tiny_shards(const std::string& dir, int n);
+
+// A config for a tiny SR3 (16x16 from 4x4, dropout and flips on) reading shards from `data_dir`; tests
+// change it with --set.
+std::string write_tiny_config(const std::string& dir, const std::string& data_dir);
+
+struct RunResult {
+  int exit_code = -1;
+  std::string output;
+};
+// Runs iris with `args` (shell-quoted by the caller where needed), capturing stdout+stderr.
+RunResult run_iris(const std::string& args);
+
+}  // namespace iris::test
