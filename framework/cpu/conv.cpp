@@ -8,7 +8,6 @@
 //                 then col2im gathers the band's contributions into its dx rows.
 #include "framework/cpu/conv.h"
 
-#include <omp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -70,15 +69,14 @@ int task_threads(int64_t tasks) {
 
 // f(task, thread) for task in [0, tasks), dynamically scheduled over `threads` threads (thread < threads).
 // Tasks write disjoint outputs, so which thread runs which task does not change any result; dynamic
-// scheduling keeps both cores busy when one of them is also serving another process. `f` must not throw.
+// scheduling keeps the cores busy when one of them is also serving another process. `f` must not throw.
 template <class F>
 void run_tasks(int64_t tasks, int threads, F&& f) {
   if (threads <= 1) {
     for (int64_t t = 0; t < tasks; ++t) f(t, 0);
     return;
   }
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t t = 0; t < tasks; ++t) f(t, omp_get_thread_num());
+  run_parallel(tasks, threads, [&](int64_t t, int worker) { f(t, worker); });
 }
 
 // Rows [r0, r1) of the im2col matrix of x [N, H, W, Cin] into col [r1 - r0, K]. Row r is output pixel

@@ -1,27 +1,41 @@
 #include "framework/cpu/parallel.h"
 
-#include <omp.h>
-
 #include <atomic>
+#include <cstdlib>
+#include <string>
 
 #include "framework/cpu/blas.h"
 
 namespace iris {
 
 namespace {
-std::atomic<int> g_threads{0};  // 0: not chosen yet, use OpenMP's default (the core count or OMP_NUM_THREADS)
+int default_threads() {
+  for (const char* var : {"IRIS_NUM_THREADS", "OMP_NUM_THREADS"}) {
+    const char* v = std::getenv(var);
+    if (v && *v) {
+      const int n = std::atoi(v);
+      if (n > 0) return n;
+    }
+  }
+  return cpu::available_cores();
 }
+std::atomic<int> g_threads{0};  // 0: not chosen yet
+}  // namespace
 
 int num_threads() {
   int n = g_threads.load();
-  return n > 0 ? n : omp_get_max_threads();
+  if (n <= 0) {
+    n = default_threads();
+    g_threads.store(n);
+  }
+  return n;
 }
 
 void set_num_threads(int n) {
-  g_threads.store(n > 0 ? n : 0);
+  g_threads.store(n > 0 ? n : default_threads());
   cpu::blas_set_num_threads(num_threads());
 }
 
-bool in_parallel_region() { return omp_in_parallel() != 0; }
+bool in_parallel_region() { return cpu::inside_parallel_call(); }
 
 }  // namespace iris

@@ -1,15 +1,19 @@
-// CPU threading: OpenMP underneath, behind two calls. Work is split over index ranges of the *output*, so
-// each output element is computed by exactly one thread in a fixed order: results do not depend on the
-// number of threads.
+// CPU threading for kernels. Work is split over index ranges of the *output*, in chunks fixed by the range
+// and the grain (not by the thread count), so each output element is computed by one thread in a fixed
+// order: results do not depend on the number of threads. The threads are Iris's own pool
+// (framework/cpu/thread_pool.h), which sleeps when idle instead of spinning.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 
+#include "framework/cpu/thread_pool.h"
+
 namespace iris {
 
+// Threads used by CPU kernels: IRIS_NUM_THREADS or OMP_NUM_THREADS when set, else the usable cores.
 int num_threads();
-void set_num_threads(int n);  // also sets OpenBLAS's thread count
+void set_num_threads(int n);  // also sets OpenBLAS's thread count; n <= 0 restores the default
 bool in_parallel_region();
 
 namespace cpu {
@@ -23,14 +27,14 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, F&& f) {
     f(begin, end);
     return;
   }
-  const int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / grain);
+  // A few chunks per thread so that a thread slowed by another process does not hold everyone up.
+  const int64_t chunks = std::min<int64_t>(4 * static_cast<int64_t>(threads), (n + grain - 1) / grain);
   const int64_t per = (n + chunks - 1) / chunks;
-#pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static, 1)
-  for (int64_t c = 0; c < chunks; ++c) {
+  run_parallel(chunks, threads, [&](int64_t c, int) {
     const int64_t lo = begin + c * per;
     const int64_t hi = std::min(end, lo + per);
     if (lo < hi) f(lo, hi);
-  }
+  });
 }
 }  // namespace cpu
 
