@@ -362,8 +362,11 @@ TrainResult Trainer::run() {
       " parameters) on " + opts_.device.str() + " from step " + std::to_string(step_) + " to " + std::to_string(total));
   const int64_t batch = config_.get_int("train.batch_size");
   while (step_ < total) {
-    if ((opts_.stop_flag && opts_.stop_flag->load()) ||
+    const bool out_of_time = opts_.time_limit_seconds > 0 &&
+                             std::chrono::duration<double>(Clock::now() - m.started).count() >= opts_.time_limit_seconds;
+    if ((opts_.stop_flag && opts_.stop_flag->load()) || out_of_time ||
         (opts_.stop_after >= 0 && step_ - m.started_step >= opts_.stop_after)) {
+      if (out_of_time) log("time limit reached at step " + std::to_string(step_));
       r.stopped_early = true;
       break;
     }

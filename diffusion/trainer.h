@@ -32,6 +32,7 @@ struct TrainerOptions {
   std::string resume;                       // "": start fresh (refuses a run folder with checkpoints); "auto"; a path
   Device device = Device::cpu();
   int64_t stop_after = -1;                  // stop with a checkpoint after this many steps in this process (>= 0)
+  double time_limit_seconds = 0;            // > 0: stop (with a checkpoint) once this process has trained this long
   const std::atomic<bool>* stop_flag = nullptr;  // set asynchronously to stop at the next step boundary
   std::function<void(const std::string&)> log;   // progress lines; default: stdout
   bool write_samples = true;                     // sample grids every train.sample_every steps
@@ -40,7 +41,7 @@ struct TrainerOptions {
 
 struct TrainResult {
   int64_t step = 0;              // the step reached
-  bool stopped_early = false;    // by stop_after or stop_flag
+  bool stopped_early = false;    // by stop_after, the time limit or stop_flag
   std::string last_checkpoint;   // path of the checkpoint written last ("" if none)
   double last_loss = 0;          // mean loss of the last logged window
 };

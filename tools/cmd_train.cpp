@@ -23,6 +23,7 @@ struct TrainOptions {
   std::vector<std::string> sets;
   int threads = 0;
   int64_t stop_after = -1;
+  double time_limit_minutes = 0;
 };
 
 void run_train(const TrainOptions& o) {
@@ -36,6 +37,7 @@ void run_train(const TrainOptions& o) {
   t.resume = o.resume;
   t.device = device;
   t.stop_after = o.stop_after;
+  t.time_limit_seconds = o.time_limit_minutes * 60.0;
   t.stop_flag = &g_stop;
   std::signal(SIGTERM, on_stop_signal);
   std::signal(SIGINT, on_stop_signal);
@@ -46,7 +48,7 @@ void run_train(const TrainOptions& o) {
   const diffusion::TrainResult r = trainer.run();
   if (r.stopped_early)
     std::printf("stopped at step %lld (%s); resume with --resume auto\n", static_cast<long long>(r.step),
-                g_stop.load() ? "signal" : "--stop-after");
+                g_stop.load() ? "signal" : (o.time_limit_minutes > 0 ? "time limit" : "--stop-after"));
   else
     std::printf("done: step %lld, last loss %.4f, checkpoint %s\n", static_cast<long long>(r.step), r.last_loss,
                 r.last_checkpoint.c_str());
@@ -66,6 +68,8 @@ void register_train(CLI::App& app) {
   cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N (default: the config's train.device)");
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)");
   cmd->add_option("--stop-after", o->stop_after, "stop (with a checkpoint) after this many steps in this process");
+  cmd->add_option("--time-limit", o->time_limit_minutes,
+                  "stop (with a checkpoint) after this many minutes of training in this process (job time limits)");
   cmd->callback([o] { run_train(*o); });
 }
 
