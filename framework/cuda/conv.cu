@@ -184,7 +184,8 @@ struct Descriptors {
 
 struct ConvPlan {
   Dir dir = Dir::fwd;
-  bool nchw = false;  // the descriptors describe NCHW copies (fallback), not the NHWC tensors themselves
+  bool nchw = false;    // the descriptors describe NCHW copies (fallback), not the NHWC tensors themselves
+  bool upcast = false;  // bf16 problem run on f32 copies (last fallback: no bf16 algorithm at all)
   std::unique_ptr<Descriptors> desc;
   std::vector<Candidate> candidates;  // best first; never empty once built
   std::atomic<size_t> current{0};     // the candidate in use (advanced when one fails to run)
@@ -370,8 +371,17 @@ std::shared_ptr<ConvPlan> make_plan(Dir dir, const ConvParams& p, DType dt, cudn
     plan->nchw = true;
     plan->candidates = heuristic_candidates(dir, h, *plan->desc);
   }
-  IRIS_CHECK(!plan->candidates.empty(), "conv2d ", dir_name(dir), ": cuDNN offers no algorithm (NHWC or NCHW, "
-             "workspace <= ", kConvWorkspaceCap >> 20, " MiB) for ", plan->problem);
+  if (plan->candidates.empty() && dt == DType::bf16) {
+    // No bf16 algorithm in either layout: f32 copies of the operands, NHWC. TF32 math is allowed there
+    // because bf16 values (8 significant bits) are exact in TF32 (11): products stay exact, sums are f32.
+    plan->desc = make_descriptors(p, DType::f32, CUDNN_DEFAULT_MATH, false);
+    plan->nchw = false;
+    plan->upcast = true;
+    plan->candidates = heuristic_candidates(dir, h, *plan->desc);
+  }
+  IRIS_CHECK(!plan->candidates.empty(), "conv2d ", dir_name(dir), ": cuDNN offers no algorithm (NHWC, NCHW",
+             dt == DType::bf16 ? " or f32 copies" : "", ", workspace <= ", kConvWorkspaceCap >> 20, " MiB) for ",
+             plan->problem);
   return plan;
 }
 
@@ -450,18 +460,63 @@ Tensor aligned_operand(const Tensor& t) {
   return aligned16(t.data_ptr()) ? t : t.clone();
 }
 
-// [A, B, C, D] NHWC-ordered (or KRSC) -> a fresh [A, D, B, C] (NCHW / KCRS) copy, and back.
+// [A, B, C, D] NHWC-ordered (or KRSC) -> a fresh [A, D, B, C] (NCHW / KCRS) copy.
 Tensor to_nchw(const Tensor& t) {
   Tensor out = Tensor::empty({t.size(0), t.size(3), t.size(1), t.size(2)}, t.dtype(), t.device());
   copy(t.permute({0, 3, 1, 2}), out);
   return out;
 }
-Tensor empty_nchw(const Tensor& nhwc) {
-  return Tensor::empty({nhwc.size(0), nhwc.size(3), nhwc.size(1), nhwc.size(2)}, nhwc.dtype(), nhwc.device());
+
+// The raw cuDNN call of one direction on (first input, second input, output) pointers, as the plan's
+// descriptors describe them.
+using ConvCall = cudnnStatus_t (*)(cudnnHandle_t, const Descriptors&, const Scalars&, int algo, void* ws,
+                                   size_t bytes, const void* a, const void* b, void* out);
+
+cudnnStatus_t call_forward(cudnnHandle_t h, const Descriptors& d, const Scalars& s, int algo, void* ws, size_t bytes,
+                           const void* x, const void* w, void* y) {
+  return cudnnConvolutionForward(h, s.one(), d.x, x, d.w, w, d.conv, static_cast<cudnnConvolutionFwdAlgo_t>(algo),
+                                 ws, bytes, s.zero(), d.y, y);
 }
-void from_nchw(const Tensor& nchw, Tensor& nhwc) {
-  Tensor dst = nhwc;
-  copy(nchw.permute({0, 2, 3, 1}), dst);
+cudnnStatus_t call_backward_data(cudnnHandle_t h, const Descriptors& d, const Scalars& s, int algo, void* ws,
+                                 size_t bytes, const void* dy, const void* w, void* dx) {
+  return cudnnConvolutionBackwardData(h, s.one(), d.w, w, d.y, dy, d.conv,
+                                      static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), ws, bytes, s.zero(), d.x, dx);
+}
+cudnnStatus_t call_backward_filter(cudnnHandle_t h, const Descriptors& d, const Scalars& s, int algo, void* ws,
+                                   size_t bytes, const void* x, const void* dy, void* dw) {
+  return cudnnConvolutionBackwardFilter(h, s.one(), d.x, x, d.y, dy, d.conv,
+                                        static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), ws, bytes, s.zero(), d.w,
+                                        dw);
+}
+
+// One direction end to end: inputs a, b and output `out` (NHWC / KRSC, the problem's dtype, any alignment).
+// Misaligned tensors are replaced by aligned copies; the plan's fallbacks (NCHW, f32) work on converted
+// copies and convert the result back into `out`.
+void run_conv(Dir dir, ConvCall call, const ConvParams& p, const Tensor& a_in, const Tensor& b_in, Tensor& out) {
+  Context& ctx = context(out.device().index);
+  DeviceGuard guard(ctx.device);
+  const DType dt = out.dtype();
+  const Tensor a = aligned_operand(a_in), b = aligned_operand(b_in);
+  Tensor o = aligned16(out.data_ptr()) ? out : Tensor::empty(out.shape(), dt, out.device());
+  ConvPlan& plan = plan_for(ctx, dir, p, dt, {a.data_ptr(), b.data_ptr(), o.data_ptr()});
+  auto prepare = [&](const Tensor& t) {
+    const Tensor u = plan.upcast ? t.to(DType::f32) : t;
+    return plan.nchw ? to_nchw(u) : u;
+  };
+  const Tensor pa = prepare(a), pb = prepare(b);
+  const bool direct = !plan.upcast && !plan.nchw;
+  Tensor po = o;
+  if (plan.nchw)
+    po = Tensor::empty({o.size(0), o.size(3), o.size(1), o.size(2)}, dt, o.device());
+  else if (plan.upcast)
+    po = Tensor::empty(o.shape(), DType::f32, o.device());
+  const Scalars s(plan.upcast ? DType::f32 : dt);
+  cudnnHandle_t h = ctx.cudnn();
+  execute(plan, ctx, [&](int algo, void* ws, size_t bytes) {
+    return call(h, *plan.desc, s, algo, ws, bytes, pa.data_ptr(), pb.data_ptr(), po.data_ptr());
+  });
+  if (!direct) copy(plan.nchw ? po.permute({0, 2, 3, 1}) : po, o);  // converts f32 -> bf16 when upcast
+  if (!o.same(out)) copy(o, out);
 }
 
 }  // namespace
@@ -474,108 +529,35 @@ ConvAlgoSearch conv_algo_search() {
   return static_cast<ConvAlgoSearch>(search_mode().load());
 }
 
-void conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias, Tensor& out, const ConvParams& p) {
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out, const ConvParams& p) {
   if (out.numel() == 0) return;
   Context& ctx = context(out.device().index);
   DeviceGuard guard(ctx.device);
-  const DType dt = out.dtype();
-  if (x_in.numel() == 0) {  // no input pixel (an empty H or W, padded): the output is the bias alone
+  if (x.numel() == 0)  // no input pixel (an empty H or W, padded): the output is the bias alone
     fill(out, 0.0);
-    if (bias.defined()) add_bias(out, bias, ctx);
-    return;
-  }
-  const Tensor x = aligned_operand(x_in), w = aligned_operand(w_in);
-  Tensor y = aligned16(out.data_ptr()) ? out : Tensor::empty(out.shape(), dt, out.device());
-  ConvPlan& plan = plan_for(ctx, Dir::fwd, p, dt, {x.data_ptr(), w.data_ptr(), y.data_ptr()});
-  const Scalars s(dt);
-  cudnnHandle_t h = ctx.cudnn();
-  const Descriptors& d = *plan.desc;
-  if (!plan.nchw) {
-    execute(plan, ctx, [&](int algo, void* ws, size_t bytes) {
-      return cudnnConvolutionForward(h, s.one(), d.x, x.data_ptr(), d.w, w.data_ptr(), d.conv,
-                                     static_cast<cudnnConvolutionFwdAlgo_t>(algo), ws, bytes, s.zero(), d.y,
-                                     y.data_ptr());
-    });
-  } else {
-    const Tensor xt = to_nchw(x), wt = to_nchw(w);
-    Tensor yt = empty_nchw(y);
-    execute(plan, ctx, [&](int algo, void* ws, size_t bytes) {
-      return cudnnConvolutionForward(h, s.one(), d.x, xt.data_ptr(), d.w, wt.data_ptr(), d.conv,
-                                     static_cast<cudnnConvolutionFwdAlgo_t>(algo), ws, bytes, s.zero(), d.y,
-                                     yt.data_ptr());
-    });
-    from_nchw(yt, y);
-  }
-  if (bias.defined()) add_bias(y, bias, ctx);
-  if (!y.same(out)) copy(y, out);
+  else
+    run_conv(Dir::fwd, call_forward, p, x, w, out);
+  if (bias.defined()) add_bias(out, bias, ctx);
 }
 
-void conv2d_backward_data(const Tensor& gout_in, const Tensor& w_in, Tensor& dx, const ConvParams& p) {
+void conv2d_backward_data(const Tensor& gout, const Tensor& w, Tensor& dx, const ConvParams& p) {
   if (dx.numel() == 0) return;
-  Context& ctx = context(dx.device().index);
-  DeviceGuard guard(ctx.device);
-  if (gout_in.numel() == 0) {  // no output pixel: nothing flows back
+  if (gout.numel() == 0) {  // no output pixel: nothing flows back
+    DeviceGuard guard(dx.device().index);
     fill(dx, 0.0);
     return;
   }
-  const DType dt = dx.dtype();
-  const Tensor gout = aligned_operand(gout_in), w = aligned_operand(w_in);
-  Tensor g = aligned16(dx.data_ptr()) ? dx : Tensor::empty(dx.shape(), dt, dx.device());
-  ConvPlan& plan = plan_for(ctx, Dir::bwd_data, p, dt, {gout.data_ptr(), w.data_ptr(), g.data_ptr()});
-  const Scalars s(dt);
-  cudnnHandle_t h = ctx.cudnn();
-  const Descriptors& d = *plan.desc;
-  if (!plan.nchw) {
-    execute(plan, ctx, [&](int algo, void* ws, size_t bytes) {
-      return cudnnConvolutionBackwardData(h, s.one(), d.w, w.data_ptr(), d.y, gout.data_ptr(), d.conv,
-                                          static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), ws, bytes, s.zero(),
-                                          d.x, g.data_ptr());
-    });
-  } else {
-    const Tensor gt = to_nchw(gout), wt = to_nchw(w);
-    Tensor dxt = empty_nchw(g);
-    execute(plan, ctx, [&](int algo, void* ws, size_t bytes) {
-      return cudnnConvolutionBackwardData(h, s.one(), d.w, wt.data_ptr(), d.y, gt.data_ptr(), d.conv,
-                                          static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), ws, bytes, s.zero(),
-                                          d.x, dxt.data_ptr());
-    });
-    from_nchw(dxt, g);
-  }
-  if (!g.same(dx)) copy(g, dx);
+  run_conv(Dir::bwd_data, call_backward_data, p, gout, w, dx);
 }
 
-void conv2d_backward_weight(const Tensor& gout_in, const Tensor& x_in, Tensor& dw, const ConvParams& p) {
+void conv2d_backward_weight(const Tensor& gout, const Tensor& x, Tensor& dw, const ConvParams& p) {
   if (dw.numel() == 0) return;
-  Context& ctx = context(dw.device().index);
-  DeviceGuard guard(ctx.device);
-  if (gout_in.numel() == 0 || x_in.numel() == 0) {  // an empty sum
+  if (gout.numel() == 0 || x.numel() == 0) {  // an empty sum
+    DeviceGuard guard(dw.device().index);
     fill(dw, 0.0);
     return;
   }
-  const DType dt = dw.dtype();
-  const Tensor gout = aligned_operand(gout_in), x = aligned_operand(x_in);
-  Tensor g = aligned16(dw.data_ptr()) ? dw : Tensor::empty(dw.shape(), dt, dw.device());
-  ConvPlan& plan = plan_for(ctx, Dir::bwd_filter, p, dt, {x.data_ptr(), gout.data_ptr(), g.data_ptr()});
-  const Scalars s(dt);
-  cudnnHandle_t h = ctx.cudnn();
-  const Descriptors& d = *plan.desc;
-  if (!plan.nchw) {
-    execute(plan, ctx, [&](int algo, void* ws, size_t bytes) {
-      return cudnnConvolutionBackwardFilter(h, s.one(), d.x, x.data_ptr(), d.y, gout.data_ptr(), d.conv,
-                                            static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), ws, bytes,
-                                            s.zero(), d.w, g.data_ptr());
-    });
-  } else {
-    const Tensor xt = to_nchw(x), gt = to_nchw(gout);
-    Tensor dwt = empty_nchw(g);
-    execute(plan, ctx, [&](int algo, void* ws, size_t bytes) {
-      return cudnnConvolutionBackwardFilter(h, s.one(), d.x, xt.data_ptr(), d.y, gt.data_ptr(), d.conv,
-                                            static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), ws, bytes,
-                                            s.zero(), d.w, dwt.data_ptr());
-    });
-    from_nchw(dwt, g);
-  }
-  if (!g.same(dw)) copy(g, dw);
+  run_conv(Dir::bwd_filter, call_backward_filter, p, x, gout, dw);
 }
 
 size_t conv_plan_count(int device) {
