@@ -36,7 +36,7 @@ namespace iris::cuda {
 
 namespace {
 
-// ---- bias ---------------------------------------------------------------------------------------------------
+// ---- bias -------------------------------------------------------------------------------------------------
 
 // y [rows, C] += bias [C], read as vectors of V channels (C % V == 0 when V > 1).
 template <class T, int V, class I>
@@ -72,8 +72,8 @@ void add_bias(Tensor& y, const Tensor& bias, Context& ctx) {
     auto launch = [&](auto v, auto i) {
       constexpr int VV = decltype(v)::value;
       using I = decltype(i);
-      add_bias_kernel<T, VV, I><<<grid_for(nvec, ctx), kThreads, 0, ctx.compute>>>(yp, bp, static_cast<I>(nvec),
-                                                                                   static_cast<I>(cvec));
+      add_bias_kernel<T, VV, I><<<grid_for(nvec, ctx), kThreads, 0, ctx.compute>>>(
+          yp, bp, static_cast<I>(nvec), static_cast<I>(cvec));
     };
     if (vec) {
       if (nvec <= INT32_MAX)
@@ -90,7 +90,7 @@ void add_bias(Tensor& y, const Tensor& bias, Context& ctx) {
   });
 }
 
-// ---- search mode --------------------------------------------------------------------------------------------
+// ---- search mode ------------------------------------------------------------------------------------------
 
 std::atomic<int>& search_mode() {
   static std::atomic<int> mode{[] {
@@ -101,7 +101,7 @@ std::atomic<int>& search_mode() {
   return mode;
 }
 
-// ---- plans --------------------------------------------------------------------------------------------------
+// ---- plans ------------------------------------------------------------------------------------------------
 
 enum class Dir : int { fwd = 0, bwd_data = 1, bwd_filter = 2 };
 
@@ -118,10 +118,10 @@ const char* dir_name(Dir d) {
 }
 
 const char* algo_name(Dir d, int algo) {
-  static const char* fwd[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT",
-                              "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
+  static const char* fwd[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING",
+                              "WINOGRAD",      "WINOGRAD_NONFUSED"};
   static const char* bwd_data[] = {"ALGO_0", "ALGO_1", "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
-  static const char* bwd_filter[] = {"ALGO_0", "ALGO_1", "FFT", "ALGO_3", "WINOGRAD", "WINOGRAD_NONFUSED",
+  static const char* bwd_filter[] = {"ALGO_0",    "ALGO_1", "FFT", "ALGO_3", "WINOGRAD", "WINOGRAD_NONFUSED",
                                      "FFT_TILING"};
   if (algo < 0) return "?";
   if (d == Dir::fwd) return algo < 8 ? fwd[algo] : "?";
@@ -159,11 +159,11 @@ struct ConvKey {
 };
 
 struct Candidate {
-  int algo = -1;           // cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t
-  size_t workspace = 0;    // bytes the algorithm needs
+  int algo = -1;         // cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t
+  size_t workspace = 0;  // bytes the algorithm needs
   bool deterministic = true;
-  int math = 0;            // the math type cuDNN reported for it (informative)
-  float time_ms = -1.0f;   // measured in "find" mode, -1 otherwise
+  int math = 0;           // the math type cuDNN reported for it (informative)
+  float time_ms = -1.0f;  // measured in "find" mode, -1 otherwise
 };
 
 // cuDNN descriptors of one problem, destroyed with the plan (plans live as long as the context).
@@ -200,8 +200,8 @@ struct ConvPlans {
 
 int to_int(int64_t v, const ConvParams& p) {
   IRIS_CHECK(v >= 0 && v <= INT_MAX, "conv2d: dimension ", v, " does not fit cuDNN's 32-bit descriptors (x [",
-             p.N, ", ", p.H, ", ", p.W, ", ", p.Cin, "], weight [", p.Cout, ", ", p.kh, ", ", p.kw, ", ", p.Cin,
-             "])");
+             p.N, ", ", p.H, ", ", p.W, ", ", p.Cin, "], weight [", p.Cout, ", ", p.kh, ", ", p.kw, ", ",
+             p.Cin, "])");
   return static_cast<int>(v);
 }
 
@@ -233,14 +233,15 @@ std::string problem_text(const ConvParams& p, DType dt, cudnnMathType_t math) {
   return os.str();
 }
 
-std::unique_ptr<Descriptors> make_descriptors(const ConvParams& p, DType dt, cudnnMathType_t math, bool nchw) {
+std::unique_ptr<Descriptors> make_descriptors(const ConvParams& p, DType dt, cudnnMathType_t math,
+                                              bool nchw) {
   auto d = std::make_unique<Descriptors>();
   const cudnnDataType_t type = cudnn_type(dt);
   const cudnnDataType_t compute = dt == DType::f64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
   const cudnnTensorFormat_t fmt = nchw ? CUDNN_TENSOR_NCHW : CUDNN_TENSOR_NHWC;
   IRIS_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d->x));
-  IRIS_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d->x, fmt, type, to_int(p.N, p), to_int(p.Cin, p), to_int(p.H, p),
-                                              to_int(p.W, p)));
+  IRIS_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d->x, fmt, type, to_int(p.N, p), to_int(p.Cin, p),
+                                              to_int(p.H, p), to_int(p.W, p)));
   IRIS_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d->y));
   IRIS_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d->y, fmt, type, to_int(p.N, p), to_int(p.Cout, p),
                                               to_int(p.Ho, p), to_int(p.Wo, p)));
@@ -254,9 +255,9 @@ std::unique_ptr<Descriptors> make_descriptors(const ConvParams& p, DType dt, cud
   // cuDNN's idea of the output shape must be ours (a descriptor mistake shows up here, not as wrong values).
   int n = 0, c = 0, h = 0, w = 0;
   IRIS_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(d->conv, d->x, d->w, &n, &c, &h, &w));
-  IRIS_CHECK(n == p.N && c == p.Cout && h == p.Ho && w == p.Wo, "conv2d: cuDNN computes the output [", n, ", ",
-             h, ", ", w, ", ", c, "] but Iris expects [", p.N, ", ", p.Ho, ", ", p.Wo, ", ", p.Cout, "] for ",
-             problem_text(p, dt, math));
+  IRIS_CHECK(n == p.N && c == p.Cout && h == p.Ho && w == p.Wo, "conv2d: cuDNN computes the output [", n,
+             ", ", h, ", ", w, ", ", c, "] but Iris expects [", p.N, ", ", p.Ho, ", ", p.Wo, ", ", p.Cout,
+             "] for ", problem_text(p, dt, math));
   return d;
 }
 
@@ -275,8 +276,8 @@ std::vector<Candidate> collect(const Perf* perf, int count, bool timed, Workspac
     bool dup = false;  // cuDNN may list an algorithm once per math type: keep its first (best) entry
     for (const Candidate& c : out) dup = dup || c.algo == algo;
     if (dup) continue;
-    out.push_back(Candidate{algo, ws, perf[i].determinism == CUDNN_DETERMINISTIC, static_cast<int>(perf[i].mathType),
-                            timed ? perf[i].time : -1.0f});
+    out.push_back(Candidate{algo, ws, perf[i].determinism == CUDNN_DETERMINISTIC,
+                            static_cast<int>(perf[i].mathType), timed ? perf[i].time : -1.0f});
   }
   // Deterministic algorithms first, each group in cuDNN's order (heuristic rank or measured time).
   std::stable_partition(out.begin(), out.end(), [](const Candidate& c) { return c.deterministic; });
@@ -308,8 +309,8 @@ std::vector<Candidate> heuristic_candidates(Dir dir, cudnnHandle_t h, const Desc
     IRIS_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
         h, d.w, d.y, d.conv, d.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
     return collect(perf, count, false, [&](int algo, size_t* ws) {
-      return cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w, d.y, d.conv, d.x,
-                                                          static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), ws);
+      return cudnnGetConvolutionBackwardDataWorkspaceSize(
+          h, d.w, d.y, d.conv, d.x, static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), ws);
     });
   }
   cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
@@ -317,8 +318,8 @@ std::vector<Candidate> heuristic_candidates(Dir dir, cudnnHandle_t h, const Desc
   IRIS_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
       h, d.x, d.y, d.conv, d.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
   return collect(perf, count, false, [&](int algo, size_t* ws) {
-    return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x, d.y, d.conv, d.w,
-                                                          static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), ws);
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(
+        h, d.x, d.y, d.conv, d.w, static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), ws);
   });
 }
 
@@ -336,24 +337,23 @@ std::vector<Candidate> find_candidates(Dir dir, cudnnHandle_t h, const Descripto
   if (dir == Dir::fwd) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int count = 0;
-    IRIS_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, d.x, o.a, d.w, o.b, d.conv, d.y, o.out,
-                                                            CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf, wp,
-                                                            cap));
+    IRIS_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
+        h, d.x, o.a, d.w, o.b, d.conv, d.y, o.out, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf, wp, cap));
     return collect(perf, count, true, fits);
   }
   if (dir == Dir::bwd_data) {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int count = 0;
     IRIS_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, o.b, d.y, o.a, d.conv, d.x, o.out,
-                                                                 CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count,
-                                                                 perf, wp, cap));
+                                                                 CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                                                                 &count, perf, wp, cap));
     return collect(perf, count, true, fits);
   }
   cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
   int count = 0;
   IRIS_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x, o.a, d.y, o.b, d.conv, d.w, o.out,
-                                                                 CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count,
-                                                                 perf, wp, cap));
+                                                                 CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                                                                 &count, perf, wp, cap));
   return collect(perf, count, true, fits);
 }
 
@@ -364,7 +364,8 @@ std::shared_ptr<ConvPlan> make_plan(Dir dir, const ConvParams& p, DType dt, cudn
   plan->problem = problem_text(p, dt, math);
   cudnnHandle_t h = ctx.cudnn();
   plan->desc = make_descriptors(p, dt, math, false);
-  if (search == ConvAlgoSearch::find) plan->candidates = find_candidates(dir, h, *plan->desc, ops, ctx.device);
+  if (search == ConvAlgoSearch::find)
+    plan->candidates = find_candidates(dir, h, *plan->desc, ops, ctx.device);
   if (plan->candidates.empty()) plan->candidates = heuristic_candidates(dir, h, *plan->desc);
   if (plan->candidates.empty()) {  // no NHWC algorithm at all: NCHW copies
     plan->desc = make_descriptors(p, dt, math, true);
@@ -380,8 +381,8 @@ std::shared_ptr<ConvPlan> make_plan(Dir dir, const ConvParams& p, DType dt, cudn
     plan->candidates = heuristic_candidates(dir, h, *plan->desc);
   }
   IRIS_CHECK(!plan->candidates.empty(), "conv2d ", dir_name(dir), ": cuDNN offers no algorithm (NHWC, NCHW",
-             dt == DType::bf16 ? " or f32 copies" : "", ", workspace <= ", kConvWorkspaceCap >> 20, " MiB) for ",
-             plan->problem);
+             dt == DType::bf16 ? " or f32 copies" : "", ", workspace <= ", kConvWorkspaceCap >> 20,
+             " MiB) for ", plan->problem);
   return plan;
 }
 
@@ -406,7 +407,8 @@ ConvPlan& plan_for(Context& ctx, Dir dir, const ConvParams& p, DType dt, const O
 
 // Statuses after which another algorithm may still work (the candidate is not usable for this call).
 bool retryable(cudnnStatus_t st) {
-  return CUDNN_STATUS_CATEGORY(st) == CUDNN_STATUS_NOT_SUPPORTED || st == CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER ||
+  return CUDNN_STATUS_CATEGORY(st) == CUDNN_STATUS_NOT_SUPPORTED ||
+         st == CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER ||
          st == CUDNN_STATUS_INTERNAL_ERROR_COMPILATION_FAILED;
 }
 
@@ -426,7 +428,8 @@ void execute(ConvPlan& plan, Context& ctx, Run&& run) {
   for (size_t i = plan.current.load(); i < plan.candidates.size(); ++i) {
     const Candidate& c = plan.candidates[i];
     Tensor ws;
-    if (c.workspace > 0) ws = Tensor::empty({static_cast<int64_t>(c.workspace)}, DType::u8, Device::cuda(ctx.device));
+    if (c.workspace > 0)
+      ws = Tensor::empty({static_cast<int64_t>(c.workspace)}, DType::u8, Device::cuda(ctx.device));
     const cudnnStatus_t st = run(c.algo, ws.defined() ? ws.data_ptr() : nullptr, c.workspace);
     if (st == CUDNN_STATUS_SUCCESS) {
       debug_sync("cuDNN convolution", __FILE__, __LINE__);
@@ -434,15 +437,17 @@ void execute(ConvPlan& plan, Context& ctx, Run&& run) {
       return;
     }
     if (!retryable(st))
-      throw_cudnn_error(st, (std::string("conv2d ") + dir_name(plan.dir) + " with " + candidate_text(plan, c) +
-                             " for " + plan.problem)
-                                .c_str(),
+      throw_cudnn_error(st,
+                        (std::string("conv2d ") + dir_name(plan.dir) + " with " + candidate_text(plan, c) +
+                         " for " + plan.problem)
+                            .c_str(),
                         __FILE__, __LINE__);
     char msg[256] = {0};
     cudnnGetLastErrorString(msg, sizeof(msg));
     refused += std::string("; ") + algo_name(plan.dir, c.algo) + ": " + cudnnGetErrorString(st) + " " + msg;
   }
-  IRIS_THROW("conv2d ", dir_name(plan.dir), ": cuDNN refused every candidate algorithm for ", plan.problem, refused);
+  IRIS_THROW("conv2d ", dir_name(plan.dir), ": cuDNN refused every candidate algorithm for ", plan.problem,
+             refused);
 }
 
 // Scaling factors of the cuDNN calls (out = 1 * conv + 0 * out): double for f64 data, float otherwise.
@@ -472,27 +477,29 @@ Tensor to_nchw(const Tensor& t) {
 using ConvCall = cudnnStatus_t (*)(cudnnHandle_t, const Descriptors&, const Scalars&, int algo, void* ws,
                                    size_t bytes, const void* a, const void* b, void* out);
 
-cudnnStatus_t call_forward(cudnnHandle_t h, const Descriptors& d, const Scalars& s, int algo, void* ws, size_t bytes,
-                           const void* x, const void* w, void* y) {
-  return cudnnConvolutionForward(h, s.one(), d.x, x, d.w, w, d.conv, static_cast<cudnnConvolutionFwdAlgo_t>(algo),
-                                 ws, bytes, s.zero(), d.y, y);
+cudnnStatus_t call_forward(cudnnHandle_t h, const Descriptors& d, const Scalars& s, int algo, void* ws,
+                           size_t bytes, const void* x, const void* w, void* y) {
+  return cudnnConvolutionForward(h, s.one(), d.x, x, d.w, w, d.conv,
+                                 static_cast<cudnnConvolutionFwdAlgo_t>(algo), ws, bytes, s.zero(), d.y, y);
 }
 cudnnStatus_t call_backward_data(cudnnHandle_t h, const Descriptors& d, const Scalars& s, int algo, void* ws,
                                  size_t bytes, const void* dy, const void* w, void* dx) {
   return cudnnConvolutionBackwardData(h, s.one(), d.w, w, d.y, dy, d.conv,
-                                      static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), ws, bytes, s.zero(), d.x, dx);
+                                      static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), ws, bytes, s.zero(),
+                                      d.x, dx);
 }
-cudnnStatus_t call_backward_filter(cudnnHandle_t h, const Descriptors& d, const Scalars& s, int algo, void* ws,
-                                   size_t bytes, const void* x, const void* dy, void* dw) {
+cudnnStatus_t call_backward_filter(cudnnHandle_t h, const Descriptors& d, const Scalars& s, int algo,
+                                   void* ws, size_t bytes, const void* x, const void* dy, void* dw) {
   return cudnnConvolutionBackwardFilter(h, s.one(), d.x, x, d.y, dy, d.conv,
-                                        static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), ws, bytes, s.zero(), d.w,
-                                        dw);
+                                        static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), ws, bytes,
+                                        s.zero(), d.w, dw);
 }
 
 // One direction end to end: inputs a, b and output `out` (NHWC / KRSC, the problem's dtype, any alignment).
 // Misaligned tensors are replaced by aligned copies; the plan's fallbacks (NCHW, f32) work on converted
 // copies and convert the result back into `out`.
-void run_conv(Dir dir, ConvCall call, const ConvParams& p, const Tensor& a_in, const Tensor& b_in, Tensor& out) {
+void run_conv(Dir dir, ConvCall call, const ConvParams& p, const Tensor& a_in, const Tensor& b_in,
+              Tensor& out) {
   Context& ctx = context(out.device().index);
   DeviceGuard guard(ctx.device);
   const DType dt = out.dtype();
@@ -572,7 +579,8 @@ std::vector<std::string> conv_plan_descriptions(int device) {
     const size_t cur = plan->current.load();
     std::ostringstream os;
     os << dir_name(plan->dir) << " " << plan->problem << (plan->nchw ? " (NCHW copies)" : " (NHWC)") << ": "
-       << (cur < plan->candidates.size() ? candidate_text(*plan, plan->candidates[cur]) : std::string("none left"))
+       << (cur < plan->candidates.size() ? candidate_text(*plan, plan->candidates[cur])
+                                         : std::string("none left"))
        << "; " << plan->candidates.size() << " candidate(s)";
     out.push_back(os.str());
   }

@@ -53,8 +53,8 @@ void dispatch_word(size_t bytes, const char* op, F&& f) {
 
 // out[i, j] = w[idx[i], j] over rows of `row` words W (n rows).
 template <class W, class I, class J>
-__global__ void embedding_forward_kernel(const W* __restrict__ w, const I* __restrict__ idx, W* __restrict__ out,
-                                         J total, J row) {
+__global__ void embedding_forward_kernel(const W* __restrict__ w, const I* __restrict__ idx,
+                                         W* __restrict__ out, J total, J row) {
   const J step = static_cast<J>(gridDim.x) * blockDim.x;
   for (J e = static_cast<J>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const J i = e / row, j = e - i * row;
@@ -80,7 +80,8 @@ __global__ void __launch_bounds__(kThreads)
         const int m = n - i0 < kThreads ? static_cast<int>(n - i0) : kThreads;
         if (c < D)
           for (int k = 0; k < m; ++k)
-            if (static_cast<int64_t>(tile[k]) == r) acc += static_cast<double>(load_as<compute_t<T>>(g + (i0 + k) * D + c));
+            if (static_cast<int64_t>(tile[k]) == r)
+              acc += static_cast<double>(load_as<compute_t<T>>(g + (i0 + k) * D + c));
       }
       if (c < D) store_as(dw + r * D + c, acc);
     }
@@ -120,8 +121,8 @@ void embedding_forward(const Tensor& weight, const Tensor& indices, Tensor& out)
   Context& ctx = context(out.device().index);
   DeviceGuard guard(ctx.device);
   const size_t esize = dtype_size(weight.dtype());
-  const bool vec = (static_cast<size_t>(D) * esize) % 16 == 0 && aligned16(weight.data_ptr()) &&
-                   aligned16(out.data_ptr());
+  const bool vec =
+      (static_cast<size_t>(D) * esize) % 16 == 0 && aligned16(weight.data_ptr()) && aligned16(out.data_ptr());
   const size_t word = vec ? 16 : esize;
   const int64_t row = static_cast<int64_t>(static_cast<size_t>(D) * esize / word), total = n * row;
   auto launch = [&](auto wtag) {
@@ -158,7 +159,8 @@ void embedding_backward(const Tensor& gout, const Tensor& indices, Tensor& dweig
       using I = decltype(itag);
       const T* gp = n > 0 ? gout.data<T>() : nullptr;
       const I* ip = n > 0 ? indices.data<I>() : nullptr;
-      embedding_backward_kernel<T, I><<<blocks, kThreads, 0, ctx.compute>>>(gp, ip, n, V, D, dweight.data<T>());
+      embedding_backward_kernel<T, I>
+          <<<blocks, kThreads, 0, ctx.compute>>>(gp, ip, n, V, D, dweight.data<T>());
       IRIS_CUDA_CHECK_LAUNCH("cuda::embedding_backward");
     });
   });

@@ -40,12 +40,12 @@ using stat_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 struct NormGeom {
   int64_t N = 0, S = 0, C = 0, G = 0, Cg = 0;
-  int V = 1;            // channels per vector
-  int L = 1, R = 1;     // lanes (channel vectors) and rows per block
-  int64_t CV = 0;       // channel vectors per position: C / V
-  int64_t tiles = 1;    // channel tiles: ceil(CV / L)
-  int64_t chunk = 1;    // positions per chunk
-  int64_t chunks = 1;   // ceil(S / chunk)
+  int V = 1;           // channels per vector
+  int L = 1, R = 1;    // lanes (channel vectors) and rows per block
+  int64_t CV = 0;      // channel vectors per position: C / V
+  int64_t tiles = 1;   // channel tiles: ceil(CV / L)
+  int64_t chunk = 1;   // positions per chunk
+  int64_t chunks = 1;  // ceil(S / chunk)
   int64_t blocks() const { return N * chunks * tiles; }
 };
 
@@ -87,7 +87,8 @@ struct Place {
 __device__ __forceinline__ Place place_of(const NormGeom& g) {
   Place p;
   // 32-bit divisions (the grid has fewer than 2^31 blocks; 64-bit ones are slow subroutine calls).
-  const uint32_t b = blockIdx.x, tiles = static_cast<uint32_t>(g.tiles), chunks = static_cast<uint32_t>(g.chunks);
+  const uint32_t b = blockIdx.x, tiles = static_cast<uint32_t>(g.tiles),
+                 chunks = static_cast<uint32_t>(g.chunks);
   const int64_t tile = b % tiles;
   p.k = (b / tiles) % chunks;
   p.n = b / tiles / chunks;
@@ -129,7 +130,8 @@ __device__ __forceinline__ void store_vec(T* p, const stat_t<T> (&in)[V]) {
 }
 
 // (count, mean, M2) merge of Chan et al.: a <- a + b.
-__device__ __forceinline__ void chan_merge(double& na, double& ma, double& qa, double nb, double mb, double qb) {
+__device__ __forceinline__ void chan_merge(double& na, double& ma, double& qa, double nb, double mb,
+                                           double qb) {
   if (nb == 0.0) return;
   if (na == 0.0) {
     na = nb;
@@ -143,12 +145,12 @@ __device__ __forceinline__ void chan_merge(double& na, double& ma, double& qa, d
   na = n;
 }
 
-// ---- forward ------------------------------------------------------------------------------------------------
+// ---- forward ----------------------------------------------------------------------------------------------
 
 // partial[(n * chunks + k) * C + c] = (mean, M2) of channel c over the chunk's positions.
 template <class T, int V>
-__global__ void __launch_bounds__(kThreads) gn_stats_kernel(const T* __restrict__ x, NormGeom g,
-                                                            double2* __restrict__ partial) {
+__global__ void __launch_bounds__(kThreads)
+    gn_stats_kernel(const T* __restrict__ x, NormGeom g, double2* __restrict__ partial) {
   using St = stat_t<T>;
   __shared__ double2 sh[kThreads * V];
   const Place p = place_of(g);
@@ -196,9 +198,9 @@ __global__ void __launch_bounds__(kThreads) gn_stats_kernel(const T* __restrict_
 
 // One block per (n, group): merges the chunks x channels of the group, in a fixed order.
 template <class St>
-__global__ void __launch_bounds__(kThreads) gn_stats_finish_kernel(const double2* __restrict__ partial, NormGeom g,
-                                                                   double eps, St* __restrict__ mean,
-                                                                   St* __restrict__ rstd) {
+__global__ void __launch_bounds__(kThreads)
+    gn_stats_finish_kernel(const double2* __restrict__ partial, NormGeom g, double eps, St* __restrict__ mean,
+                           St* __restrict__ rstd) {
   __shared__ double shn[kThreads], shm[kThreads], shq[kThreads];
   const int64_t ng = blockIdx.x, n = ng / g.G, grp = ng % g.G;
   const int64_t items = g.chunks * g.Cg;
@@ -252,9 +254,9 @@ __device__ __forceinline__ LaneParams<St, V> lane_params(const NormGeom& g, cons
 
 template <class T, int V, bool SILU>
 __global__ void __launch_bounds__(kThreads)
-    gn_apply_kernel(const T* __restrict__ x, T* __restrict__ y, NormGeom g, const stat_t<T>* __restrict__ mean,
-                    const stat_t<T>* __restrict__ rstd, const stat_t<T>* __restrict__ gamma,
-                    const stat_t<T>* __restrict__ beta) {
+    gn_apply_kernel(const T* __restrict__ x, T* __restrict__ y, NormGeom g,
+                    const stat_t<T>* __restrict__ mean, const stat_t<T>* __restrict__ rstd,
+                    const stat_t<T>* __restrict__ gamma, const stat_t<T>* __restrict__ beta) {
   using St = stat_t<T>;
   const Place p = place_of(g);
   if (!p.active) return;
@@ -272,7 +274,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// ---- backward -----------------------------------------------------------------------------------------------
+// ---- backward ---------------------------------------------------------------------------------------------
 
 // dL/dh at one element given gy and xhat.
 template <bool SILU, class St>
@@ -332,8 +334,9 @@ __global__ void __launch_bounds__(kThreads)
 
 // One block per (n, group): coef[2 ng] = c1 = sum gamma * P1 / M, coef[2 ng + 1] = c2 = sum gamma * P2 / M.
 template <class St>
-__global__ void __launch_bounds__(kThreads) gn_bwd_coef_kernel(const double2* __restrict__ partial, NormGeom g,
-                                                               const St* __restrict__ gamma, St* __restrict__ coef) {
+__global__ void __launch_bounds__(kThreads)
+    gn_bwd_coef_kernel(const double2* __restrict__ partial, NormGeom g, const St* __restrict__ gamma,
+                       St* __restrict__ coef) {
   __shared__ double sha[kThreads], shb[kThreads];
   const int64_t ng = blockIdx.x, n = ng / g.G, grp = ng % g.G;
   const int64_t items = g.chunks * g.Cg;
@@ -363,8 +366,9 @@ __global__ void __launch_bounds__(kThreads) gn_bwd_coef_kernel(const double2* __
 
 // One warp per channel: dbeta[c] = sum over (n, chunk) of P1, dgamma[c] = sum of P2 (either may be null).
 template <class St>
-__global__ void __launch_bounds__(kThreads) gn_bwd_params_kernel(const double2* __restrict__ partial, NormGeom g,
-                                                                 St* __restrict__ dgamma, St* __restrict__ dbeta) {
+__global__ void __launch_bounds__(kThreads)
+    gn_bwd_params_kernel(const double2* __restrict__ partial, NormGeom g, St* __restrict__ dgamma,
+                         St* __restrict__ dbeta) {
   const int64_t c = (static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (c >= g.C) return;  // whole warps leave together (c is uniform within a warp)
@@ -458,8 +462,9 @@ void forward_impl(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
         pp, g, eps, mean.data<St>(), rstd.data<St>());
     IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_forward (statistics, combine)");
     auto apply = [&](auto silu) {
-      gn_apply_kernel<T, V, decltype(silu)::value><<<blocks, threads, 0, ctx.compute>>>(
-          x.data<T>(), y.data<T>(), g, mean.data<St>(), rstd.data<St>(), opt_data<St>(gamma), opt_data<St>(beta));
+      gn_apply_kernel<T, V, decltype(silu)::value>
+          <<<blocks, threads, 0, ctx.compute>>>(x.data<T>(), y.data<T>(), g, mean.data<St>(), rstd.data<St>(),
+                                                opt_data<St>(gamma), opt_data<St>(beta));
     };
     if (fuse_silu)
       apply(std::true_type{});
@@ -470,39 +475,40 @@ void forward_impl(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
 }
 
 template <class T, bool SILU>
-void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
-                   const Tensor& rstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta, int64_t groups, Context& ctx) {
+void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                   const Tensor& mean, const Tensor& rstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
+                   int64_t groups, Context& ctx) {
   using St = stat_t<T>;
   const int64_t C = x.shape().back();
   const St* bp = SILU ? opt_data<St>(beta) : nullptr;  // beta matters only through silu'(h)
-  with_vector_width<T>(C, {x.data_ptr(), gy.data_ptr(), dx.defined() ? dx.data_ptr() : nullptr}, [&](auto vtag) {
-    constexpr int V = decltype(vtag)::value;
-    const NormGeom g = plan_geom(x, groups, V, ctx);
-    Tensor partial = Tensor::empty({g.N * g.chunks * g.C * 2}, DType::f64, x.device());
-    auto* pp = reinterpret_cast<double2*>(partial.data_ptr());
-    const auto threads = static_cast<unsigned>(g.L * g.R);
-    const auto blocks = static_cast<unsigned>(g.blocks());
-    gn_bwd_partials_kernel<T, V, SILU><<<blocks, threads, 0, ctx.compute>>>(
-        gy.data<T>(), x.data<T>(), g, mean.data<St>(), rstd.data<St>(), opt_data<St>(gamma), bp, pp);
-    IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_backward (partial sums)");
-    if (dgamma.defined() || dbeta.defined()) {
-      const auto pblocks = static_cast<unsigned>(ceil_div(g.C * 32, kThreads));
-      gn_bwd_params_kernel<St><<<pblocks, kThreads, 0, ctx.compute>>>(pp, g, opt_data_mut<St>(dgamma),
-                                                                       opt_data_mut<St>(dbeta));
-      IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_backward (dgamma, dbeta)");
-    }
-    if (dx.defined()) {
-      Tensor coef = Tensor::empty({g.N * g.G * 2}, dtype_of<St>::value, x.device());
-      gn_bwd_coef_kernel<St><<<static_cast<unsigned>(g.N * g.G), kThreads, 0, ctx.compute>>>(
-          pp, g, opt_data<St>(gamma), coef.data<St>());
-      IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_backward (group coefficients)");
-      gn_bwd_dx_kernel<T, V, SILU><<<blocks, threads, 0, ctx.compute>>>(gy.data<T>(), x.data<T>(), g,
-                                                                         mean.data<St>(), rstd.data<St>(),
-                                                                         opt_data<St>(gamma), bp, coef.data<St>(),
-                                                                         dx.data<T>());
-      IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_backward (dx)");
-    }
-  });
+  with_vector_width<T>(
+      C, {x.data_ptr(), gy.data_ptr(), dx.defined() ? dx.data_ptr() : nullptr}, [&](auto vtag) {
+        constexpr int V = decltype(vtag)::value;
+        const NormGeom g = plan_geom(x, groups, V, ctx);
+        Tensor partial = Tensor::empty({g.N * g.chunks * g.C * 2}, DType::f64, x.device());
+        auto* pp = reinterpret_cast<double2*>(partial.data_ptr());
+        const auto threads = static_cast<unsigned>(g.L * g.R);
+        const auto blocks = static_cast<unsigned>(g.blocks());
+        gn_bwd_partials_kernel<T, V, SILU><<<blocks, threads, 0, ctx.compute>>>(
+            gy.data<T>(), x.data<T>(), g, mean.data<St>(), rstd.data<St>(), opt_data<St>(gamma), bp, pp);
+        IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_backward (partial sums)");
+        if (dgamma.defined() || dbeta.defined()) {
+          const auto pblocks = static_cast<unsigned>(ceil_div(g.C * 32, kThreads));
+          gn_bwd_params_kernel<St><<<pblocks, kThreads, 0, ctx.compute>>>(pp, g, opt_data_mut<St>(dgamma),
+                                                                          opt_data_mut<St>(dbeta));
+          IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_backward (dgamma, dbeta)");
+        }
+        if (dx.defined()) {
+          Tensor coef = Tensor::empty({g.N * g.G * 2}, dtype_of<St>::value, x.device());
+          gn_bwd_coef_kernel<St><<<static_cast<unsigned>(g.N * g.G), kThreads, 0, ctx.compute>>>(
+              pp, g, opt_data<St>(gamma), coef.data<St>());
+          IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_backward (group coefficients)");
+          gn_bwd_dx_kernel<T, V, SILU><<<blocks, threads, 0, ctx.compute>>>(
+              gy.data<T>(), x.data<T>(), g, mean.data<St>(), rstd.data<St>(), opt_data<St>(gamma), bp,
+              coef.data<St>(), dx.data<T>());
+          IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_backward (dx)");
+        }
+      });
 }
 
 }  // namespace

@@ -19,16 +19,36 @@ namespace iris::cuda {
 namespace {
 
 // Correctly rounded single operations, never contracted.
-__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
-__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
-__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
-__device__ __forceinline__ float sub_rn(float a, float b) { return __fsub_rn(a, b); }
-__device__ __forceinline__ double sub_rn(double a, double b) { return __dsub_rn(a, b); }
-__device__ __forceinline__ float div_rn(float a, float b) { return __fdiv_rn(a, b); }
-__device__ __forceinline__ double div_rn(double a, double b) { return __ddiv_rn(a, b); }
-__device__ __forceinline__ float sqrt_rn(float a) { return __fsqrt_rn(a); }
-__device__ __forceinline__ double sqrt_rn(double a) { return __dsqrt_rn(a); }
+__device__ __forceinline__ float mul_rn(float a, float b) {
+  return __fmul_rn(a, b);
+}
+__device__ __forceinline__ double mul_rn(double a, double b) {
+  return __dmul_rn(a, b);
+}
+__device__ __forceinline__ float add_rn(float a, float b) {
+  return __fadd_rn(a, b);
+}
+__device__ __forceinline__ double add_rn(double a, double b) {
+  return __dadd_rn(a, b);
+}
+__device__ __forceinline__ float sub_rn(float a, float b) {
+  return __fsub_rn(a, b);
+}
+__device__ __forceinline__ double sub_rn(double a, double b) {
+  return __dsub_rn(a, b);
+}
+__device__ __forceinline__ float div_rn(float a, float b) {
+  return __fdiv_rn(a, b);
+}
+__device__ __forceinline__ double div_rn(double a, double b) {
+  return __ddiv_rn(a, b);
+}
+__device__ __forceinline__ float sqrt_rn(float a) {
+  return __fsqrt_rn(a);
+}
+__device__ __forceinline__ double sqrt_rn(double a) {
+  return __dsqrt_rn(a);
+}
 
 template <class T>
 struct AdamWScalars {
@@ -54,7 +74,8 @@ AdamWScalars<T> scalars(const cpu::AdamWStep& st) {
 //   m = b1 m + (1 - b1) g;  v = b2 v + ((1 - b2) g) g;  p = p * decay (if decays);
 //   p = p - (step_size m) / (sqrt(v) / sqrt_bc2 + eps)
 template <class T>
-__device__ __forceinline__ void adamw_element(T* p, const T* g, T* m, T* v, int64_t i, const AdamWScalars<T>& s) {
+__device__ __forceinline__ void adamw_element(T* p, const T* g, T* m, T* v, int64_t i,
+                                              const AdamWScalars<T>& s) {
   const T gi = g[i];
   const T mi = add_rn(mul_rn(s.b1, m[i]), mul_rn(s.one_minus_b1, gi));
   const T vi = add_rn(mul_rn(s.b2, v[i]), mul_rn(mul_rn(s.one_minus_b2, gi), gi));
@@ -72,7 +93,7 @@ __global__ void adamw_kernel(T* __restrict__ p, const T* __restrict__ g, T* __re
     adamw_element(p, g, m, v, i, s);
 }
 
-// ---- multi-tensor ---------------------------------------------------------------------------------------------
+// ---- multi-tensor -----------------------------------------------------------------------------------------
 
 constexpr int64_t kChunk = 16384;  // elements per block
 constexpr int kMaxAdamTensors = 64, kMaxScalarSets = 8, kMaxEmaTensors = 128;
@@ -197,7 +218,8 @@ void adamw_batches(const std::vector<AdamWTensor>& items, Context& ctx) {
 }
 
 template <class T>
-void ema_batches(const std::vector<Tensor>& shadows, const std::vector<Tensor>& params, double decay, Context& ctx) {
+void ema_batches(const std::vector<Tensor>& shadows, const std::vector<Tensor>& params, double decay,
+                 Context& ctx) {
   EmaBatch<T> b{};
   int32_t blocks = 0;
   auto flush = [&] {
@@ -226,7 +248,8 @@ void ema_batches(const std::vector<Tensor>& shadows, const std::vector<Tensor>& 
   flush();
 }
 
-void check_multi(const Tensor& t, const Tensor& like, int device, const char* op, const char* what, size_t i) {
+void check_multi(const Tensor& t, const Tensor& like, int device, const char* op, const char* what,
+                 size_t i) {
   IRIS_CHECK(t.defined() && t.device().is_cuda() && t.device().index == device && t.is_contiguous() &&
                  t.dtype() == like.dtype() && t.numel() == like.numel() &&
                  (like.dtype() == DType::f32 || like.dtype() == DType::f64),
@@ -246,7 +269,8 @@ void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const
         param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(), n, scalars<float>(step));
   } else if (param.dtype() == DType::f64) {
     adamw_kernel<double><<<grid_for(n, ctx), kThreads, 0, ctx.compute>>>(
-        param.data<double>(), grad.data<double>(), m.data<double>(), v.data<double>(), n, scalars<double>(step));
+        param.data<double>(), grad.data<double>(), m.data<double>(), v.data<double>(), n,
+        scalars<double>(step));
   } else {
     IRIS_THROW("adamw_update: expected f32 or f64 tensors, got ", param.summary());
   }

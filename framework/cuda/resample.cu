@@ -99,7 +99,8 @@ __global__ void block_sum_kernel(const T* __restrict__ large, T* __restrict__ sm
 }
 
 // Launches spread (to_large) or block_sum over the small image [N, h, w, C].
-void launch(const Tensor& src, Tensor& dst, const Tensor& small_t, bool to_large, double scale, const char* what) {
+void launch(const Tensor& src, Tensor& dst, const Tensor& small_t, bool to_large, double scale,
+            const char* what) {
   const int64_t N = small_t.size(0), h = small_t.size(1), w = small_t.size(2), C = small_t.size(3);
   if (N * h * w * C == 0) return;
   Context& ctx = context(dst.device().index);
@@ -113,14 +114,15 @@ void launch(const Tensor& src, Tensor& dst, const Tensor& small_t, bool to_large
       constexpr int V = decltype(vtag)::value;
       using J = decltype(jtag);
       const int64_t total = N * h * w * (C / V);
-      const J jt = static_cast<J>(total), jcv = static_cast<J>(C / V), jw = static_cast<J>(w), jc = static_cast<J>(C);
+      const J jt = static_cast<J>(total), jcv = static_cast<J>(C / V), jw = static_cast<J>(w),
+              jc = static_cast<J>(C);
       const F k = static_cast<F>(scale);
       if (to_large)
-        spread_kernel<T, V, J><<<grid_for(total, ctx), kThreads, 0, ctx.compute>>>(src.data<T>(), dst.data<T>(),
-                                                                                  jt, jcv, jw, jc, k);
+        spread_kernel<T, V, J><<<grid_for(total, ctx), kThreads, 0, ctx.compute>>>(
+            src.data<T>(), dst.data<T>(), jt, jcv, jw, jc, k);
       else
-        block_sum_kernel<T, V, J><<<grid_for(total, ctx), kThreads, 0, ctx.compute>>>(src.data<T>(), dst.data<T>(),
-                                                                                     jt, jcv, jw, jc, k);
+        block_sum_kernel<T, V, J><<<grid_for(total, ctx), kThreads, 0, ctx.compute>>>(
+            src.data<T>(), dst.data<T>(), jt, jcv, jw, jc, k);
       IRIS_CUDA_CHECK_LAUNCH(what);
     };
     // The largest offset is that of the large image's last element: 4 * N * h * w * C.

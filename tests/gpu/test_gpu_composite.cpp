@@ -31,23 +31,24 @@ BlockParams make_params(uint64_t seed) {
 std::vector<Tensor*> all(BlockParams& p) {
   return {&p.w1, &p.b1, &p.g1, &p.be1, &p.w2, &p.b2, &p.emb, &p.g2, &p.be2, &p.wqkv, &p.wo};
 }
-const char* kNames[] = {"w1", "b1", "gamma1", "beta1", "w2", "b2", "embedding", "gamma2", "beta2", "wqkv", "wo"};
+const char* kNames[] = {"w1",        "b1",     "gamma1", "beta1", "w2", "b2",
+                        "embedding", "gamma2", "beta2",  "wqkv",  "wo"};
 
 // x: [N, 16, 16, 16] f32, labels: [N]. Returns a scalar loss.
 Tensor block(const Tensor& x, const Tensor& labels, const BlockParams& p) {
   const int64_t N = x.size(0);
-  Tensor h = conv2d(x, p.w1, p.b1, {1, 1}, {1, 1});                            // [N, 16, 16, 32]
+  Tensor h = conv2d(x, p.w1, p.b1, {1, 1}, {1, 1});  // [N, 16, 16, 32]
   h = group_norm_silu(h, 8, p.g1, p.be1);
-  h = add(h.to(DType::f32), embedding(p.emb, labels).view({N, 1, 1, 32}));     // class conditioning
-  Tensor h2 = conv2d(h, p.w2, p.b2, {2, 2}, {1, 1});                           // [N, 8, 8, 32]
+  h = add(h.to(DType::f32), embedding(p.emb, labels).view({N, 1, 1, 32}));  // class conditioning
+  Tensor h2 = conv2d(h, p.w2, p.b2, {2, 2}, {1, 1});                        // [N, 8, 8, 32]
   h2 = group_norm(h2, 8, p.g2, p.be2);
-  h2 = add(h2.to(DType::f32), avg_pool2x(h));                                  // residual
+  h2 = add(h2.to(DType::f32), avg_pool2x(h));  // residual
   // Self-attention over the 64 pixels, 2 heads of 16.
-  const Tensor qkv = linear(h2.to(DType::f32).view({N, 64, 32}), p.wqkv);      // [N, 64, 96]
+  const Tensor qkv = linear(h2.to(DType::f32).view({N, 64, 32}), p.wqkv);  // [N, 64, 96]
   auto heads = [&](int64_t part) {
     return qkv.slice(2, 32 * part, 32 * (part + 1)).reshape({N, 64, 2, 16}).permute({0, 2, 1, 3});
   };
-  const Tensor a = attention(heads(0), heads(1), heads(2), 0.25);              // [N, 2, 64, 16]
+  const Tensor a = attention(heads(0), heads(1), heads(2), 0.25);  // [N, 2, 64, 16]
   const Tensor o = linear(a.permute({0, 2, 1, 3}).reshape({N, 64, 32}), p.wo).view({N, 8, 8, 32});
   const Tensor up = upsample_nearest2x(add(h2.to(DType::f32), o.to(DType::f32)));  // [N, 16, 16, 32]
   return mean(square(up));

@@ -21,19 +21,19 @@ struct ConvCase {
 // The odd shapes of the brief: 3x3 s1 p1, 3x3 s2 p1, 1x1, 5x5 p2, rectangular kernels and images, Cin = 3,
 // Cout = 5, N = 1..3, plus a U-Net-sized one.
 const ConvCase kCases[] = {
-    {{2, 9, 11, 3}, 5, 3, 3, 1, 1},    // 3x3 s1 p1, Cin 3, Cout 5
-    {{3, 10, 7, 4}, 6, 3, 3, 2, 1},    // 3x3 s2 p1 (downsampling), odd output
-    {{1, 8, 8, 16}, 32, 1, 1, 1, 0},   // 1x1
-    {{2, 13, 9, 5}, 5, 5, 5, 1, 2},    // 5x5 p2
-    {{2, 7, 12, 3}, 4, 1, 3, 1, 1},    // rectangular 1x3 kernel, rectangular image
-    {{1, 6, 5, 8}, 3, 3, 2, 2, 0},     // rectangular 3x2 kernel, stride 2, no padding
-    {{2, 16, 16, 64}, 64, 3, 3, 1, 1}, // U-Net block
+    {{2, 9, 11, 3}, 5, 3, 3, 1, 1},     // 3x3 s1 p1, Cin 3, Cout 5
+    {{3, 10, 7, 4}, 6, 3, 3, 2, 1},     // 3x3 s2 p1 (downsampling), odd output
+    {{1, 8, 8, 16}, 32, 1, 1, 1, 0},    // 1x1
+    {{2, 13, 9, 5}, 5, 5, 5, 1, 2},     // 5x5 p2
+    {{2, 7, 12, 3}, 4, 1, 3, 1, 1},     // rectangular 1x3 kernel, rectangular image
+    {{1, 6, 5, 8}, 3, 3, 2, 2, 0},      // rectangular 3x2 kernel, stride 2, no padding
+    {{2, 16, 16, 64}, 64, 3, 3, 1, 1},  // U-Net block
 };
 
 [[maybe_unused]] std::string case_name(const ConvCase& c, DType dt) {
-  return std::string("conv ") + dtype_name(dt) + " x " + shape_str(c.x) + " w [" + std::to_string(c.cout) + ", " +
-         std::to_string(c.kh) + ", " + std::to_string(c.kw) + ", " + std::to_string(c.x[3]) + "] stride " +
-         std::to_string(c.s) + " pad " + std::to_string(c.pad);
+  return std::string("conv ") + dtype_name(dt) + " x " + shape_str(c.x) + " w [" + std::to_string(c.cout) +
+         ", " + std::to_string(c.kh) + ", " + std::to_string(c.kw) + ", " + std::to_string(c.x[3]) +
+         "] stride " + std::to_string(c.s) + " pad " + std::to_string(c.pad);
 }
 
 #ifdef IRIS_WITH_CUDA
@@ -129,7 +129,8 @@ TEST_CASE("gpu conv2d with an empty image gives the bias and empty gradients giv
   // H = 0 with padding 1 and a 1x1 kernel: Ho = 2, every output is the bias alone.
   const ConvParams p = make_conv_params({2, 0, 3, 4}, {5, 1, 1, 4}, {1, 1}, {1, 1});
   REQUIRE(p.Ho == 2);
-  const Tensor x = Tensor::empty({2, 0, 3, 4}, DType::f32, gpu()), w = test::randn({5, 1, 1, 4}, 311, DType::f32);
+  const Tensor x = Tensor::empty({2, 0, 3, 4}, DType::f32, gpu()),
+               w = test::randn({5, 1, 1, 4}, 311, DType::f32);
   const Tensor bias = test::randn({5}, 312, DType::f32);
   Tensor out = poisoned({2, p.Ho, p.Wo, 5}, DType::f32);
   cuda::conv2d_forward(x, w.to(gpu()), bias.to(gpu()), out, p);
@@ -176,8 +177,9 @@ TEST_CASE("gpu conv2d plans are cached per problem and reused") {
   const std::vector<std::string> desc = cuda::conv_plan_descriptions(0);
   REQUIRE(desc.size() == cuda::conv_plan_count(0));
   bool found = false;
-  for (const std::string& d : desc) found = found || (d.find("forward f32 x [2, 12, 10, 6]") != std::string::npos &&
-                                                      d.find("math FMA") != std::string::npos);
+  for (const std::string& d : desc)
+    found = found || (d.find("forward f32 x [2, 12, 10, 6]") != std::string::npos &&
+                      d.find("math FMA") != std::string::npos);
   CHECK_MESSAGE(found, "no plan description names the strict-f32 forward problem:", plans_text());
   MESSAGE("cuDNN plans so far:" << plans_text());
 #endif

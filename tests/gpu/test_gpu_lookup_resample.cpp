@@ -77,12 +77,14 @@ TEST_CASE("gpu index checks name the bad index and its position") {
   IRIS_GPU_TEST_BEGIN();
   const Tensor w = test::randn({10, 4}, 511, DType::f32).to(gpu());
   const Tensor bad = Tensor::from_vector(std::vector<int64_t>{1, 2, 3, 10, 4}, {5}, DType::i64, gpu());
-  test::check_throws_with([&] { (void)embedding(w, bad); }, {"embedding", "index 10", "flat position 3", "[0, 10)"});
+  test::check_throws_with([&] { (void)embedding(w, bad); },
+                          {"embedding", "index 10", "flat position 3", "[0, 10)"});
   const Tensor neg = Tensor::from_vector(std::vector<int32_t>{0, -1}, {2}, DType::i32, gpu());
   test::check_throws_with([&] { (void)embedding(w, neg); }, {"embedding", "index -1", "flat position 1"});
   const Tensor logits = test::randn({3, 4}, 512, DType::f32).to(gpu());
   const Tensor labels = Tensor::from_vector(std::vector<int64_t>{0, 4, 1}, {3}, DType::i64, gpu());
-  test::check_throws_with([&] { (void)cross_entropy(logits, labels); }, {"cross_entropy", "index 4", "classes"});
+  test::check_throws_with([&] { (void)cross_entropy(logits, labels); },
+                          {"cross_entropy", "index 4", "classes"});
 }
 
 TEST_CASE("gpu embedding and cross_entropy ops forward and backward match the CPU") {
@@ -97,7 +99,8 @@ TEST_CASE("gpu embedding and cross_entropy ops forward and backward match the CP
   REQUIRE(wg.grad().defined());
   expect_match(wg.grad(), wc.grad(), 1e-6, "embedding op grad");
 
-  const Tensor logits = test::randn({33, 1000}, 524, DType::f32, 2.0), labels = make_indices(33, 1000, DType::i64, 525);
+  const Tensor logits = test::randn({33, 1000}, 524, DType::f32, 2.0),
+               labels = make_indices(33, 1000, DType::i64, 525);
   Tensor lc = logits.clone().set_requires_grad(), lg = logits.to(gpu()).set_requires_grad();
   const Tensor ce_c = cross_entropy(lc, labels), ce_g = cross_entropy(lg, labels.to(gpu()));
   expect_match(ce_g, ce_c, 1e-5, "cross_entropy forward");
@@ -111,12 +114,13 @@ TEST_CASE("gpu 2x resampling kernels equal the CPU exactly") {
   IRIS_GPU_TEST_BEGIN();
 #ifdef IRIS_WITH_CUDA
   for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
-    for (const Shape& small : {Shape{2, 5, 7, 3}, Shape{1, 8, 6, 16}, Shape{3, 1, 1, 40}, Shape{2, 4, 3, 13}}) {
+    for (const Shape& small :
+         {Shape{2, 5, 7, 3}, Shape{1, 8, 6, 16}, Shape{3, 1, 1, 40}, Shape{2, 4, 3, 13}}) {
       for (bool misalign : {false, true}) {
         if (misalign && small[3] != 16) continue;
         const Shape large = {small[0], 2 * small[1], 2 * small[2], small[3]};
-        const std::string what = std::string(dtype_name(dt)) + " small " + shape_str(small) +
-                                 (misalign ? " (misaligned)" : "");
+        const std::string what =
+            std::string(dtype_name(dt)) + " small " + shape_str(small) + (misalign ? " (misaligned)" : "");
         auto dev = [&](const Tensor& t) { return misalign ? misaligned(t) : t.to(gpu()); };
         auto out_for = [&](const Shape& s) {
           return misalign ? misaligned(Tensor::full(s, std::nan(""), dt)) : poisoned(s, dt);
