@@ -323,8 +323,16 @@ std::vector<Candidate> heuristic_candidates(Dir dir, cudnnHandle_t h, const Desc
   });
 }
 
+// Statuses after which another algorithm may still work (the candidate is not usable for this call).
+bool retryable(cudnnStatus_t st) {
+  return CUDNN_STATUS_CATEGORY(st) == CUDNN_STATUS_NOT_SUPPORTED ||
+         st == CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER ||
+         st == CUDNN_STATUS_INTERNAL_ERROR_COMPILATION_FAILED;
+}
+
 // cudnnFind*AlgorithmEx: runs every algorithm on the call's own tensors (the output is overwritten, which
-// the contract allows) with a kConvWorkspaceCap workspace, and ranks them by time.
+// the contract allows) with a kConvWorkspaceCap workspace, and ranks them by time. Empty when cuDNN finds
+// the problem unsupported (the heuristic path then has its say).
 std::vector<Candidate> find_candidates(Dir dir, cudnnHandle_t h, const Descriptors& d, const Operands& o,
                                        int device) {
   Tensor ws = Tensor::empty({static_cast<int64_t>(kConvWorkspaceCap)}, DType::u8, Device::cuda(device));
@@ -337,23 +345,29 @@ std::vector<Candidate> find_candidates(Dir dir, cudnnHandle_t h, const Descripto
   if (dir == Dir::fwd) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int count = 0;
-    IRIS_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
-        h, d.x, o.a, d.w, o.b, d.conv, d.y, o.out, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf, wp, cap));
+    const cudnnStatus_t st = cudnnFindConvolutionForwardAlgorithmEx(
+        h, d.x, o.a, d.w, o.b, d.conv, d.y, o.out, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf, wp, cap);
+    if (retryable(st)) return {};
+    IRIS_CUDNN_CHECK(st);
     return collect(perf, count, true, fits);
   }
   if (dir == Dir::bwd_data) {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int count = 0;
-    IRIS_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, o.b, d.y, o.a, d.conv, d.x, o.out,
-                                                                 CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                                                                 &count, perf, wp, cap));
+    const cudnnStatus_t st = cudnnFindConvolutionBackwardDataAlgorithmEx(
+        h, d.w, o.b, d.y, o.a, d.conv, d.x, o.out, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf, wp,
+        cap);
+    if (retryable(st)) return {};
+    IRIS_CUDNN_CHECK(st);
     return collect(perf, count, true, fits);
   }
   cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
   int count = 0;
-  IRIS_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x, o.a, d.y, o.b, d.conv, d.w, o.out,
-                                                                 CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-                                                                 &count, perf, wp, cap));
+  const cudnnStatus_t st = cudnnFindConvolutionBackwardFilterAlgorithmEx(
+      h, d.x, o.a, d.y, o.b, d.conv, d.w, o.out, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf, wp,
+      cap);
+  if (retryable(st)) return {};
+  IRIS_CUDNN_CHECK(st);
   return collect(perf, count, true, fits);
 }
 
@@ -403,13 +417,6 @@ ConvPlan& plan_for(Context& ctx, Dir dir, const ConvParams& p, DType dt, const O
     plans.all.push_back(plan);
     return plan;
   });
-}
-
-// Statuses after which another algorithm may still work (the candidate is not usable for this call).
-bool retryable(cudnnStatus_t st) {
-  return CUDNN_STATUS_CATEGORY(st) == CUDNN_STATUS_NOT_SUPPORTED ||
-         st == CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER ||
-         st == CUDNN_STATUS_INTERNAL_ERROR_COMPILATION_FAILED;
 }
 
 std::string candidate_text(const ConvPlan& plan, const Candidate& c) {
