@@ -83,7 +83,7 @@ void check_kernels(const ConvCase& c, DType dt, bool misalign, const std::string
 
 }  // namespace
 
-TEST_CASE("gpu conv2d kernels match the CPU on odd shapes in f32, bf16 and f64") {
+TEST_CASE("gpu conv2d kernels match the CPU on odd shapes in f32 and bf16 and f64") {
   IRIS_GPU_TEST_BEGIN();
 #ifdef IRIS_WITH_CUDA
   const bool tf32_before = tf32_enabled();
@@ -134,8 +134,7 @@ TEST_CASE("gpu conv2d with an empty image gives the bias and empty gradients giv
   const Tensor bias = test::randn({5}, 312, DType::f32);
   Tensor out = poisoned({2, p.Ho, p.Wo, 5}, DType::f32);
   cuda::conv2d_forward(x, w.to(gpu()), bias.to(gpu()), out, p);
-  Tensor ref = Tensor::empty({2, p.Ho, p.Wo, 5});
-  cpu::conv2d_forward(Tensor::empty({2, 0, 3, 4}), w, bias, ref, p);
+  const Tensor ref = bias.view({1, 1, 1, 5}).expand({2, p.Ho, p.Wo, 5}).contiguous();
   expect_equal(out, ref, "conv of an empty image (bias only)");
   Tensor dw = poisoned({5, 1, 1, 4}, DType::f32);
   cuda::conv2d_backward_weight(test::randn({2, p.Ho, p.Wo, 5}, 313, DType::f32).to(gpu()), x, dw, p);

@@ -109,7 +109,7 @@ void check_case(const NormCase& c, DType dt, bool silu, bool affine, bool misali
 
 }  // namespace
 
-TEST_CASE("gpu group_norm kernels match the CPU forward and backward in f32, bf16 and f64") {
+TEST_CASE("gpu group_norm kernels match the CPU forward and backward in f32 and bf16 and f64") {
   IRIS_GPU_TEST_BEGIN();
 #ifdef IRIS_WITH_CUDA
   for (DType dt : {DType::f32, DType::bf16, DType::f64})
