@@ -8,5 +8,6 @@ namespace iris::tools {
 
 void register_version(CLI::App& app);
 void register_bench_conv(CLI::App& app);
+void register_bench_gpu(CLI::App& app);
 
 }  // namespace iris::tools

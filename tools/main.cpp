@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   iris::tools::register_version(app);
   iris::tools::register_bench_conv(app);
+  iris::tools::register_bench_gpu(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
