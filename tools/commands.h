@@ -10,5 +10,6 @@ void register_version(CLI::App& app);
 void register_bench_conv(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_train(CLI::App& app);
+void register_bench_gpu(CLI::App& app);
 
 }  // namespace iris::tools

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   iris::tools::register_bench_conv(app);
   iris::tools::register_bench(app);
   iris::tools::register_train(app);
+  iris::tools::register_bench_gpu(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

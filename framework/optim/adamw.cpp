@@ -76,6 +76,12 @@ int64_t AdamW::step_count(size_t index) const {
 
 void AdamW::step() {
   NoGradGuard no_grad;
+#ifdef IRIS_WITH_CUDA
+  // The parameters on the first CUDA device seen are updated together at the end, by the multi-tensor kernel
+  // (a few launches for the whole model); the others one tensor at a time. Same arithmetic either way.
+  std::vector<cuda::AdamWTensor> batch;
+  int batch_device = -1;
+#endif
   for (Slot& s : params_) {
     Tensor g = s.param.grad();
     if (!g.defined()) continue;
@@ -104,12 +110,24 @@ void AdamW::step() {
     k.weight_decay = weight_decay_;
     k.bias_correction1 = 1.0 - std::pow(beta1_, static_cast<double>(s.step));
     k.bias_correction2 = 1.0 - std::pow(beta2_, static_cast<double>(s.step));
+#ifdef IRIS_WITH_CUDA
+    if (s.param.device().is_cuda() && (batch_device < 0 || batch_device == s.param.device().index)) {
+      batch_device = s.param.device().index;
+      batch.push_back(cuda::AdamWTensor{s.param, g, s.m, s.v, k});
+    } else {
+      IRIS_DISPATCH_DEVICE(s.param.device(), adamw_update, s.param, g, s.m, s.v, k);
+    }
+#else
     IRIS_DISPATCH_DEVICE(s.param.device(), adamw_update, s.param, g, s.m, s.v, k);
+#endif
     // In-place writes: anything saved for a backward pass over the old values must notice.
     s.param.storage()->bump_version();
     s.m.storage()->bump_version();
     s.v.storage()->bump_version();
   }
+#ifdef IRIS_WITH_CUDA
+  cuda::adamw_update_multi(batch);
+#endif
 }
 
 void AdamW::zero_grad() {

@@ -8,6 +8,10 @@
 #include "framework/autograd/grad_mode.h"
 #include "framework/ops/elementwise.h"
 
+#ifdef IRIS_WITH_CUDA
+#include "framework/cuda/optim.h"
+#endif
+
 namespace iris::optim {
 
 namespace {
@@ -39,14 +43,34 @@ double EMA::next_decay() const {
 void EMA::update() {
   NoGradGuard no_grad;
   const double d = next_decay();
+#ifdef IRIS_WITH_CUDA
+  // Averages on the first CUDA device seen whose parameter has their dtype and layout are updated in place,
+  // together, by the multi-tensor kernel (a few launches for the whole model); the arithmetic is that of
+  // the generic path below, bit for bit.
+  std::vector<Tensor> batch_shadows, batch_params;
+  int batch_device = -1;
+#endif
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i].second;
     Tensor& s = shadow_[i];
     IRIS_CHECK(p.shape() == s.shape(), "EMA::update: parameter '", params_[i].first, "' is now ", p.summary(),
                " but its average is ", s.summary());
     if (s.device() != p.device()) s = s.to(p.device());
+#ifdef IRIS_WITH_CUDA
+    if (p.device().is_cuda() && p.dtype() == s.dtype() && p.is_contiguous() && s.is_contiguous() &&
+        (batch_device < 0 || batch_device == p.device().index)) {
+      batch_device = p.device().index;
+      batch_shadows.push_back(s);
+      batch_params.push_back(p.detach());
+      s.storage()->bump_version();
+      continue;
+    }
+#endif
     s = add(mul(s, d), mul(p.detach().to(s.dtype()), 1.0 - d));
   }
+#ifdef IRIS_WITH_CUDA
+  cuda::ema_update_multi(batch_shadows, batch_params, d);
+#endif
   ++num_updates_;
 }
 

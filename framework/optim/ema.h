@@ -26,7 +26,8 @@ class EMA {
   double next_decay() const;
   int64_t num_updates() const { return num_updates_; }
   double decay() const { return decay_; }
-  // The averaged values, by the parameters' full names.
+  // The averaged values, by the parameters' full names. They alias the live averages, which update() may
+  // overwrite in place (it does on CUDA): clone them to keep a snapshot.
   nn::NamedTensors averaged() const;
 
   // Writes the averaged weights into `module`'s parameters of the same names (e.g. an evaluation copy of
