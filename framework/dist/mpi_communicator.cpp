@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "framework/autograd/grad_mode.h"
@@ -243,12 +244,19 @@ void mpi_ensure_initialized(const LauncherInfo& launcher) {
   IRIS_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
   // The classic failure: mpirun from one MPI and a program linked with another (or srun without PMI
   // support), where every process comes up as a singleton "rank 0 of 1".
-  IRIS_CHECK((launcher.world_size <= 0 || launcher.world_size == size) &&
-                 (launcher.rank < 0 || launcher.rank == rank),
-             "init_distributed: the launcher (", launcher.name, ") started ", launcher.world_size,
-             " processes and calls this one rank ", launcher.rank, ", but MPI sees rank ", rank, " of ", size,
-             ": the launcher does not belong to the MPI library Iris was built with (", MPI_VERSION, ".",
-             MPI_SUBVERSION, "), or srun lacks --mpi=pmix/pmi2");
+  const bool agrees = (launcher.world_size <= 0 || launcher.world_size == size) &&
+                      (launcher.rank < 0 || launcher.rank == rank);
+  if (launcher.detected() && !agrees) {
+    char version[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+    int len = 0;
+    MPI_Get_library_version(version, &len);
+    std::string lib(version, static_cast<size_t>(std::max(len, 0)));
+    lib = lib.substr(0, lib.find_first_of(",\n"));
+    IRIS_THROW("init_distributed: the launcher (", launcher.name, ") started ", launcher.world_size,
+               " processes and calls this one rank ", launcher.rank, ", but MPI sees rank ", rank, " of ",
+               size, ": the launcher does not belong to the MPI library Iris runs with (", lib,
+               "), or srun lacks --mpi=pmix/pmi2");
+  }
 }
 
 NodePlacement mpi_node_placement(MPI_Comm comm, const LauncherInfo& launcher) {

@@ -70,7 +70,8 @@ int main(int argc, char** argv) {
   const int result = ctx.run();
   if (ctx.shouldExit() || !launched) return result;
   // Every rank learns whether any rank failed, so that the job's exit status says it.
-  const double failed = dist::reduce_values(*mpitest::world(), {result != 0 ? 1.0 : 0.0}, dist::Reduce::sum)[0];
+  const double failed =
+      dist::reduce_values(*mpitest::world(), {result != 0 ? 1.0 : 0.0}, dist::Reduce::sum)[0];
   if (rank == 0 && failed > 0)
     std::fprintf(stderr, "test_mpi: %g of %d ranks had failures (see their output above)\n", failed,
                  mpitest::world()->size());

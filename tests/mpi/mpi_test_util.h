@@ -23,7 +23,8 @@ inline std::shared_ptr<dist::Communicator> world() {
 }
 
 // Every rank's copy of a host vector, gathered: result[r] is rank r's.
-inline std::vector<std::vector<double>> gather_all(dist::Communicator& comm, const std::vector<double>& mine) {
+inline std::vector<std::vector<double>> gather_all(dist::Communicator& comm,
+                                                   const std::vector<double>& mine) {
   Tensor in = Tensor::from_vector(mine, {static_cast<int64_t>(mine.size())}, DType::f64, Device::cpu());
   Tensor out = Tensor::empty({comm.size(), in.numel()}, DType::f64);
   comm.all_gather(in, out);

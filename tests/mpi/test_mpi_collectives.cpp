@@ -15,7 +15,9 @@ using namespace iris::mpitest;
 namespace {
 
 // Small integers, exactly representable in every dtype (bf16 too) and in every sum over a few ranks.
-double value(int rank, int64_t i) { return static_cast<double>((i * 7 + rank * 13) % 29) - 14.0; }
+double value(int rank, int64_t i) {
+  return static_cast<double>((i * 7 + rank * 13) % 29) - 14.0;
+}
 
 Tensor rank_tensor(int rank, int64_t n, DType dt) {
   std::vector<double> v(static_cast<size_t>(n));
@@ -54,8 +56,8 @@ TEST_CASE("mpi all_reduce sum and avg are exact for every dtype at odd sizes, bl
         if (op == Reduce::avg && !is_floating(dt)) continue;
         Tensor t = rank_tensor(rank, n, dt);
         comm->all_reduce(t, op);
-        CHECK_MESSAGE(t.to_vector<double>() == expected_reduce(size, n, dt, op), std::string(dtype_name(dt)), " n=", n, " ",
-                      reduce_name(op));
+        CHECK_MESSAGE(t.to_vector<double>() == expected_reduce(size, n, dt, op), std::string(dtype_name(dt)),
+                      " n=", n, " ", reduce_name(op));
       }
     }
     // Several asynchronous reductions in flight at once, waited for in reverse order.
@@ -91,7 +93,8 @@ TEST_CASE("mpi all_reduce of random floats gives bit-identical results on every 
     Tensor t = randn({n}, 40 + comm->rank(), dt);
     comm->all_reduce(t, Reduce::avg);
     const auto all = gather_all(*comm, t.to_vector<double>());
-    for (int r = 1; r < size; ++r) CHECK_MESSAGE(all[r] == all[0], std::string(dtype_name(dt)), ": rank ", r, " differs from 0");
+    for (int r = 1; r < size; ++r)
+      CHECK_MESSAGE(all[r] == all[0], std::string(dtype_name(dt)), ": rank ", r, " differs from 0");
     // And it is the average, up to rounding in the dtype.
     std::vector<double> exact(static_cast<size_t>(n), 0.0);
     for (int r = 0; r < size; ++r) {
@@ -116,7 +119,8 @@ TEST_CASE("mpi broadcast from every root and all_gather, every dtype") {
     for (int root = 0; root < size; ++root) {
       Tensor t = make(rank, 1003);
       comm->broadcast(t, root);
-      CHECK_MESSAGE(t.to_vector<double>() == make(root, 1003).to_vector<double>(), std::string(dtype_name(dt)), " root ", root);
+      CHECK_MESSAGE(t.to_vector<double>() == make(root, 1003).to_vector<double>(),
+                    std::string(dtype_name(dt)), " root ", root);
     }
     // all_gather of a [3, 5] tensor into [size, 3, 5]; also into a non-contiguous output.
     Tensor in = make(rank, 15).view({3, 5});
@@ -127,10 +131,13 @@ TEST_CASE("mpi broadcast from every root and all_gather, every dtype") {
     comm->all_gather(in, strided);
     for (int r = 0; r < size; ++r) {
       const auto want = make(r, 15).to_vector<double>();
-      CHECK_MESSAGE(out.select(0, r).to_vector<double>() == want, std::string(dtype_name(dt)), " all_gather slot ", r);
-      CHECK_MESSAGE(strided.select(0, r).to_vector<double>() == want, std::string(dtype_name(dt)), " strided slot ", r);
+      CHECK_MESSAGE(out.select(0, r).to_vector<double>() == want, std::string(dtype_name(dt)),
+                    " all_gather slot ", r);
+      CHECK_MESSAGE(strided.select(0, r).to_vector<double>() == want, std::string(dtype_name(dt)),
+                    " strided slot ", r);
     }
-    CHECK(wide.slice(2, 1, 10, 2).to_vector<double>() == std::vector<double>(static_cast<size_t>(size) * 15, 0.0));
+    CHECK(wide.slice(2, 1, 10, 2).to_vector<double>() ==
+          std::vector<double>(static_cast<size_t>(size) * 15, 0.0));
   }
 }
 
@@ -153,7 +160,8 @@ TEST_CASE("mpi ranks know their node placement and the averaging helper") {
     CHECK(comm->local_rank() == std::atoi(lr));
     CHECK(comm->local_size() == std::atoi(ls));
   }
-  const auto ranks = gather_all(*comm, {static_cast<double>(comm->rank()), static_cast<double>(comm->local_rank())});
+  const auto ranks =
+      gather_all(*comm, {static_cast<double>(comm->rank()), static_cast<double>(comm->local_rank())});
   for (int r = 0; r < comm->size(); ++r) CHECK(ranks[r][0] == r);
   CHECK(average_over_ranks(*comm, comm->rank() + 1.0) == (comm->size() + 1) / 2.0);
   const auto sums = reduce_values(*comm, {1.0, static_cast<double>(comm->rank())}, Reduce::sum);
@@ -184,7 +192,8 @@ TEST_CASE("mpi two communicators keep their messages apart and argument errors c
   a->barrier();  // still in step
 }
 
-TEST_CASE("plain process: init_distributed(auto) is local and never initialises MPI" * doctest::test_suite("plain")) {
+TEST_CASE("plain process: init_distributed(auto) is local and never initialises MPI" *
+          doctest::test_suite("plain")) {
   if (detect_launcher().detected()) {
     FAIL("this case must run without a launcher (ctest runs it as a plain process)");
     return;

@@ -84,7 +84,8 @@ TEST_CASE("mpi broadcast_parameters makes differently initialised ranks equal an
   auto comm = world();
   auto model = dp_mlp(100 + comm->rank(), {4, 6, 3});
   auto rank0_model = dp_mlp(100, {4, 6, 3});
-  if (comm->size() > 1) CHECK((comm->rank() == 0) == (dp_flat_params(*model) == dp_flat_params(*rank0_model)));
+  if (comm->size() > 1)
+    CHECK((comm->rank() == 0) == (dp_flat_params(*model) == dp_flat_params(*rank0_model)));
   broadcast_parameters(*comm, *model);
   CHECK(dp_flat_params(*model) == dp_flat_params(*rank0_model));
   // The last rank builds a wider hidden layer: every rank throws, naming it, and nothing is broadcast.
@@ -133,30 +134,33 @@ TEST_CASE("mpi K steps with size ranks x B/size samples equal one process with t
     const auto losses = dp_train(*model, mine, &reducer);
     const auto params = dp_flat_params(*model), ref = dp_flat_params(*reference);
     const double diff = max_abs(params, ref);
-    CHECK_MESSAGE(diff <= tol, std::string(dtype_name(dt)), ": parameters differ from the one-process run by ", diff);
+    CHECK_MESSAGE(diff <= tol, std::string(dtype_name(dt)),
+                  ": parameters differ from the one-process run by ", diff);
     // The rank-averaged loss of a step is the whole batch's loss.
     const double loss0 = average_over_ranks(*comm, losses[0]);
     CHECK(std::abs(loss0 - ref_losses[0]) <= 1e3 * tol * std::abs(ref_losses[0]));
     // Every rank holds bit-identical parameters.
     const auto all = gather_all(*comm, params);
-    for (int r = 1; r < comm->size(); ++r) CHECK_MESSAGE(all[r] == all[0], "rank ", r, " drifted from rank 0");
+    for (int r = 1; r < comm->size(); ++r)
+      CHECK_MESSAGE(all[r] == all[0], "rank ", r, " drifted from rank 0");
     CHECK(reducer.stats().steps == run.steps);
-    CHECK(reducer.stats().buckets_launched_in_backward == run.steps * static_cast<int64_t>(reducer.num_buckets()));
-    if (comm->rank() == 0) MESSAGE(std::string(dtype_name(dt)), ": max |p - p_ref| = ", diff, "; ", reducer.stats().str());
+    CHECK(reducer.stats().buckets_launched_in_backward ==
+          run.steps * static_cast<int64_t>(reducer.num_buckets()));
+    if (comm->rank() == 0)
+      MESSAGE(std::string(dtype_name(dt)), ": max |p - p_ref| = ", diff, "; ", reducer.stats().str());
   }
 }
 
-// Not a test: the CPU step time and the share of all-reduce hidden under backward, for the report. Run with
-//   mpirun -np N test_mpi -tc="mpi timing*" --no-skip     (OMP_NUM_THREADS=1)
-TEST_CASE("mpi timing of data-parallel steps on the CPU" * doctest::skip()) {
+namespace {
+
+// Mean wall time of a training step (forward, backward, finish, clip, AdamW) over `steps` steps after two
+// warm-up steps, averaged over ranks; prints it with the reducer's overlap statistics on rank 0.
+void time_steps(const char* what, const std::vector<int64_t>& widths, int64_t global_batch,
+                const ReducerOptions& opt, int steps) {
   auto comm = world();
-  const int64_t global_batch = 64;
-  const int steps = 12, warmup = 2;
-  const std::vector<int64_t> widths{256, 1024, 1024, 1024, 256};
+  const int warmup = 2;
   auto model = dp_mlp(5, widths);
   broadcast_parameters(*comm, *model);
-  ReducerOptions opt;
-  opt.bucket_bytes = size_t{4} << 20;
   GradReducer reducer(comm, *model, opt);
   optim::AdamW adam(model->named_parameters(), 1e-3);
   const int64_t local = global_batch / comm->size();
@@ -177,9 +181,23 @@ TEST_CASE("mpi timing of data-parallel steps on the CPU" * doctest::skip()) {
   }
   const double step_ms = 1e3 * average_over_ranks(*comm, total / steps);
   if (comm->rank() == 0) {
-    MESSAGE(comm->size(), " rank(s), global batch ", global_batch, " (", local, " per rank), ",
-            model->num_parameters(), " parameters in ", reducer.num_buckets(), " buckets: ", step_ms,
-            " ms/step; rank 0 reducer: ", reducer.stats().str());
+    MESSAGE(what << ": " << comm->size() << " rank(s), global batch " << global_batch << " (" << local
+                 << " per rank), " << model->num_parameters() << " parameters in " << reducer.num_buckets()
+                 << " buckets: " << step_ms << " ms/step; rank 0 reducer: " << reducer.stats().str());
   }
   CHECK(step_ms > 0);
+}
+
+}  // namespace
+
+// Not a test: the CPU step time and the share of all-reduce hidden under backward, for the report. Run with
+//   mpirun -np N test_mpi -tc="mpi timing*" --no-skip     (OMP_NUM_THREADS=1)
+TEST_CASE("mpi timing of data-parallel steps on the CPU" * doctest::skip()) {
+  ReducerOptions small;  // the equivalence test's model and buckets
+  small.first_bucket_bytes = 64 * 4;
+  small.bucket_bytes = 300 * 4;
+  time_steps("equivalence MLP", {5, 16, 16, 3}, 12, small, 200);
+  ReducerOptions big;
+  big.bucket_bytes = size_t{4} << 20;
+  time_steps("MLP 256-1024-1024-1024-256", {256, 1024, 1024, 1024, 256}, 64, big, 12);
 }
