@@ -154,7 +154,8 @@ TEST_CASE("mpi K steps with size ranks x B/size samples equal one process with t
 namespace {
 
 // Mean wall time of a training step (forward, backward, finish, clip, AdamW) over `steps` steps after two
-// warm-up steps, averaged over ranks; prints it with the reducer's overlap statistics on rank 0.
+// warm-up steps, averaged over ranks, with its phases; prints it with the reducer's overlap statistics on
+// rank 0.
 void time_steps(const char* what, const std::vector<int64_t>& widths, int64_t global_batch,
                 const ReducerOptions& opt, int steps) {
   auto comm = world();
@@ -164,34 +165,48 @@ void time_steps(const char* what, const std::vector<int64_t>& widths, int64_t gl
   GradReducer reducer(comm, *model, opt);
   optim::AdamW adam(model->named_parameters(), 1e-3);
   const int64_t local = global_batch / comm->size();
-  double total = 0;
+  using Clock = std::chrono::steady_clock;
+  auto sec = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+  };
+  std::vector<double> phases(4, 0.0);  // forward+backward (with hooks), finish, clip+AdamW, whole step
   for (int k = 0; k < steps + warmup; ++k) {
     if (k == warmup) reducer.reset_stats();
     auto [x, y] = dp_batch(k, local, widths.front(), widths.back(), DType::f32);
     comm->barrier();
-    const auto t0 = std::chrono::steady_clock::now();
+    const auto t0 = Clock::now();
     adam.zero_grad();
     Tensor loss = mse_loss(model->forward(x), y);
     loss.backward();
+    const auto t1 = Clock::now();
     reducer.finish();
+    const auto t2 = Clock::now();
     optim::clip_grad_norm(model->parameters(), 1.0);
     adam.step();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (k >= warmup) total += s;
+    const auto t3 = Clock::now();
+    if (k >= warmup) {
+      phases[0] += sec(t0, t1);
+      phases[1] += sec(t1, t2);
+      phases[2] += sec(t2, t3);
+      phases[3] += sec(t0, t3);
+    }
   }
-  const double step_ms = 1e3 * average_over_ranks(*comm, total / steps);
+  for (double& p : phases) p /= steps;
+  const std::vector<double> ms = reduce_values(*comm, phases);
   if (comm->rank() == 0) {
-    MESSAGE(what << ": " << comm->size() << " rank(s), global batch " << global_batch << " (" << local
+    MESSAGE(std::string(what) << ": " << comm->size() << " rank(s), global batch " << global_batch << " (" << local
                  << " per rank), " << model->num_parameters() << " parameters in " << reducer.num_buckets()
-                 << " buckets: " << step_ms << " ms/step; rank 0 reducer: " << reducer.stats().str());
+                 << " buckets: " << 1e3 * ms[3] << " ms/step (forward+backward " << 1e3 * ms[0] << ", finish "
+                 << 1e3 * ms[1] << ", clip+AdamW " << 1e3 * ms[2]
+                 << "); rank 0 reducer: " << reducer.stats().str());
   }
-  CHECK(step_ms > 0);
+  CHECK(ms[3] > 0);
 }
 
 }  // namespace
 
 // Not a test: the CPU step time and the share of all-reduce hidden under backward, for the report. Run with
-//   mpirun -np N test_mpi -tc="mpi timing*" --no-skip     (OMP_NUM_THREADS=1)
+//   mpirun -np N test_mpi -tc="mpi timing*" --no-skip     (OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1)
 TEST_CASE("mpi timing of data-parallel steps on the CPU" * doctest::skip()) {
   ReducerOptions small;  // the equivalence test's model and buckets
   small.first_bucket_bytes = 64 * 4;
@@ -200,4 +215,5 @@ TEST_CASE("mpi timing of data-parallel steps on the CPU" * doctest::skip()) {
   ReducerOptions big;
   big.bucket_bytes = size_t{4} << 20;
   time_steps("MLP 256-1024-1024-1024-256", {256, 1024, 1024, 1024, 256}, 64, big, 12);
+  time_steps("MLP 256-1024-1024-1024-256", {256, 1024, 1024, 1024, 256}, 512, big, 6);
 }
