@@ -194,11 +194,12 @@ void time_steps(const char* what, const std::vector<int64_t>& widths, int64_t gl
   for (double& p : phases) p /= steps;
   const std::vector<double> ms = reduce_values(*comm, phases);
   if (comm->rank() == 0) {
-    MESSAGE(std::string(what) << ": " << comm->size() << " rank(s), global batch " << global_batch << " (" << local
-                 << " per rank), " << model->num_parameters() << " parameters in " << reducer.num_buckets()
-                 << " buckets: " << 1e3 * ms[3] << " ms/step (forward+backward " << 1e3 * ms[0] << ", finish "
-                 << 1e3 * ms[1] << ", clip+AdamW " << 1e3 * ms[2]
-                 << "); rank 0 reducer: " << reducer.stats().str());
+    MESSAGE(std::string(what) << ": " << comm->size() << " rank(s), global batch " << global_batch << " ("
+                              << local << " per rank), " << model->num_parameters() << " parameters in "
+                              << reducer.num_buckets() << " buckets: " << 1e3 * ms[3]
+                              << " ms/step (forward+backward " << 1e3 * ms[0] << ", finish " << 1e3 * ms[1]
+                              << ", clip+AdamW " << 1e3 * ms[2]
+                              << "); rank 0 reducer: " << reducer.stats().str());
   }
   CHECK(ms[3] > 0);
 }
