@@ -1,4 +1,4 @@
-// Iris framework umbrella header: tensors, autograd, ops, nn and optim.
+// Iris framework umbrella header: tensors, autograd, ops, nn, optim and dist.
 #pragma once
 
 #include "framework/autograd/grad_mode.h"
@@ -24,3 +24,5 @@
 #include "framework/optim/ema.h"
 #include "framework/optim/schedule.h"
 #include "framework/optim/state.h"
+#include "framework/dist/communicator.h"
+#include "framework/dist/reducer.h"

@@ -1,9 +1,28 @@
 // iris: one program for sharding data, training, sampling, evaluating, inspecting checkpoints and benchmarking.
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "framework/core/error.h"
+#include "framework/dist/communicator.h"
 #include "tools/commands.h"
+
+namespace {
+// Under a launcher (mpirun, srun) an error on one rank must end the whole job, or the other ranks would wait
+// in their next collective forever: abort_job prints "rank R: ..." and calls MPI_Abort. A plain process
+// just returns 1.
+int fail(const char* what) {
+  bool distributed = false;
+  try {
+    distributed = iris::dist::detect_launcher().detected();
+  } catch (...) {
+    distributed = true;  // malformed launcher variables: still a launched job
+  }
+  if (distributed) iris::dist::abort_job(std::string("iris: error: ") + what);
+  std::fprintf(stderr, "iris: error: %s\n", what);
+  return 1;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"iris: diffusion models (SR3, cascades) on CPUs and GPUs"};
@@ -17,12 +36,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
-  } catch (const iris::Error& e) {
-    std::fprintf(stderr, "iris: error: %s\n", e.what());
-    return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "iris: error: %s\n", e.what());
-    return 1;
+    return fail(e.what());
   }
   return 0;
 }
