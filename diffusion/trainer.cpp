@@ -14,6 +14,8 @@
 #include "data/resize.h"
 #include "framework/core/philox.h"
 #include "framework/core/profiling.h"
+#include "framework/dist/communicator.h"
+#include "framework/dist/reducer.h"
 #include "framework/iris.h"
 
 namespace iris::diffusion {
@@ -68,6 +70,7 @@ struct Trainer::Impl {
   std::unique_ptr<optim::LRSchedule> schedule;
   std::unique_ptr<optim::EMA> ema;
   std::unique_ptr<data::Loader> loader;
+  std::unique_ptr<dist::GradReducer> reducer;  // data parallelism (null for a single process)
   StageBatch val;  // the fixed validation batch (CPU)
   std::vector<std::string> val_titles;
   std::ofstream metrics;
@@ -89,7 +92,10 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
     : config_(config), opts_(std::move(options)), impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.seed = static_cast<uint64_t>(config_.get_int("train.seed"));
-  IRIS_CHECK(opts_.comm == nullptr, "Trainer: data parallelism is not wired in this build");
+  if (opts_.comm) {
+    m.rank = opts_.comm->rank();
+    m.world = opts_.comm->size();
+  }
   // Model, on the CPU from the seed, then moved: the same initial weights on every device.
   Generator init(m.seed, /*stream=*/0xC0FFEE);
   stage_ = std::make_shared<Stage>(config_, init);
@@ -187,6 +193,13 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
     m.last_checkpoint = *resume_from;
     log("resumed from " + *resume_from + " at step " + std::to_string(step_));
   }
+  if (opts_.comm && m.world > 1) {
+    // Every rank built (or loaded) the same weights; the broadcast also checks that all ranks run one model.
+    dist::broadcast_parameters(*opts_.comm, stage_->net());
+    m.reducer = std::make_unique<dist::GradReducer>(opts_.comm, stage_->net());
+    log("data parallel: " + opts_.comm->describe() + ", global batch " + std::to_string(batch) + " = " +
+        std::to_string(m.world) + " x " + std::to_string(batch / m.world));
+  }
   if (m.rank == 0) {
     m.metrics.open((fs::path(opts_.run_dir) / "metrics.jsonl").string(), std::ios::app);
     IRIS_CHECK(m.metrics.good(), "cannot write '", (fs::path(opts_.run_dir) / "metrics.jsonl").string(), "'");
@@ -247,6 +260,7 @@ std::string Trainer::save_checkpoint_now() {
     save_checkpoint(path, snapshot());
     prune_checkpoints(dir, config_.get_int("train.keep_checkpoints"));
   }
+  if (opts_.comm && m.world > 1) opts_.comm->barrier();  // nobody runs ahead of a checkpoint being written
   m.last_checkpoint = path;
   return path;
 }
@@ -275,10 +289,11 @@ void Trainer::train_step() {
     loss = stage_->loss(sb, gen);
   }
   loss.backward();
+  if (m.reducer) m.reducer->finish();  // gradients averaged over ranks (all-reduced during backward)
   const double clip = config_.get_float("train.grad_clip");
   const double gnorm = clip > 0 ? optim::clip_grad_norm(stage_->net().parameters(), clip)
                                 : optim::grad_norm(stage_->net().parameters());
-  const double loss_value = loss.item();
+  const double loss_value = m.reducer ? dist::average_over_ranks(*opts_.comm, loss.item()) : loss.item();
   IRIS_CHECK(std::isfinite(loss_value), "training diverged at step ", step_, ": the loss is ", loss_value,
              " (try a lower train.lr, train.grad_clip, or f32 precision)");
   if (std::isfinite(gnorm)) {
@@ -324,7 +339,10 @@ Tensor Trainer::sample_validation(int64_t steps_override) {
 
 void Trainer::write_sample_grid() {
   Impl& m = *impl_;
-  if (m.rank != 0 || !m.val.hr.defined()) return;
+  if (m.rank != 0 || !m.val.hr.defined()) {
+    if (opts_.comm && m.world > 1) opts_.comm->barrier();
+    return;
+  }
   const Tensor out = sample_validation();
   const auto samples = data::tensor_to_images(out);
   const auto truth = data::tensor_to_images(m.val.hr);
@@ -346,6 +364,7 @@ void Trainer::write_sample_grid() {
   fs::create_directories(dir);
   data::write_grid((dir / name).string(), rows, cols, m.val_titles);
   log("wrote " + (dir / name).string());
+  if (opts_.comm && m.world > 1) opts_.comm->barrier();
 }
 
 TrainResult Trainer::run() {
@@ -364,8 +383,15 @@ TrainResult Trainer::run() {
   while (step_ < total) {
     const bool out_of_time = opts_.time_limit_seconds > 0 &&
                              std::chrono::duration<double>(Clock::now() - m.started).count() >= opts_.time_limit_seconds;
-    if ((opts_.stop_flag && opts_.stop_flag->load()) || out_of_time ||
-        (opts_.stop_after >= 0 && step_ - m.started_step >= opts_.stop_after)) {
+    bool stop = (opts_.stop_flag && opts_.stop_flag->load()) || out_of_time ||
+                (opts_.stop_after >= 0 && step_ - m.started_step >= opts_.stop_after);
+    if (m.world > 1) {
+      // All ranks must stop at the same step (a signal or a clock may reach them at different steps).
+      Tensor flag = Tensor::full({1}, stop ? 1.0 : 0.0, DType::f32, opts_.comm->device());
+      opts_.comm->all_reduce(flag, dist::Reduce::sum);
+      stop = flag.item() > 0;
+    }
+    if (stop) {
       if (out_of_time) log("time limit reached at step " + std::to_string(step_));
       r.stopped_early = true;
       break;

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "diffusion/trainer.h"
+#include "framework/dist/communicator.h"
 #include "framework/cpu/parallel.h"
 #include "tools/commands.h"
 #include "tools/common.h"
@@ -31,8 +32,15 @@ void run_train(const TrainOptions& o) {
   for (const auto& s : o.sets) cfg.set(s);
   if (!o.device.empty()) cfg.set("train.device=" + o.device);
   if (o.threads > 0) set_num_threads(o.threads);
-  const Device device = resolve_device(cfg.get_string("train.device"));
+  Device device = resolve_device(cfg.get_string("train.device"));
   diffusion::TrainerOptions t;
+  // Under mpirun/srun: one rank per process, each on its node-local GPU (a plain process stays local and
+  // never initialises MPI).
+  if (dist::detect_launcher().detected()) {
+    t.comm = dist::init_distributed(dist::Backend::automatic, device);
+    device = t.comm->device();
+  }
+  const bool report = !t.comm || t.comm->rank() == 0;  // rank 0 reports; errors reach stderr from any rank
   t.run_dir = o.run.empty() ? (std::filesystem::path("runs") / std::filesystem::path(o.config).stem()).string() : o.run;
   t.resume = o.resume;
   t.device = device;
@@ -41,11 +49,13 @@ void run_train(const TrainOptions& o) {
   t.stop_flag = &g_stop;
   std::signal(SIGTERM, on_stop_signal);
   std::signal(SIGINT, on_stop_signal);
-  std::printf("iris train: %s -> %s\n%s\n# resolved configuration\n%s\n", o.config.c_str(), t.run_dir.c_str(),
-              compute_banner(device).c_str(), cfg.to_toml().c_str());
+  if (report)
+    std::printf("iris train: %s -> %s\n%s\n# resolved configuration\n%s\n", o.config.c_str(), t.run_dir.c_str(),
+                compute_banner(device).c_str(), cfg.to_toml().c_str());
   std::fflush(stdout);
   diffusion::Trainer trainer(cfg, t);
   const diffusion::TrainResult r = trainer.run();
+  if (!report) return;
   if (r.stopped_early)
     std::printf("stopped at step %lld (%s); resume with --resume auto\n", static_cast<long long>(r.step),
                 g_stop.load() ? "signal" : (o.time_limit_minutes > 0 ? "time limit" : "--stop-after"));
