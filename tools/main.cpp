@@ -4,6 +4,7 @@
 #include <string>
 
 #include "framework/core/error.h"
+#include "framework/cpu/blas.h"
 #include "framework/dist/communicator.h"
 #include "tools/commands.h"
 
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   iris::tools::register_train(app);
   iris::tools::register_bench_gpu(app);
   try {
+    iris::cpu::check_cpu_support();
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

@@ -103,6 +103,25 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const
                to_int(ldc, "ldc"));
 }
 
+void check_cpu_support() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  auto need = [](bool have, const char* isa) {
+    IRIS_CHECK(have, "this build of Iris uses ", isa,
+               " instructions, which this CPU lacks: rebuild with -DIRIS_CPU_ARCH=x86-64 (or native)");
+  };
+#if defined(__AVX2__)
+  need(__builtin_cpu_supports("avx2"), "AVX2");
+#endif
+#if defined(__FMA__)
+  need(__builtin_cpu_supports("fma"), "FMA");
+#endif
+#if defined(__AVX512F__)
+  need(__builtin_cpu_supports("avx512f"), "AVX-512");
+#endif
+#endif
+}
+
 void blas_set_num_threads(int n) {
   if (blas().set_threads) blas().set_threads(n);
 }

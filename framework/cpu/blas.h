@@ -18,6 +18,9 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double al
           int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc);
 
 void blas_set_num_threads(int n);
+// Throws iris::Error when this build uses instructions (AVX2, FMA, AVX-512) that the CPU lacks, saying how
+// to rebuild (-DIRIS_CPU_ARCH=x86-64). Programs call it first thing.
+void check_cpu_support();
 int blas_num_threads();  // OpenBLAS's current thread count (1 if it cannot say)
 
 // While alive, each OpenBLAS call runs on its calling thread only, so that code which parallelises over

@@ -1,11 +1,13 @@
 // CPU GroupNorm (+ fused SiLU) forward and backward.
 //
-// Work split (each output is computed by one thread in a fixed order, so results do not depend on the
-// thread count):
-// - per-(sample, group) statistics: one task per (n, g), sums accumulated in double per channel in position
-//   order, then over the group's channels in channel order;
-// - per-element outputs (y, dx): tasks over rows (n, s) of C channels, reading the (n, g) statistics;
-// - dgamma / dbeta: tasks over channels, summing fixed per-(n, c) partial sums over n in order.
+// Every pass walks rows of C contiguous channels (one row per spatial position), so the inner loops run
+// over channels and vectorise; per-(n, g) statistics are expanded to per-(n, c) arrays first.
+// Work split (results do not depend on the thread count):
+// - reductions (statistics, backward sums): tasks over (sample, chunk of kRows rows); each task sums its
+//   chunk per channel (in the statistics type, in row order) and stores the partial in double; partials are
+//   then added in chunk order, and channels of a group in channel order;
+// - elementwise outputs (y, dx): tasks over rows;
+// - dgamma / dbeta: per channel, summing the per-(n, c) sums over n in order.
 #include "framework/cpu/norm.h"
 
 #include <algorithm>
@@ -20,6 +22,8 @@ namespace iris::cpu {
 
 namespace {
 
+constexpr int64_t kRows = 64;  // rows per reduction chunk: bounds the error of the inner float sums
+
 // Statistics and affine parameters: double for f64 data, float otherwise.
 template <class T>
 struct stat_type {
@@ -32,6 +36,7 @@ struct stat_type<double> {
 
 struct Dims {
   int64_t N, S, C, G, Cg, M;  // samples, positions per sample, channels, groups, channels per group, M = S*Cg
+  int64_t chunks;             // reduction chunks per sample
 };
 
 Dims dims_of(const Tensor& x, int64_t groups) {
@@ -42,6 +47,7 @@ Dims dims_of(const Tensor& x, int64_t groups) {
   d.G = groups;
   d.Cg = d.C / groups;
   d.M = d.S * d.Cg;
+  d.chunks = (d.S + kRows - 1) / kRows;
   return d;
 }
 
@@ -61,65 +67,104 @@ inline St normalized(St x, St mean, St rstd) {
   return (x - mean) * rstd;
 }
 
+// Per-channel sums of f(row, c) over each chunk of rows of each sample, into part[(n * chunks + k) * C + c]
+// (double), then reduced over chunks into out[n * C + c]. f is called with (pointer offset of the row, c).
+template <class St, class F>
+void chunked_channel_sums(const Dims& d, int nsums, std::vector<double>* out, F&& f) {
+  std::vector<std::vector<double>> part(static_cast<size_t>(nsums));
+  for (auto& p : part) p.assign(static_cast<size_t>(d.N * d.chunks * d.C), 0.0);
+  parallel_for(0, d.N * d.chunks, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<St> acc(static_cast<size_t>(nsums * d.C));
+    for (int64_t t = lo; t < hi; ++t) {
+      const int64_t n = t / d.chunks, k = t % d.chunks;
+      std::fill(acc.begin(), acc.end(), St(0));
+      const int64_t s_end = std::min(d.S, (k + 1) * kRows);
+      for (int64_t s = k * kRows; s < s_end; ++s) f((n * d.S + s) * d.C, n, acc.data());
+      for (int j = 0; j < nsums; ++j)
+        for (int64_t c = 0; c < d.C; ++c) part[j][t * d.C + c] = static_cast<double>(acc[j * d.C + c]);
+    }
+  });
+  for (int j = 0; j < nsums; ++j) {
+    out[j].assign(static_cast<size_t>(d.N * d.C), 0.0);
+    for (int64_t n = 0; n < d.N; ++n)
+      for (int64_t k = 0; k < d.chunks; ++k)
+        for (int64_t c = 0; c < d.C; ++c) out[j][n * d.C + c] += part[j][(n * d.chunks + k) * d.C + c];
+  }
+}
+
+// Per-(n, c) copies of per-(n, g) values.
+template <class St>
+std::vector<St> expand_groups(const St* v, const Dims& d) {
+  std::vector<St> out(static_cast<size_t>(d.N * d.C));
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t c = 0; c < d.C; ++c) out[n * d.C + c] = v[n * d.G + c / d.Cg];
+  return out;
+}
+
 template <class T>
 void forward_impl(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y, Tensor& mean_t,
                   Tensor& rstd_t, int64_t groups, double eps, bool fuse_silu) {
   using St = typename stat_type<T>::type;
   const Dims d = dims_of(x, groups);
-  const T* xp = x.data<T>();
-  T* yp = y.data<T>();
+  const T* __restrict__ xp = x.data<T>();
+  T* __restrict__ yp = y.data<T>();
   St* mean = mean_t.data<St>();
   St* rstd = rstd_t.data<St>();
   const std::vector<St> gam = param_values<St>(gamma, d.C, St(1));
   const std::vector<St> bet = param_values<St>(beta, d.C, St(0));
+  const int64_t C = d.C;
 
-  // Statistics of each (n, g): two passes (mean, then squared deviations) for accuracy. One double
-  // accumulator per channel of the group keeps the additions independent (and vectorisable); the channel
-  // sums are then added in channel order.
-  parallel_for(0, d.N * d.G, std::max<int64_t>(1, 32768 / std::max<int64_t>(d.M, 1)),
-               [&](int64_t lo, int64_t hi) {
-                 std::vector<double> acc(static_cast<size_t>(d.Cg));
-                 for (int64_t p = lo; p < hi; ++p) {
-                   const int64_t n = p / d.G, g = p % d.G;
-                   const T* base = xp + n * d.S * d.C + g * d.Cg;
-                   std::fill(acc.begin(), acc.end(), 0.0);
-                   for (int64_t s = 0; s < d.S; ++s)
-                     for (int64_t c = 0; c < d.Cg; ++c)
-                       acc[c] += static_cast<double>(load_as<St>(base + s * d.C + c));
-                   double sum = 0;
-                   for (int64_t c = 0; c < d.Cg; ++c) sum += acc[c];
-                   const double mu = d.M > 0 ? sum / static_cast<double>(d.M) : 0.0;
-                   std::fill(acc.begin(), acc.end(), 0.0);
-                   for (int64_t s = 0; s < d.S; ++s)
-                     for (int64_t c = 0; c < d.Cg; ++c) {
-                       const double dev = static_cast<double>(load_as<St>(base + s * d.C + c)) - mu;
-                       acc[c] += dev * dev;
-                     }
-                   double ss = 0;
-                   for (int64_t c = 0; c < d.Cg; ++c) ss += acc[c];
-                   const double var = d.M > 0 ? ss / static_cast<double>(d.M) : 0.0;
-                   mean[p] = static_cast<St>(mu);
-                   rstd[p] = static_cast<St>(1.0 / std::sqrt(var + eps));
-                 }
-               });
+  // Statistics: two passes (the mean, then squared deviations from it) for accuracy.
+  std::vector<double> sums[1];
+  chunked_channel_sums<St>(d, 1, sums, [&](int64_t off, int64_t, St* acc) {
+    for (int64_t c = 0; c < C; ++c) acc[c] += load_as<St>(xp + off + c);
+  });
+  std::vector<double> mu(static_cast<size_t>(d.N * d.G));
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t g = 0; g < d.G; ++g) {
+      double s = 0;
+      for (int64_t c = g * d.Cg; c < (g + 1) * d.Cg; ++c) s += sums[0][n * C + c];
+      mu[n * d.G + g] = d.M > 0 ? s / static_cast<double>(d.M) : 0.0;
+    }
+  std::vector<St> mu_c(static_cast<size_t>(d.N * C));
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t c = 0; c < C; ++c) mu_c[n * C + c] = static_cast<St>(mu[n * d.G + c / d.Cg]);
+  std::vector<double> sq[1];
+  chunked_channel_sums<St>(d, 1, sq, [&](int64_t off, int64_t n, St* acc) {
+    const St* m = mu_c.data() + n * C;
+    for (int64_t c = 0; c < C; ++c) {
+      const St dev = load_as<St>(xp + off + c) - m[c];
+      acc[c] += dev * dev;
+    }
+  });
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t g = 0; g < d.G; ++g) {
+      // The squared deviations were taken from the mean rounded to St: correct the variance for it exactly.
+      const double shift = static_cast<double>(static_cast<St>(mu[n * d.G + g])) - mu[n * d.G + g];
+      double ss = 0;
+      for (int64_t c = g * d.Cg; c < (g + 1) * d.Cg; ++c) ss += sq[0][n * C + c];
+      const double var = d.M > 0 ? std::max(0.0, ss / static_cast<double>(d.M) - shift * shift) : 0.0;
+      mean[n * d.G + g] = static_cast<St>(mu[n * d.G + g]);
+      rstd[n * d.G + g] = static_cast<St>(1.0 / std::sqrt(var + eps));
+    }
 
   // Outputs, row by row of C channels, using the statistics as stored (rounded to St).
+  const std::vector<St> mean_c = expand_groups(mean, d), rstd_c = expand_groups(rstd, d);
   auto rows = [&](auto silu_tag) {
     constexpr bool kSilu = decltype(silu_tag)::value;
-    parallel_for(0, d.N * d.S, std::max<int64_t>(1, 32768 / d.C), [&](int64_t lo, int64_t hi) {
+    parallel_for(0, d.N * d.S, std::max<int64_t>(1, 32768 / C), [&](int64_t lo, int64_t hi) {
       for (int64_t r = lo; r < hi; ++r) {
         const int64_t n = r / d.S;
-        const T* xr = xp + r * d.C;
-        T* yr = yp + r * d.C;
-        for (int64_t g = 0; g < d.G; ++g) {
-          const St m = mean[n * d.G + g], rs = rstd[n * d.G + g];
-          for (int64_t c = g * d.Cg; c < (g + 1) * d.Cg; ++c) {
-            const St h = normalized(load_as<St>(xr + c), m, rs) * gam[c] + bet[c];
-            if constexpr (kSilu)
-              store_as(yr + c, fn::unary<UnaryOp::silu>(h, St(0), St(0)));
-            else
-              store_as(yr + c, h);
-          }
+        const T* __restrict__ xr = xp + r * C;
+        T* __restrict__ yr = yp + r * C;
+        const St* m = mean_c.data() + n * C;
+        const St* rs = rstd_c.data() + n * C;
+        for (int64_t c = 0; c < C; ++c) {
+          const St h = normalized(load_as<St>(xr + c), m[c], rs[c]) * gam[c] + bet[c];
+          if constexpr (kSilu)
+            store_as(yr + c, fn::unary<UnaryOp::silu>(h, St(0), St(0)));
+          else
+            store_as(yr + c, h);
         }
       }
     });
@@ -136,102 +181,88 @@ void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& gamma, const
                    int64_t groups) {
   using St = typename stat_type<T>::type;
   const Dims d = dims_of(x, groups);
-  const T* xp = x.data<T>();
-  const T* gp = gy.data<T>();
-  T* dxp = dx.defined() ? dx.data<T>() : nullptr;
-  const St* mean = mean_t.data<St>();
-  const St* rstd = rstd_t.data<St>();
-  const std::vector<St> gam = param_values<St>(gamma, d.C, St(1));
-  const std::vector<St> bet = param_values<St>(kSilu ? beta : Tensor(), d.C, St(0));
+  const int64_t C = d.C;
+  const T* __restrict__ xp = x.data<T>();
+  const T* __restrict__ gp = gy.data<T>();
+  T* __restrict__ dxp = dx.defined() ? dx.data<T>() : nullptr;
+  const std::vector<St> gam = param_values<St>(gamma, C, St(1));
+  const std::vector<St> bet = param_values<St>(kSilu ? beta : Tensor(), C, St(0));
+  const std::vector<St> mean_c = expand_groups(mean_t.data<St>(), d), rstd_c = expand_groups(rstd_t.data<St>(), d);
   // With SiLU, dL/dh (which costs an exp) is computed once in pass 1 and parked in dx when dx holds it
   // exactly (T == St); pass 2 then reads it back and overwrites it. bf16 recomputes it instead.
   constexpr bool kStash = kSilu && std::is_same_v<T, St>;
   const bool stash = kStash && dxp != nullptr;
 
-  // gh = dL/dh at one element: gy itself, or gy * silu'(h) with h recomputed from xhat.
-  auto grad_h = [&](St gyv, St xhat, int64_t c) -> St {
-    if constexpr (kSilu)
-      return fn::binary<BinaryOp::silu_bwd>(xhat * gam[c] + bet[c], gyv, St(0), St(0));
-    else
-      return gyv;
+  // gh = dL/dh for one row: gy itself, or gy * silu'(h) with h recomputed from xhat.
+  auto row_grad = [&](int64_t off, int64_t n, int64_t c) {
+    const St xhat = normalized(load_as<St>(xp + off + c), mean_c[n * C + c], rstd_c[n * C + c]);
+    St gh = load_as<St>(gp + off + c);
+    if constexpr (kSilu) gh = fn::binary<BinaryOp::silu_bwd>(xhat * gam[c] + bet[c], gh, St(0), St(0));
+    return std::pair<St, St>(gh, xhat);
   };
 
-  // Pass 1, per (n, g): per-channel partial sums P1[n, c] = sum_s gh, P2[n, c] = sum_s gh * xhat, and the
-  // group terms for dx: c1 = sum(gh * gamma) / M, c2 = sum(gh * gamma * xhat) / M over the group.
-  const int64_t NC = d.N * d.C;
-  std::vector<double> part(static_cast<size_t>(2 * NC));
-  std::vector<St> coef(static_cast<size_t>(2 * d.N * d.G));
-  parallel_for(0, d.N * d.G, std::max<int64_t>(1, 16384 / std::max<int64_t>(d.M, 1)),
-               [&](int64_t lo, int64_t hi) {
-                 std::vector<double> p1(static_cast<size_t>(d.Cg)), p2(static_cast<size_t>(d.Cg));
-                 for (int64_t p = lo; p < hi; ++p) {
-                   const int64_t n = p / d.G, g = p % d.G, c0 = g * d.Cg;
-                   const St m = mean[p], rs = rstd[p];
-                   std::fill(p1.begin(), p1.end(), 0.0);
-                   std::fill(p2.begin(), p2.end(), 0.0);
-                   for (int64_t s = 0; s < d.S; ++s) {
-                     const int64_t off = (n * d.S + s) * d.C + c0;
-                     for (int64_t c = 0; c < d.Cg; ++c) {
-                       const St xhat = normalized(load_as<St>(xp + off + c), m, rs);
-                       const St gh = grad_h(load_as<St>(gp + off + c), xhat, c0 + c);
-                       if constexpr (kStash)
-                         if (stash) dxp[off + c] = gh;
-                       p1[c] += static_cast<double>(gh);
-                       p2[c] += static_cast<double>(gh) * static_cast<double>(xhat);
-                     }
-                   }
-                   double a = 0, b = 0;
-                   for (int64_t c = 0; c < d.Cg; ++c) {
-                     part[n * d.C + c0 + c] = p1[c];
-                     part[NC + n * d.C + c0 + c] = p2[c];
-                     a += static_cast<double>(gam[c0 + c]) * p1[c];
-                     b += static_cast<double>(gam[c0 + c]) * p2[c];
-                   }
-                   const double inv_m = d.M > 0 ? 1.0 / static_cast<double>(d.M) : 0.0;
-                   coef[2 * p] = static_cast<St>(a * inv_m);
-                   coef[2 * p + 1] = static_cast<St>(b * inv_m);
-                 }
-               });
+  // Pass 1: per-(n, c) sums P1 = sum_s gh, P2 = sum_s gh * xhat.
+  std::vector<double> P[2];
+  chunked_channel_sums<St>(d, 2, P, [&](int64_t off, int64_t n, St* acc) {
+    St* a1 = acc;
+    St* a2 = acc + C;
+    for (int64_t c = 0; c < C; ++c) {
+      const auto [gh, xhat] = row_grad(off, n, c);
+      if constexpr (kStash)
+        if (stash) dxp[off + c] = gh;
+      a1[c] += gh;
+      a2[c] += gh * xhat;
+    }
+  });
 
-  // Pass 2, per row: dx = rstd * (gamma * gh - c1 - xhat * c2).
+  // Pass 2, per row: dx = rstd * (gamma * gh - c1 - xhat * c2) with the group terms
+  // c1 = sum(gh * gamma) / M and c2 = sum(gh * gamma * xhat) / M.
   if (dxp) {
-    parallel_for(0, d.N * d.S, std::max<int64_t>(1, 16384 / d.C), [&](int64_t lo, int64_t hi) {
+    std::vector<St> c1(static_cast<size_t>(d.N * C)), c2(static_cast<size_t>(d.N * C));
+    const double inv_m = d.M > 0 ? 1.0 / static_cast<double>(d.M) : 0.0;
+    for (int64_t n = 0; n < d.N; ++n)
+      for (int64_t g = 0; g < d.G; ++g) {
+        double a = 0, b = 0;
+        for (int64_t c = g * d.Cg; c < (g + 1) * d.Cg; ++c) {
+          a += static_cast<double>(gam[c]) * P[0][n * C + c];
+          b += static_cast<double>(gam[c]) * P[1][n * C + c];
+        }
+        for (int64_t c = g * d.Cg; c < (g + 1) * d.Cg; ++c) {
+          c1[n * C + c] = static_cast<St>(a * inv_m);
+          c2[n * C + c] = static_cast<St>(b * inv_m);
+        }
+      }
+    parallel_for(0, d.N * d.S, std::max<int64_t>(1, 16384 / C), [&](int64_t lo, int64_t hi) {
       for (int64_t r = lo; r < hi; ++r) {
-        const int64_t n = r / d.S;
-        for (int64_t g = 0; g < d.G; ++g) {
-          const int64_t p = n * d.G + g;
-          const St m = mean[p], rs = rstd[p], c1 = coef[2 * p], c2 = coef[2 * p + 1];
-          for (int64_t c = g * d.Cg; c < (g + 1) * d.Cg; ++c) {
-            const int64_t i = r * d.C + c;
-            const St xhat = normalized(load_as<St>(xp + i), m, rs);
-            St gh;
-            if constexpr (kStash)
-              gh = load_as<St>(dxp + i);
-            else
-              gh = grad_h(load_as<St>(gp + i), xhat, c);
-            store_as(dxp + i, rs * (gam[c] * gh - c1 - xhat * c2));
+        const int64_t n = r / d.S, off = r * C;
+        for (int64_t c = 0; c < C; ++c) {
+          St gh, xhat;
+          if constexpr (kStash) {
+            gh = load_as<St>(dxp + off + c);
+            xhat = normalized(load_as<St>(xp + off + c), mean_c[n * C + c], rstd_c[n * C + c]);
+          } else {
+            const auto v = row_grad(off, n, c);
+            gh = v.first;
+            xhat = v.second;
           }
+          store_as(dxp + off + c,
+                   rstd_c[n * C + c] * (gam[c] * gh - c1[n * C + c] - xhat * c2[n * C + c]));
         }
       }
     });
   }
 
   // Pass 3, per channel: dbeta = sum_n P1, dgamma = sum_n P2.
-  if (dgamma.defined() || dbeta.defined()) {
-    St* dg = dgamma.defined() ? dgamma.data<St>() : nullptr;
-    St* db = dbeta.defined() ? dbeta.data<St>() : nullptr;
-    parallel_for(0, d.C, std::max<int64_t>(1, 65536 / std::max<int64_t>(d.N, 1)),
-                 [&](int64_t lo, int64_t hi) {
-                   for (int64_t c = lo; c < hi; ++c) {
-                     double s1 = 0, s2 = 0;
-                     for (int64_t n = 0; n < d.N; ++n) {
-                       s1 += part[n * d.C + c];
-                       s2 += part[NC + n * d.C + c];
-                     }
-                     if (db) db[c] = static_cast<St>(s1);
-                     if (dg) dg[c] = static_cast<St>(s2);
-                   }
-                 });
+  St* dg = dgamma.defined() ? dgamma.data<St>() : nullptr;
+  St* db = dbeta.defined() ? dbeta.data<St>() : nullptr;
+  for (int64_t c = 0; c < C && (dg || db); ++c) {
+    double s1 = 0, s2 = 0;
+    for (int64_t n = 0; n < d.N; ++n) {
+      s1 += P[0][n * C + c];
+      s2 += P[1][n * C + c];
+    }
+    if (db) db[c] = static_cast<St>(s1);
+    if (dg) dg[c] = static_cast<St>(s2);
   }
 }
 
