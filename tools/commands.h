@@ -9,5 +9,9 @@ namespace iris::tools {
 void register_version(CLI::App& app);
 void register_bench_conv(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_shard(CLI::App& app);
+void register_info(CLI::App& app);
+void register_config(CLI::App& app);
+void register_eval(CLI::App& app);
 
 }  // namespace iris::tools

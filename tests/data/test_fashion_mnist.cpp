@@ -116,8 +116,8 @@ TEST_CASE("Fashion-MNIST converts to shard folders with bicubic low-res images")
     CHECK(total == (split == "train" ? 45 : 7));
   };
   write_fashion_mnist_shards(src, out, o);
-  const auto want =
-      std::vector<std::pair<std::string, int64_t>>{{"train", 20}, {"train", 40}, {"train", 45}, {"test", 7}};
+  const auto want = std::vector<std::pair<std::string, int64_t>>{{"train", 0},  {"train", 20}, {"train", 40},
+                                                                 {"train", 45}, {"test", 0},   {"test", 7}};
   CHECK(progress == want);
   const ShardSet train = ShardSet::open(out + "/train", {.verify_checksums = true});
   CHECK(train.size() == 45);
