@@ -314,10 +314,11 @@ void run_eval(const EvalOptions& o) {
     for (const Row& r : rows) print(r);
   print(mean);
   std::printf(
-      "%s image%s; PSNR: MAX 255, all channels, no border crop; SSIM: 11x11 Gaussian (sigma 1.5), mean over "
-      "channels%s\n",
-      with_commas(n).c_str(), n == 1 ? "" : "s",
-      low ? "; consistency: MSE in [0, 1] of the bicubic-downsampled output vs the low-res input" : "");
+      "%s image%s. PSNR: MAX 255, all channels, no border crop. SSIM: 11x11 Gaussian window (sigma 1.5), "
+      "mean over channels.\n",
+      with_commas(n).c_str(), n == 1 ? "" : "s");
+  if (low)
+    std::printf("Consistency: MSE in [0, 1] between the bicubic-downsampled output and the low-res input.\n");
   if (identical > 0)
     std::printf("note: %s image%s identical to the reference (PSNR inf)\n", with_commas(identical).c_str(),
                 identical == 1 ? " is" : "s are");
@@ -363,14 +364,12 @@ void register_eval(CLI::App& app) {
   auto* cmd =
       app.add_subcommand("eval", "PSNR, SSIM and consistency of super-resolved images against references");
   cmd->footer(
-      "PATH: an image file (PNG, JPEG), a folder of them (image files are matched to a folder by name), an "
-      "HDF5 "
-      "file (dataset 'images', or PATH:NAME, e.g. samples.h5:lowres) or a shard folder (PATH:lowres_<h> for "
-      "low-res images). Other pairs are matched by position; an HDF5 or shard reference may be longer (its "
-      "first "
-      "N images are used).\nPSNR: MAX 255 on uint8, all channels, no border crop. SSIM: Wang et al. 2004, "
-      "11x11 "
-      "Gaussian window (sigma 1.5), mean over channels. Consistency: MSE in [0, 1] between the bicubic-"
+      "PATH: an image file (PNG, JPEG), a folder of them (image files are matched to a folder by "
+      "name), an HDF5 file (dataset 'images', or PATH:NAME, e.g. samples.h5:lowres) or a shard folder "
+      "(PATH:lowres_<h> for low-res images). Other pairs are matched by position; an HDF5 or shard "
+      "reference may be longer (its first N images are used).\n"
+      "PSNR: MAX 255 on uint8, all channels, no border crop. SSIM: Wang et al. 2004, 11x11 Gaussian "
+      "window (sigma 1.5), mean over channels. Consistency: MSE in [0, 1] between the bicubic-"
       "downsampled output and the low-res input (SR3).");
   cmd->add_option("--pred", opts->pred, "the model's outputs")->required();
   cmd->add_option("--truth", opts->truth, "the high-resolution references")->required();
