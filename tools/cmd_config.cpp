@@ -156,6 +156,7 @@ void register_config(CLI::App& app) {
       cmd->add_subcommand("show", "Print the resolved configuration (file + --set overrides) as TOML");
   show->add_option("config", opts->file, "config file (TOML)")->required()->check(CLI::ExistingFile);
   show->add_option("--set", opts->sets, "override a key: --set train.lr=2e-4 (repeatable)")
+      ->type_name("KEY=VALUE")
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   show->add_flag("--changed", opts->changed, "only the keys the file or --set give (not the defaults)");

@@ -371,10 +371,12 @@ void register_eval(CLI::App& app) {
       "PSNR: MAX 255 on uint8, all channels, no border crop. SSIM: Wang et al. 2004, 11x11 Gaussian "
       "window (sigma 1.5), mean over channels. Consistency: MSE in [0, 1] between the bicubic-"
       "downsampled output and the low-res input (SR3).");
-  cmd->add_option("--pred", opts->pred, "the model's outputs")->required();
-  cmd->add_option("--truth", opts->truth, "the high-resolution references")->required();
-  cmd->add_option("--lowres", opts->lowres, "the low-resolution inputs (adds SR3's consistency)");
-  cmd->add_option("--json", opts->json, "also write the per-image values and means to this JSON file");
+  cmd->add_option("--pred", opts->pred, "the model's outputs")->type_name("PATH")->required();
+  cmd->add_option("--truth", opts->truth, "the high-resolution references")->type_name("PATH")->required();
+  cmd->add_option("--lowres", opts->lowres, "the low-resolution inputs (adds SR3's consistency)")
+      ->type_name("PATH");
+  cmd->add_option("--json", opts->json, "also write the per-image values and means to this JSON file")
+      ->type_name("FILE");
   cmd->add_flag("--quiet,-q", opts->quiet, "print only the means, not a line per image");
   cmd->callback([opts] { run_eval(*opts); });
 }

@@ -148,6 +148,7 @@ void register_info(CLI::App& app) {
       app.add_subcommand("info", "Summarise the model of a config: blocks, parameters, FLOPs, settings");
   cmd->add_option("config", opts->config, "config file (TOML)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--set", opts->sets, "override a key: --set train.lr=2e-4 (repeatable)")
+      ->type_name("KEY=VALUE")
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->callback([opts] { run_info(*opts); });

@@ -255,10 +255,11 @@ void register_shard(CLI::App& app) {
                                    "Fashion-MNIST (Debian package dataset-fashion-mnist) -> OUT/train and "
                                    "OUT/test. Returns at once when OUT "
                                    "already holds the same shards.");
-  fm->add_option("--out", fo->out, "output folder (gets train/ and test/)")->required();
+  fm->add_option("--out", fo->out, "output folder (gets train/ and test/)")->type_name("DIR")->required();
   fm->add_option("--src", fo->src,
                  "folder of the IDX .gz files (default: $IRIS_FASHION_MNIST_DIR, else "
-                 "/usr/share/datasets/fashion-mnist)");
+                 "/usr/share/datasets/fashion-mnist)")
+      ->type_name("DIR");
   fm->add_option("--lowres", fo->lowres, "low-res sizes to store, comma-separated")
       ->delimiter(',')
       ->capture_default_str();
@@ -277,7 +278,7 @@ void register_shard(CLI::App& app) {
   im->add_option("src", io->src, "image folder (class subfolders; labels follow their sorted names)")
       ->required()
       ->check(CLI::ExistingDirectory);
-  im->add_option("--out", io->out, "output folder (gets train/ and val/)")->required();
+  im->add_option("--out", io->out, "output folder (gets train/ and val/)")->type_name("DIR")->required();
   im->add_option("--size", io->size, "image size S (S x S)")->required();
   im->add_option("--lowres", io->lowres, "low-res sizes, comma-separated (e.g. 16 or 16,32)")
       ->required()
