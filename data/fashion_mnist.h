@@ -59,7 +59,7 @@ struct FashionMnistShardOptions {
 
 // What the shards of a split written from src_dir with these low-res sizes hold (reads only the IDX header):
 // the image size, one channel, labels, the class names and a source naming the split and folder. With
-// write_fashion_mnist_count, what a complete existing set must match to be the same conversion.
+// fashion_mnist_count, what a complete existing set must match to be the same conversion.
 ShardSpec fashion_mnist_spec(const std::string& src_dir, const std::string& split,
                              const std::vector<int>& lowres_sizes);
 // Samples a split gets with this limit (-1: all): min(limit, images in the file).

@@ -122,7 +122,11 @@ void run_fashion(const FashionOptions& o) {
     p.split = split;
     p.dir = (fs::path(o.out) / split).string();
     const data::ShardSpec want = data::fashion_mnist_spec(src, split, o.lowres);
-    want.validate();
+    try {
+      want.validate();
+    } catch (const Error& e) {
+      IRIS_THROW("shard fashion-mnist: --lowres ", join(o.lowres), ": ", e.message());
+    }
     const int64_t count = data::fashion_mnist_count(src, split, o.limit);
     if (!fs::exists(fs::path(p.dir) / data::kShardIndexFile)) {
       p.write = true;  // nothing there, or shards of an interrupted run without an index
@@ -229,7 +233,10 @@ void run_images(const ImagesOptions& o) {
   std::fflush(stdout);
   Progress bar("images", static_cast<int64_t>(folder.files.size()));
   io.progress = [&](int64_t done, int64_t) { bar.set(done); };
-  io.on_skip = [&](const std::string&, const std::string& error) { bar.message("skipped: " + error); };
+  io.on_skip = [&](const std::string& path, const std::string& error) {
+    // Name the file even when the decoder's message does not.
+    bar.message("skipped: " + (error.find(path) == std::string::npos ? "'" + path + "': " + error : error));
+  };
   const data::ImageFolderShardReport r = data::write_image_folder_shards(folder, o.out, io);
   bar.finish();
   std::printf("done:\n");
