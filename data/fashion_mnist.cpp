@@ -3,6 +3,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -106,12 +107,45 @@ std::vector<uint8_t> read_idx_labels(const std::string& path) {
   return std::vector<uint8_t>(data.begin() + 8, data.end());
 }
 
-FashionMnistSplit load_fashion_mnist(const std::string& dir, const std::string& split) {
+std::vector<int64_t> read_idx_shape(const std::string& path) {
+  IRIS_CHECK(fs::is_regular_file(path), "idx: cannot open '", path, "': no such file");
+  gzFile f = gzopen(path.c_str(), "rb");
+  IRIS_CHECK(f != nullptr, "idx: cannot open '", path, "': ", std::strerror(errno));
+  uint8_t head[4 + 4 * 3] = {};
+  const int n = gzread(f, head, sizeof(head));
+  gzclose(f);
+  IRIS_CHECK(n >= 4, "idx: '", path, "' is too short for an IDX header (", n < 0 ? 0 : n, " bytes)");
+  const int dims = head[3];
+  IRIS_CHECK(head[0] == 0 && head[1] == 0 && head[2] == 0x08 && (dims == 1 || dims == 3), "idx: '", path,
+             "' has magic number 0x", std::hex, be32(head), "; expected 0x801 or 0x803 (unsigned bytes)");
+  IRIS_CHECK(n >= 4 + 4 * dims, "idx: '", path, "' is too short for an IDX header (", n, " bytes)");
+  std::vector<int64_t> shape;
+  for (int d = 0; d < dims; ++d) shape.push_back(be32(head + 4 + 4 * d));
+  return shape;
+}
+
+namespace {
+void check_split(const std::string& split) {
   IRIS_CHECK(split == "train" || split == "test", "fashion-mnist: unknown split '", split,
              "' (expected train or test)");
-  const std::string stem = split == "train" ? "train" : "t10k";
-  const std::string images_path = (fs::path(dir) / (stem + "-images-idx3-ubyte.gz")).string();
-  const std::string labels_path = (fs::path(dir) / (stem + "-labels-idx1-ubyte.gz")).string();
+}
+}  // namespace
+
+std::string fashion_mnist_images_file(const std::string& dir, const std::string& split) {
+  check_split(split);
+  return (fs::path(dir) / (split == "train" ? "train-images-idx3-ubyte.gz" : "t10k-images-idx3-ubyte.gz"))
+      .string();
+}
+
+std::string fashion_mnist_labels_file(const std::string& dir, const std::string& split) {
+  check_split(split);
+  return (fs::path(dir) / (split == "train" ? "train-labels-idx1-ubyte.gz" : "t10k-labels-idx1-ubyte.gz"))
+      .string();
+}
+
+FashionMnistSplit load_fashion_mnist(const std::string& dir, const std::string& split) {
+  const std::string images_path = fashion_mnist_images_file(dir, split);
+  const std::string labels_path = fashion_mnist_labels_file(dir, split);
   FashionMnistSplit s;
   s.images = read_idx_images(images_path);
   s.labels = read_idx_labels(labels_path);
@@ -123,35 +157,63 @@ FashionMnistSplit load_fashion_mnist(const std::string& dir, const std::string& 
   return s;
 }
 
+namespace {
+ShardSpec spec_for(const std::string& src_dir, const std::string& split, int rows, int cols,
+                   const std::vector<int>& lowres_sizes) {
+  ShardSpec spec;
+  spec.height = rows;
+  spec.width = cols;
+  spec.channels = 1;
+  spec.lowres_sizes = lowres_sizes;
+  spec.has_labels = true;
+  spec.class_names = fashion_mnist_classes();
+  spec.source = "Fashion-MNIST " + split + " split (IDX files from " + src_dir + ")";
+  return spec;
+}
+}  // namespace
+
+ShardSpec fashion_mnist_spec(const std::string& src_dir, const std::string& split,
+                             const std::vector<int>& lowres_sizes) {
+  const std::string path = fashion_mnist_images_file(src_dir, split);
+  const std::vector<int64_t> shape = read_idx_shape(path);
+  IRIS_CHECK(shape.size() == 3 && shape[1] > 0 && shape[2] > 0 && shape[1] <= 65536 && shape[2] <= 65536,
+             "fashion-mnist: '", path, "' does not hold images");
+  return spec_for(src_dir, split, static_cast<int>(shape[1]), static_cast<int>(shape[2]), lowres_sizes);
+}
+
+int64_t fashion_mnist_count(const std::string& src_dir, const std::string& split, int64_t limit) {
+  const int64_t n = read_idx_shape(fashion_mnist_images_file(src_dir, split)).at(0);
+  return limit >= 0 ? std::min(limit, n) : n;
+}
+
+void write_fashion_mnist_split(const std::string& src_dir, const std::string& split,
+                               const std::string& out_split_dir, const FashionMnistShardOptions& options) {
+  const FashionMnistSplit data = load_fashion_mnist(src_dir, split);
+  const int64_t n = options.limit >= 0 ? std::min(options.limit, data.images.count) : data.images.count;
+  const ShardSpec spec = spec_for(src_dir, split, data.images.rows, data.images.cols, options.lowres_sizes);
+  ShardWriterOptions wo;
+  wo.samples_per_shard = options.samples_per_shard;
+  wo.prefix = split;
+  wo.overwrite = options.overwrite;
+  ShardWriter writer(out_split_dir, spec, wo);
+  const size_t pixels = static_cast<size_t>(spec.height) * spec.width;
+  if (options.progress) options.progress(split, 0, n);
+  for (int64_t i = 0; i < n; ++i) {
+    Image im(spec.height, spec.width, 1);
+    std::memcpy(im.pixels.data(), data.images.pixels.data() + static_cast<size_t>(i) * pixels, pixels);
+    writer.add(im, data.labels[static_cast<size_t>(i)]);
+    const bool shard_done = (i + 1) % options.samples_per_shard == 0;
+    const bool tick = options.progress_every > 0 && (i + 1) % options.progress_every == 0;
+    if (options.progress && (shard_done || tick) && i + 1 < n) options.progress(split, i + 1, n);
+  }
+  writer.finish();
+  if (options.progress) options.progress(split, n, n);
+}
+
 void write_fashion_mnist_shards(const std::string& src_dir, const std::string& out_dir,
                                 const FashionMnistShardOptions& options) {
-  for (const std::string split : {"train", "test"}) {
-    const FashionMnistSplit data = load_fashion_mnist(src_dir, split);
-    const int64_t n = options.limit >= 0 ? std::min(options.limit, data.images.count) : data.images.count;
-    ShardSpec spec;
-    spec.height = data.images.rows;
-    spec.width = data.images.cols;
-    spec.channels = 1;
-    spec.lowres_sizes = options.lowres_sizes;
-    spec.has_labels = true;
-    spec.class_names = fashion_mnist_classes();
-    spec.source = "Fashion-MNIST " + split + " split (IDX files from " + src_dir + ")";
-    ShardWriterOptions wo;
-    wo.samples_per_shard = options.samples_per_shard;
-    wo.prefix = split;
-    wo.overwrite = options.overwrite;
-    ShardWriter writer((fs::path(out_dir) / split).string(), spec, wo);
-    const size_t pixels = static_cast<size_t>(spec.height) * spec.width;
-    for (int64_t i = 0; i < n; ++i) {
-      Image im(spec.height, spec.width, 1);
-      std::memcpy(im.pixels.data(), data.images.pixels.data() + static_cast<size_t>(i) * pixels, pixels);
-      writer.add(im, data.labels[static_cast<size_t>(i)]);
-      if (options.progress && (i + 1) % options.samples_per_shard == 0 && i + 1 < n)
-        options.progress(split, i + 1, n);
-    }
-    writer.finish();
-    if (options.progress) options.progress(split, n, n);
-  }
+  for (const std::string split : {"train", "test"})
+    write_fashion_mnist_split(src_dir, split, (fs::path(out_dir) / split).string(), options);
 }
 
 }  // namespace iris::data

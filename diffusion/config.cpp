@@ -192,10 +192,15 @@ std::string toml_value(const ConfigValue& v) {
         if constexpr (std::is_same_v<T, int64_t>) {
           os << x;
         } else if constexpr (std::is_same_v<T, double>) {
-          std::ostringstream d;
-          d.precision(17);
-          d << x;
-          std::string s = d.str();
+          // The shortest form that reads back as the same double (3e-4, not 0.00029999999999999997).
+          std::string s;
+          for (int precision = 15; precision <= 17; ++precision) {
+            std::ostringstream d;
+            d.precision(precision);
+            d << x;
+            s = d.str();
+            if (std::stod(s) == x) break;
+          }
           if (s.find_first_of(".eEn") == std::string::npos) s += ".0";  // stay a float in TOML
           os << s;
         } else if constexpr (std::is_same_v<T, bool>) {

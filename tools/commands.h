@@ -11,5 +11,9 @@ void register_bench_conv(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_train(CLI::App& app);
 void register_bench_gpu(CLI::App& app);
+void register_shard(CLI::App& app);
+void register_info(CLI::App& app);
+void register_config(CLI::App& app);
+void register_eval(CLI::App& app);
 
 }  // namespace iris::tools

@@ -33,11 +33,19 @@ int main(int argc, char** argv) {
   iris::tools::register_bench(app);
   iris::tools::register_train(app);
   iris::tools::register_bench_gpu(app);
+  iris::tools::register_shard(app);
+  iris::tools::register_info(app);
+  iris::tools::register_config(app);
+  iris::tools::register_eval(app);
   try {
     iris::cpu::check_cpu_support();
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const iris::Error& e) {
+    // Users get the message; the source location only for internal errors (bugs), where it helps.
+    const bool internal = e.message().rfind("internal error", 0) == 0;
+    return fail(internal ? e.what() : e.message().c_str());
   } catch (const std::exception& e) {
     return fail(e.what());
   }

@@ -101,6 +101,38 @@ TEST_CASE("Fashion-MNIST splits check counts and label range") {
   CHECK(fashion_mnist_classes()[9] == "Ankle boot");
 }
 
+TEST_CASE("IDX headers are read alone, and give the spec and count of a conversion") {
+  TempDir dir("idx-header");
+  write_gz(dir.file("im.gz"), idx_images(0x803, 5, 4, 3, 60));
+  write_gz(dir.file("lb.gz"), idx_labels(0x801, {1, 2, 3, 4, 5}));
+  CHECK(read_idx_shape(dir.file("im.gz")) == std::vector<int64_t>{5, 4, 3});
+  CHECK(read_idx_shape(dir.file("lb.gz")) == std::vector<int64_t>{5});
+  write_gz(dir.file("bad.gz"), idx_images(0x802, 5, 4, 3, 60));
+  check_throws_with([&] { (void)read_idx_shape(dir.file("bad.gz")); }, {"bad.gz", "magic"});
+  write_gz(dir.file("short.gz"), {0, 0, 8, 3, 0, 0});
+  check_throws_with([&] { (void)read_idx_shape(dir.file("short.gz")); }, {"short.gz", "too short"});
+  check_throws_with([&] { (void)read_idx_shape(dir.file("none.gz")); }, {"none.gz", "no such file"});
+
+  const std::string src = dir.file("src");
+  fs::create_directories(src);
+  write_fake_fashion(src, 30, 8);
+  const ShardSpec spec = fashion_mnist_spec(src, "test", {7});
+  CHECK(spec.height == 28);
+  CHECK(spec.channels == 1);
+  CHECK(spec.has_labels);
+  CHECK(spec.lowres_sizes == std::vector<int>{7});
+  CHECK(spec.source.find("test split") != std::string::npos);
+  CHECK(fashion_mnist_count(src, "train", -1) == 30);
+  CHECK(fashion_mnist_count(src, "train", 12) == 12);
+  CHECK(fashion_mnist_count(src, "test", 100) == 8);
+  // The spec is exactly what a conversion writes.
+  FashionMnistShardOptions o;
+  o.lowres_sizes = {7};
+  write_fashion_mnist_split(src, "test", dir.file("out"), o);
+  CHECK(ShardSet::open(dir.file("out")).spec() == spec);
+  CHECK(fs::path(fashion_mnist_images_file(src, "test")).filename() == "t10k-images-idx3-ubyte.gz");
+}
+
 TEST_CASE("Fashion-MNIST converts to shard folders with bicubic low-res images") {
   TempDir dir("fmnist-shards");
   const std::string src = dir.file("src"), out = dir.file("out");
@@ -116,8 +148,8 @@ TEST_CASE("Fashion-MNIST converts to shard folders with bicubic low-res images")
     CHECK(total == (split == "train" ? 45 : 7));
   };
   write_fashion_mnist_shards(src, out, o);
-  const auto want =
-      std::vector<std::pair<std::string, int64_t>>{{"train", 20}, {"train", 40}, {"train", 45}, {"test", 7}};
+  const auto want = std::vector<std::pair<std::string, int64_t>>{{"train", 0},  {"train", 20}, {"train", 40},
+                                                                 {"train", 45}, {"test", 0},   {"test", 7}};
   CHECK(progress == want);
   const ShardSet train = ShardSet::open(out + "/train", {.verify_checksums = true});
   CHECK(train.size() == 45);
