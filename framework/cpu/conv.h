@@ -27,6 +27,8 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor
 void conv2d_backward_data(const Tensor& gout, const Tensor& w, Tensor& dx, const ConvParams& p);
 // dw = dL/dw given gout = dL/dout.
 void conv2d_backward_weight(const Tensor& gout, const Tensor& x, Tensor& dw, const ConvParams& p);
+// db [Cout] = dL/dbias = gout summed over N, Ho and Wo.
+void conv2d_backward_bias(const Tensor& gout, Tensor& db, const ConvParams& p);
 
 // Process-wide tuning (defaults suit CPUs with about 1 MiB of L2 per core). Results depend on these (through
 // the order of the weight-gradient sums), never on the thread count; tests shrink them to force many tiles.
