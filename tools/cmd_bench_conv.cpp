@@ -84,9 +84,11 @@ void run_bench_conv(const BenchConvOptions& o) {
       (long)p.kh, (long)p.kw, (long)p.sh, (long)p.ph);
   std::printf("cpu: %d threads; BLAS: %s\n", num_threads(), cpu::blas_info().c_str());
   const int64_t tile = cpu::conv_tile_rows(p, sizeof(float));
-  std::printf("tiles of %ld rows%s; data-gradient bands of %.1f MiB; %d warmup + %d timed steps, median\n",
-              (long)tile, tuning.tile_rows > 0 ? "" : " (automatic)",
-              static_cast<double>(tuning.band_bytes) / (1 << 20), o.warmup, o.steps);
+  std::printf(
+      "tiles of %ld rows%s; data-gradient bands of %.1f MiB; %d warmup + %d timed steps: median | fastest | "
+      "CPU time per step (all threads)\n",
+      (long)tile, tuning.tile_rows > 0 ? "" : " (automatic)",
+      static_cast<double>(tuning.band_bytes) / (1 << 20), o.warmup, o.steps);
 
   Generator gen(1234);
   const double wscale = 1.0 / std::sqrt(static_cast<double>(p.cols()));
