@@ -205,13 +205,19 @@ void backward_weight_impl(const T* gout, const T* x, T* dw, const ConvParams& p)
     });
   }
   if (slots == 1) return;
-  parallel_for(0, size, 16384, [&](int64_t lo, int64_t hi) {
+  // dw += partials, in slot order. A second parallel region is only worth its fork and join (expensive when
+  // the cores are shared with other processes) for large weights.
+  auto reduce = [&](int64_t lo, int64_t hi) {
     for (int64_t e = lo; e < hi; ++e) {
       T v = dw[e];
       for (int64_t s = 1; s < slots; ++s) v += partials[(s - 1) * size + e];
       dw[e] = v;
     }
-  });
+  };
+  if ((slots - 1) * size < (int64_t{1} << 22))
+    reduce(0, size);
+  else
+    parallel_for(0, size, 16384, reduce);
 }
 
 // Data gradient in bands of dx rows: task (n, b) computes the column-gradient rows that dx rows
