@@ -84,9 +84,11 @@ void run_bench_conv(const BenchConvOptions& o) {
       (long)p.kh, (long)p.kw, (long)p.sh, (long)p.ph);
   std::printf("cpu: %d threads; BLAS: %s\n", num_threads(), cpu::blas_info().c_str());
   const int64_t tile = cpu::conv_tile_rows(p, sizeof(float));
-  std::printf("tiles of %ld rows%s; data-gradient bands of %.1f MiB; %d warmup + %d timed steps, median\n",
-              (long)tile, tuning.tile_rows > 0 ? "" : " (automatic)",
-              static_cast<double>(tuning.band_bytes) / (1 << 20), o.warmup, o.steps);
+  std::printf(
+      "tiles of %ld rows%s; data-gradient bands of %.1f MiB; %d warmup + %d timed steps: median | fastest | "
+      "CPU time per step (all threads)\n",
+      (long)tile, tuning.tile_rows > 0 ? "" : " (automatic)",
+      static_cast<double>(tuning.band_bytes) / (1 << 20), o.warmup, o.steps);
 
   Generator gen(1234);
   const double wscale = 1.0 / std::sqrt(static_cast<double>(p.cols()));
@@ -163,26 +165,25 @@ void run_bench_conv(const BenchConvOptions& o) {
 void register_bench_conv(CLI::App& app) {
   auto opts = std::make_shared<BenchConvOptions>();
   auto* cmd = app.add_subcommand("bench-conv", "Time conv2d forward and forward+backward on the CPU (f32)");
-  cmd->add_option("--batch", opts->batch, "batch size N")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--size", opts->size, "image height and width")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--cin", opts->cin, "input channels")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--cout", opts->cout, "output channels")->capture_default_str()->check(CLI::PositiveNumber);
+  const CLI::Range positive(1, 1 << 20), non_negative(0, 1 << 20);
+  cmd->add_option("--batch", opts->batch, "batch size N")->capture_default_str()->check(positive);
+  cmd->add_option("--size", opts->size, "image height and width")->capture_default_str()->check(positive);
+  cmd->add_option("--cin", opts->cin, "input channels")->capture_default_str()->check(positive);
+  cmd->add_option("--cout", opts->cout, "output channels")->capture_default_str()->check(positive);
   cmd->add_option("--kernel", opts->kernel, "square kernel size (padding kernel/2)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--stride", opts->stride, "stride")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--steps", opts->steps, "timed steps")->capture_default_str()->check(CLI::PositiveNumber);
+      ->check(positive);
+  cmd->add_option("--stride", opts->stride, "stride")->capture_default_str()->check(positive);
+  cmd->add_option("--steps", opts->steps, "timed steps")->capture_default_str()->check(positive);
   cmd->add_option("--warmup", opts->warmup, "untimed warm-up steps")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative);
   cmd->add_option("--threads", opts->threads, "CPU threads (0: all)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative);
   cmd->add_option("--tile-rows", opts->tile_rows, "rows per im2col tile (0: automatic, about 1 MiB)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative);
   cmd->add_option("--band-mb", opts->band_mb,
                   "data-gradient band of column rows per thread, MiB (0: default 4)")
       ->capture_default_str()

@@ -17,6 +17,7 @@
 
 #include "framework/cpu/blas.h"
 #include "framework/cpu/parallel.h"
+#include "framework/ops/dispatch.h"
 
 namespace iris::cpu {
 
@@ -202,13 +203,19 @@ void backward_weight_impl(const T* gout, const T* x, T* dw, const ConvParams& p)
     });
   }
   if (slots == 1) return;
-  parallel_for(0, size, 16384, [&](int64_t lo, int64_t hi) {
+  // dw += partials, in slot order. A second parallel region is only worth its fork and join (expensive when
+  // the cores are shared with other processes) for large weights.
+  auto reduce = [&](int64_t lo, int64_t hi) {
     for (int64_t e = lo; e < hi; ++e) {
       T v = dw[e];
       for (int64_t s = 1; s < slots; ++s) v += partials[(s - 1) * size + e];
       dw[e] = v;
     }
-  });
+  };
+  if ((slots - 1) * size < (int64_t{1} << 22))
+    reduce(0, size);
+  else
+    parallel_for(0, size, 16384, reduce);
 }
 
 // Data gradient in bands of dx rows: task (n, b) computes the column-gradient rows that dx rows
@@ -253,6 +260,34 @@ void backward_data_impl(const T* gout, const T* w, T* dx, const ConvParams& p) {
     const int64_t h0 = b * band_h, h1 = std::min(p.H, h0 + band_h);
     for (int64_t h = h0; h < h1; ++h) col2im_row(buf, dx, p, r0, r1, n * p.H + h, /*assign=*/true);
   });
+}
+
+// Bias gradient: db[c] = sum over rows of gout[r, c]. Rows are cut into fixed blocks and channels into
+// groups of 16 (a cache line of f32); each (block, group) task sums its rows in order into a partial in
+// double (single-precision inputs too: a wider accumulator, as the reductions use), then the partials are
+// added in block order. Fixed blocks, fixed order: the same result at any thread count.
+template <class T>
+void backward_bias_impl(const T* gout, T* db, const ConvParams& p) {
+  using Acc = double;
+  constexpr int64_t kRowsPerBlock = 4096, kGroup = 16;
+  const int64_t M = p.rows(), Co = p.Cout;
+  const int64_t blocks = ceil_div(M, kRowsPerBlock), groups = ceil_div(Co, kGroup);
+  std::unique_ptr<Acc[]> partial(new Acc[static_cast<size_t>(blocks * Co)]);
+  const int64_t tasks = blocks * groups;
+  run_tasks(tasks, task_threads(tasks), [&](int64_t task, int) {
+    const int64_t blk = task / groups, c0 = (task % groups) * kGroup, c1 = std::min(Co, c0 + kGroup);
+    Acc acc[kGroup] = {};
+    for (int64_t r = blk * kRowsPerBlock; r < std::min(M, (blk + 1) * kRowsPerBlock); ++r) {
+      const T* row = gout + r * Co;
+      for (int64_t c = c0; c < c1; ++c) acc[c - c0] += load_as<Acc>(row + c);
+    }
+    for (int64_t c = c0; c < c1; ++c) partial[blk * Co + c] = acc[c - c0];
+  });
+  for (int64_t c = 0; c < Co; ++c) {
+    Acc v = 0;
+    for (int64_t blk = 0; blk < blocks; ++blk) v += partial[blk * Co + c];
+    store_as(db + c, v);
+  }
 }
 
 // Runs `f(float{})` or `f(double{})` by dtype. bf16 has no BLAS: `bf16_fallback()` converts to f32.
@@ -354,6 +389,18 @@ void conv2d_backward_weight(const Tensor& gout, const Tensor& x, Tensor& dw, con
         conv2d_backward_weight(as_f32(gout), as_f32(x), d32, p);
         dw.copy_(d32);
       });
+}
+
+void conv2d_backward_bias(const Tensor& gout, Tensor& db, const ConvParams& p) {
+  if (db.numel() == 0) return;
+  if (gout.numel() == 0) {
+    db.zero_();
+    return;
+  }
+  dispatch_floating(db.dtype(), "conv2d backward", [&](auto tag) {
+    using T = decltype(tag);
+    backward_bias_impl<T>(gout.data<T>(), db.data<T>(), p);
+  });
 }
 
 }  // namespace iris::cpu

@@ -8,12 +8,13 @@
 // (i, j, c), so its row-major layout matches the weight's [Cout, kh*kw*Cin] and NHWC input rows copy with
 // memcpy. Work is cut into tiles of a fixed number of rows that threads take dynamically; each tile is
 // im2col'ed into the thread's own cache-sized buffer and multiplied at once by a single-threaded GEMM (one
-// thread pool, no handover to OpenBLAS's threads, column data used while still in cache). Pointwise
-// convolutions (whose column matrix *is* the input) skip im2col.
+// thread pool, no handover to OpenBLAS's threads, column data used while still in cache). The data gradient
+// works in bands of dx rows: one GEMM for the column rows a band needs, then col2im into the band. Pointwise
+// convolutions (whose column matrix *is* the input) skip im2col and col2im.
 //
-// Determinism: each output element is computed by one GEMM call whose arguments do not depend on the number
-// of threads (tiles, weight-gradient partial sums and their order are fixed by the shapes and the tuning
-// below), so results do not depend on the thread count.
+// Determinism: every output element comes from GEMM calls and sums whose arguments and order do not depend
+// on the number of threads (tiles, bands, weight-gradient partial sums and bias blocks are fixed by the
+// shapes and the tuning below), so results do not depend on the thread count.
 #pragma once
 
 #include "framework/core/tensor.h"
@@ -27,6 +28,8 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor
 void conv2d_backward_data(const Tensor& gout, const Tensor& w, Tensor& dx, const ConvParams& p);
 // dw = dL/dw given gout = dL/dout.
 void conv2d_backward_weight(const Tensor& gout, const Tensor& x, Tensor& dw, const ConvParams& p);
+// db [Cout] = dL/dbias = gout summed over N, Ho and Wo.
+void conv2d_backward_bias(const Tensor& gout, Tensor& db, const ConvParams& p);
 
 // Process-wide tuning (defaults suit CPUs with about 1 MiB of L2 per core). Results depend on these (through
 // the order of the weight-gradient sums), never on the thread count; tests shrink them to force many tiles.

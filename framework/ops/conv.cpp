@@ -7,7 +7,6 @@
 #include "framework/cpu/conv.h"
 #include "framework/ops/autocast.h"
 #include "framework/ops/dispatch.h"
-#include "framework/ops/reduce.h"
 
 #ifdef IRIS_WITH_CUDA
 #include "framework/cuda/conv.h"
@@ -100,7 +99,10 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, std
                          dw = Tensor::empty({p.Cout, p.kh, p.kw, p.Cin}, dt, gc.device());
                          IRIS_DISPATCH_DEVICE(gc.device(), conv2d_backward_weight, gc, xv, dw, p);
                        }
-                       if (need[2]) db = sum(gc, {0, 1, 2});
+                       if (need[2]) {
+                         db = Tensor::empty({p.Cout}, dt, gc.device());
+                         IRIS_DISPATCH_DEVICE(gc.device(), conv2d_backward_bias, gc, db, p);
+                       }
                        return {dx, dw, db};
                      });
   }

@@ -269,6 +269,18 @@ TEST_CASE("conv2d misuse raises errors naming the op and shapes") {
       {"conv2d", "floating"});
 }
 
+TEST_CASE("conv2d bias gradient over many rows matches a plain sum") {
+  // 4800 output rows and 20 channels: more than one block of rows and one group of channels in the kernel.
+  const Geometry g{"1x1 on 3x40x40x2 -> 20", 3, 40, 40, 2, 20, 1, 1, 1, 1, 0, 0};
+  const Tensor x = randn({g.N, g.H, g.W, g.Cin}, 35), w = randn({g.Cout, 1, 1, g.Cin}, 36),
+               b = randn({g.Cout}, 37);
+  const Grads3 r = run_with_grads(x, w, b, g, 38);
+  const auto probe = randn(r.out.shape(), 38).to_vector<double>();  // the seed run_with_grads used
+  std::vector<double> ref(g.Cout, 0.0);
+  for (size_t i = 0; i < probe.size(); ++i) ref[i % g.Cout] += probe[i];
+  check_close(r.db, Tensor::from_vector(ref, {g.Cout}), 1e-11, 1e-12);
+}
+
 TEST_CASE("conv2d on an empty batch") {
   Tensor x = Tensor::zeros({0, 5, 7, 3}, DType::f64).set_requires_grad();
   Tensor w = randn({4, 3, 3, 3}, 33).set_requires_grad();
