@@ -72,6 +72,9 @@ Blas load() {
   b.corename = reinterpret_cast<get_str_t>(dlsym(h, "openblas_get_corename"));
   b.config = reinterpret_cast<get_str_t>(dlsym(h, "openblas_get_config"));
   IRIS_CHECK(b.sgemm && b.dgemm, "the loaded OpenBLAS lacks cblas_sgemm/cblas_dgemm");
+  // Every GEMM call is single-threaded: Iris splits the work over its own threads (results then do not
+  // depend on the thread count, and no second pool of spinning threads competes for the cores).
+  if (b.set_threads) b.set_threads(1);
   return b;
 }
 

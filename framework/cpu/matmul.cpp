@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "framework/cpu/blas.h"
+#include "framework/cpu/parallel.h"
 #include "framework/ops/dispatch.h"
 
 namespace iris::cpu {
@@ -40,9 +41,23 @@ void bmm(const Tensor& a_in, const Tensor& b_in, Tensor& out, double alpha, doub
     const T* ap = a.data<T>();
     const T* bp = b.data<T>();
     T* op = out.data<T>();
-    for (int64_t i = 0; i < B; ++i)
-      gemm(va->trans, vb->trans, M, N, K, static_cast<T>(alpha), ap + i * sa, va->ld, bp + i * sb, vb->ld,
-           static_cast<T>(beta), op + i * M * N, N);
+    // Tiles of the output, each one single-threaded GEMM over the full K, run on Iris's threads. The tile
+    // shape depends only on (M, N), so every output element is computed the same way whatever the thread
+    // count (OpenBLAS's own threading splits K differently with 1 and 2 threads).
+    const int64_t tm = std::max<int64_t>(64, (M + 7) / 8), tn = M >= 256 ? N : std::max<int64_t>(256, (N + 7) / 8);
+    const int64_t tiles_m = (M + tm - 1) / tm, tiles_n = (N + tn - 1) / tn;
+    const int64_t tiles = B * tiles_m * tiles_n;
+    const int threads = static_cast<int>(std::min<int64_t>(num_threads(), tiles));
+    run_parallel(tiles, threads, [&](int64_t t, int) {
+      const int64_t i = t / (tiles_m * tiles_n), r = t % (tiles_m * tiles_n);
+      const int64_t m0 = (r / tiles_n) * tm, n0 = (r % tiles_n) * tn;
+      const int64_t m = std::min(tm, M - m0), n = std::min(tn, N - n0);
+      // Row m0 of op(A) and column n0 of op(B), in the stored (possibly transposed) layouts.
+      const T* at = ap + i * sa + (va->trans ? m0 : m0 * va->ld);
+      const T* bt = bp + i * sb + (vb->trans ? n0 * vb->ld : n0);
+      gemm(va->trans, vb->trans, m, n, K, static_cast<T>(alpha), at, va->ld, bt, vb->ld, static_cast<T>(beta),
+           op + i * M * N + m0 * N + n0, N);
+    });
   };
   switch (out.dtype()) {
     case DType::f32: run(float{}); break;

@@ -4,7 +4,6 @@
 #include <cstdlib>
 #include <string>
 
-#include "framework/cpu/blas.h"
 
 namespace iris {
 
@@ -33,7 +32,6 @@ int num_threads() {
 
 void set_num_threads(int n) {
   g_threads.store(n > 0 ? n : default_threads());
-  cpu::blas_set_num_threads(num_threads());
 }
 
 bool in_parallel_region() { return cpu::inside_parallel_call(); }

@@ -13,7 +13,7 @@ namespace iris {
 
 // Threads used by CPU kernels: IRIS_NUM_THREADS or OMP_NUM_THREADS when set, else the usable cores.
 int num_threads();
-void set_num_threads(int n);  // also sets OpenBLAS's thread count; n <= 0 restores the default
+void set_num_threads(int n);  // n <= 0 restores the default
 bool in_parallel_region();
 
 namespace cpu {

@@ -44,4 +44,7 @@ constexpr size_t kConvWorkspaceCap = size_t{256} << 20;
 size_t conv_plan_count(int device);
 std::vector<std::string> conv_plan_descriptions(int device);
 
+// db [Cout] = gout summed over N, Ho and Wo (a column reduction of gout viewed as [N*Ho*Wo, Cout]).
+void conv2d_backward_bias(const Tensor& gout, Tensor& db, const ConvParams& p);
+
 }  // namespace iris::cuda
