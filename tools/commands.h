@@ -10,5 +10,8 @@ void register_version(CLI::App& app);
 void register_bench_conv(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_train(CLI::App& app);
+void register_sample(CLI::App& app);
+void register_cascade(CLI::App& app);
+void register_ckpt(CLI::App& app);
 
 }  // namespace iris::tools

@@ -12,6 +12,9 @@ int main(int argc, char** argv) {
   iris::tools::register_bench_conv(app);
   iris::tools::register_bench(app);
   iris::tools::register_train(app);
+  iris::tools::register_sample(app);
+  iris::tools::register_cascade(app);
+  iris::tools::register_ckpt(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
