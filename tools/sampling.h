@@ -4,7 +4,8 @@
 //
 // Reproducibility: sample i draws all its noise from the Philox stream (seed, stream_of[i]), where
 // stream_of[i] is its shard index when it comes from a shard set, else its position in the output. Its
-// result therefore depends on neither --batch nor the other samples of the run.
+// result therefore depends on neither --batch nor the other samples of the run (bit for bit on the CPU, whose
+// kernels split work over outputs only; GPU libraries may pick other algorithms for other batch sizes).
 #pragma once
 
 #include <chrono>
