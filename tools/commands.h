@@ -15,5 +15,8 @@ void register_shard(CLI::App& app);
 void register_info(CLI::App& app);
 void register_config(CLI::App& app);
 void register_eval(CLI::App& app);
+void register_sample(CLI::App& app);
+void register_cascade(CLI::App& app);
+void register_ckpt(CLI::App& app);
 
 }  // namespace iris::tools

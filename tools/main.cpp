@@ -37,6 +37,9 @@ int main(int argc, char** argv) {
   iris::tools::register_info(app);
   iris::tools::register_config(app);
   iris::tools::register_eval(app);
+  iris::tools::register_sample(app);
+  iris::tools::register_cascade(app);
+  iris::tools::register_ckpt(app);
   try {
     iris::cpu::check_cpu_support();
     app.parse(argc, argv);

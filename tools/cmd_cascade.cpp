@@ -1,0 +1,299 @@
+// `iris cascade`: samples a cascade (CDM) built from several checkpoints, each stage with its own config,
+// EMA weights and sampling settings: a base stage (class labels or unconditional) or an sr3 stage (low-res
+// inputs) first, then super-resolution stages whose low-res size is the previous stage's resolution.
+// Keeps every stage's output: out/stage_<i>/<name>.png, out/grid.png (one column per stage) and
+// out/cascade.h5 (uint8 stage_<i> [N, H_i, W_i, C], plus lowres, truth and labels when there are some).
+//
+// Per-stage settings are comma-separated lists: one value applies to every stage it concerns (guidance to
+// class-conditional base stages, the augmentation level to stages trained with noise augmentation), or one
+// value per stage; unset settings come from each stage's config.
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "data/grid.h"
+#include "diffusion/cascade.h"
+#include "framework/cpu/parallel.h"
+#include "framework/io/hdf5.h"
+#include "framework/iris.h"
+#include "tools/commands.h"
+#include "tools/common.h"
+#include "tools/sampling.h"
+
+namespace iris::tools {
+
+namespace {
+
+namespace fs = std::filesystem;
+using diffusion::Task;
+
+constexpr size_t kGridMaxRows = 32;
+
+struct CascadeOptions {
+  std::vector<std::string> stages;
+  bool raw = false, truncated = false;
+  std::vector<int64_t> steps;
+  std::vector<std::string> samplers;
+  std::vector<double> etas, guidances, aug_levels;
+  ConditionOptions cond;
+  std::string out, device = "auto";
+  uint64_t seed = 0;
+  int64_t batch = 16;
+  int threads = 0;
+  CLI::Option *per_class_opt = nullptr, *count_opt = nullptr;
+};
+
+// The value of a per-stage list for stage i of n: none given (nullptr), one for all, or one per stage.
+template <class T>
+const T* pick(const std::vector<T>& values, size_t i, size_t n, const char* option) {
+  if (values.empty()) return nullptr;
+  IRIS_CHECK(values.size() == 1 || values.size() == n, option, " has ", values.size(), " values for ", n,
+             " stages: give one value for all stages or one per stage");
+  return values.size() == 1 ? &values[0] : &values[i];
+}
+
+diffusion::SampleSettings stage_settings(const LoadedStage& L, const CascadeOptions& o, size_t i, size_t n) {
+  const diffusion::Stage& st = *L.stage;
+  diffusion::SampleSettings s = st.default_sample_settings();
+  const std::string where = "stage " + std::to_string(i) + " ('" + L.path + "')";
+  if (const auto* v = pick(o.samplers, i, n, "--sampler")) s.sampler = *v;
+  IRIS_CHECK(s.sampler == "ddpm" || s.sampler == "ddim" || s.sampler == "dpmpp2m", "--sampler for ", where,
+             " must be ddpm, ddim or dpmpp2m, got '", s.sampler, "'");
+  if (const auto* v = pick(o.steps, i, n, "--steps")) s.steps = *v;
+  IRIS_CHECK(s.steps >= 1, "--steps for ", where, " must be at least 1, got ", s.steps);
+  if (const auto* v = pick(o.etas, i, n, "--eta")) {
+    IRIS_CHECK(*v >= 0 && *v <= 1, "--eta for ", where, " must be in [0, 1], got ", *v);
+    IRIS_CHECK(*v == 0 || s.sampler == "ddim" || o.etas.size() == 1, "--eta for ", where,
+               " applies to the ddim sampler; this stage uses ", s.sampler);
+    s.eta = *v;
+  }
+  // Settings that concern some stages only: a single value goes to the stages it concerns; a per-stage
+  // value for another stage must be the neutral one.
+  const bool guided = st.task() == Task::base && st.num_classes() > 0;
+  if (const auto* v = pick(o.guidances, i, n, "--guidance")) {
+    if (guided)
+      s.guidance = *v;
+    else
+      IRIS_CHECK(o.guidances.size() == 1 || *v == 1.0, "--guidance for ", where,
+                 ": guidance applies to class-conditional base stages (give 1 for this stage)");
+  }
+  const bool augmented = st.task() == Task::sr3 && st.net().config().aug_embedding;
+  if (const auto* v = pick(o.aug_levels, i, n, "--aug-level")) {
+    IRIS_CHECK(*v >= 0 && *v <= 1, "--aug-level for ", where, " must be in [0, 1], got ", *v);
+    if (augmented)
+      s.aug_level = *v;
+    else
+      IRIS_CHECK(o.aug_levels.size() == 1 || *v == 0.0, "--aug-level for ", where,
+                 ": this stage was not trained "
+                 "with noise conditioning augmentation (give 0 for it)");
+  }
+  return s;
+}
+
+void write_cascade_grid(const std::string& path, const std::vector<LoadedStage>& stages, const Inputs& in,
+                        const std::vector<Tensor>& outputs, const std::vector<std::string>& class_names) {
+  const size_t n = std::min(static_cast<size_t>(in.size()), kGridMaxRows);
+  auto first_rows = [&](const Tensor& t) {
+    return data::unstack_images(t.slice(0, 0, static_cast<int64_t>(n)).contiguous());
+  };
+  std::vector<std::vector<data::Image>> columns;
+  std::vector<std::string> titles;
+  if (in.lowres.defined()) {
+    columns.push_back(first_rows(in.lowres));
+    titles.push_back("input");
+  }
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    columns.push_back(first_rows(outputs[i]));
+    const int64_t r = stages[i].stage->resolution();
+    titles.push_back(std::to_string(i) + ": " + std::to_string(r) + "x" + std::to_string(r));
+  }
+  if (in.truth.defined()) {
+    // After a base first stage the shard's image is a real example of the class, not the truth of a sample.
+    columns.push_back(first_rows(in.truth));
+    titles.push_back(stages.front().stage->task() == Task::base ? "real" : "truth");
+  }
+  std::vector<std::vector<data::Image>> grid(n);
+  std::vector<std::string> row_titles;
+  for (size_t r = 0; r < n; ++r) {
+    for (const auto& col : columns) grid[r].push_back(col[r]);
+    if (!in.labels.empty()) row_titles.push_back(label_name(in.labels[r], class_names));
+  }
+  enlarge_for_grid(grid);
+  data::write_grid(path, grid, titles, row_titles);
+}
+
+void run_cascade(const CascadeOptions& o) {
+  IRIS_CHECK(!o.stages.empty(), "give at least one --stage CHECKPOINT");
+  IRIS_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
+  IRIS_CHECK(!o.per_class_opt->count() || o.cond.per_class > 0, "--per-class must be positive, got ",
+             o.cond.per_class);
+  if (o.threads > 0) set_num_threads(o.threads);
+  ConditionOptions cond = o.cond;
+  cond.count_given = o.count_opt->count() > 0;
+  const Device device = resolve_device(o.device);
+  const size_t n_stages = o.stages.size();
+
+  // Stages and their settings first: a bad checkpoint or option fails before any input is read.
+  std::vector<LoadedStage> stages;
+  std::vector<diffusion::SampleSettings> settings;
+  for (size_t i = 0; i < n_stages; ++i) {
+    stages.push_back(load_stage(o.stages[i], o.raw, {}, device));
+    settings.push_back(stage_settings(stages[i], o, i, n_stages));
+  }
+  const LoadedStage& first = stages.front();
+  std::vector<std::string> class_names;
+  const Inputs in =
+      gather_inputs(first, cond, static_cast<int>(stages.back().stage->resolution()), class_names);
+  const int64_t N = in.size();
+  const std::vector<uint64_t> streams = noise_streams(in, N);
+  const int64_t batches = (N + o.batch - 1) / o.batch;
+  Progress progress("cascade", N, batches);
+  int64_t current = 0;  // the batch being sampled, for the progress callbacks
+
+  diffusion::Cascade cascade;
+  bool any_truncated = false;
+  for (size_t i = 0; i < n_stages; ++i) {
+    diffusion::CascadeStep step;
+    step.stage = stages[i].stage;
+    step.settings = settings[i];
+    step.truncated = o.truncated && i > 0 && stages[i].stage->net().config().aug_embedding;
+    any_truncated = any_truncated || step.truncated;
+    const std::string phase = "stage " + std::to_string(i + 1) + "/" + std::to_string(n_stages);
+    step.settings.on_step = [&progress, &current, phase](const diffusion::SamplerStep& k) {
+      progress.step(current, phase, k.index, k.count);
+    };
+    try {
+      cascade.add(step);
+    } catch (const Error& e) {
+      if (i == 0) throw;
+      IRIS_THROW("--stage '", o.stages[i], "' (stage ", i, ") cannot follow --stage '", o.stages[i - 1],
+                 "' (stage ", i - 1, "): ", e.message());
+    }
+  }
+  IRIS_CHECK(!o.truncated || any_truncated,
+             "--truncated: no stage after the first was trained with noise "
+             "conditioning augmentation (model.aug_embedding), so there is no chain to truncate");
+
+  std::printf("iris cascade: %zu stages -> %s\n%s\n", n_stages, o.out.c_str(),
+              compute_banner(device).c_str());
+  for (size_t i = 0; i < n_stages; ++i) {
+    const auto& st = cascade.step(i);
+    std::printf("  stage %zu: %s (step %lld, %s weights) %s %lldx%lld, %s %lld steps%s\n", i,
+                stages[i].path.c_str(), static_cast<long long>(stages[i].info.step),
+                stages[i].ema ? "EMA" : "raw", stages[i].config.get_string("model.task").c_str(),
+                static_cast<long long>(st.stage->resolution()),
+                static_cast<long long>(st.stage->resolution()), st.settings.sampler.c_str(),
+                static_cast<long long>(st.settings.steps), st.truncated ? ", truncated conditioning" : "");
+  }
+  std::printf("%lld samples, seed %llu, batch %lld\n", static_cast<long long>(N),
+              static_cast<unsigned long long>(o.seed), static_cast<long long>(o.batch));
+  std::fflush(stdout);
+
+  std::vector<Tensor> outputs(n_stages);  // u8 [N, H_i, W_i, C]
+  for (int64_t b = 0; b < batches; ++b) {
+    current = b;
+    const int64_t lo = b * o.batch, hi = std::min(N, lo + o.batch);
+    Generator gen = batch_generator(o.seed, streams, lo, hi);
+    diffusion::StageBatch c;
+    if (first.stage->task() == Task::sr3)
+      c.lowres = data::u8_to_float(rows(in.lowres, lo, hi, Device::cpu())).to(device);
+    if (!in.labels.empty() && first.stage->num_classes() > 0)
+      c.labels = Tensor::from_vector<int64_t>(
+          std::vector<int64_t>(in.labels.begin() + lo, in.labels.begin() + hi), {hi - lo}, device);
+    const std::vector<Tensor> outs = cascade.run(c, hi - lo, gen);
+    for (size_t i = 0; i < n_stages; ++i) put_rows(outputs[i], N, lo, to_u8(outs[i]));
+    progress.batch_done(b, hi);
+  }
+  progress.finish();
+
+  for (size_t i = 0; i < n_stages; ++i) {
+    const std::string dir = (fs::path(o.out) / ("stage_" + std::to_string(i))).string();
+    fs::create_directories(dir);
+    const auto images = data::unstack_images(outputs[i]);
+    for (int64_t k = 0; k < N; ++k) write_sample_png(dir, in.names[k], images[k]);
+  }
+  const std::string grid = (fs::path(o.out) / "grid.png").string();
+  write_cascade_grid(grid, stages, in, outputs, class_names);
+
+  const std::string h5_path = (fs::path(o.out) / "cascade.h5").string();
+  h5::AtomicWriter w(h5_path);
+  {
+    h5::Group root = w.root();
+    root.set_string_attr("format", "iris-cascade-samples");
+    root.set_int_attr("num_stages", static_cast<int64_t>(n_stages));
+    root.set_int_attr("seed", static_cast<int64_t>(o.seed));
+    root.set_strings_attr("checkpoints", o.stages);
+    root.set_strings_attr("names", in.names);
+    if (!class_names.empty()) root.set_strings_attr("class_names", class_names);
+    for (size_t i = 0; i < n_stages; ++i) {
+      const auto& st = cascade.step(i);
+      h5::Dataset d = root.write_tensor("stage_" + std::to_string(i), outputs[i]);
+      d.set_string_attr("checkpoint", stages[i].path);
+      d.set_int_attr("step", stages[i].info.step);
+      d.set_string_attr("weights", stages[i].ema ? "ema" : "raw");
+      d.set_string_attr("sampler", st.settings.sampler);
+      d.set_int_attr("steps", st.settings.steps);
+      d.set_double_attr("eta", st.settings.eta);
+      d.set_double_attr("guidance", st.settings.guidance);
+      d.set_double_attr("aug_level", st.settings.aug_level);
+      d.set_int_attr("truncated", st.truncated ? 1 : 0);
+      d.set_string_attr("config", stages[i].config.to_toml());
+    }
+    if (in.lowres.defined()) root.write_tensor("lowres", in.lowres);
+    if (in.truth.defined()) root.write_tensor("truth", in.truth);
+    if (!in.labels.empty()) {
+      std::vector<int32_t> l(in.labels.begin(), in.labels.end());
+      root.write_tensor("labels", Tensor::from_vector<int32_t>(l, {N}));
+    }
+    if (!in.indices.empty()) root.write_tensor("indices", Tensor::from_vector<int64_t>(in.indices, {N}));
+  }
+  w.commit();
+  std::printf("wrote %lld samples x %zu stages to %s, the grid %s and %s\n", static_cast<long long>(N),
+              n_stages, o.out.c_str(), grid.c_str(), h5_path.c_str());
+}
+
+}  // namespace
+
+void register_cascade(CLI::App& app) {
+  auto o = std::make_shared<CascadeOptions>();
+  auto* cmd = app.add_subcommand("cascade",
+                                 "Sample a cascade of stages (base or sr3, then super-resolution "
+                                 "stages), each from its own checkpoint");
+  cmd->add_option("--stage", o->stages,
+                  "a stage's checkpoint, in cascade order (repeat: --stage A --stage B)")
+      ->required();
+  cmd->add_flag("--raw", o->raw, "use the raw weights instead of the EMA");
+  cmd->add_option("--steps", o->steps, "sampling steps per stage: 50,25 (or one value for all)")
+      ->delimiter(',');
+  cmd->add_option("--sampler", o->samplers, "ddpm, ddim or dpmpp2m per stage: dpmpp2m,ddim")->delimiter(',');
+  cmd->add_option("--eta", o->etas, "DDIM noise per stage (ddim stages)")->delimiter(',');
+  cmd->add_option("--guidance", o->guidances,
+                  "classifier-free guidance per stage (class-conditional base stages)")
+      ->delimiter(',');
+  cmd->add_option("--aug-level", o->aug_levels,
+                  "conditioning-augmentation level s per stage (stages trained with noise augmentation)")
+      ->delimiter(',');
+  cmd->add_flag(
+      "--truncated", o->truncated,
+      "truncated conditioning: a stage trained with noise augmentation takes the previous chain's x_s "
+      "(stopped at its augmentation level) instead of a re-noised final output");
+  cmd->add_option("--labels", o->cond.labels, "class labels for a base first stage: indices or names")
+      ->delimiter(',');
+  o->per_class_opt =
+      cmd->add_option("--per-class", o->cond.per_class, "K samples of every class (default 4)");
+  o->count_opt = cmd->add_option(
+      "--count", o->cond.input.count,
+      "samples of an unconditional base stage, or shard samples to take (-1: to the end; default 16)");
+  cmd->add_option("--shard", o->cond.input.shard, "shard folder to take the first stage's inputs from");
+  cmd->add_option("--start", o->cond.input.start, "first shard sample (default 0)");
+  cmd->add_option("--input", o->cond.input.files, "low-res image files for an sr3 first stage");
+  cmd->add_option("--input-dir", o->cond.input.dir, "folder of low-res images for an sr3 first stage");
+  cmd->add_option("--seed", o->seed, "seed of all noise (default 0)");
+  cmd->add_option("--batch", o->batch, "samples per batch (default 16; results do not depend on it)");
+  cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N (default auto)");
+  cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--out", o->out, "output folder")->required();
+  cmd->callback([o] { run_cascade(*o); });
+}
+
+}  // namespace iris::tools

@@ -1,0 +1,346 @@
+// `iris ckpt`: look at, check and export training checkpoints (format: diffusion/checkpoint.h).
+//  - inspect PATH: the tree (every group, every dataset's dtype, shape and size, group and file totals), the
+//    root and group attributes (step, created, world size, optimizer and EMA settings) and the config TOML;
+//  - verify PATH...: the structure and every dataset's CRC-32C; names each damaged file and dataset and
+//    exits non-zero when any fails;
+//  - export PATH --out FILE.h5 [--raw]: the EMA (or raw) weights as a plain HDF5 file of float32 arrays
+//    (README.md, "Exporting weights").
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "diffusion/checkpoint.h"
+#include "diffusion/config.h"
+#include "framework/io/hdf5.h"
+#include "framework/iris.h"
+#include "tools/commands.h"
+#include "tools/common.h"
+
+namespace iris::tools {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kExportFormat = "iris-weights";
+constexpr int64_t kExportVersion = 1;
+constexpr const char* kLayoutNote =
+    "NHWC activations [N, H, W, C]; conv weights [Cout, kh, kw, Cin]; linear weights [out, in]; biases "
+    "[out]; "
+    "GroupNorm weight/bias [C]; embedding tables [num_embeddings, dim]";
+
+// "down.10.x" after "down.2.x": digit runs compare as numbers, so layers list in model order.
+bool natural_less(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+      size_t ie = i, je = j;
+      while (ie < a.size() && std::isdigit(static_cast<unsigned char>(a[ie]))) ++ie;
+      while (je < b.size() && std::isdigit(static_cast<unsigned char>(b[je]))) ++je;
+      const std::string na = a.substr(i, ie - i), nb = b.substr(j, je - j);
+      if (na.size() != nb.size()) return na.size() < nb.size();
+      if (na != nb) return na < nb;
+      i = ie;
+      j = je;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
+std::vector<std::string> sorted_children(const h5::Group& g) {
+  auto names = g.children();
+  std::sort(names.begin(), names.end(), natural_less);
+  return names;
+}
+
+// An attribute's value as text, whatever its type (integers, numbers, strings; one or several).
+std::string attr_text(const h5::Object& o, const std::string& name) {
+  auto join = [](const auto& v, auto fmt) {
+    std::string s = v.size() == 1 ? "" : "[";
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + fmt(v[i]);
+    return v.size() == 1 ? s : s + "]";
+  };
+  try {
+    return join(o.ints_attr(name), [](int64_t x) { return std::to_string(x); });
+  } catch (const Error&) {
+  }
+  try {
+    std::ostringstream os;
+    os.precision(6);
+    os << o.double_attr(name);
+    return os.str();
+  } catch (const Error&) {
+  }
+  try {
+    return join(o.strings_attr(name), [](const std::string& x) { return "\"" + x + "\""; });
+  } catch (const Error&) {
+  }
+  return "(unreadable)";
+}
+
+std::string shape_text(const Shape& s) {
+  std::string t = "[";
+  for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
+  return t + "]";
+}
+
+struct Totals {
+  int64_t datasets = 0, elements = 0;
+  double bytes = 0;
+};
+
+struct DatasetInfo {
+  std::string type = "?";  // dtype name ("?" for a type Iris has no dtype for)
+  Shape shape;
+  int64_t elements = 1;
+  double bytes = 0;
+};
+
+DatasetInfo dataset_info(const h5::Dataset& d) {
+  DatasetInfo i;
+  i.shape = d.shape();
+  for (int64_t s : i.shape) i.elements *= s;
+  try {
+    i.type = dtype_name(d.dtype());
+    i.bytes = static_cast<double>(i.elements) * static_cast<double>(dtype_size(d.dtype()));
+  } catch (const Error&) {
+  }
+  return i;
+}
+
+// Datasets, elements and bytes under `g`, subgroups included (metadata only).
+Totals totals_of(const h5::Group& g) {
+  Totals t;
+  for (const auto& name : g.children()) {
+    if (g.kind(name) == h5::ChildKind::group) {
+      const Totals sub = totals_of(g.open_group(name));
+      t.datasets += sub.datasets;
+      t.elements += sub.elements;
+      t.bytes += sub.bytes;
+    } else if (g.kind(name) == h5::ChildKind::dataset) {
+      const DatasetInfo i = dataset_info(g.open_dataset(name));
+      ++t.datasets;
+      t.elements += i.elements;
+      t.bytes += i.bytes;
+    }
+  }
+  return t;
+}
+
+// Prints a group's attributes. Per-parameter ones ("<param>.step" of the optimizer) are folded into one line
+// per suffix; the bookkeeping list "int_keys" (which attributes are integers) is left out; long values are
+// cut.
+void print_attributes(const h5::Group& g) {
+  std::map<std::string, std::vector<std::string>> folded;  // "*.step" -> values
+  for (const auto& a : g.attr_names()) {
+    if (a == "int_keys") continue;
+    std::string value = attr_text(g, a);
+    const size_t dot = a.rfind('.');
+    if (dot != std::string::npos) {
+      folded["*" + a.substr(dot)].push_back(value);
+      continue;
+    }
+    if (value.size() > 100) value = value.substr(0, 96) + " ...";
+    std::printf("    @%s = %s\n", a.c_str(), value.c_str());
+  }
+  for (auto& [pattern, values] : folded) {
+    std::sort(values.begin(), values.end());
+    const bool same = values.front() == values.back();
+    std::printf("    @%s (%zu parameters) = %s\n", pattern.c_str(), values.size(),
+                same ? values.front().c_str() : "(values differ)");
+  }
+}
+
+// Prints group `g`: a header with its totals and attributes (not for the root), a line per dataset (unless
+// `summary`), then its subgroups.
+void print_group(const h5::Group& g, const std::string& path, bool summary) {
+  if (path != "/") {
+    const Totals t = totals_of(g);
+    std::printf("%s  (%lld datasets, %s elements, %s)\n", path.c_str(), static_cast<long long>(t.datasets),
+                with_commas(t.elements).c_str(), human_bytes(t.bytes).c_str());
+    print_attributes(g);
+  }
+  std::vector<std::string> groups;
+  for (const auto& name : sorted_children(g)) {
+    if (g.kind(name) == h5::ChildKind::group) {
+      groups.push_back(name);
+    } else if (!summary && g.kind(name) == h5::ChildKind::dataset) {
+      const DatasetInfo i = dataset_info(g.open_dataset(name));
+      std::printf("    %-44s %-5s %-22s %10s\n", name.c_str(), i.type.c_str(), shape_text(i.shape).c_str(),
+                  human_bytes(i.bytes).c_str());
+    }
+  }
+  for (const auto& name : groups)
+    print_group(g.open_group(name), (path == "/" ? "/" : path + "/") + name, summary);
+}
+
+void run_inspect(const std::string& path, bool summary, bool no_config) {
+  const diffusion::CheckpointInfo info =
+      diffusion::read_checkpoint_info(path);  // format checks, names the file
+  const h5::File f = h5::File::open(path);
+  const h5::Group root = f.root();
+  std::printf("checkpoint %s (%s)\n", path.c_str(),
+              human_bytes(static_cast<double>(fs::file_size(path))).c_str());
+  std::printf("  step %lld, created %s, world size %lld, format %s v%lld, iris %s\n",
+              static_cast<long long>(info.step), info.created.empty() ? "?" : info.created.c_str(),
+              static_cast<long long>(info.world_size), diffusion::kCheckpointFormat,
+              static_cast<long long>(info.format_version),
+              root.has_attr("iris_version") ? root.string_attr("iris_version").c_str() : "?");
+  print_group(root, "/", summary);
+  const Totals t = totals_of(root);
+  std::printf("total: %lld datasets, %s elements, %s of data\n", static_cast<long long>(t.datasets),
+              with_commas(t.elements).c_str(), human_bytes(t.bytes).c_str());
+  if (!no_config) std::printf("# config (resolved, as trained)\n%s", info.config_toml.c_str());
+}
+
+// Checks the checksum of every dataset under `g`, collecting one message per damaged one.
+void verify_all(const h5::Group& g, int64_t& datasets, std::vector<std::string>& problems) {
+  for (const auto& name : g.children()) {
+    try {
+      if (g.kind(name) == h5::ChildKind::group) {
+        verify_all(g.open_group(name), datasets, problems);
+      } else {
+        ++datasets;
+        g.open_dataset(name).verify_checksum();
+      }
+    } catch (const Error& e) {
+      problems.push_back(e.message());
+    }
+  }
+}
+
+// Every problem of one checkpoint, one message each (empty: it verifies).
+std::vector<std::string> check_checkpoint(const std::string& path, int64_t& datasets, int64_t& step) {
+  std::vector<std::string> problems;
+  try {
+    const diffusion::CheckpointInfo info = diffusion::read_checkpoint_info(path);
+    step = info.step;
+    const h5::File f = h5::File::open(path);
+    // Every dataset's checksum, reporting each damaged one (not only the first).
+    verify_all(f.root(), datasets, problems);
+    // The EMA must shadow the model parameter for parameter.
+    const h5::Group model = f.root().open_group("model"), ema = f.root().open_group("ema");
+    for (const auto& name : model.children()) {
+      if (!ema.has(name))
+        problems.push_back("'" + path + "': /ema lacks '" + name + "' (present in /model)");
+      else if (ema.open_dataset(name).shape() != model.open_dataset(name).shape())
+        problems.push_back("'" + path + "': /ema/" + name + " has shape " +
+                           shape_text(ema.open_dataset(name).shape()) + " but /model/" + name + " has " +
+                           shape_text(model.open_dataset(name).shape()));
+    }
+    for (const auto& name : ema.children())
+      if (!model.has(name)) problems.push_back("'" + path + "': /ema has '" + name + "', which /model lacks");
+    try {
+      (void)Config::from_toml(info.config_toml, path + " (saved config)");
+    } catch (const Error& e) {
+      problems.push_back("the saved config does not parse: " + e.message());
+    }
+  } catch (const Error& e) {
+    problems.push_back(e.message());
+  }
+  return problems;
+}
+
+void run_verify(const std::vector<std::string>& paths) {
+  int failed = 0;
+  for (const auto& path : paths) {
+    int64_t datasets = 0, step = -1;
+    const auto problems = check_checkpoint(path, datasets, step);
+    if (problems.empty()) {
+      std::printf("OK      %s: step %lld, %lld datasets, checksums match\n", path.c_str(),
+                  static_cast<long long>(step), static_cast<long long>(datasets));
+    } else {
+      ++failed;
+      std::printf("FAILED  %s: %zu problem(s)\n", path.c_str(), problems.size());
+      for (const auto& p : problems) std::printf("        %s\n", p.c_str());
+    }
+  }
+  std::fflush(stdout);
+  IRIS_CHECK(failed == 0, failed, " of ", paths.size(), " checkpoint(s) failed verification");
+}
+
+void run_export(const std::string& path, const std::string& out, bool raw) {
+  const diffusion::CheckpointInfo info = diffusion::read_checkpoint_info(path);
+  const char* group = raw ? "model" : "ema";
+  {
+    // Refuse to export damaged weights.
+    const h5::File f = h5::File::open(path);
+    const h5::Group g = f.root().open_group(group);
+    for (const auto& name : g.children()) g.open_dataset(name).verify_checksum();
+  }
+  const nn::StateDict weights = diffusion::load_checkpoint_weights(path, !raw);
+  const Config config = Config::from_toml(info.config_toml, path + " (saved config)");
+  std::error_code ec;
+  IRIS_CHECK(!fs::equivalent(path, out, ec), "--out '", out,
+             "' is the checkpoint itself; choose another file");
+  const fs::path parent = fs::path(out).parent_path();
+  if (!parent.empty()) fs::create_directories(parent);
+  int64_t elements = 0;
+  h5::AtomicWriter w(out);
+  {
+    h5::Group root = w.root();
+    root.set_string_attr("format", kExportFormat);
+    root.set_int_attr("format_version", kExportVersion);
+    root.set_string_attr("source_checkpoint", path);
+    root.set_int_attr("step", info.step);
+    root.set_string_attr("weights", raw ? "raw" : "ema");
+    root.set_string_attr("task", config.get_string("model.task"));
+    root.set_string_attr("layout", kLayoutNote);
+    root.set_string_attr("config", info.config_toml);
+    h5::Group params = root.create_group("params");
+    for (const auto& [name, t] : weights) {
+      // Floating tensors become float32 (bf16 ones too); integer buffers, if a model has any, keep their
+      // type.
+      const Tensor v = is_floating(t.dtype()) ? t.to(DType::f32) : t;
+      params.write_tensor(name, v, /*checksum=*/false);
+      elements += t.numel();
+    }
+    root.set_int_attr("num_tensors", static_cast<int64_t>(weights.size()));
+    root.set_int_attr("num_elements", elements);
+  }
+  w.commit();
+  std::printf("exported %zu tensors (%s values, %s weights, step %lld) from %s to %s\n", weights.size(),
+              with_commas(elements).c_str(), raw ? "raw" : "EMA", static_cast<long long>(info.step),
+              path.c_str(), out.c_str());
+}
+
+struct CkptOptions {
+  std::string path, out;
+  std::vector<std::string> paths;
+  bool raw = false, summary = false, no_config = false;
+};
+
+}  // namespace
+
+void register_ckpt(CLI::App& app) {
+  auto o = std::make_shared<CkptOptions>();
+  auto* cmd = app.add_subcommand("ckpt", "Inspect, verify and export training checkpoints");
+  cmd->require_subcommand(1);
+
+  auto* inspect = cmd->add_subcommand("inspect", "Print a checkpoint's tree, attributes and config");
+  inspect->add_option("path", o->path, "checkpoint file")->required();
+  inspect->add_flag("--summary", o->summary, "group totals only, without a line per dataset");
+  inspect->add_flag("--no-config", o->no_config, "leave out the config TOML");
+  inspect->callback([o] { run_inspect(o->path, o->summary, o->no_config); });
+
+  auto* verify =
+      cmd->add_subcommand("verify", "Check checkpoints' structure and checksums (exit 1 on damage)");
+  verify->add_option("paths", o->paths, "checkpoint files")->required();
+  verify->callback([o] { run_verify(o->paths); });
+
+  auto* exp = cmd->add_subcommand("export", "Write the weights as a plain HDF5 file of float32 arrays");
+  exp->add_option("path", o->path, "checkpoint file")->required();
+  exp->add_option("--out", o->out, "output file (.h5)")->required();
+  exp->add_flag("--raw", o->raw, "export the raw weights instead of the EMA");
+  exp->callback([o] { run_export(o->path, o->out, o->raw); });
+}
+
+}  // namespace iris::tools

@@ -1,0 +1,254 @@
+// `iris sample`: draws samples from one trained stage (a checkpoint's EMA weights by default).
+//  - sr3 stages super-resolve low-res inputs: a range of a shard set (with the truth when it is stored at the
+//    model's size), or image files resized to the model's low-res size;
+//  - base stages draw from class labels (indices or class names) or unconditionally.
+// Writes out/<name>.png per sample, out/grid.png, and out/samples.h5 (uint8 `images` [N, H, W, C], plus
+// `lowres`, `truth` uint8 and `labels` int32 when there are some) for `iris eval`.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include "data/grid.h"
+#include "data/resize.h"
+#include "framework/cpu/parallel.h"
+#include "framework/io/hdf5.h"
+#include "framework/iris.h"
+#include "tools/commands.h"
+#include "tools/common.h"
+#include "tools/sampling.h"
+
+namespace iris::tools {
+
+namespace {
+
+namespace fs = std::filesystem;
+using diffusion::Task;
+
+constexpr size_t kGridMaxRows = 32;  // sr3 grids: one row per sample
+constexpr size_t kGridMaxCols = 8;   // base grids: samples per class row
+constexpr size_t kGridMaxClasses = 16;
+
+struct SampleOptions {
+  std::string ckpt, out, device = "auto", sampler;
+  bool raw = false;
+  InputOptions input;
+  std::vector<std::string> labels, sets;
+  int64_t per_class = 0, steps = 0, batch = 16;
+  double eta = 0, guidance = 1, aug_level = 0;
+  uint64_t seed = 0;
+  int threads = 0;
+  CLI::Option *eta_opt = nullptr, *guidance_opt = nullptr, *aug_opt = nullptr, *per_class_opt = nullptr,
+              *count_opt = nullptr;
+};
+
+// The stage's sampling settings: its config's, overridden by the options given.
+diffusion::SampleSettings settings_for(const LoadedStage& L, const SampleOptions& o) {
+  const diffusion::Stage& st = *L.stage;
+  diffusion::SampleSettings s = st.default_sample_settings();
+  if (!o.sampler.empty()) s.sampler = o.sampler;
+  IRIS_CHECK(s.sampler == "ddpm" || s.sampler == "ddim" || s.sampler == "dpmpp2m",
+             "--sampler must be ddpm, ddim or "
+             "dpmpp2m, got '",
+             s.sampler, "'");
+  if (o.steps != 0) s.steps = o.steps;
+  IRIS_CHECK(s.steps >= 1, "--steps must be at least 1, got ", s.steps);
+  if (o.eta_opt->count()) {
+    IRIS_CHECK(s.sampler == "ddim", "--eta applies to the ddim sampler (this run uses ", s.sampler, ")");
+    IRIS_CHECK(o.eta >= 0 && o.eta <= 1, "--eta must be in [0, 1], got ", o.eta);
+    s.eta = o.eta;
+  }
+  if (o.guidance_opt->count()) {
+    IRIS_CHECK(st.task() == Task::base && st.num_classes() > 0,
+               "--guidance applies to class-conditional base "
+               "stages; '",
+               L.path, "' is a", st.task() == Task::sr3 ? "n sr3" : "n unconditional base", " stage");
+    s.guidance = o.guidance;
+  }
+  if (o.aug_opt->count()) {
+    IRIS_CHECK(st.task() == Task::sr3 && st.net().config().aug_embedding,
+               "--aug-level applies to super-resolution "
+               "stages trained with noise conditioning augmentation (model.aug_embedding); '",
+               L.path, "' is not one");
+    IRIS_CHECK(o.aug_level >= 0 && o.aug_level <= 1, "--aug-level must be in [0, 1], got ", o.aug_level);
+    s.aug_level = o.aug_level;
+  }
+  return s;
+}
+
+void write_grid_png(const std::string& path, const diffusion::Stage& st, const Inputs& in,
+                    const Tensor& images, const std::vector<std::string>& class_names) {
+  const auto samples = data::unstack_images(images);
+  std::vector<std::vector<data::Image>> grid;
+  std::vector<std::string> cols, row_titles;
+  if (st.task() == Task::sr3) {
+    const size_t n = std::min(samples.size(), kGridMaxRows);
+    const Tensor low = in.lowres.slice(0, 0, static_cast<int64_t>(n)).contiguous();
+    const auto lows = data::unstack_images(low);
+    const auto bicubic = data::tensor_to_images(
+        data::resize(data::u8_to_float(low), st.resolution(), st.resolution(), data::Filter::bicubic));
+    const auto truth = in.truth.defined()
+                           ? data::unstack_images(in.truth.slice(0, 0, static_cast<int64_t>(n)).contiguous())
+                           : std::vector<data::Image>{};
+    cols = {"low-res", "bicubic", "SR3"};
+    if (!truth.empty()) cols.push_back("truth");
+    for (size_t i = 0; i < n; ++i) {
+      grid.push_back({lows[i], bicubic[i], samples[i]});
+      if (!truth.empty()) grid.back().push_back(truth[i]);
+      if (!in.labels.empty()) row_titles.push_back(label_name(in.labels[i], class_names));
+    }
+  } else if (in.truth.defined()) {
+    const size_t n = std::min(samples.size(), kGridMaxRows);
+    const auto truth = data::unstack_images(in.truth.slice(0, 0, static_cast<int64_t>(n)).contiguous());
+    cols = {"sample", "real"};
+    for (size_t i = 0; i < n; ++i) {
+      grid.push_back({samples[i], truth[i]});
+      if (!in.labels.empty()) row_titles.push_back(label_name(in.labels[i], class_names));
+    }
+  } else {
+    // One row per class (in order of first appearance) titled with its name; unconditional: rows of 8.
+    std::vector<int64_t> order;
+    std::map<int64_t, std::vector<data::Image>> by_label;
+    for (size_t i = 0; i < samples.size(); ++i) {
+      const int64_t key = in.labels.empty() ? static_cast<int64_t>(i / kGridMaxCols) : in.labels[i];
+      if (!by_label.count(key)) order.push_back(key);
+      if (by_label[key].size() < kGridMaxCols) by_label[key].push_back(samples[i]);
+    }
+    if (order.size() > kGridMaxClasses) order.resize(kGridMaxClasses);
+    size_t width = 0;
+    for (int64_t k : order) width = std::max(width, by_label[k].size());
+    const data::Image blank(samples[0].height, samples[0].width, samples[0].channels, 255);
+    for (int64_t k : order) {
+      auto row = by_label[k];
+      row.resize(width, blank);
+      grid.push_back(row);
+      if (!in.labels.empty()) row_titles.push_back(label_name(k, class_names));
+    }
+  }
+  enlarge_for_grid(grid);
+  data::write_grid(path, grid, cols, row_titles);
+}
+
+void run_sample(const SampleOptions& o) {
+  IRIS_CHECK(!o.out.empty(), "--out is required");
+  IRIS_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
+  if (o.threads > 0) set_num_threads(o.threads);
+  const Device device = resolve_device(o.device);
+  const LoadedStage L = load_stage(o.ckpt, o.raw, o.sets, device);
+  const diffusion::Stage& st = *L.stage;
+  diffusion::SampleSettings s = settings_for(L, o);
+  ConditionOptions cond{o.input, o.labels, o.per_class, o.count_opt->count() > 0};
+  IRIS_CHECK(!o.per_class_opt->count() || o.per_class > 0, "--per-class must be positive, got ", o.per_class);
+  std::vector<std::string> class_names;
+  const Inputs in = gather_inputs(L, cond, static_cast<int>(st.resolution()), class_names);
+  const int64_t N = in.size();
+  const std::vector<uint64_t> streams = noise_streams(in, N);
+  std::printf(
+      "iris sample: %s (step %lld, %s weights, %s %lldx%lld) -> %s\n%s\n%lld samples, %s, %lld steps, "
+      "seed %llu, batch %lld\n",
+      o.ckpt.c_str(), static_cast<long long>(L.info.step), L.ema ? "EMA" : "raw",
+      L.config.get_string("model.task").c_str(), static_cast<long long>(st.resolution()),
+      static_cast<long long>(st.resolution()), o.out.c_str(), compute_banner(device).c_str(),
+      static_cast<long long>(N), s.sampler.c_str(), static_cast<long long>(s.steps),
+      static_cast<unsigned long long>(o.seed), static_cast<long long>(o.batch));
+  std::fflush(stdout);
+
+  const int64_t batches = (N + o.batch - 1) / o.batch;
+  Progress progress("sample", N, batches);
+  Tensor images;  // u8 [N, H, W, C]
+  for (int64_t b = 0; b < batches; ++b) {
+    const int64_t lo = b * o.batch, hi = std::min(N, lo + o.batch);
+    Generator gen = batch_generator(o.seed, streams, lo, hi);
+    diffusion::StageBatch c;
+    if (st.task() == Task::sr3)
+      c.lowres = data::u8_to_float(rows(in.lowres, lo, hi, Device::cpu())).to(device);
+    if (!in.labels.empty() && st.num_classes() > 0)
+      c.labels = Tensor::from_vector<int64_t>(
+          std::vector<int64_t>(in.labels.begin() + lo, in.labels.begin() + hi), {hi - lo}, device);
+    s.on_step = [&](const diffusion::SamplerStep& k) { progress.step(b, "", k.index, k.count); };
+    put_rows(images, N, lo, to_u8(st.sample(c, hi - lo, gen, s)));
+    progress.batch_done(b, hi);
+  }
+  progress.finish();
+
+  fs::create_directories(o.out);
+  const auto samples = data::unstack_images(images);
+  for (int64_t i = 0; i < N; ++i) write_sample_png(o.out, in.names[i], samples[i]);
+  const std::string grid = (fs::path(o.out) / "grid.png").string();
+  write_grid_png(grid, st, in, images, class_names);
+
+  const std::string h5_path = (fs::path(o.out) / "samples.h5").string();
+  h5::AtomicWriter w(h5_path);
+  {
+    h5::Group root = w.root();
+    root.set_string_attr("format", "iris-samples");
+    root.set_string_attr("checkpoint", o.ckpt);
+    root.set_int_attr("step", L.info.step);
+    root.set_string_attr("weights", L.ema ? "ema" : "raw");
+    root.set_string_attr("task", L.config.get_string("model.task"));
+    root.set_string_attr("sampler", s.sampler);
+    root.set_int_attr("steps", s.steps);
+    root.set_double_attr("eta", s.eta);
+    root.set_double_attr("guidance", s.guidance);
+    root.set_double_attr("aug_level", s.aug_level);
+    root.set_int_attr("seed", static_cast<int64_t>(o.seed));
+    root.set_string_attr("config", L.config.to_toml());
+    root.set_strings_attr("names", in.names);
+    if (!class_names.empty()) root.set_strings_attr("class_names", class_names);
+    root.write_tensor("images", images);
+    if (in.lowres.defined()) root.write_tensor("lowres", in.lowres);
+    if (in.truth.defined()) root.write_tensor("truth", in.truth);
+    if (!in.labels.empty()) {
+      std::vector<int32_t> l(in.labels.begin(), in.labels.end());
+      root.write_tensor("labels", Tensor::from_vector<int32_t>(l, {N}));
+    }
+    if (!in.indices.empty()) root.write_tensor("indices", Tensor::from_vector<int64_t>(in.indices, {N}));
+  }
+  w.commit();
+  std::printf("wrote %lld images (%s) to %s, the grid %s and %s\n", static_cast<long long>(N),
+              images.summary().c_str(), o.out.c_str(), grid.c_str(), h5_path.c_str());
+}
+
+}  // namespace
+
+void register_sample(CLI::App& app) {
+  auto o = std::make_shared<SampleOptions>();
+  auto* cmd = app.add_subcommand("sample",
+                                 "Sample from a trained stage: super-resolve low-res inputs (sr3) or "
+                                 "draw class-conditional / unconditional images (base)");
+  cmd->add_option("--ckpt", o->ckpt, "checkpoint (runs/<name>/checkpoints/step_*.h5)")->required();
+  cmd->add_flag("--raw", o->raw, "use the raw weights instead of the EMA");
+  cmd->add_option("--set", o->sets,
+                  "override a key of the checkpoint's config, e.g. --set "
+                  "diffusion.sample_schedule=cosine (repeatable)");
+  cmd->add_option("--shard", o->input.shard,
+                  "shard folder to take inputs (sr3: low-res, truth; base: labels) from");
+  cmd->add_option("--start", o->input.start, "first shard sample (default 0)");
+  o->count_opt = cmd->add_option(
+      "--count", o->input.count,
+      "shard samples to take (-1: to the end), or images of an unconditional base stage (default 16)");
+  cmd->add_option("--input", o->input.files, "low-res image files (PNG, JPEG) for an sr3 stage");
+  cmd->add_option("--input-dir", o->input.dir,
+                  "folder of low-res images (.png, .jpg, .jpeg) for an sr3 stage");
+  cmd->add_option("--labels", o->labels, "class labels for a base stage: indices or names, comma-separated")
+      ->delimiter(',');
+  o->per_class_opt =
+      cmd->add_option("--per-class", o->per_class, "K samples of every class (base; default 4)");
+  cmd->add_option("--sampler", o->sampler, "ddpm, ddim or dpmpp2m (default: the config's diffusion.sampler)");
+  cmd->add_option("--steps", o->steps, "sampling steps (default: the config's diffusion.sample_steps)");
+  o->eta_opt = cmd->add_option("--eta", o->eta, "DDIM noise, 0 (deterministic) to 1");
+  o->guidance_opt =
+      cmd->add_option("--guidance", o->guidance, "classifier-free guidance scale (base with classes)");
+  o->aug_opt =
+      cmd->add_option("--aug-level", o->aug_level,
+                      "conditioning-augmentation level s in [0, 1] (sr3 trained with noise augmentation)");
+  cmd->add_option("--seed", o->seed, "seed of all noise (default 0)");
+  cmd->add_option("--batch", o->batch, "samples per batch (default 16; results do not depend on it)");
+  cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N (default auto)");
+  cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--out", o->out, "output folder")->required();
+  cmd->callback([o] { run_sample(*o); });
+}
+
+}  // namespace iris::tools

@@ -1,0 +1,401 @@
+#include "tools/sampling.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "data/resize.h"
+#include "data/shard.h"
+#include "framework/core/error.h"
+#include "framework/io/hdf5.h"
+#include "tools/common.h"
+
+namespace iris::tools {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Checks the checksums of one weights group before its tensors are used: sampling from a damaged file
+// should fail loudly, not produce noise.
+void verify_weights(const std::string& ckpt, bool ema) {
+  const h5::File f = h5::File::open(ckpt);
+  const h5::Group g = f.root().open_group(ema ? "ema" : "model");
+  for (const auto& name : g.children()) g.open_dataset(name).verify_checksum();
+}
+
+// [start, start + count) of a set of `size` samples; count < 0 means: to the end.
+std::pair<int64_t, int64_t> shard_range(const InputOptions& o, int64_t size) {
+  IRIS_CHECK(o.start >= 0 && o.start < size, "--start ", o.start, " is outside the shard set '", o.shard,
+             "' (", size, " samples)");
+  const int64_t n = o.count < 0 ? size - o.start : o.count;
+  IRIS_CHECK(n > 0, "--count must be positive (or -1 for every sample from --start), got ", o.count);
+  IRIS_CHECK(o.start + n <= size, "--start ", o.start, " --count ", n,
+             " runs past the end of the shard set '", o.shard, "' (", size, " samples)");
+  return {o.start, n};
+}
+
+bool has_lowres(const data::ShardSpec& sp, int h) {
+  return std::find(sp.lowres_sizes.begin(), sp.lowres_sizes.end(), h) != sp.lowres_sizes.end();
+}
+
+std::string join_ints(const std::vector<int>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s.empty() ? "none" : s;
+}
+
+// Truth images and labels of [start, start + n) when the set has them.
+void read_shard_extras(const data::ShardSet& set, int64_t start, int64_t n, int truth_size, Inputs& in) {
+  const data::ShardSpec& sp = set.spec();
+  if (sp.height == truth_size && sp.width == truth_size)
+    in.truth = set.images(start, n);
+  else if (sp.height == sp.width && has_lowres(sp, truth_size))
+    in.truth = set.lowres(truth_size, start, n);
+  if (sp.has_labels) {
+    const auto l = set.labels(start, n).to_vector<int64_t>();
+    in.labels.assign(l.begin(), l.end());
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    in.indices.push_back(start + i);
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%06lld", static_cast<long long>(start + i));
+    std::string name = buf;
+    if (sp.has_labels) {
+      name += '_';
+      name += file_safe(label_name(in.labels[static_cast<size_t>(i)], sp.class_names));
+    }
+    in.names.push_back(name);
+  }
+}
+
+std::vector<std::string> image_files_in(const std::string& dir) {
+  IRIS_CHECK(fs::is_directory(dir), "--input-dir '", dir, "' is not a folder");
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string ext = lower(e.path().extension().string());
+    if (e.is_regular_file() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg"))
+      files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  IRIS_CHECK(!files.empty(), "--input-dir '", dir, "' holds no .png, .jpg or .jpeg files");
+  return files;
+}
+
+// One file stem per input, made unique ("a", "a_2", ...) when two inputs share a name.
+std::vector<std::string> unique_stems(const std::vector<std::string>& files) {
+  std::vector<std::string> names;
+  std::map<std::string, int> seen;
+  for (const auto& f : files) {
+    std::string stem = file_safe(fs::path(f).stem().string());
+    const int k = ++seen[stem];
+    names.push_back(k == 1 ? stem : stem + "_" + std::to_string(k));
+  }
+  return names;
+}
+
+}  // namespace
+
+LoadedStage load_stage(const std::string& ckpt, bool raw, const std::vector<std::string>& sets,
+                       Device device) {
+  LoadedStage L;
+  L.path = ckpt;
+  L.ema = !raw;
+  L.info = diffusion::read_checkpoint_info(ckpt);  // names the file: missing, not HDF5, not a checkpoint
+  L.config = Config::from_toml(L.info.config_toml, ckpt + " (saved config)");
+  for (const auto& s : sets) L.config.set(s);
+  const char* with_sets = sets.empty() ? "" : " (with the --set overrides)";
+  Generator init(0, 0);  // the weights are replaced below
+  try {
+    L.stage = std::make_shared<diffusion::Stage>(L.config, init);
+  } catch (const Error& e) {
+    IRIS_THROW("checkpoint '", ckpt, "': cannot build the model of its config", with_sets, ": ", e.message());
+  }
+  verify_weights(ckpt, !raw);
+  const nn::StateDict weights = diffusion::load_checkpoint_weights(ckpt, !raw);
+  try {
+    L.stage->net().load_state_dict(weights);
+  } catch (const Error& e) {
+    IRIS_THROW("checkpoint '", ckpt, "': its ", raw ? "raw" : "EMA",
+               " weights do not fit the model its config", with_sets, " describes: ", e.message());
+  }
+  L.stage->net().to(device);
+  L.stage->net().eval();
+  return L;
+}
+
+std::vector<std::string> class_names_in(const std::string& shard_dir) {
+  const fs::path index = fs::path(shard_dir) / data::kShardIndexFile;
+  std::error_code ec;
+  if (shard_dir.empty() || !fs::is_regular_file(index, ec)) return {};
+  try {
+    std::ifstream in(index);
+    const nlohmann::json j = nlohmann::json::parse(in);
+    return j.value("class_names", std::vector<std::string>{});
+  } catch (const nlohmann::json::exception&) {
+    return {};  // names are a convenience: a broken index only costs them
+  }
+}
+
+std::vector<int64_t> parse_labels(const std::vector<std::string>& items, int64_t num_classes,
+                                  const std::vector<std::string>& names) {
+  std::vector<int64_t> labels;
+  for (const auto& item : items) {
+    int64_t label = -1;
+    const bool numeric = !item.empty() && std::all_of(item.begin(), item.end(), [](char c) {
+      return std::isdigit(static_cast<unsigned char>(c));
+    });
+    if (numeric) {
+      label = std::stoll(item);
+    } else {
+      for (size_t k = 0; k < names.size(); ++k)
+        if (lower(names[k]) == lower(item)) label = static_cast<int64_t>(k);
+      if (label < 0) {
+        std::string known;
+        for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+        IRIS_THROW("--labels: unknown class '", item, "'",
+                   names.empty()
+                       ? std::string(" (the model's data set has no class names: give indices 0..") +
+                             std::to_string(num_classes - 1) + ")"
+                       : "; the classes are: " + known);
+      }
+    }
+    IRIS_CHECK(label < num_classes, "--labels: class ", label, " is out of range: the model has ",
+               num_classes, " classes (0..", num_classes - 1, ")");
+    labels.push_back(label);
+  }
+  IRIS_CHECK(!labels.empty(), "--labels: no labels given");
+  return labels;
+}
+
+std::vector<int64_t> per_class_labels(int64_t k, int64_t num_classes) {
+  IRIS_CHECK(k > 0, "--per-class must be positive, got ", k);
+  std::vector<int64_t> labels;
+  for (int64_t c = 0; c < num_classes; ++c)
+    for (int64_t i = 0; i < k; ++i) labels.push_back(c);
+  return labels;
+}
+
+std::string label_name(int64_t label, const std::vector<std::string>& names) {
+  return label >= 0 && static_cast<size_t>(label) < names.size() ? names[static_cast<size_t>(label)]
+                                                                 : std::to_string(label);
+}
+
+Inputs read_lowres_inputs(const InputOptions& o, int lowres_size, int channels, int truth_size) {
+  const int sources = !o.shard.empty() + !o.files.empty() + !o.dir.empty();
+  IRIS_CHECK(sources == 1, sources == 0 ? "a super-resolution stage needs low-res inputs: give --shard DIR, "
+                                          "--input FILE... or --input-dir DIR"
+                                        : "give only one of --shard, --input and --input-dir");
+  Inputs in;
+  if (!o.shard.empty()) {
+    const data::ShardSet set = data::ShardSet::open(o.shard);
+    const data::ShardSpec& sp = set.spec();
+    IRIS_CHECK(sp.channels == channels, "the shard set '", o.shard, "' has ", sp.channels,
+               " channels but the model works on ", channels);
+    IRIS_CHECK(has_lowres(sp, lowres_size), "the shard set '", o.shard, "' stores no ", lowres_size, "x",
+               lowres_size,
+               " low-res images (the model's data.lowres_size; it has: ", join_ints(sp.lowres_sizes),
+               "); re-shard with --lowres ", lowres_size);
+    IRIS_CHECK(sp.lowres_width(lowres_size) == lowres_size, "the shard set '", o.shard, "' holds ", sp.height,
+               "x", sp.width, " images; the model needs square ones");
+    const auto [start, n] = shard_range(o, set.size());
+    in.lowres = set.lowres(lowres_size, start, n);
+    read_shard_extras(set, start, n, truth_size, in);
+    return in;
+  }
+  const std::vector<std::string> files = o.files.empty() ? image_files_in(o.dir) : o.files;
+  std::vector<data::Image> images;
+  for (const auto& f : files) {
+    data::Image img = data::to_channels(data::read_image(f), channels);
+    if (img.height != img.width) img = data::center_square_crop(img);
+    if (img.height != lowres_size) img = data::resize(img, lowres_size, lowres_size, data::Filter::bicubic);
+    images.push_back(std::move(img));
+  }
+  in.lowres = data::stack_images(images);
+  in.names = unique_stems(files);
+  return in;
+}
+
+Inputs read_shard_labels(const InputOptions& o, int truth_size) {
+  const data::ShardSet set = data::ShardSet::open(o.shard);
+  const auto [start, n] = shard_range(o, set.size());
+  Inputs in;
+  read_shard_extras(set, start, n, truth_size, in);
+  return in;
+}
+
+Inputs gather_inputs(const LoadedStage& L, const ConditionOptions& o, int truth_size,
+                     std::vector<std::string>& class_names) {
+  const diffusion::Stage& st = *L.stage;
+  const bool want_labels = !o.labels.empty() || o.per_class > 0;
+  class_names = class_names_in(o.input.shard.empty() ? L.config.get_string("data.dir") : o.input.shard);
+  if (st.task() == diffusion::Task::sr3) {
+    IRIS_CHECK(!want_labels, "--labels and --per-class are for base stages; '", L.path,
+               "' is a super-resolution stage (it samples from low-res inputs)");
+    return read_lowres_inputs(o.input, static_cast<int>(L.config.get_int("data.lowres_size")),
+                              static_cast<int>(st.channels()), truth_size);
+  }
+  IRIS_CHECK(o.input.files.empty() && o.input.dir.empty(),
+             "--input and --input-dir are for super-resolution "
+             "stages; '",
+             L.path, "' is a base stage (use --labels, --per-class or --count)");
+  Inputs in;
+  if (!o.input.shard.empty()) {
+    // The shard range's labels (and its images at the model's size, when stored, as the truth).
+    IRIS_CHECK(!want_labels, "give either --shard (its labels are used) or --labels/--per-class, not both");
+    in = read_shard_labels(o.input, truth_size);
+    if (st.num_classes() > 0)
+      IRIS_CHECK(!in.labels.empty(), "the shard set '", o.input.shard,
+                 "' has no labels, and the model is "
+                 "class-conditional: give --labels or --per-class");
+    else
+      in.labels.clear();
+    return in;
+  }
+  if (st.num_classes() > 0) {
+    IRIS_CHECK(!o.count_given, "--count applies to unconditional base stages and shard ranges; '", L.path,
+               "' is class-conditional: give --labels or --per-class (default: 4 per class)");
+    if (!o.labels.empty()) {
+      IRIS_CHECK(o.per_class == 0, "give either --labels or --per-class, not both");
+      in.labels = parse_labels(o.labels, st.num_classes(), class_names);
+    } else {
+      in.labels = per_class_labels(o.per_class > 0 ? o.per_class : 4, st.num_classes());
+    }
+  } else {
+    IRIS_CHECK(!want_labels, "'", L.path,
+               "' is an unconditional base stage: --labels and --per-class do not apply");
+    IRIS_CHECK(o.input.count > 0, "--count must be positive, got ", o.input.count);
+  }
+  const int64_t n = in.labels.empty() ? o.input.count : static_cast<int64_t>(in.labels.size());
+  for (int64_t i = 0; i < n; ++i) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%05lld", static_cast<long long>(i));
+    in.names.push_back(in.labels.empty()
+                           ? std::string(buf)
+                           : std::string(buf) + "_" + file_safe(label_name(in.labels[i], class_names)));
+  }
+  return in;
+}
+
+Generator batch_generator(uint64_t seed, const std::vector<uint64_t>& stream_of, int64_t begin, int64_t end) {
+  return Generator::per_sample(seed,
+                               std::vector<uint64_t>(stream_of.begin() + begin, stream_of.begin() + end));
+}
+
+std::vector<uint64_t> noise_streams(const Inputs& in, int64_t n) {
+  std::vector<uint64_t> s;
+  for (int64_t i = 0; i < n; ++i)
+    s.push_back(in.indices.empty() ? static_cast<uint64_t>(i)
+                                   : static_cast<uint64_t>(in.indices[static_cast<size_t>(i)]));
+  return s;
+}
+
+Tensor rows(const Tensor& x, int64_t begin, int64_t end, Device device) {
+  return x.slice(0, begin, end).contiguous().to(device);
+}
+
+Tensor to_u8(const Tensor& x) {
+  return data::float_to_u8(x.cpu());
+}
+
+void put_rows(Tensor& dst, int64_t total, int64_t begin, const Tensor& src) {
+  const Tensor s = src.cpu().contiguous();
+  IRIS_ASSERT(s.dtype() == DType::u8 && s.dim() >= 1);
+  if (!dst.defined()) {
+    Shape shape = s.shape();
+    shape[0] = total;
+    dst = Tensor::empty(shape, DType::u8);
+  }
+  IRIS_ASSERT(begin + s.size(0) <= dst.size(0) && s.numel() == s.size(0) * (dst.numel() / dst.size(0)));
+  std::memcpy(dst.data<uint8_t>() + static_cast<size_t>(begin) * (dst.nbytes() / static_cast<size_t>(total)),
+              s.data<uint8_t>(), s.nbytes());
+}
+
+std::string file_safe(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    out += std::isalnum(u) || c == '-' || c == '.' ? c : '_';
+  }
+  return out.empty() ? "_" : out;
+}
+
+// ---- progress ------------------------------------------------------------------------------------------
+
+Progress::Progress(std::string what, int64_t total_images, int64_t batches)
+    : what_(std::move(what)),
+      total_(total_images),
+      batches_(batches),
+      tty_(::isatty(2) != 0),
+      start_(std::chrono::steady_clock::now()),
+      last_print_(start_) {}
+
+void Progress::print(const std::string& line, bool final_line) {
+  if (tty_) {
+    std::fprintf(stderr, "\r%-100s%s", line.c_str(), final_line ? "\n" : "");
+  } else {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+  std::fflush(stderr);
+}
+
+void Progress::step(int64_t batch, const std::string& phase, int64_t k, int64_t K) {
+  if (!tty_) return;  // logs get one line per batch
+  const auto now = std::chrono::steady_clock::now();
+  if (k < K && std::chrono::duration<double>(now - last_print_).count() < 0.1) return;
+  last_print_ = now;
+  char line[256];
+  std::snprintf(line, sizeof(line), "%s: batch %lld/%lld%s%s step %lld/%lld  images %lld/%lld", what_.c_str(),
+                static_cast<long long>(batch + 1), static_cast<long long>(batches_), phase.empty() ? "" : " ",
+                phase.c_str(), static_cast<long long>(k), static_cast<long long>(K),
+                static_cast<long long>(done_), static_cast<long long>(total_));
+  print(line, false);
+}
+
+void Progress::batch_done(int64_t batch, int64_t images_done) {
+  done_ = images_done;
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double eta =
+      elapsed / static_cast<double>(std::max<int64_t>(done_, 1)) * static_cast<double>(total_ - done_);
+  char line[256];
+  std::snprintf(line, sizeof(line), "%s: batch %lld/%lld  images %lld/%lld  %.2f img/s  elapsed %s  ETA %s",
+                what_.c_str(), static_cast<long long>(batch + 1), static_cast<long long>(batches_),
+                static_cast<long long>(done_), static_cast<long long>(total_),
+                static_cast<double>(done_) / std::max(elapsed, 1e-9), human_duration(elapsed).c_str(),
+                human_duration(eta).c_str());
+  print(line, !tty_);
+}
+
+void Progress::finish() {
+  if (tty_) std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+}
+
+void enlarge_for_grid(std::vector<std::vector<data::Image>>& grid, int min_cell) {
+  int largest = 1;
+  for (const auto& row : grid)
+    for (const auto& img : row) largest = std::max({largest, img.height, img.width});
+  const int factor = (min_cell + largest - 1) / largest;
+  if (factor <= 1) return;
+  for (auto& row : grid)
+    for (auto& img : row)
+      img = data::resize(img, img.height * factor, img.width * factor, data::Filter::nearest);
+}
+
+void write_sample_png(const std::string& dir, const std::string& stem, const data::Image& img) {
+  data::write_png((fs::path(dir) / (stem + ".png")).string(), img);
+}
+
+}  // namespace iris::tools
