@@ -147,7 +147,7 @@ void run_cascade(const CascadeOptions& o) {
   const int64_t N = in.size();
   const std::vector<uint64_t> streams = noise_streams(in, N);
   const int64_t batches = (N + o.batch - 1) / o.batch;
-  Progress progress("cascade", N, batches);
+  SamplingProgress progress("cascade", N, batches);
   int64_t current = 0;  // the batch being sampled, for the progress callbacks
 
   diffusion::Cascade cascade;

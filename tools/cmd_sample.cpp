@@ -155,7 +155,7 @@ void run_sample(const SampleOptions& o) {
   std::fflush(stdout);
 
   const int64_t batches = (N + o.batch - 1) / o.batch;
-  Progress progress("sample", N, batches);
+  SamplingProgress progress("sample", N, batches);
   Tensor images;  // u8 [N, H, W, C]
   for (int64_t b = 0; b < batches; ++b) {
     const int64_t lo = b * o.batch, hi = std::min(N, lo + o.batch);

@@ -334,7 +334,7 @@ std::string file_safe(const std::string& s) {
 
 // ---- progress ------------------------------------------------------------------------------------------
 
-Progress::Progress(std::string what, int64_t total_images, int64_t batches)
+SamplingProgress::SamplingProgress(std::string what, int64_t total_images, int64_t batches)
     : what_(std::move(what)),
       total_(total_images),
       batches_(batches),
@@ -342,7 +342,7 @@ Progress::Progress(std::string what, int64_t total_images, int64_t batches)
       start_(std::chrono::steady_clock::now()),
       last_print_(start_) {}
 
-void Progress::print(const std::string& line, bool final_line) {
+void SamplingProgress::print(const std::string& line, bool final_line) {
   if (tty_) {
     std::fprintf(stderr, "\r%-100s%s", line.c_str(), final_line ? "\n" : "");
   } else {
@@ -351,7 +351,7 @@ void Progress::print(const std::string& line, bool final_line) {
   std::fflush(stderr);
 }
 
-void Progress::step(int64_t batch, const std::string& phase, int64_t k, int64_t K) {
+void SamplingProgress::step(int64_t batch, const std::string& phase, int64_t k, int64_t K) {
   if (!tty_) return;  // logs get one line per batch
   const auto now = std::chrono::steady_clock::now();
   if (k < K && std::chrono::duration<double>(now - last_print_).count() < 0.1) return;
@@ -364,7 +364,7 @@ void Progress::step(int64_t batch, const std::string& phase, int64_t k, int64_t 
   print(line, false);
 }
 
-void Progress::batch_done(int64_t batch, int64_t images_done) {
+void SamplingProgress::batch_done(int64_t batch, int64_t images_done) {
   done_ = images_done;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double eta =
@@ -378,7 +378,7 @@ void Progress::batch_done(int64_t batch, int64_t images_done) {
   print(line, !tty_);
 }
 
-void Progress::finish() {
+void SamplingProgress::finish() {
   if (tty_) std::fprintf(stderr, "\n");
   std::fflush(stderr);
 }

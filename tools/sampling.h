@@ -104,9 +104,9 @@ std::string file_safe(const std::string& s);
 
 // One progress line for a batched sampling run, on stderr: rewritten in place on a terminal, else one line
 // per finished batch (logs stay readable).
-class Progress {
+class SamplingProgress {
  public:
-  Progress(std::string what, int64_t total_images, int64_t batches);
+  SamplingProgress(std::string what, int64_t total_images, int64_t batches);
   // Step k of K (1-based) of batch `batch` (0-based) is done; `phase` says which chain ("" or "stage 2/3").
   void step(int64_t batch, const std::string& phase, int64_t k, int64_t K);
   void batch_done(int64_t batch, int64_t images_done);
