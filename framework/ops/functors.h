@@ -53,7 +53,8 @@ IRIS_HD float pow_(float x, float y) { return powf(x, y); }
 // built in the exponent bits. Within 2 ulp of std::exp over the clamped range [-87, 88]; below -87 it returns
 // exp(-87) (~1.6e-38) instead of a denormal, above 88 exp(88).
 inline float exp_(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  x = x < -87.0f ? -87.0f : x;  // two selects (not fmin/fmax, whose NaN rules block vectorisation)
+  x = x > 88.0f ? 88.0f : x;
   const float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
   float r = x - k * 0.693145751953125f;                                    // ln2 split in two parts
   r = r - k * 1.428606765330187e-06f;
@@ -66,9 +67,7 @@ inline float exp_(float x) {
   p = p * r + 1.0f;
   p = p * r + 1.0f;
   const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(k) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
+  return p * __builtin_bit_cast(float, bits);
 }
 IRIS_HD float log_(float x) { return std::log(x); }
 IRIS_HD float sin_(float x) { return std::sin(x); }
