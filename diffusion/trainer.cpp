@@ -410,7 +410,17 @@ TrainResult Trainer::run() {
       std::snprintf(line, sizeof(line), "step %lld/%lld  loss %.4f  lr %.2e  grad %.3f  %.1f img/s  elapsed %s  ETA %s",
                     static_cast<long long>(step_), static_cast<long long>(total), loss, m.schedule->lr_at(step_ - 1), gn,
                     img_s, format_duration(elapsed).c_str(), format_duration(eta).c_str());
-      log(line);
+      std::string full = line;
+      if (m.reducer) {
+        // How much of the gradient all-reduce the backward pass hid, over this logging window.
+        const dist::ReducerStats st = m.reducer->stats();
+        char extra[96];
+        std::snprintf(extra, sizeof(extra), "  all-reduce %.0f ms/step, %.0f%% hidden",
+                      1000.0 * st.comm_s / std::max<int64_t>(st.steps, 1), 100.0 * st.hidden_fraction());
+        full += extra;
+        m.reducer->reset_stats();
+      }
+      log(full);
       if (m.rank == 0) {
         nlohmann::json j = {{"step", step_},       {"loss", loss},     {"lr", m.schedule->lr_at(step_ - 1)},
                             {"grad_norm", gn},     {"img_per_s", img_s}, {"elapsed_s", elapsed},

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# One prepared GPU session: the gpu test suite, `iris bench` on the benchmark U-Net in f32, tf32 and bf16
+# (training) and bf16 sampling at batch 32 and 1, and the PyTorch baseline of the same step measured on the
+# same card in the same run. Prints a short table last. Logs go to $OUT (the device tool's output folder) or
+# /tmp. Run from the repository root with a packed .device/ (../shared/device/pack.sh build/bin/iris
+# build/tests/test_gpu).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out=${OUT:-/tmp}
+# shellcheck disable=SC1091
+source .device/env.sh
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/device.txt"
+cfg=configs/sr3_bench_128.toml
+results=$out/results.jsonl
+: > "$results"
+
+run() {  # run LABEL TIMEOUT COMMAND...: logs to $out/LABEL.log, appends the last JSON line to results
+  local label=$1 limit=$2
+  shift 2
+  echo "=== $label: $*"
+  timeout "$limit" "$@" > "$out/$label.log" 2>&1
+  local rc=$?
+  tail -n 4 "$out/$label.log"
+  local json
+  json=$(grep -a '^{' "$out/$label.log" | tail -1)
+  if [ -n "$json" ]; then
+    echo "{\"label\": \"$label\", \"rc\": $rc, \"result\": $json}" >> "$results"
+  else
+    echo "{\"label\": \"$label\", \"rc\": $rc}" >> "$results"
+  fi
+}
+
+# 1. correctness first
+start=$(date +%s)
+timeout 150 test_gpu > "$out/test_gpu.log" 2>&1
+echo "test_gpu exit $? in $(( $(date +%s) - start ))s"
+grep -a -E '^\[doctest\] (test cases|assertions)' "$out/test_gpu.log"
+grep -a -B2 -A6 'ERROR' "$out/test_gpu.log" | head -60
+
+# 2. Iris on the benchmark U-Net (SR3_BENCH.md: batch 32, warm-up 5, median of 20)
+run iris_train_bf16 60 iris bench --config $cfg --mode train --precision bf16 --batch 32 --steps 20 --warmup 5
+run iris_train_tf32 60 iris bench --config $cfg --mode train --precision tf32 --batch 32 --steps 10 --warmup 3
+run iris_train_f32 80 iris bench --config $cfg --mode train --precision f32 --batch 32 --steps 10 --warmup 3
+run iris_sample_bf16_b32 40 iris bench --config $cfg --mode sample --precision bf16 --batch 32 --steps 20 --warmup 5
+run iris_sample_bf16_b1 40 iris bench --config $cfg --mode sample --precision bf16 --batch 1 --steps 20 --warmup 5
+
+# 3. PyTorch on the same card, same step
+run torch_train_bf16 90 python3 tools/scripts/bench_pytorch.py --mode train --precision bf16 --batch 32
+run torch_train_tf32 90 python3 tools/scripts/bench_pytorch.py --mode train --precision tf32 --batch 32 --steps 10 --warmup 3
+run torch_sample_bf16_b32 60 python3 tools/scripts/bench_pytorch.py --mode sample --precision bf16 --batch 32
+
+echo "=== summary ($(cat "$out/device.txt"))"
+python3 - "$results" <<'PY'
+import json, sys
+print(f"{'run':24} {'rc':>3} {'ms/step':>9} {'img/s':>8} {'TFLOP/s':>8} {'peak GiB':>9}")
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    x = r.get("result", {})
+    ms = x.get("step_ms"); ips = x.get("img_per_s"); tf = x.get("tflops"); pk = x.get("peak_bytes")
+    f = lambda v, fmt: (fmt % v) if v is not None else "-"
+    print(f"{r['label']:24} {r['rc']:>3} {f(ms,'%.2f'):>9} {f(ips,'%.1f'):>8} {f(tf,'%.1f'):>8} "
+          f"{f(pk/2**30 if pk else None,'%.2f'):>9}")
+PY
