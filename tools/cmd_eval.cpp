@@ -18,6 +18,7 @@
 #include "data/image.h"
 #include "data/image_folder.h"
 #include "data/metrics.h"
+#include "data/resize.h"
 #include "data/shard.h"
 #include "framework/core/error.h"
 #include "framework/cpu/parallel.h"
@@ -223,6 +224,7 @@ std::unique_ptr<Source> align(std::unique_ptr<Source> ref, const Source& pred, c
 struct Row {
   std::string name;
   double psnr = 0, ssim = NAN, consistency = NAN;
+  double bicubic_psnr = NAN, bicubic_ssim = NAN;  // the baseline: the low-res input upsampled (bicubic)
 };
 
 nlohmann::json number(double v) {
@@ -275,6 +277,10 @@ void run_eval(const EvalOptions& o) {
                      ": the low-res input ('", low->what, "' ", low->name(i), ") is ", l.str(),
                      ", which does not fit the prediction ", p.str());
           r.consistency = data::consistency(p, l);
+          // The baseline SR3 must beat: the same low-res input upsampled with antialiased bicubic.
+          const data::Image b = data::resize(l, p.height, p.width, data::Filter::bicubic);
+          r.bicubic_psnr = data::psnr(b, t);
+          if (p.height >= data::kSsimWindow && p.width >= data::kSsimWindow) r.bicubic_ssim = data::ssim(b, t);
         }
       } catch (const std::exception& e) {
         const auto* ie = dynamic_cast<const Error*>(&e);
@@ -288,12 +294,16 @@ void run_eval(const EvalOptions& o) {
   const bool small = std::any_of(rows.begin(), rows.end(), [](const Row& r) { return std::isnan(r.ssim); });
 
   Row mean{"mean"};
-  double sp = 0, ss = 0, sc = 0;
+  double sp = 0, ss = 0, sc = 0, bp = 0, bs = 0;
   for (const Row& r : rows) {
     sp += r.psnr;
     ss += r.ssim;
     sc += r.consistency;
+    bp += r.bicubic_psnr;
+    bs += r.bicubic_ssim;
   }
+  mean.bicubic_psnr = low ? bp / static_cast<double>(n) : NAN;
+  mean.bicubic_ssim = low && !small ? bs / static_cast<double>(n) : NAN;
   mean.psnr = sp / static_cast<double>(n);
   mean.ssim = small ? NAN : ss / static_cast<double>(n);
   mean.consistency = low ? sc / static_cast<double>(n) : NAN;
@@ -306,10 +316,13 @@ void run_eval(const EvalOptions& o) {
   auto print = [&](const Row& r) {
     std::printf("%-*s  %9s  %7s", w, r.name.c_str(), cell(r.psnr, "%.3f").c_str(),
                 cell(r.ssim, "%.4f").c_str());
-    if (low) std::printf("  %12s", cell(r.consistency, "%.3e").c_str());
+    if (low)
+      std::printf("  %12s  %12s  %12s", cell(r.consistency, "%.3e").c_str(), cell(r.bicubic_psnr, "%.3f").c_str(),
+                  cell(r.bicubic_ssim, "%.4f").c_str());
     std::printf("\n");
   };
-  std::printf("%-*s  %9s  %7s%s\n", w, "image", "PSNR (dB)", "SSIM", low ? "   consistency" : "");
+  std::printf("%-*s  %9s  %7s%s\n", w, "image", "PSNR (dB)", "SSIM",
+              low ? "   consistency  bicubic PSNR  bicubic SSIM" : "");
   if (!o.quiet)
     for (const Row& r : rows) print(r);
   print(mean);
@@ -317,8 +330,10 @@ void run_eval(const EvalOptions& o) {
       "%s image%s. PSNR: MAX 255, all channels, no border crop. SSIM: 11x11 Gaussian window (sigma 1.5), "
       "mean over channels.\n",
       with_commas(n).c_str(), n == 1 ? "" : "s");
-  if (low)
+  if (low) {
     std::printf("Consistency: MSE in [0, 1] between the bicubic-downsampled output and the low-res input.\n");
+    std::printf("Bicubic: the low-res input upsampled with antialiased bicubic (Keys, a = -0.5), scored the same way.\n");
+  }
   if (identical > 0)
     std::printf("note: %s image%s identical to the reference (PSNR inf)\n", with_commas(identical).c_str(),
                 identical == 1 ? " is" : "s are");
@@ -331,14 +346,19 @@ void run_eval(const EvalOptions& o) {
     j["truth"] = o.truth;
     j["lowres"] = o.lowres.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(o.lowres);
     j["count"] = n;
-    j["mean"] = {
-        {"psnr", number(mean.psnr)}, {"ssim", number(mean.ssim)}, {"consistency", number(mean.consistency)}};
+    j["mean"] = {{"psnr", number(mean.psnr)},
+                 {"ssim", number(mean.ssim)},
+                 {"consistency", number(mean.consistency)},
+                 {"bicubic_psnr", number(mean.bicubic_psnr)},
+                 {"bicubic_ssim", number(mean.bicubic_ssim)}};
     j["images"] = nlohmann::ordered_json::array();
     for (const Row& r : rows)
       j["images"].push_back({{"name", r.name},
                              {"psnr", number(r.psnr)},
                              {"ssim", number(r.ssim)},
-                             {"consistency", number(r.consistency)}});
+                             {"consistency", number(r.consistency)},
+                             {"bicubic_psnr", number(r.bicubic_psnr)},
+                             {"bicubic_ssim", number(r.bicubic_ssim)}});
     j["conventions"] = {{"psnr",
                          "10 log10(255^2 / MSE) over all pixels and channels of uint8 images, no border "
                          "crop; \"inf\" for identical images"},
@@ -373,7 +393,8 @@ void register_eval(CLI::App& app) {
       "downsampled output and the low-res input (SR3).");
   cmd->add_option("--pred", opts->pred, "the model's outputs")->type_name("PATH")->required();
   cmd->add_option("--truth", opts->truth, "the high-resolution references")->type_name("PATH")->required();
-  cmd->add_option("--lowres", opts->lowres, "the low-resolution inputs (adds SR3's consistency)")
+  cmd->add_option("--lowres", opts->lowres,
+                  "the low-resolution inputs (adds SR3's consistency and the bicubic-upsampling baseline)")
       ->type_name("PATH");
   cmd->add_option("--json", opts->json, "also write the per-image values and means to this JSON file")
       ->type_name("FILE");

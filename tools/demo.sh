@@ -29,5 +29,5 @@ echo "== sample 64 test images with $ckpt"
 "$iris" sample --ckpt "$ckpt" --shard data-cache/fashion-mnist/test --count 64 --out "$run/eval"
 
 echo "== evaluate: SR3 and bicubic upsampling against the truth"
-"$iris" eval --pred "$run/eval/samples.h5"
+"$iris" eval --pred "$run/eval/samples.h5" --truth "$run/eval/samples.h5:truth" --lowres "$run/eval/samples.h5:lowres" -q
 echo "look at: $run/eval/grid.png (low-res | bicubic | SR3 | truth); training grids in $run/samples/"
