@@ -30,24 +30,27 @@ run() {  # run LABEL TIMEOUT COMMAND...: logs to $out/LABEL.log, appends the las
   fi
 }
 
-# 1. correctness first
+# cuDNN algorithms chosen by measurement (as PyTorch's cudnn.benchmark = True below), not by heuristics.
+export IRIS_CUDNN_FIND=1
+
+# 1. the headline: bf16 training, Iris then PyTorch (SR3_BENCH.md: batch 32, warm-up 5, median of 20)
+run iris_train_bf16 45 iris bench --config $cfg --mode train --precision bf16 --batch 32 --steps 20 --warmup 5
+run torch_train_bf16 70 python3 tools/scripts/bench_pytorch.py --mode train --precision bf16 --batch 32
+
+# 2. correctness: every CUDA op against the CPU
 start=$(date +%s)
-timeout 150 test_gpu > "$out/test_gpu.log" 2>&1
+timeout 120 test_gpu > "$out/test_gpu.log" 2>&1
 echo "test_gpu exit $? in $(( $(date +%s) - start ))s"
 grep -a -E '^\[doctest\] (test cases|assertions)' "$out/test_gpu.log"
-grep -a -B2 -A6 'ERROR' "$out/test_gpu.log" | head -60
+grep -a -B3 -A8 'ERROR\|FATAL\|THREW' "$out/test_gpu.log" | head -80
 
-# 2. Iris on the benchmark U-Net (SR3_BENCH.md: batch 32, warm-up 5, median of 20)
-run iris_train_bf16 60 iris bench --config $cfg --mode train --precision bf16 --batch 32 --steps 20 --warmup 5
-run iris_train_tf32 60 iris bench --config $cfg --mode train --precision tf32 --batch 32 --steps 10 --warmup 3
-run iris_train_f32 80 iris bench --config $cfg --mode train --precision f32 --batch 32 --steps 10 --warmup 3
-run iris_sample_bf16_b32 40 iris bench --config $cfg --mode sample --precision bf16 --batch 32 --steps 20 --warmup 5
-run iris_sample_bf16_b1 40 iris bench --config $cfg --mode sample --precision bf16 --batch 1 --steps 20 --warmup 5
-
-# 3. PyTorch on the same card, same step
-run torch_train_bf16 90 python3 tools/scripts/bench_pytorch.py --mode train --precision bf16 --batch 32
-run torch_train_tf32 90 python3 tools/scripts/bench_pytorch.py --mode train --precision tf32 --batch 32 --steps 10 --warmup 3
-run torch_sample_bf16_b32 60 python3 tools/scripts/bench_pytorch.py --mode sample --precision bf16 --batch 32
+# 3. the other precisions and sampling
+run iris_train_tf32 40 iris bench --config $cfg --mode train --precision tf32 --batch 32 --steps 10 --warmup 3
+run iris_train_f32 50 iris bench --config $cfg --mode train --precision f32 --batch 32 --steps 10 --warmup 3
+run iris_sample_bf16_b32 25 iris bench --config $cfg --mode sample --precision bf16 --batch 32 --steps 20 --warmup 5
+run iris_sample_bf16_b1 25 iris bench --config $cfg --mode sample --precision bf16 --batch 1 --steps 20 --warmup 5
+run torch_train_tf32 60 python3 tools/scripts/bench_pytorch.py --mode train --precision tf32 --batch 32 --steps 10 --warmup 3
+run torch_sample_bf16_b32 45 python3 tools/scripts/bench_pytorch.py --mode sample --precision bf16 --batch 32
 
 echo "=== summary ($(cat "$out/device.txt"))"
 python3 - "$results" <<'PY'
