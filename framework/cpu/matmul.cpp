@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "framework/cpu/blas.h"
+#include "framework/cpu/elementwise.h"
 #include "framework/cpu/parallel.h"
 #include "framework/ops/dispatch.h"
 
@@ -16,6 +17,9 @@ struct BlasView {
   int64_t ld;
 };
 std::optional<BlasView> blas_view(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
+  // The stride of a size-1 axis is never followed (views of one row or column may carry any value there).
+  if (cols == 1) cs = 1;
+  if (rows == 1) rs = std::max<int64_t>(cols, 1);
   if (cs == 1 && (rs >= std::max<int64_t>(cols, 1) || rows == 1)) return BlasView{false, std::max(rs, cols)};
   if (rs == 1 && (cs >= std::max<int64_t>(rows, 1) || cols == 1)) return BlasView{true, std::max(cs, rows)};
   return std::nullopt;
@@ -24,6 +28,14 @@ std::optional<BlasView> blas_view(int64_t rows, int64_t cols, int64_t rs, int64_
 
 void bmm(const Tensor& a_in, const Tensor& b_in, Tensor& out, double alpha, double beta) {
   const int64_t B = out.shape()[0], M = out.shape()[1], N = out.shape()[2], K = a_in.shape()[2];
+  if (out.numel() == 0) return;
+  if (K == 0) {  // an empty sum: out = beta * out (BLAS rejects the leading dimensions of empty operands)
+    if (beta == 0.0)
+      fill(out, 0.0);
+    else
+      unary(UnaryOp::mul_scalar, out, out, beta, 0.0);
+    return;
+  }
   Tensor a = a_in, b = b_in;
   auto va = blas_view(M, K, a.strides()[1], a.strides()[2]);
   if (!va) {

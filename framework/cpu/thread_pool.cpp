@@ -118,9 +118,12 @@ class Pool {
         wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
         if (stop_) return;
         seen = generation_;
-        job = job_;
+        // Decide under the lock whether this call needs us: a call that does not can finish and destroy its
+        // Job (on the caller's stack) at any moment after we let go of the lock, so a worker that is not
+        // needed must never touch it. A needed worker may: the caller waits for its `active` decrement.
+        job = job_ && id <= job_->workers ? job_ : nullptr;
       }
-      if (!job || id > job->workers) continue;  // not needed for this call
+      if (!job) continue;  // not needed for this call
       job->work(id);
       if (job->active.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lock(mutex_);

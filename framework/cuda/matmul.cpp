@@ -32,6 +32,9 @@ struct BlasView {
   int64_t ld;
 };
 std::optional<BlasView> blas_view(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
+  // The stride of a size-1 axis is never followed (views of one row or column may carry any value there).
+  if (cols == 1) cs = 1;
+  if (rows == 1) rs = std::max<int64_t>(cols, 1);
   if (cs == 1 && (rs >= std::max<int64_t>(cols, 1) || rows == 1)) return BlasView{false, std::max(rs, cols)};
   if (rs == 1 && (cs >= std::max<int64_t>(rows, 1) || cols == 1)) return BlasView{true, std::max(cs, rows)};
   return std::nullopt;

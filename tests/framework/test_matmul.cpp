@@ -73,3 +73,13 @@ TEST_CASE("matmul in f32 and bf16 follows f64") {
   CHECK(rel_l2(matmul(a.to(DType::f32), b.to(DType::f32)), ref) < 1e-6);
   CHECK(rel_l2(matmul(a.to(DType::bf16), b.to(DType::bf16)), ref) < 1e-2);
 }
+
+TEST_CASE("matmul with K = 0 and one-element views with odd strides") {
+  // K = 0: an empty sum gives zeros.
+  const Tensor z = matmul(Tensor::zeros({2, 3, 0}, DType::f64), Tensor::zeros({2, 0, 4}, DType::f64));
+  CHECK(z.to_vector<double>() == std::vector<double>(24, 0.0));
+  // 1x1 matrices viewed with strides that are not 1 (a strided slice of a single element).
+  Tensor a = Tensor::from_vector(std::vector<double>{3, -1}, {1, 1, 2}).slice(2, 0, 2, 2);
+  Tensor b = Tensor::from_vector(std::vector<double>{5, -1}, {1, 1, 2}).slice(2, 0, 2, 2);
+  CHECK(matmul(a, b).item() == 15.0);
+}

@@ -90,7 +90,15 @@ void check_case(const NormCase& c, DType dt, bool silu, bool affine, bool misali
   Tensor dgg = poisoned({C}, st), dbg = poisoned({C}, st);
   const Tensor gyg = dev(gy), mean_g = mean.to(gpu()), rstd_g = rstd.to(gpu());
   cuda::group_norm_backward(gyg, xg, gag, beg, mean_g, rstd_g, dxg, dgg, dbg, G, silu);
-  expect_match(dxg, dx, tol, what + " dx");
+  if (shape_numel(c.x) / (c.x[0] * G) == 1) {
+    // One element per group: x - mean = 0, so dx = rstd * (gamma gh - c1) is exactly 0 in exact arithmetic,
+    // and what remains is rounding amplified by rstd = 1/sqrt(eps) ~ 316 (seen: ~1e-5 in f32 on an H200).
+    // A relative error against an exactly-zero reference means nothing: bound the absolute error instead.
+    CHECK_MESSAGE(test::max_abs_diff(dxg, dx) < (dt == DType::f64 ? 1e-10 : dt == DType::bf16 ? 1e-2 : 1e-3),
+                  what, " dx of one-element groups: max |cuda - cpu| = ", test::max_abs_diff(dxg, dx));
+  } else {
+    expect_match(dxg, dx, tol, what + " dx");
+  }
   // dgamma and dbeta are sums over N * S elements: for bf16 inputs they are f32 sums of bf16 terms, as on
   // the CPU, so they match to f32 accuracy relative to the sum's size.
   expect_match(dgg, dgamma, dt == DType::bf16 ? 1e-4 : stat_tol, what + " dgamma");
