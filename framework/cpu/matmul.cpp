@@ -1,30 +1,12 @@
 #include "framework/cpu/matmul.h"
 
-#include <optional>
-
 #include "framework/cpu/blas.h"
 #include "framework/cpu/elementwise.h"
 #include "framework/cpu/parallel.h"
+#include "framework/ops/blas_view.h"
 #include "framework/ops/dispatch.h"
 
 namespace iris::cpu {
-
-namespace {
-// How a [rows, cols] matrix with strides (rs, cs) is passed to row-major BLAS: as is (cs == 1) or
-// transposed (rs == 1); ld is the other stride.
-struct BlasView {
-  bool trans;
-  int64_t ld;
-};
-std::optional<BlasView> blas_view(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
-  // The stride of a size-1 axis is never followed (views of one row or column may carry any value there).
-  if (cols == 1) cs = 1;
-  if (rows == 1) rs = std::max<int64_t>(cols, 1);
-  if (cs == 1 && (rs >= std::max<int64_t>(cols, 1) || rows == 1)) return BlasView{false, std::max(rs, cols)};
-  if (rs == 1 && (cs >= std::max<int64_t>(rows, 1) || cols == 1)) return BlasView{true, std::max(cs, rows)};
-  return std::nullopt;
-}
-}  // namespace
 
 void bmm(const Tensor& a_in, const Tensor& b_in, Tensor& out, double alpha, double beta) {
   const int64_t B = out.shape()[0], M = out.shape()[1], N = out.shape()[2], K = a_in.shape()[2];

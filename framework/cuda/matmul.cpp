@@ -21,24 +21,11 @@
 #include "framework/cuda/check.h"
 #include "framework/cuda/context.h"
 #include "framework/cuda/elementwise.h"
+#include "framework/ops/blas_view.h"
 
 namespace iris::cuda {
 
 namespace {
-
-// How a row-major [rows, cols] matrix with strides (rs, cs) is passed (see the top of the file).
-struct BlasView {
-  bool trans;  // unit row stride: cuBLAS sees the matrix itself (column-major) and transposes it
-  int64_t ld;
-};
-std::optional<BlasView> blas_view(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
-  // The stride of a size-1 axis is never followed (views of one row or column may carry any value there).
-  if (cols == 1) cs = 1;
-  if (rows == 1) rs = std::max<int64_t>(cols, 1);
-  if (cs == 1 && (rs >= std::max<int64_t>(cols, 1) || rows == 1)) return BlasView{false, std::max(rs, cols)};
-  if (rs == 1 && (cs >= std::max<int64_t>(rows, 1) || cols == 1)) return BlasView{true, std::max(cs, rows)};
-  return std::nullopt;
-}
 
 // The largest power of two (at most 256) dividing the address of every matrix of the batch.
 uint32_t alignment_of(const void* p, int64_t batch_stride_bytes) {
