@@ -9,25 +9,6 @@
 
 namespace iris::cpu {
 
-namespace {
-
-// f(I{}) with I the C++ type of an index dtype (i32 or i64).
-template <class F>
-void dispatch_index(DType dtype, const char* op, F&& f) {
-  switch (dtype) {
-    case DType::i32:
-      f(int32_t{});
-      return;
-    case DType::i64:
-      f(int64_t{});
-      return;
-    default:
-      IRIS_THROW(op, ": expected i32 or i64 indices, got ", dtype_name(dtype));
-  }
-}
-
-}  // namespace
-
 void check_indices(const Tensor& indices, int64_t limit, const char* op, const char* what) {
   dispatch_index(indices.dtype(), op, [&](auto tag) {
     using I = decltype(tag);

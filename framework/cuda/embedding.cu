@@ -15,21 +15,6 @@ namespace iris::cuda {
 
 namespace {
 
-// f(I{}) with I the C++ type of an index dtype.
-template <class F>
-void dispatch_index(DType dtype, const char* op, F&& f) {
-  switch (dtype) {
-    case DType::i32:
-      f(int32_t{});
-      return;
-    case DType::i64:
-      f(int64_t{});
-      return;
-    default:
-      IRIS_THROW(op, ": expected i32 or i64 indices, got ", dtype_name(dtype));
-  }
-}
-
 // f(W{}) with W an unsigned word of `bytes` bytes (the element size of a dtype).
 template <class F>
 void dispatch_word(size_t bytes, const char* op, F&& f) {

@@ -68,6 +68,16 @@ void dispatch_floating(DType dtype, const char* op, F&& f) {
   }
 }
 
+// f(I{}) with I the C++ type of an index dtype (i32 or i64); throws naming `op` otherwise.
+template <class F>
+void dispatch_index(DType dtype, const char* op, F&& f) {
+  switch (dtype) {
+    case DType::i32: f(int32_t{}); return;
+    case DType::i64: f(int64_t{}); return;
+    default: IRIS_THROW(op, ": expected i32 or i64 indices, got ", dtype_name(dtype));
+  }
+}
+
 // f(T{}) for every dtype.
 template <class F>
 void dispatch_all(DType dtype, F&& f) {
