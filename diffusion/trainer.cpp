@@ -12,6 +12,7 @@
 #include "data/image.h"
 #include "data/loader.h"
 #include "data/resize.h"
+#include "framework/core/format.h"
 #include "framework/core/philox.h"
 #include "framework/core/profiling.h"
 #include "framework/dist/communicator.h"
@@ -24,17 +25,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-std::string format_duration(double s) {
-  char buf[32];
-  if (s < 60)
-    std::snprintf(buf, sizeof(buf), "%.0fs", s);
-  else if (s < 3600)
-    std::snprintf(buf, sizeof(buf), "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
-  else
-    std::snprintf(buf, sizeof(buf), "%dh%02dm", static_cast<int>(s) / 3600, (static_cast<int>(s) % 3600) / 60);
-  return buf;
-}
 
 optim::LRScheduleOptions schedule_options(const Config& c) {
   optim::LRScheduleOptions o;
@@ -144,13 +134,12 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   lo.prefetch = static_cast<int>(config_.get_int("data.prefetch"));
   lo.pin_memory = opts_.device.is_cuda();
   const bool hflip = config_.get_bool("data.hflip");
-  lo.augment = [hr_from_lowres, image_size, hflip](data::Sample& s, const data::AugmentContext& ctx) {
+  lo.augment = [hr_from_lowres, hflip](data::Sample& s, const data::AugmentContext& ctx) {
     if (hr_from_lowres) s.image = s.lowres.front();
     if (hflip && (philox::block(ctx.seed, Generator::stream_id(ctx.epoch, ctx.index), 0x5eed).v[0] & 1u)) {
       s.image = data::hflip(s.image);
       for (auto& l : s.lowres) l = data::hflip(l);
     }
-    (void)image_size;
   };
   m.loader = std::make_unique<data::Loader>(set, lo);
 
@@ -409,7 +398,7 @@ TrainResult Trainer::run() {
       char line[256];
       std::snprintf(line, sizeof(line), "step %lld/%lld  loss %.4f  lr %.2e  grad %.3f  %.1f img/s  elapsed %s  ETA %s",
                     static_cast<long long>(step_), static_cast<long long>(total), loss, m.schedule->lr_at(step_ - 1), gn,
-                    img_s, format_duration(elapsed).c_str(), format_duration(eta).c_str());
+                    img_s, human_duration(elapsed).c_str(), human_duration(eta).c_str());
       std::string full = line;
       if (m.reducer) {
         // How much of the gradient all-reduce the backward pass hid, over this logging window.

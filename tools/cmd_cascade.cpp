@@ -239,13 +239,7 @@ void run_cascade(const CascadeOptions& o) {
       d.set_int_attr("truncated", st.truncated ? 1 : 0);
       d.set_string_attr("config", stages[i].config.to_toml());
     }
-    if (in.lowres.defined()) root.write_tensor("lowres", in.lowres);
-    if (in.truth.defined()) root.write_tensor("truth", in.truth);
-    if (!in.labels.empty()) {
-      std::vector<int32_t> l(in.labels.begin(), in.labels.end());
-      root.write_tensor("labels", Tensor::from_vector<int32_t>(l, {N}));
-    }
-    if (!in.indices.empty()) root.write_tensor("indices", Tensor::from_vector<int64_t>(in.indices, {N}));
+    write_inputs(root, in);
   }
   w.commit();
   std::printf("wrote %lld samples x %zu stages to %s, the grid %s and %s\n", static_cast<long long>(N),

@@ -197,13 +197,7 @@ void run_sample(const SampleOptions& o) {
     root.set_strings_attr("names", in.names);
     if (!class_names.empty()) root.set_strings_attr("class_names", class_names);
     root.write_tensor("images", images);
-    if (in.lowres.defined()) root.write_tensor("lowres", in.lowres);
-    if (in.truth.defined()) root.write_tensor("truth", in.truth);
-    if (!in.labels.empty()) {
-      std::vector<int32_t> l(in.labels.begin(), in.labels.end());
-      root.write_tensor("labels", Tensor::from_vector<int32_t>(l, {N}));
-    }
-    if (!in.indices.empty()) root.write_tensor("indices", Tensor::from_vector<int64_t>(in.indices, {N}));
+    write_inputs(root, in);
   }
   w.commit();
   std::printf("wrote %lld images (%s) to %s, the grid %s and %s\n", static_cast<long long>(N),

@@ -394,6 +394,17 @@ void enlarge_for_grid(std::vector<std::vector<data::Image>>& grid, int min_cell)
       img = data::resize(img, img.height * factor, img.width * factor, data::Filter::nearest);
 }
 
+void write_inputs(h5::Group& root, const Inputs& in) {
+  if (in.lowres.defined()) root.write_tensor("lowres", in.lowres);
+  if (in.truth.defined()) root.write_tensor("truth", in.truth);
+  if (!in.labels.empty()) {
+    std::vector<int32_t> l(in.labels.begin(), in.labels.end());
+    root.write_tensor("labels", Tensor::from_vector<int32_t>(l, {static_cast<int64_t>(l.size())}));
+  }
+  if (!in.indices.empty())
+    root.write_tensor("indices", Tensor::from_vector<int64_t>(in.indices, {static_cast<int64_t>(in.indices.size())}));
+}
+
 void write_sample_png(const std::string& dir, const std::string& stem, const data::Image& img) {
   data::write_png((fs::path(dir) / (stem + ".png")).string(), img);
 }

@@ -18,6 +18,7 @@
 #include "diffusion/checkpoint.h"
 #include "diffusion/stage.h"
 #include "framework/core/tensor.h"
+#include "framework/io/hdf5.h"
 
 namespace iris::tools {
 
@@ -124,6 +125,10 @@ class SamplingProgress {
 // Enlarges every image of a grid by the same integer factor (nearest neighbour) so that its largest image is
 // at least `min_cell` pixels high: small models' 4x4 or 16x16 outputs are unreadable at their own size.
 void enlarge_for_grid(std::vector<std::vector<data::Image>>& grid, int min_cell = 48);
+
+// Writes the inputs of a sampling run beside its outputs: `lowres`, `truth` (u8), `labels` (int32) and
+// `indices` (int64) datasets, each only when the inputs have it.
+void write_inputs(h5::Group& root, const Inputs& in);
 
 // Writes `img` as `dir`/`stem`.png.
 void write_sample_png(const std::string& dir, const std::string& stem, const data::Image& img);

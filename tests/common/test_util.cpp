@@ -125,6 +125,16 @@ void gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn, std:
   }
 }
 
+std::vector<Tensor> grads_of(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                             std::vector<Tensor> inputs, uint64_t seed) {
+  for (Tensor& t : inputs) t = t.detach().clone().set_requires_grad();
+  const Tensor y = fn(inputs);
+  sum(mul(y, randn(y.shape(), seed, y.dtype()))).backward();
+  std::vector<Tensor> g;
+  for (const Tensor& t : inputs) g.push_back(t.grad());
+  return g;
+}
+
 void check_throws_with(const std::function<void()>& fn, const std::vector<std::string>& parts) {
   try {
     fn();

@@ -32,6 +32,22 @@ void check_close(const Tensor& a, const Tensor& b, double atol = 1e-10, double r
 void gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn, std::vector<Tensor> inputs,
                double eps = 1e-6, double atol = 1e-6, double rtol = 1e-5);
 
+// Restores the CPU thread count when it goes out of scope (tests that compare 1 and 2 threads).
+class ThreadCountGuard {
+ public:
+  ThreadCountGuard() : before_(num_threads()) {}
+  ~ThreadCountGuard() { set_num_threads(before_); }
+  ThreadCountGuard(const ThreadCountGuard&) = delete;
+  ThreadCountGuard& operator=(const ThreadCountGuard&) = delete;
+
+ private:
+  int before_;
+};
+
+// Gradients of sum(fn(inputs) * w) for every input (w random from `seed`; the inputs are fresh leaves).
+std::vector<Tensor> grads_of(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                             std::vector<Tensor> inputs, uint64_t seed);
+
 // Checks that running `fn` throws iris::Error whose message contains every one of `parts`.
 void check_throws_with(const std::function<void()>& fn, const std::vector<std::string>& parts);
 

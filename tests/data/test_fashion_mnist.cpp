@@ -15,48 +15,6 @@ using namespace iris::data;
 using namespace iris::test;
 namespace fs = std::filesystem;
 
-namespace {
-
-void put_be32(std::vector<uint8_t>& v, uint32_t x) {
-  for (int s = 24; s >= 0; s -= 8) v.push_back(static_cast<uint8_t>(x >> s));
-}
-
-void write_gz(const std::string& path, const std::vector<uint8_t>& bytes) {
-  gzFile f = gzopen(path.c_str(), "wb");
-  REQUIRE(f != nullptr);
-  REQUIRE(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())) == static_cast<int>(bytes.size()));
-  REQUIRE(gzclose(f) == Z_OK);
-}
-
-std::vector<uint8_t> idx_images(uint32_t magic, uint32_t n, uint32_t rows, uint32_t cols, size_t pixels) {
-  std::vector<uint8_t> v;
-  put_be32(v, magic);
-  put_be32(v, n);
-  put_be32(v, rows);
-  put_be32(v, cols);
-  for (size_t i = 0; i < pixels; ++i) v.push_back(static_cast<uint8_t>(i * 7 % 256));
-  return v;
-}
-
-std::vector<uint8_t> idx_labels(uint32_t magic, const std::vector<uint8_t>& labels) {
-  std::vector<uint8_t> v;
-  put_be32(v, magic);
-  put_be32(v, static_cast<uint32_t>(labels.size()));
-  v.insert(v.end(), labels.begin(), labels.end());
-  return v;
-}
-
-// A Fashion-MNIST-shaped folder with n_train / n_test synthetic 28x28 images.
-void write_fake_fashion(const std::string& dir, uint32_t n_train, uint32_t n_test) {
-  for (auto [stem, n] : {std::pair<std::string, uint32_t>{"train", n_train}, {"t10k", n_test}}) {
-    write_gz(dir + "/" + stem + "-images-idx3-ubyte.gz", idx_images(0x803, n, 28, 28, size_t{n} * 784));
-    std::vector<uint8_t> labels(n);
-    for (uint32_t i = 0; i < n; ++i) labels[i] = static_cast<uint8_t>(i % 10);
-    write_gz(dir + "/" + stem + "-labels-idx1-ubyte.gz", idx_labels(0x801, labels));
-  }
-}
-
-}  // namespace
 
 TEST_CASE("IDX files are parsed and validated") {
   TempDir dir("idx");

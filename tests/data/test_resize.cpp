@@ -178,12 +178,11 @@ TEST_CASE("nearest upsampling by an integer factor replicates pixels") {
 
 TEST_CASE("resize results do not depend on the thread count") {
   const Tensor x = uniform({1, 600, 400, 3}, 11, -1, 1, DType::f32);  // big enough to use several threads
-  const int before = num_threads();
+  ThreadCountGuard restore_threads;  // puts the thread count back, also when a check fails
   set_num_threads(1);
   const Tensor a = resize(x, 420, 310, Filter::bicubic), b = resize(x, 700, 500, Filter::area);
   set_num_threads(2);
   const Tensor c = resize(x, 420, 310, Filter::bicubic), d = resize(x, 700, 500, Filter::area);
-  set_num_threads(before);
   CHECK(a.to_vector<float>() == c.to_vector<float>());
   CHECK(b.to_vector<float>() == d.to_vector<float>());
 }

@@ -46,15 +46,6 @@ Tensor transposed_layout(const Tensor& k) {
   return k.transpose(2, 3).contiguous().transpose(2, 3);
 }
 
-std::vector<Tensor> grads_of(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
-                             std::vector<Tensor> inputs, uint64_t seed) {
-  for (Tensor& t : inputs) t = t.detach().clone().set_requires_grad();
-  const Tensor y = fn(inputs);
-  sum(mul(y, randn(y.shape(), seed, y.dtype()))).backward();
-  std::vector<Tensor> g;
-  for (const Tensor& t : inputs) g.push_back(t.grad());
-  return g;
-}
 
 }  // namespace
 
@@ -134,12 +125,11 @@ TEST_CASE("attention forward and backward are identical with 1 and 2 threads") {
     for (const Tensor& g : grads_of(fn, in, 14)) out.push_back(g.to_vector<float>());
     return out;
   };
-  const int before = num_threads();
+  ThreadCountGuard restore_threads;  // puts the thread count back, also when a check fails
   set_num_threads(1);
   const auto a = run();
   set_num_threads(2);
   const auto b = run();
-  set_num_threads(before);
   CHECK(a == b);
 }
 

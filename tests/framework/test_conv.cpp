@@ -234,7 +234,7 @@ TEST_CASE("conv2d results are identical with 1 and 2 threads") {
   const Geometry g{"3x3 pad 1 on 2x32x32x16", 2, 32, 32, 16, 24, 3, 3, 1, 1, 1, 1};
   const Tensor x = randn({g.N, g.H, g.W, g.Cin}, 27, DType::f32),
                w = randn({g.Cout, 3, 3, g.Cin}, 28, DType::f32), b = randn({g.Cout}, 29, DType::f32);
-  const int before = num_threads();
+  ThreadCountGuard restore_threads;  // puts the thread count back, also when a check fails
   // 100-row tiles (21 of them, not aligned to images: the weight gradient sums 10 partials) and
   // data-gradient bands of 5 output rows (7 per image).
   TuningScope scope(100, 5 * 32 * 3 * 3 * 16 * 4);
@@ -242,7 +242,6 @@ TEST_CASE("conv2d results are identical with 1 and 2 threads") {
   const Grads3 one = run_with_grads(x, w, b, g, 30);
   set_num_threads(2);
   const Grads3 two = run_with_grads(x, w, b, g, 30);
-  set_num_threads(before);
   CHECK(one.out.to_vector<float>() == two.out.to_vector<float>());
   CHECK(one.dx.to_vector<float>() == two.dx.to_vector<float>());
   CHECK(one.dw.to_vector<float>() == two.dw.to_vector<float>());

@@ -133,11 +133,10 @@ TEST_CASE("mixed dtypes promote to the wider one and gradients come back in each
 TEST_CASE("elementwise results are identical with 1 and 2 threads") {
   Tensor x = uniform({64, 257}, 4, -3, 3, DType::f32);
   Tensor y = uniform({257}, 5, -3, 3, DType::f32);
-  const int before = num_threads();
+  ThreadCountGuard restore_threads;  // puts the thread count back, also when a check fails
   set_num_threads(1);
   const auto r1 = (silu(x) * y + gelu(x)).to_vector<float>();
   set_num_threads(2);
   const auto r2 = (silu(x) * y + gelu(x)).to_vector<float>();
-  set_num_threads(before);
   CHECK(r1 == r2);
 }

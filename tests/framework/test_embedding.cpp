@@ -72,12 +72,11 @@ TEST_CASE("embedding backward is identical with 1 and 2 threads") {
     embedding(w, indices).backward(g);
     return w.grad().to_vector<float>();
   };
-  const int before = num_threads();
+  ThreadCountGuard restore_threads;  // puts the thread count back, also when a check fails
   set_num_threads(1);
   const auto a = run();
   set_num_threads(2);
   const auto b = run();
-  set_num_threads(before);
   CHECK(a == b);
 }
 

@@ -110,12 +110,11 @@ TEST_CASE("loss values and gradients are identical with 1 and 2 threads") {
     r.push_back(static_cast<float>(loss.item()));
     return r;
   };
-  const int before = num_threads();
+  ThreadCountGuard restore_threads;  // puts the thread count back, also when a check fails
   set_num_threads(1);
   const auto a = run();
   set_num_threads(2);
   const auto b = run();
-  set_num_threads(before);
   CHECK(a == b);
 }
 

@@ -43,16 +43,6 @@ Tensor run_gn(bool silu, const Tensor& x, int64_t G, const Tensor& gamma, const 
   return silu ? group_norm_silu(x, G, gamma, beta, eps) : group_norm(x, G, gamma, beta, eps);
 }
 
-// Gradients of sum(fn(inputs) * w) for every input (inputs are fresh leaves requiring grad).
-std::vector<Tensor> grads_of(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
-                             std::vector<Tensor> inputs, uint64_t seed) {
-  for (Tensor& t : inputs) t = t.detach().clone().set_requires_grad();
-  const Tensor y = fn(inputs);
-  sum(mul(y, randn(y.shape(), seed, y.dtype()))).backward();
-  std::vector<Tensor> g;
-  for (const Tensor& t : inputs) g.push_back(t.grad());
-  return g;
-}
 
 }  // namespace
 
@@ -190,12 +180,11 @@ TEST_CASE("group_norm forward and backward are identical with 1 and 2 threads") 
     }
     return out;
   };
-  const int before = num_threads();
+  ThreadCountGuard restore_threads;  // puts the thread count back, also when a check fails
   set_num_threads(1);
   const auto a = run();
   set_num_threads(2);
   const auto b = run();
-  set_num_threads(before);
   CHECK(a == b);
 }
 

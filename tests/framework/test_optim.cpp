@@ -125,7 +125,7 @@ TEST_CASE("AdamW rejects bad parameters and hyperparameters by name") {
 }
 
 TEST_CASE("AdamW updates are identical with 1 and 2 threads") {
-  const int before = num_threads();
+  ThreadCountGuard restore_threads;  // puts the thread count back, also when a check fails
   std::vector<std::vector<float>> results;
   for (int threads : {1, 2}) {
     set_num_threads(threads);
@@ -137,7 +137,6 @@ TEST_CASE("AdamW updates are identical with 1 and 2 threads") {
     }
     results.push_back(p.to_vector<float>());
   }
-  set_num_threads(before);
   CHECK(results[0] == results[1]);
 }
 

@@ -36,14 +36,13 @@ TEST_CASE("a generator state reproduces its numbers, split or whole") {
 }
 
 TEST_CASE("random draws are identical with 1 and 2 threads") {
-  const int before = num_threads();
+  ThreadCountGuard restore_threads;  // puts the thread count back, also when a check fails
   set_num_threads(1);
   Generator g1(7);
   const auto a = randn({100000}, g1).to_vector<float>();
   set_num_threads(2);
   Generator g2(7);
   const auto b = randn({100000}, g2).to_vector<float>();
-  set_num_threads(before);
   CHECK(a == b);
 }
 

@@ -91,7 +91,7 @@ TEST_CASE("softmax and log_softmax over the last axis") {
 
 TEST_CASE("large sums are identical with 1 and 2 threads") {
   Tensor x = uniform({3, 100003}, 8, -1, 1, DType::f32);
-  const int before = num_threads();
+  ThreadCountGuard restore_threads;  // puts the thread count back, also when a check fails
   set_num_threads(1);
   const auto a = sum(x, {1}).to_vector<float>();
   const auto a0 = sum(x, {0}).to_vector<float>();
@@ -100,7 +100,6 @@ TEST_CASE("large sums are identical with 1 and 2 threads") {
   const auto b = sum(x, {1}).to_vector<float>();
   const auto b0 = sum(x, {0}).to_vector<float>();
   const double t2 = sum(x).item();
-  set_num_threads(before);
   CHECK(a == b);
   CHECK(a0 == b0);
   CHECK(t1 == t2);

@@ -103,12 +103,11 @@ TEST_CASE("resampling results are identical with 1 and 2 threads") {
     all.insert(all.end(), g.begin(), g.end());
     return all;
   };
-  const int before = num_threads();
+  ThreadCountGuard restore_threads;  // puts the thread count back, also when a check fails
   set_num_threads(1);
   const auto one = run();
   set_num_threads(2);
   const auto two = run();
-  set_num_threads(before);
   CHECK(one == two);
 }
 

@@ -20,35 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void put_be32(std::vector<uint8_t>& v, uint32_t x) {
-  for (int s = 24; s >= 0; s -= 8) v.push_back(static_cast<uint8_t>(x >> s));
-}
-
-void write_gz(const std::string& path, const std::vector<uint8_t>& bytes) {
-  gzFile f = gzopen(path.c_str(), "wb");
-  REQUIRE(f != nullptr);
-  REQUIRE(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())) == static_cast<int>(bytes.size()));
-  REQUIRE(gzclose(f) == Z_OK);
-}
-
-// A Fashion-MNIST-shaped folder: n_train / n_test 28x28 images with labels i % 10.
-void write_fake_fashion(const std::string& dir, uint32_t n_train, uint32_t n_test) {
-  fs::create_directories(dir);
-  for (auto [stem, n] : {std::pair<std::string, uint32_t>{"train", n_train}, {"t10k", n_test}}) {
-    std::vector<uint8_t> im, lb;
-    put_be32(im, 0x803);
-    put_be32(im, n);
-    put_be32(im, 28);
-    put_be32(im, 28);
-    for (size_t i = 0; i < size_t{n} * 784; ++i) im.push_back(static_cast<uint8_t>((i * 7 + i / 784) % 256));
-    put_be32(lb, 0x801);
-    put_be32(lb, n);
-    for (uint32_t i = 0; i < n; ++i) lb.push_back(static_cast<uint8_t>(i % 10));
-    write_gz(dir + "/" + stem + "-images-idx3-ubyte.gz", im);
-    write_gz(dir + "/" + stem + "-labels-idx1-ubyte.gz", lb);
-  }
-}
-
 std::vector<std::string> shard_files(const std::string& dir) {
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(dir))
