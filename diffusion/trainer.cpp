@@ -31,8 +31,10 @@ optim::LRScheduleOptions schedule_options(const Config& c) {
   o.base_lr = c.get_float("train.lr");
   o.warmup_steps = c.get_int("train.warmup_steps");
   const std::string kind = c.get_string("train.lr_schedule");
-  IRIS_CHECK(kind == "constant" || kind == "cosine", "train.lr_schedule must be constant or cosine, got '", kind, "'");
-  o.decay = kind == "cosine" ? optim::LRScheduleOptions::Decay::cosine : optim::LRScheduleOptions::Decay::constant;
+  IRIS_CHECK(kind == "constant" || kind == "cosine", "train.lr_schedule must be constant or cosine, got '",
+             kind, "'");
+  o.decay =
+      kind == "cosine" ? optim::LRScheduleOptions::Decay::cosine : optim::LRScheduleOptions::Decay::constant;
   o.total_steps = c.get_int("train.steps");
   o.final_lr = c.get_float("train.final_lr");
   return o;
@@ -45,8 +47,10 @@ bool same_model(const Config& a, const Config& b) {
     std::istringstream in(c.to_toml());
     std::string line, sec;
     while (std::getline(in, line)) {
-      if (!line.empty() && line[0] == '[') sec = line;
-      else if (sec == "[model]") out += line + "\n";
+      if (!line.empty() && line[0] == '[')
+        sec = line;
+      else if (sec == "[model]")
+        out += line + "\n";
     }
     return out;
   };
@@ -61,11 +65,12 @@ struct Trainer::Impl {
   std::unique_ptr<optim::EMA> ema;
   std::unique_ptr<data::Loader> loader;
   std::unique_ptr<dist::GradReducer> reducer;  // data parallelism (null for a single process)
-  StageBatch val;  // the fixed validation batch (CPU)
+  StageBatch val;                              // the fixed validation batch (CPU)
   std::vector<std::string> val_titles;
   std::ofstream metrics;
   uint64_t seed = 0;
   int rank = 0, world = 1;
+  int64_t microbatch = 0;  // train.microbatch (0: a rank's whole slice in one pass)
   int64_t samples_seen = 0;
   double elapsed_before = 0;  // training seconds of earlier processes (from the checkpoint)
   Clock::time_point started;
@@ -103,14 +108,18 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   // data.lowres_size for sr3.
   const int64_t batch = config_.get_int("train.batch_size");
   IRIS_CHECK(batch > 0, "train.batch_size must be positive");
-  IRIS_CHECK(batch % m.world == 0, "train.batch_size ", batch, " does not divide evenly over ", m.world, " ranks");
+  IRIS_CHECK(batch % m.world == 0, "train.batch_size ", batch, " does not divide evenly over ", m.world,
+             " ranks");
+  m.microbatch = config_.get_int("train.microbatch");
+  IRIS_CHECK(m.microbatch >= 0, "train.microbatch must be >= 0 (0: no micro-batches), got ", m.microbatch);
   const std::string dir = config_.get_string("data.dir");
   data::ShardSet set = data::ShardSet::open(dir);
   const data::ShardSpec& spec = set.spec();
   const int image_size = static_cast<int>(config_.get_int("data.image_size"));
   const int lowres_size = static_cast<int>(config_.get_int("data.lowres_size"));
-  IRIS_CHECK(spec.channels == config_.get_int("data.channels"), "data.channels is ", config_.get_int("data.channels"),
-             " but the shards in '", dir, "' have ", spec.channels, " channels");
+  IRIS_CHECK(spec.channels == config_.get_int("data.channels"), "data.channels is ",
+             config_.get_int("data.channels"), " but the shards in '", dir, "' have ", spec.channels,
+             " channels");
   auto has_lowres = [&](int h) {
     return std::find(spec.lowres_sizes.begin(), spec.lowres_sizes.end(), h) != spec.lowres_sizes.end();
   };
@@ -121,8 +130,9 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   std::vector<int> lowres_sizes;
   if (hr_from_lowres) lowres_sizes.push_back(image_size);
   if (stage_->task() == Task::sr3) {
-    IRIS_CHECK(has_lowres(lowres_size), "data.lowres_size ", lowres_size, " is not stored in the shards of '", dir,
-               "' (they have ", spec.lowres_sizes.size(), " low-res sizes); re-shard with --lowres ", lowres_size);
+    IRIS_CHECK(has_lowres(lowres_size), "data.lowres_size ", lowres_size, " is not stored in the shards of '",
+               dir, "' (they have ", spec.lowres_sizes.size(), " low-res sizes); re-shard with --lowres ",
+               lowres_size);
     if (!hr_from_lowres || lowres_size != image_size) lowres_sizes.push_back(lowres_size);
   }
   data::LoaderOptions lo;
@@ -144,7 +154,8 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   m.loader = std::make_unique<data::Loader>(set, lo);
 
   // The fixed validation batch: the first train.sample_count samples of the validation set.
-  const std::string val_dir = config_.get_string("data.val_dir").empty() ? dir : config_.get_string("data.val_dir");
+  const std::string val_dir =
+      config_.get_string("data.val_dir").empty() ? dir : config_.get_string("data.val_dir");
   data::ShardSet vset = val_dir == dir ? set : data::ShardSet::open(val_dir);
   const int64_t nval = std::min<int64_t>(config_.get_int("train.sample_count"), vset.size());
   if (nval > 0) {
@@ -154,8 +165,9 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
       m.val.labels = vset.labels(0, nval).to(DType::i64);
       const auto labels = m.val.labels.to_vector<int64_t>();
       for (int64_t l : labels)
-        m.val_titles.push_back(static_cast<size_t>(l) < vset.spec().class_names.size() ? vset.spec().class_names[l]
-                                                                                       : std::to_string(l));
+        m.val_titles.push_back(static_cast<size_t>(l) < vset.spec().class_names.size()
+                                   ? vset.spec().class_names[l]
+                                   : std::to_string(l));
     }
   }
 
@@ -169,8 +181,9 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   } else if (!opts_.resume.empty()) {
     resume_from = opts_.resume;
   } else {
-    IRIS_CHECK(list_checkpoints(ckpt_dir).empty(), "run folder '", opts_.run_dir,
-               "' already holds checkpoints: pass --resume auto to continue it, or choose another --run folder");
+    IRIS_CHECK(
+        list_checkpoints(ckpt_dir).empty(), "run folder '", opts_.run_dir,
+        "' already holds checkpoints: pass --resume auto to continue it, or choose another --run folder");
   }
   if (resume_from) {
     const TrainingCheckpoint c = load_checkpoint(*resume_from, /*verify=*/true);
@@ -188,6 +201,12 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
     m.reducer = std::make_unique<dist::GradReducer>(opts_.comm, stage_->net());
     log("data parallel: " + opts_.comm->describe() + ", global batch " + std::to_string(batch) + " = " +
         std::to_string(m.world) + " x " + std::to_string(batch / m.world));
+  }
+  const int64_t per_rank = batch / m.world;
+  if (m.microbatch > 0 && m.microbatch < per_rank) {
+    const int64_t passes = (per_rank + m.microbatch - 1) / m.microbatch;
+    log("micro-batches: " + std::to_string(passes) + " forward/backward passes of up to " +
+        std::to_string(m.microbatch) + " samples per step on each rank (gradients accumulate)");
   }
   if (m.rank == 0) {
     m.metrics.open((fs::path(opts_.run_dir) / "metrics.jsonl").string(), std::ios::app);
@@ -257,32 +276,57 @@ std::string Trainer::save_checkpoint_now() {
 void Trainer::train_step() {
   Impl& m = *impl_;
   data::Batch b = m.loader->next();
-  StageBatch sb;
-  sb.hr = b.hr.to(opts_.device);
+  StageBatch whole;
+  whole.hr = b.hr.to(opts_.device);
   if (stage_->task() == Task::sr3) {
     const int lowres_size = static_cast<int>(config_.get_int("data.lowres_size"));
     for (size_t i = 0; i < b.lowres_sizes.size(); ++i)
-      if (b.lowres_sizes[i] == lowres_size) sb.lowres = b.lowres[i].to(opts_.device);
+      if (b.lowres_sizes[i] == lowres_size) whole.lowres = b.lowres[i].to(opts_.device);
   }
-  if (b.labels.defined() && stage_->num_classes() > 0) sb.labels = b.labels.to(DType::i64).to(opts_.device);
-  // One Philox stream per sample, from (seed, step, global index): independent of ranks and threads.
+  if (b.labels.defined() && stage_->num_classes() > 0)
+    whole.labels = b.labels.to(DType::i64).to(opts_.device);
+  // One Philox stream per sample, from (seed, step, global index): independent of ranks, threads and
+  // micro-batches.
   std::vector<uint64_t> streams;
   for (int64_t idx : b.indices) streams.push_back(Generator::stream_id(static_cast<uint64_t>(step_), idx));
-  Generator gen = Generator::per_sample(m.seed, streams);
 
   const std::string precision = config_.get_string("train.precision");
   m.opt->set_lr(m.schedule->lr());
-  Tensor loss;
-  {
-    AutocastGuard autocast(precision == "bf16" && opts_.device.is_cuda());
-    loss = stage_->loss(sb, gen);
+  // Micro-batches: the rank's rows in chunks of train.microbatch, each loss weighted by its share of the
+  // rows, so that the accumulated gradient is that of the mean loss over all rows (the loss is a per-sample
+  // mean), as one pass over the whole slice would give up to float rounding. Only the last backward is
+  // all-reduced.
+  const int64_t rows = b.rows();
+  const int64_t micro = m.microbatch > 0 ? std::min(m.microbatch, rows) : rows;
+  Tensor loss_sum;  // detached, on the device: read once below
+  for (int64_t start = 0; start < rows; start += micro) {
+    const int64_t n = std::min(micro, rows - start);
+    const bool whole_slice = n == rows;
+    StageBatch sb = whole;
+    if (!whole_slice) {
+      sb.hr = whole.hr.slice(0, start, start + n);
+      if (whole.lowres.defined()) sb.lowres = whole.lowres.slice(0, start, start + n);
+      if (whole.labels.defined()) sb.labels = whole.labels.slice(0, start, start + n);
+    }
+    Generator gen = Generator::per_sample(
+        m.seed, std::vector<uint64_t>(streams.begin() + start, streams.begin() + start + n));
+    if (m.reducer) m.reducer->set_sync(start + n >= rows);
+    Tensor loss;
+    {
+      AutocastGuard autocast(precision == "bf16" && opts_.device.is_cuda());
+      loss = stage_->loss(sb, gen);
+    }
+    if (!whole_slice) loss = mul(loss, static_cast<double>(n) / static_cast<double>(rows));
+    loss.backward();
+    const Tensor l = loss.detach();
+    loss_sum = loss_sum.defined() ? add(loss_sum, l) : l;
   }
-  loss.backward();
   if (m.reducer) m.reducer->finish();  // gradients averaged over ranks (all-reduced during backward)
   const double clip = config_.get_float("train.grad_clip");
   const double gnorm = clip > 0 ? optim::clip_grad_norm(stage_->net().parameters(), clip)
                                 : optim::grad_norm(stage_->net().parameters());
-  const double loss_value = m.reducer ? dist::average_over_ranks(*opts_.comm, loss.item()) : loss.item();
+  const double loss_value =
+      m.reducer ? dist::average_over_ranks(*opts_.comm, loss_sum.item()) : loss_sum.item();
   IRIS_CHECK(std::isfinite(loss_value), "training diverged at step ", step_, ": the loss is ", loss_value,
              " (try a lower train.lr, train.grad_clip, or f32 precision)");
   if (std::isfinite(gnorm)) {
@@ -307,8 +351,10 @@ Tensor Trainer::sample_validation(int64_t steps_override) {
   stage_->net().eval();
   SampleSettings s = stage_->default_sample_settings();
   const int64_t ts = config_.get_int("train.sample_steps");
-  if (steps_override > 0) s.steps = steps_override;
-  else if (ts > 0) s.steps = ts;
+  if (steps_override > 0)
+    s.steps = steps_override;
+  else if (ts > 0)
+    s.steps = ts;
   StageBatch c;
   if (m.val.lowres.defined()) c.lowres = m.val.lowres.to(opts_.device);
   if (m.val.labels.defined()) c.labels = m.val.labels.to(opts_.device);
@@ -366,12 +412,14 @@ TrainResult Trainer::run() {
   m.started_step = step_;
   m.window_start = Clock::now();
   TrainResult r;
-  log("training " + config_.get_string("model.task") + " model (" + std::to_string(stage_->net().num_parameters()) +
-      " parameters) on " + opts_.device.str() + " from step " + std::to_string(step_) + " to " + std::to_string(total));
+  log("training " + config_.get_string("model.task") + " model (" +
+      std::to_string(stage_->net().num_parameters()) + " parameters) on " + opts_.device.str() +
+      " from step " + std::to_string(step_) + " to " + std::to_string(total));
   const int64_t batch = config_.get_int("train.batch_size");
   while (step_ < total) {
-    const bool out_of_time = opts_.time_limit_seconds > 0 &&
-                             std::chrono::duration<double>(Clock::now() - m.started).count() >= opts_.time_limit_seconds;
+    const bool out_of_time =
+        opts_.time_limit_seconds > 0 &&
+        std::chrono::duration<double>(Clock::now() - m.started).count() >= opts_.time_limit_seconds;
     bool stop = (opts_.stop_flag && opts_.stop_flag->load()) || out_of_time ||
                 (opts_.stop_after >= 0 && step_ - m.started_step >= opts_.stop_after);
     if (m.world > 1) {
@@ -394,11 +442,13 @@ TrainResult Trainer::run() {
       const double img_s = static_cast<double>(m.window_steps * batch) / std::max(secs, 1e-9);
       const double per_step = secs / static_cast<double>(m.window_steps);
       const double eta = per_step * static_cast<double>(total - step_);
-      const double elapsed = m.elapsed_before + std::chrono::duration<double>(Clock::now() - m.started).count();
+      const double elapsed =
+          m.elapsed_before + std::chrono::duration<double>(Clock::now() - m.started).count();
       char line[256];
-      std::snprintf(line, sizeof(line), "step %lld/%lld  loss %.4f  lr %.2e  grad %.3f  %.1f img/s  elapsed %s  ETA %s",
-                    static_cast<long long>(step_), static_cast<long long>(total), loss, m.schedule->lr_at(step_ - 1), gn,
-                    img_s, human_duration(elapsed).c_str(), human_duration(eta).c_str());
+      std::snprintf(
+          line, sizeof(line), "step %lld/%lld  loss %.4f  lr %.2e  grad %.3f  %.1f img/s  elapsed %s  ETA %s",
+          static_cast<long long>(step_), static_cast<long long>(total), loss, m.schedule->lr_at(step_ - 1),
+          gn, img_s, human_duration(elapsed).c_str(), human_duration(eta).c_str());
       std::string full = line;
       if (m.reducer) {
         // How much of the gradient all-reduce the backward pass hid, over this logging window.
@@ -411,8 +461,12 @@ TrainResult Trainer::run() {
       }
       log(full);
       if (m.rank == 0) {
-        nlohmann::json j = {{"step", step_},       {"loss", loss},     {"lr", m.schedule->lr_at(step_ - 1)},
-                            {"grad_norm", gn},     {"img_per_s", img_s}, {"elapsed_s", elapsed},
+        nlohmann::json j = {{"step", step_},
+                            {"loss", loss},
+                            {"lr", m.schedule->lr_at(step_ - 1)},
+                            {"grad_norm", gn},
+                            {"img_per_s", img_s},
+                            {"elapsed_s", elapsed},
                             {"samples_seen", m.samples_seen}};
         m.metrics << j.dump() << "\n";
         m.metrics.flush();
@@ -422,13 +476,15 @@ TrainResult Trainer::run() {
       m.window_steps = 0;
       m.window_start = Clock::now();
     }
-    if (ckpt_every > 0 && step_ % ckpt_every == 0 && step_ < total) log("checkpoint " + save_checkpoint_now());
+    if (ckpt_every > 0 && step_ % ckpt_every == 0 && step_ < total)
+      log("checkpoint " + save_checkpoint_now());
     if (opts_.write_samples && sample_every > 0 && step_ % sample_every == 0) write_sample_grid();
   }
   // Final state (or the state at a stop): always checkpointed, so nothing is lost.
   r.last_checkpoint = save_checkpoint_now();
   log("checkpoint " + r.last_checkpoint);
-  if (!r.stopped_early && opts_.write_samples && (sample_every <= 0 || step_ % sample_every != 0)) write_sample_grid();
+  if (!r.stopped_early && opts_.write_samples && (sample_every <= 0 || step_ % sample_every != 0))
+    write_sample_grid();
   r.step = step_;
   r.last_loss = m.last_loss;
   return r;

@@ -96,9 +96,10 @@ struct GradReducer::State {
   struct Slot {
     Tensor param;
     size_t bucket = 0;
-    int64_t offset = 0;   // first element of its gradient in the bucket
-    size_t position = 0;  // index within the bucket (its flag is at bucket.flags_offset + position)
-    bool ready = false;   // its gradient of this pass is in the bucket
+    int64_t offset = 0;        // first element of its gradient in the bucket
+    size_t position = 0;       // index within the bucket (its flag is at bucket.flags_offset + position)
+    bool ready = false;        // its gradient of this pass is in the bucket
+    bool accumulated = false;  // an unsynced backward since the last finish() gave it a gradient
   };
   struct Bucket {
     Tensor flat;  // [flags_offset + params.size()]: gradients, padding (zeros), one flag per parameter
@@ -180,7 +181,10 @@ void GradReducer::State::build(const std::vector<Tensor>& params) {
 }
 
 void GradReducer::State::on_ready(size_t index, const Tensor& grad) {
-  if (!sync) return;
+  if (!sync) {
+    slots[index].accumulated = true;  // an unsynced micro-batch: the gradient stays local for now
+    return;
+  }
   const auto t0 = Clock::now();
   Slot& s = slots[index];
   IRIS_CHECK(!s.ready, "GradReducer: the gradient of parameter #", index, " ", s.param.summary(),
@@ -240,7 +244,12 @@ void GradReducer::State::finish() {
     ~Reset() { s->in_finish = false; }
   } reset{this};
   NoGradGuard no_grad;
-  // Parameters that got no gradient on this rank count as zero.
+  // Parameters whose gradient came only from earlier, unsynced micro-batches contribute that accumulated
+  // gradient; those that got none on this rank count as zero.
+  for (size_t i = 0; i < slots.size(); ++i) {
+    Slot& s = slots[i];
+    if (!s.ready && s.accumulated && s.param.grad().defined()) on_ready(i, s.param.grad());
+  }
   for (size_t i = 0; i < slots.size(); ++i) {
     Slot& s = slots[i];
     if (s.ready) continue;
@@ -298,7 +307,7 @@ void GradReducer::State::finish() {
 }
 
 void GradReducer::State::reset_pass() {
-  for (Slot& s : slots) s.ready = false;
+  for (Slot& s : slots) s.ready = s.accumulated = false;
   for (Bucket& b : buckets) {
     b.pending = b.params.size();
     b.missing.clear();

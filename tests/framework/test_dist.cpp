@@ -268,6 +268,19 @@ TEST_CASE("dist reducer on one rank: unused parameters, accumulation, misuse") {
   const auto u = values(used), g = values(used.grad());
   for (size_t i = 0; i < u.size(); ++i) CHECK(g[i] == 4 * u[i]);
 
+  // A parameter used only in an earlier, unsynced micro-batch keeps its accumulated gradient (it is not a
+  // "no gradient on this rank" parameter in the synced pass).
+  used.set_grad(Tensor());
+  reducer.set_sync(false);
+  sum(mul(unused, 3.0)).backward();
+  reducer.set_sync(true);
+  sum(square(used)).backward();
+  reducer.finish();
+  REQUIRE_MESSAGE(unused.grad().defined(), "the micro-batch gradient of 'unused' was dropped by finish()");
+  for (double v : values(unused.grad())) CHECK(v == 3.0);
+  for (size_t i = 0; i < u.size(); ++i) CHECK(values(used.grad())[i] == 2 * u[i]);
+  unused.set_grad(Tensor());
+
   // A second synced backward without finish() is a usage error, named.
   used.set_grad(Tensor());
   sum(used).backward();

@@ -2,6 +2,7 @@
 
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -14,7 +15,21 @@ namespace iris::test {
 
 namespace fs = std::filesystem;
 
-const char* iris_binary() { return IRIS_BINARY; }
+const char* iris_binary() {
+  return IRIS_BINARY;
+}
+
+double max_rel_diff(const nn::StateDict& a, const nn::StateDict& b) {
+  double worst = 0;
+  for (const auto& [name, t] : a) {
+    REQUIRE_MESSAGE(b.count(name) == 1, "'", name, "' is missing from the second state");
+    const auto x = t.to_vector<double>(), y = b.at(name).to_vector<double>();
+    REQUIRE(x.size() == y.size());
+    for (size_t i = 0; i < x.size(); ++i)
+      worst = std::max(worst, std::abs(x[i] - y[i]) / (std::abs(y[i]) + 1e-3));
+  }
+  return worst;
+}
 
 std::string fresh_dir(const std::string& tag) {
   const fs::path p = fs::temp_directory_path() / ("iris-test-" + tag + "-" + std::to_string(::getpid()));
@@ -51,12 +66,14 @@ std::string write_tiny_config(const std::string& dir, const std::string& data_di
   const std::string path = (fs::path(dir) / "tiny.toml").string();
   std::ofstream f(path);
   f << "[model]\ntask = \"sr3\"\nresolution = 16\nin_channels = 2\nout_channels = 1\nbase_channels = 8\n"
-       "channel_mults = [1, 2]\nnum_res_blocks = 1\nattention_resolutions = [8]\nnorm_groups = 4\ndropout = 0.1\n"
+       "channel_mults = [1, 2]\nnum_res_blocks = 1\nattention_resolutions = [8]\nnorm_groups = 4\ndropout = "
+       "0.1\n"
        "[diffusion]\ntimesteps = 200\nsampler = \"ddim\"\nsample_steps = 4\n"
        "[data]\ndir = \""
     << data_dir
     << "\"\nimage_size = 16\nlowres_size = 4\nchannels = 1\nhflip = true\n"
-       "[train]\nsteps = 8\nbatch_size = 8\nlr = 1e-3\nwarmup_steps = 2\nlog_every = 1\ncheckpoint_every = 4\n"
+       "[train]\nsteps = 8\nbatch_size = 8\nlr = 1e-3\nwarmup_steps = 2\nlog_every = 1\ncheckpoint_every = "
+       "4\n"
        "sample_every = 0\nsample_count = 2\nema_decay = 0.9\n";
   return path;
 }

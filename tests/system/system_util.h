@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "framework/nn/module.h"
+
 namespace iris::test {
 
 // The iris binary built alongside the tests.
@@ -24,6 +26,10 @@ struct RunResult {
   int exit_code = -1;
   std::string output;
 };
+// Largest |a - b| / (|b| + 1e-3) over all parameters of two state dicts with the same keys: differences that
+// only summation order explains stay ~1e-5.
+double max_rel_diff(const nn::StateDict& a, const nn::StateDict& b);
+
 // Runs iris with `args` (shell-quoted by the caller where needed), capturing stdout+stderr.
 RunResult run_iris(const std::string& args);
 

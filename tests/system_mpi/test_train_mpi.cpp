@@ -16,7 +16,8 @@ namespace fs = std::filesystem;
 
 namespace {
 std::string mpirun(int np) {
-  return std::string(IRIS_MPIRUN) + " --allow-run-as-root --oversubscribe -np " + std::to_string(np) + " -x OMP_NUM_THREADS=1 ";
+  return std::string(IRIS_MPIRUN) + " --allow-run-as-root --oversubscribe -np " + std::to_string(np) +
+         " -x OMP_NUM_THREADS=1 ";
 }
 RunResult run_cmd(const std::string& cmd) {
   RunResult r;
@@ -29,15 +30,6 @@ RunResult run_cmd(const std::string& cmd) {
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
   return r;
 }
-// Largest |a - b| / (|b| + 1e-3) over all parameters: differences only summation order explains stay ~1e-5.
-double max_rel_diff(const nn::StateDict& a, const nn::StateDict& b) {
-  double worst = 0;
-  for (const auto& [name, t] : a) {
-    const auto x = t.to_vector<double>(), y = b.at(name).to_vector<double>();
-    for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]) / (std::abs(y[i]) + 1e-3));
-  }
-  return worst;
-}
 std::string ckpt(const std::string& run, int64_t step) {
   return (fs::path(run) / "checkpoints" / checkpoint_name(step)).string();
 }
@@ -48,7 +40,8 @@ TEST_CASE("2 ranks equal 1 rank, and a 2-rank checkpoint resumes at 3 ranks and 
   const std::string data = (fs::path(root) / "data").string();
   write_tiny_shards(data, 48);
   const std::string cfg = write_tiny_config(root, data);
-  const std::string args = std::string(iris_binary()) + " train --config " + cfg + " --threads 1 --set train.batch_size=12 ";
+  const std::string args =
+      std::string(iris_binary()) + " train --config " + cfg + " --threads 1 --set train.batch_size=12 ";
   auto run = [&](const std::string& name) { return (fs::path(root) / name).string(); };
 
   const RunResult one = run_cmd(args + "--run " + run("one") + " --set train.steps=4");
@@ -56,13 +49,23 @@ TEST_CASE("2 ranks equal 1 rank, and a 2-rank checkpoint resumes at 3 ranks and 
   const RunResult two = run_cmd(mpirun(2) + args + "--run " + run("two") + " --set train.steps=4");
   REQUIRE_MESSAGE(two.exit_code == 0, two.output);
   CHECK(two.output.find("data parallel") != std::string::npos);
-  const TrainingCheckpoint c1 = load_checkpoint(ckpt(run("one"), 4)), c2 = load_checkpoint(ckpt(run("two"), 4));
+  const TrainingCheckpoint c1 = load_checkpoint(ckpt(run("one"), 4)),
+                           c2 = load_checkpoint(ckpt(run("two"), 4));
   CHECK(c1.cursor == c2.cursor);
   CHECK(c2.world_size == 2);
   const double d = max_rel_diff(c2.model, c1.model);
   MESSAGE("2 ranks vs 1 rank after 4 steps: max relative parameter difference ", d);
   CHECK(d < 1e-3);
   CHECK(d > 0);  // different summation order, so not bit-identical: the test really ran 2 ranks
+
+  // 2 ranks with micro-batches (each rank's 6 rows in passes of 4 and 2; only the last pass all-reduces).
+  const RunResult micro = run_cmd(mpirun(2) + args + "--run " + run("two_micro") +
+                                  " --set train.steps=4 --set train.microbatch=4");
+  REQUIRE_MESSAGE(micro.exit_code == 0, micro.output);
+  CHECK(micro.output.find("micro-batches: 2 forward/backward passes") != std::string::npos);
+  const double dm = max_rel_diff(load_checkpoint(ckpt(run("two_micro"), 4)).model, c1.model);
+  MESSAGE("2 ranks x micro-batches 4+2 vs 1 rank x 12 after 4 steps: max relative parameter difference ", dm);
+  CHECK(dm < 1e-3);
 
   // Continue the 2-rank run at 3 ranks and at 1 rank to step 8; compare with a straight 1-rank run.
   fs::copy(run("two"), run("two_then_three"), fs::copy_options::recursive);
