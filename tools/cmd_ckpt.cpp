@@ -4,10 +4,14 @@
 //  - verify PATH...: the structure and every dataset's CRC-32C; names each damaged file and dataset and
 //    exits non-zero when any fails;
 //  - export PATH --out FILE.h5 [--raw]: the EMA (or raw) weights as a plain HDF5 file of float32 arrays
-//    (README.md, "Exporting weights").
+//    (README.md, "Exporting weights");
+//  - diff A B [--tolerance R]: compares two checkpoints tensor by tensor (model, EMA, optimizer) and counter
+//    by counter (step, data cursor, schedule, samples seen): is a resume exact, where did two runs part.
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -312,10 +316,105 @@ void run_export(const std::string& path, const std::string& out, bool raw) {
               path.c_str(), out.c_str());
 }
 
+// Differences between two tensors of the same name, element by element (compared in float64).
+struct TensorDiff {
+  std::string name;
+  int64_t differing = 0;            // elements not bit-identical
+  double max_abs = 0, max_rel = 0;  // rel: |a - b| / (|b| + 1e-3), as the training tests measure
+};
+
+TensorDiff diff_tensors(const std::string& name, const Tensor& a, const Tensor& b) {
+  TensorDiff d{name};
+  IRIS_CHECK(a.shape() == b.shape() && a.dtype() == b.dtype(), "'", name,
+             "' differs in shape or dtype: ", a.summary(), " vs ", b.summary());
+  const Tensor ca = a.contiguous(), cb = b.contiguous();
+  if (std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) == 0) return d;
+  const auto x = ca.to_vector<double>(), y = cb.to_vector<double>();
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (x[i] == y[i] || (std::isnan(x[i]) && std::isnan(y[i]))) continue;
+    ++d.differing;
+    const double ad = std::abs(x[i] - y[i]);
+    d.max_abs = std::max(d.max_abs, ad);
+    d.max_rel = std::max(d.max_rel, std::isfinite(ad) ? ad / (std::abs(y[i]) + 1e-3) : INFINITY);
+  }
+  return d;
+}
+
+// Prints one line per group and returns the group's worst relative difference (0: bit-identical).
+double diff_group(const char* group, const std::map<std::string, Tensor>& a,
+                  const std::map<std::string, Tensor>& b) {
+  std::vector<std::string> only_a, only_b;
+  for (const auto& [name, t] : a)
+    if (!b.count(name)) only_a.push_back(name);
+  for (const auto& [name, t] : b)
+    if (!a.count(name)) only_b.push_back(name);
+  IRIS_CHECK(only_a.empty() && only_b.empty(), "the checkpoints hold different ", group, " tensors (",
+             only_a.size(), " only in the first, e.g. '", only_a.empty() ? "" : only_a.front(), "'; ",
+             only_b.size(), " only in the second, e.g. '", only_b.empty() ? "" : only_b.front(),
+             "'): they are not of the same model");
+  TensorDiff worst;
+  int64_t tensors_differing = 0, elements = 0, differing = 0;
+  for (const auto& [name, t] : a) {
+    const TensorDiff d = diff_tensors(name, t, b.at(name));
+    elements += t.numel();
+    differing += d.differing;
+    if (d.differing > 0) ++tensors_differing;
+    if (d.differing > 0 && (worst.name.empty() || d.max_rel > worst.max_rel)) worst = d;
+  }
+  if (tensors_differing == 0) {
+    std::printf("  %-10s identical (%zu tensors, %s values)\n", group, a.size(),
+                with_commas(elements).c_str());
+  } else {
+    std::printf(
+        "  %-10s %lld of %zu tensors differ (%s of %s values); max |a-b| %.3g, max relative %.3g in '%s'\n",
+        group, static_cast<long long>(tensors_differing), a.size(), with_commas(differing).c_str(),
+        with_commas(elements).c_str(), worst.max_abs, worst.max_rel, worst.name.c_str());
+  }
+  return worst.max_rel;
+}
+
+void run_diff(const std::string& path_a, const std::string& path_b, double tolerance) {
+  IRIS_CHECK(tolerance >= 0, "--tolerance must be >= 0, got ", tolerance);
+  const diffusion::TrainingCheckpoint a = diffusion::load_checkpoint(path_a, /*verify=*/true);
+  const diffusion::TrainingCheckpoint b = diffusion::load_checkpoint(path_b, /*verify=*/true);
+  std::printf("a: %s (step %lld)\nb: %s (step %lld)\n", path_a.c_str(), static_cast<long long>(a.step),
+              path_b.c_str(), static_cast<long long>(b.step));
+  // Counters first: two checkpoints at different steps or data positions are not the same state, whatever
+  // their weights.
+  std::vector<std::string> counters;
+  auto counter = [&](const char* what, int64_t x, int64_t y) {
+    if (x != y) counters.push_back(std::string(what) + " " + std::to_string(x) + " vs " + std::to_string(y));
+  };
+  counter("step", a.step, b.step);
+  counter("data epoch", a.cursor.epoch, b.cursor.epoch);
+  counter("data position", a.cursor.position, b.cursor.position);
+  counter("schedule step", a.schedule_step, b.schedule_step);
+  counter("samples seen", a.samples_seen, b.samples_seen);
+  counter("seed", a.seed, b.seed);
+  for (const auto& [name, v] : a.optimizer.ints) {
+    const auto it = b.optimizer.ints.find(name);
+    if (it == b.optimizer.ints.end() || it->second != v)
+      counters.push_back("optimizer counter '" + name + "'");
+  }
+  std::printf("  %-10s %s\n", "counters", counters.empty() ? "identical" : "DIFFER");
+  for (const auto& c : counters) std::printf("             %s\n", c.c_str());
+  double worst = 0;
+  worst = std::max(worst, diff_group("model", a.model, b.model));
+  worst = std::max(worst, diff_group("ema", a.ema, b.ema));
+  worst = std::max(worst, diff_group("optimizer", a.optimizer.tensors, b.optimizer.tensors));
+  std::fflush(stdout);
+  IRIS_CHECK(counters.empty(), "the checkpoints differ in their counters (", counters.front(), ")");
+  IRIS_CHECK(worst <= tolerance, "the checkpoints differ: max relative difference ", worst,
+             tolerance > 0 ? " above --tolerance " + std::to_string(tolerance)
+                           : std::string(" (not bit-identical)"));
+  std::printf(worst == 0 ? "identical\n" : "equal within --tolerance\n");
+}
+
 struct CkptOptions {
   std::string path, out;
   std::vector<std::string> paths;
   bool raw = false, summary = false, no_config = false;
+  double tolerance = 0;
 };
 
 }  // namespace
@@ -341,6 +440,16 @@ void register_ckpt(CLI::App& app) {
   exp->add_option("--out", o->out, "output file (.h5)")->required();
   exp->add_flag("--raw", o->raw, "export the raw weights instead of the EMA");
   exp->callback([o] { run_export(o->path, o->out, o->raw); });
+
+  auto* diff = cmd->add_subcommand(
+      "diff",
+      "Compare two checkpoints: counters, then model, EMA and optimizer tensors (exit 1 if they differ)");
+  diff->add_option("a", o->path, "first checkpoint")->required();
+  diff->add_option("b", o->out, "second checkpoint")->required();
+  diff->add_option(
+      "--tolerance", o->tolerance,
+      "accept tensors whose largest |a-b| / (|b| + 1e-3) is at most this (default 0: bit-identical)");
+  diff->callback([o] { run_diff(o->path, o->out, o->tolerance); });
 }
 
 }  // namespace iris::tools

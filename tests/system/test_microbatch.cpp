@@ -42,6 +42,25 @@ TEST_CASE("iris train with train.microbatch equals the whole batch in one pass")
   REQUIRE_MESSAGE(other.exit_code == 0, other.output);
   CHECK(max_rel_diff(last("other").model, a.model) > 1e-3);
 
+  // `iris ckpt diff` reports the same: not bit-identical, equal within a tolerance; the other run differs.
+  const auto ckpt4 = [&](const std::string& name) {
+    return (fs::path(run(name)) / "checkpoints" / checkpoint_name(4)).string();
+  };
+  const RunResult exact = run_iris("ckpt diff " + ckpt4("micro") + " " + ckpt4("whole"));
+  CHECK(exact.exit_code != 0);
+  CHECK_MESSAGE(exact.output.find("not bit-identical") != std::string::npos, exact.output);
+  const RunResult close =
+      run_iris("ckpt diff " + ckpt4("micro") + " " + ckpt4("whole") + " --tolerance 1e-4");
+  CHECK_MESSAGE(close.exit_code == 0, close.output);
+  CHECK_MESSAGE(close.output.find("equal within --tolerance") != std::string::npos, close.output);
+  const RunResult tight =
+      run_iris("ckpt diff " + ckpt4("micro") + " " + ckpt4("whole") + " --tolerance 1e-9");
+  CHECK(tight.exit_code != 0);
+  CHECK_MESSAGE(tight.output.find("above --tolerance") != std::string::npos, tight.output);
+  const RunResult far = run_iris("ckpt diff " + ckpt4("other") + " " + ckpt4("whole") + " --tolerance 1e-4");
+  CHECK(far.exit_code != 0);
+  CHECK_MESSAGE(far.output.find("counters   DIFFER") != std::string::npos, far.output);  // batch 8 vs 12
+
   const RunResult bad = run_iris(common + "--run " + run("bad") + " --set train.microbatch=-2");
   CHECK(bad.exit_code != 0);
   CHECK_MESSAGE(bad.output.find("train.microbatch") != std::string::npos, bad.output);

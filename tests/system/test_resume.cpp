@@ -104,6 +104,16 @@ TEST_CASE("a run stopped and resumed in a fresh process equals an uninterrupted 
   REQUIRE_MESSAGE(b2.exit_code == 0, b2.output);
   CHECK(b2.output.find("resumed from") != std::string::npos);
   check_same_state(load_checkpoint(ckpt(fx.run("straight"), 8)), load_checkpoint(ckpt(fx.run("split"), 8)));
+  // `iris ckpt diff` says the same, and tells checkpoints of different steps apart.
+  const RunResult same =
+      run_iris("ckpt diff " + ckpt(fx.run("straight"), 8) + " " + ckpt(fx.run("split"), 8));
+  CHECK_MESSAGE(same.exit_code == 0, same.output);
+  CHECK_MESSAGE(same.output.find("model      identical") != std::string::npos, same.output);
+  CHECK_MESSAGE(same.output.rfind("identical\n") == same.output.size() - 10, same.output);
+  const RunResult steps =
+      run_iris("ckpt diff " + ckpt(fx.run("straight"), 8) + " " + ckpt(fx.run("split"), 3));
+  CHECK(steps.exit_code != 0);
+  CHECK_MESSAGE(steps.output.find("step 8 vs 3") != std::string::npos, steps.output);
   // Starting again in a run folder with checkpoints, without --resume, is refused rather than overwritten.
   const RunResult again = run_iris(common + "--run " + fx.run("split"));
   CHECK(again.exit_code != 0);
@@ -117,7 +127,8 @@ TEST_CASE("SIGTERM finishes the step, writes a checkpoint, exits 0, and the resu
                                 "train.steps=100000", "--set", "train.checkpoint_every=0"},
                                (fs::path(fx.root) / "log.txt").string());
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (lines_in((fs::path(run) / "metrics.jsonl").string()) < 3 && std::chrono::steady_clock::now() < deadline)
+  while (lines_in((fs::path(run) / "metrics.jsonl").string()) < 3 &&
+         std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   REQUIRE(::kill(pid, SIGTERM) == 0);
   int status = 0;
@@ -130,9 +141,11 @@ TEST_CASE("SIGTERM finishes the step, writes a checkpoint, exits 0, and the resu
   CHECK(k >= 3);
   // Continue to k + 2 steps, and compare with a straight run of k + 2 steps.
   const std::string target = "--set train.steps=" + std::to_string(k + 2) + " --set train.checkpoint_every=0";
-  const RunResult resumed = run_iris("train --config " + fx.config + " --threads 2 --run " + run + " --resume auto " + target);
+  const RunResult resumed =
+      run_iris("train --config " + fx.config + " --threads 2 --run " + run + " --resume auto " + target);
   REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.output);
-  const RunResult straight = run_iris("train --config " + fx.config + " --threads 2 --run " + fx.run("straight") + " " + target);
+  const RunResult straight =
+      run_iris("train --config " + fx.config + " --threads 2 --run " + fx.run("straight") + " " + target);
   REQUIRE_MESSAGE(straight.exit_code == 0, straight.output);
   check_same_state(load_checkpoint(ckpt(fx.run("straight"), k + 2)), load_checkpoint(ckpt(run, k + 2)));
 }
@@ -142,10 +155,10 @@ TEST_CASE("SIGKILL while checkpointing leaves only valid checkpoints, and resume
   const std::string run = fx.run("killed");
   // A checkpoint every step, killed at varying moments: whatever carries a final name must verify.
   for (int attempt = 0; attempt < 3; ++attempt) {
-    const pid_t pid = spawn_iris({"train", "--config", fx.config, "--threads", "1", "--run", run, "--resume", "auto",
-                                  "--set", "train.steps=100000", "--set", "train.checkpoint_every=1", "--set",
-                                  "train.keep_checkpoints=100"},
-                                 (fs::path(fx.root) / "log.txt").string());
+    const pid_t pid = spawn_iris(
+        {"train", "--config", fx.config, "--threads", "1", "--run", run, "--resume", "auto", "--set",
+         "train.steps=100000", "--set", "train.checkpoint_every=1", "--set", "train.keep_checkpoints=100"},
+        (fs::path(fx.root) / "log.txt").string());
     std::this_thread::sleep_for(std::chrono::milliseconds(700 + 230 * attempt));
     REQUIRE(::kill(pid, SIGKILL) == 0);
     int status = 0;
