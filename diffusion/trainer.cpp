@@ -11,6 +11,7 @@
 #include "data/grid.h"
 #include "data/image.h"
 #include "data/loader.h"
+#include "data/metrics.h"
 #include "data/resize.h"
 #include "framework/core/format.h"
 #include "framework/core/philox.h"
@@ -383,12 +384,14 @@ void Trainer::write_sample_grid() {
   const auto truth = data::tensor_to_images(m.val.hr);
   std::vector<std::vector<data::Image>> rows;
   std::vector<std::string> cols;
+  Tensor bicubic;
   if (stage_->task() == Task::sr3) {
     const auto lows = data::tensor_to_images(m.val.lowres);
-    const auto bicubic = data::tensor_to_images(
-        data::resize(m.val.lowres, stage_->resolution(), stage_->resolution(), data::Filter::bicubic));
+    bicubic = data::resize(m.val.lowres, stage_->resolution(), stage_->resolution(), data::Filter::bicubic);
+    const auto bicubic_images = data::tensor_to_images(bicubic);
     cols = {"low-res", "bicubic", "SR3", "truth"};
-    for (size_t i = 0; i < samples.size(); ++i) rows.push_back({lows[i], bicubic[i], samples[i], truth[i]});
+    for (size_t i = 0; i < samples.size(); ++i)
+      rows.push_back({lows[i], bicubic_images[i], samples[i], truth[i]});
   } else {
     cols = {"sample", "real"};
     for (size_t i = 0; i < samples.size(); ++i) rows.push_back({samples[i], truth[i]});
@@ -398,7 +401,33 @@ void Trainer::write_sample_grid() {
   const fs::path dir = fs::path(opts_.run_dir) / "samples";
   fs::create_directories(dir);
   data::write_grid((dir / name).string(), rows, cols, m.val_titles);
-  log("wrote " + (dir / name).string());
+  std::string line = "wrote " + (dir / name).string();
+  if (bicubic.defined()) {
+    // Scores of the EMA model on the fixed validation batch, with bicubic upsampling as the floor, to choose
+    // between checkpoints (metrics.jsonl keeps them with the step). The batch is small: a trend, not a
+    // benchmark (`iris sample` + `iris eval` on a test split for that).
+    const auto avg = [](const std::vector<double>& v) {
+      double sum = 0;
+      for (double x : v) sum += x;
+      return v.empty() ? 0.0 : sum / static_cast<double>(v.size());
+    };
+    const double psnr = avg(data::psnr(out, m.val.hr)), ssim = avg(data::ssim(out, m.val.hr));
+    const double bic_psnr = avg(data::psnr(bicubic, m.val.hr)), bic_ssim = avg(data::ssim(bicubic, m.val.hr));
+    char scores[160];
+    std::snprintf(scores, sizeof(scores),
+                  "  (EMA, %lld validation images: PSNR %.2f dB, SSIM %.3f; bicubic %.2f dB, %.3f)",
+                  static_cast<long long>(out.size(0)), psnr, ssim, bic_psnr, bic_ssim);
+    line += scores;
+    const nlohmann::json j = {{"step", step_},
+                              {"val_psnr", psnr},
+                              {"val_ssim", ssim},
+                              {"val_bicubic_psnr", bic_psnr},
+                              {"val_bicubic_ssim", bic_ssim},
+                              {"val_images", out.size(0)}};
+    m.metrics << j.dump() << "\n";
+    m.metrics.flush();
+  }
+  log(line);
   if (opts_.comm && m.world > 1) opts_.comm->barrier();
 }
 
