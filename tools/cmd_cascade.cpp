@@ -14,6 +14,7 @@
 #include "data/grid.h"
 #include "diffusion/cascade.h"
 #include "framework/cpu/parallel.h"
+#include "framework/dist/communicator.h"
 #include "framework/io/hdf5.h"
 #include "framework/iris.h"
 #include "tools/commands.h"
@@ -130,7 +131,9 @@ void run_cascade(const CascadeOptions& o) {
   if (o.threads > 0) set_num_threads(o.threads);
   ConditionOptions cond = o.cond;
   cond.count_given = o.count_opt->count() > 0;
-  const Device device = resolve_device(o.device);
+  Device device = resolve_device(o.device);
+  // Under mpirun/srun the samples are split over the ranks (each on its node-local GPU); rank 0 writes.
+  const std::shared_ptr<dist::Communicator> comm = launch_communicator(device);
   const size_t n_stages = o.stages.size();
 
   // Stages and their settings first: a bad checkpoint or option fails before any input is read.
@@ -145,10 +148,11 @@ void run_cascade(const CascadeOptions& o) {
   const Inputs in =
       gather_inputs(first, cond, static_cast<int>(stages.back().stage->resolution()), class_names);
   const int64_t N = in.size();
+  IRIS_CHECK(N > 0, "nothing to sample: the inputs given select no samples");
   const std::vector<uint64_t> streams = noise_streams(in, N);
-  const int64_t batches = (N + o.batch - 1) / o.batch;
-  SamplingProgress progress("cascade", N, batches);
-  int64_t current = 0;  // the batch being sampled, for the progress callbacks
+  SampleSplit split(N, o.batch, comm);
+  SamplingProgress progress("cascade", N, split.rounds(), split.is_root());
+  int64_t current = 0;  // the round being sampled, for the progress callbacks
 
   diffusion::Cascade cascade;
   bool any_truncated = false;
@@ -174,37 +178,49 @@ void run_cascade(const CascadeOptions& o) {
              "--truncated: no stage after the first was trained with noise "
              "conditioning augmentation (model.aug_embedding), so there is no chain to truncate");
 
-  std::printf("iris cascade: %zu stages -> %s\n%s\n", n_stages, o.out.c_str(),
-              compute_banner(device).c_str());
-  for (size_t i = 0; i < n_stages; ++i) {
-    const auto& st = cascade.step(i);
-    std::printf("  stage %zu: %s (step %lld, %s weights) %s %lldx%lld, %s %lld steps%s\n", i,
-                stages[i].path.c_str(), static_cast<long long>(stages[i].info.step),
-                stages[i].ema ? "EMA" : "raw", stages[i].config.get_string("model.task").c_str(),
-                static_cast<long long>(st.stage->resolution()),
-                static_cast<long long>(st.stage->resolution()), st.settings.sampler.c_str(),
-                static_cast<long long>(st.settings.steps), st.truncated ? ", truncated conditioning" : "");
+  if (split.is_root()) {
+    std::printf("iris cascade: %zu stages -> %s\n%s\n", n_stages, o.out.c_str(),
+                compute_banner(device).c_str());
+    for (size_t i = 0; i < n_stages; ++i) {
+      const auto& st = cascade.step(i);
+      std::printf("  stage %zu: %s (step %lld, %s weights) %s %lldx%lld, %s %lld steps%s\n", i,
+                  stages[i].path.c_str(), static_cast<long long>(stages[i].info.step),
+                  stages[i].ema ? "EMA" : "raw", stages[i].config.get_string("model.task").c_str(),
+                  static_cast<long long>(st.stage->resolution()),
+                  static_cast<long long>(st.stage->resolution()), st.settings.sampler.c_str(),
+                  static_cast<long long>(st.settings.steps), st.truncated ? ", truncated conditioning" : "");
+    }
+    std::printf("%lld samples, seed %llu, batch %lld", static_cast<long long>(N),
+                static_cast<unsigned long long>(o.seed), static_cast<long long>(o.batch));
+    if (comm) std::printf(", split over %d ranks (%s)", comm->size(), comm->describe().c_str());
+    std::printf("\n");
+    std::fflush(stdout);
   }
-  std::printf("%lld samples, seed %llu, batch %lld\n", static_cast<long long>(N),
-              static_cast<unsigned long long>(o.seed), static_cast<long long>(o.batch));
-  std::fflush(stdout);
 
-  std::vector<Tensor> outputs(n_stages);  // u8 [N, H_i, W_i, C]
-  for (int64_t b = 0; b < batches; ++b) {
-    current = b;
-    const int64_t lo = b * o.batch, hi = std::min(N, lo + o.batch);
-    Generator gen = batch_generator(o.seed, streams, lo, hi);
-    diffusion::StageBatch c;
-    if (first.stage->task() == Task::sr3)
-      c.lowres = data::u8_to_float(rows(in.lowres, lo, hi, Device::cpu())).to(device);
-    if (!in.labels.empty() && first.stage->num_classes() > 0)
-      c.labels = Tensor::from_vector<int64_t>(
-          std::vector<int64_t>(in.labels.begin() + lo, in.labels.begin() + hi), {hi - lo}, device);
-    const std::vector<Tensor> outs = cascade.run(c, hi - lo, gen);
-    for (size_t i = 0; i < n_stages; ++i) put_rows(outputs[i], N, lo, to_u8(outs[i]));
-    progress.batch_done(b, hi);
+  std::vector<Shape> row_shapes;  // [H_i, W_i, C] of each stage's output
+  for (size_t i = 0; i < n_stages; ++i) {
+    const diffusion::Stage& st = *cascade.step(i).stage;
+    row_shapes.push_back({st.resolution(), st.resolution(), st.channels()});
+  }
+  std::vector<Tensor> outputs;  // rank 0: u8 [N, H_i, W_i, C] per stage
+  for (int64_t r = 0; r < split.rounds(); ++r) {
+    current = r;
+    const auto [lo, hi] = split.rows(r);
+    std::vector<Tensor> mine;
+    if (hi > lo) {
+      Generator gen = batch_generator(o.seed, streams, lo, hi);
+      diffusion::StageBatch c;
+      if (first.stage->task() == Task::sr3)
+        c.lowres = data::u8_to_float(rows(in.lowres, lo, hi, Device::cpu())).to(device);
+      if (!in.labels.empty() && first.stage->num_classes() > 0)
+        c.labels = Tensor::from_vector<int64_t>(
+            std::vector<int64_t>(in.labels.begin() + lo, in.labels.begin() + hi), {hi - lo}, device);
+      for (const Tensor& out : cascade.run(c, hi - lo, gen)) mine.push_back(to_u8(out));
+    }
+    progress.batch_done(r, split.gather(r, mine, row_shapes, outputs));
   }
   progress.finish();
+  if (!split.is_root()) return;
 
   for (size_t i = 0; i < n_stages; ++i) {
     const std::string dir = (fs::path(o.out) / ("stage_" + std::to_string(i))).string();

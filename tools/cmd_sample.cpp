@@ -13,6 +13,7 @@
 #include "data/grid.h"
 #include "data/resize.h"
 #include "framework/cpu/parallel.h"
+#include "framework/dist/communicator.h"
 #include "framework/io/hdf5.h"
 #include "framework/iris.h"
 #include "tools/commands.h"
@@ -134,7 +135,9 @@ void run_sample(const SampleOptions& o) {
   IRIS_CHECK(!o.out.empty(), "--out is required");
   IRIS_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
   if (o.threads > 0) set_num_threads(o.threads);
-  const Device device = resolve_device(o.device);
+  Device device = resolve_device(o.device);
+  // Under mpirun/srun the samples are split over the ranks (each on its node-local GPU); rank 0 writes.
+  const std::shared_ptr<dist::Communicator> comm = launch_communicator(device);
   const LoadedStage L = load_stage(o.ckpt, o.raw, o.sets, device);
   const diffusion::Stage& st = *L.stage;
   diffusion::SampleSettings s = settings_for(L, o);
@@ -143,34 +146,45 @@ void run_sample(const SampleOptions& o) {
   std::vector<std::string> class_names;
   const Inputs in = gather_inputs(L, cond, static_cast<int>(st.resolution()), class_names);
   const int64_t N = in.size();
+  IRIS_CHECK(N > 0, "nothing to sample: the inputs given select no samples");
   const std::vector<uint64_t> streams = noise_streams(in, N);
-  std::printf(
-      "iris sample: %s (step %lld, %s weights, %s %lldx%lld) -> %s\n%s\n%lld samples, %s, %lld steps, "
-      "seed %llu, batch %lld\n",
-      o.ckpt.c_str(), static_cast<long long>(L.info.step), L.ema ? "EMA" : "raw",
-      L.config.get_string("model.task").c_str(), static_cast<long long>(st.resolution()),
-      static_cast<long long>(st.resolution()), o.out.c_str(), compute_banner(device).c_str(),
-      static_cast<long long>(N), s.sampler.c_str(), static_cast<long long>(s.steps),
-      static_cast<unsigned long long>(o.seed), static_cast<long long>(o.batch));
-  std::fflush(stdout);
+  SampleSplit split(N, o.batch, comm);
+  if (split.is_root()) {
+    std::printf(
+        "iris sample: %s (step %lld, %s weights, %s %lldx%lld) -> %s\n%s\n%lld samples, %s, %lld steps, "
+        "seed %llu, batch %lld",
+        o.ckpt.c_str(), static_cast<long long>(L.info.step), L.ema ? "EMA" : "raw",
+        L.config.get_string("model.task").c_str(), static_cast<long long>(st.resolution()),
+        static_cast<long long>(st.resolution()), o.out.c_str(), compute_banner(device).c_str(),
+        static_cast<long long>(N), s.sampler.c_str(), static_cast<long long>(s.steps),
+        static_cast<unsigned long long>(o.seed), static_cast<long long>(o.batch));
+    if (comm) std::printf(", split over %d ranks (%s)", comm->size(), comm->describe().c_str());
+    std::printf("\n");
+    std::fflush(stdout);
+  }
 
-  const int64_t batches = (N + o.batch - 1) / o.batch;
-  SamplingProgress progress("sample", N, batches);
-  Tensor images;  // u8 [N, H, W, C]
-  for (int64_t b = 0; b < batches; ++b) {
-    const int64_t lo = b * o.batch, hi = std::min(N, lo + o.batch);
-    Generator gen = batch_generator(o.seed, streams, lo, hi);
-    diffusion::StageBatch c;
-    if (st.task() == Task::sr3)
-      c.lowres = data::u8_to_float(rows(in.lowres, lo, hi, Device::cpu())).to(device);
-    if (!in.labels.empty() && st.num_classes() > 0)
-      c.labels = Tensor::from_vector<int64_t>(
-          std::vector<int64_t>(in.labels.begin() + lo, in.labels.begin() + hi), {hi - lo}, device);
-    s.on_step = [&](const diffusion::SamplerStep& k) { progress.step(b, "", k.index, k.count); };
-    put_rows(images, N, lo, to_u8(st.sample(c, hi - lo, gen, s)));
-    progress.batch_done(b, hi);
+  SamplingProgress progress("sample", N, split.rounds(), split.is_root());
+  const Shape row_shape{st.resolution(), st.resolution(), st.channels()};
+  std::vector<Tensor> outputs;  // rank 0: u8 [N, H, W, C]
+  for (int64_t r = 0; r < split.rounds(); ++r) {
+    const auto [lo, hi] = split.rows(r);
+    std::vector<Tensor> mine;
+    if (hi > lo) {
+      Generator gen = batch_generator(o.seed, streams, lo, hi);
+      diffusion::StageBatch c;
+      if (st.task() == Task::sr3)
+        c.lowres = data::u8_to_float(rows(in.lowres, lo, hi, Device::cpu())).to(device);
+      if (!in.labels.empty() && st.num_classes() > 0)
+        c.labels = Tensor::from_vector<int64_t>(
+            std::vector<int64_t>(in.labels.begin() + lo, in.labels.begin() + hi), {hi - lo}, device);
+      s.on_step = [&, r](const diffusion::SamplerStep& k) { progress.step(r, "", k.index, k.count); };
+      mine.push_back(to_u8(st.sample(c, hi - lo, gen, s)));
+    }
+    progress.batch_done(r, split.gather(r, mine, {row_shape}, outputs));
   }
   progress.finish();
+  if (!split.is_root()) return;
+  const Tensor images = outputs.at(0);
 
   fs::create_directories(o.out);
   const auto samples = data::unstack_images(images);

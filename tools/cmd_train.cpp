@@ -7,8 +7,8 @@
 #include <memory>
 
 #include "diffusion/trainer.h"
-#include "framework/dist/communicator.h"
 #include "framework/cpu/parallel.h"
+#include "framework/dist/communicator.h"
 #include "tools/commands.h"
 #include "tools/common.h"
 
@@ -17,7 +17,9 @@ namespace iris::tools {
 namespace {
 
 std::atomic<bool> g_stop{false};
-extern "C" void on_stop_signal(int) { g_stop.store(true); }
+extern "C" void on_stop_signal(int) {
+  g_stop.store(true);
+}
 
 struct TrainOptions {
   std::string config, run, resume, device;
@@ -36,12 +38,11 @@ void run_train(const TrainOptions& o) {
   diffusion::TrainerOptions t;
   // Under mpirun/srun: one rank per process, each on its node-local GPU (a plain process stays local and
   // never initialises MPI).
-  if (dist::detect_launcher().detected()) {
-    t.comm = dist::init_distributed(dist::Backend::automatic, device);
-    device = t.comm->device();
-  }
+  t.comm = launch_communicator(device);
   const bool report = !t.comm || t.comm->rank() == 0;  // rank 0 reports; errors reach stderr from any rank
-  t.run_dir = o.run.empty() ? (std::filesystem::path("runs") / std::filesystem::path(o.config).stem()).string() : o.run;
+  t.run_dir = o.run.empty()
+                  ? (std::filesystem::path("runs") / std::filesystem::path(o.config).stem()).string()
+                  : o.run;
   t.resume = o.resume;
   t.device = device;
   t.stop_after = o.stop_after;
@@ -50,8 +51,8 @@ void run_train(const TrainOptions& o) {
   std::signal(SIGTERM, on_stop_signal);
   std::signal(SIGINT, on_stop_signal);
   if (report)
-    std::printf("iris train: %s -> %s\n%s\n# resolved configuration\n%s\n", o.config.c_str(), t.run_dir.c_str(),
-                compute_banner(device).c_str(), cfg.to_toml().c_str());
+    std::printf("iris train: %s -> %s\n%s\n# resolved configuration\n%s\n", o.config.c_str(),
+                t.run_dir.c_str(), compute_banner(device).c_str(), cfg.to_toml().c_str());
   std::fflush(stdout);
   diffusion::Trainer trainer(cfg, t);
   const diffusion::TrainResult r = trainer.run();
@@ -60,8 +61,8 @@ void run_train(const TrainOptions& o) {
     std::printf("stopped at step %lld (%s); resume with --resume auto\n", static_cast<long long>(r.step),
                 g_stop.load() ? "signal" : (o.time_limit_minutes > 0 ? "time limit" : "--stop-after"));
   else
-    std::printf("done: step %lld, last loss %.4f, checkpoint %s\n", static_cast<long long>(r.step), r.last_loss,
-                r.last_checkpoint.c_str());
+    std::printf("done: step %lld, last loss %.4f, checkpoint %s\n", static_cast<long long>(r.step),
+                r.last_loss, r.last_checkpoint.c_str());
 }
 
 }  // namespace
@@ -73,13 +74,17 @@ void register_train(CLI::App& app) {
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("--set", o->sets, "override a config key: --set train.lr=2e-4 (repeatable)");
-  cmd->add_option("--run", o->run, "run folder for checkpoints, samples and metrics (default runs/<config name>)");
-  cmd->add_option("--resume", o->resume, "auto (newest valid checkpoint in the run folder) or a checkpoint path");
+  cmd->add_option("--run", o->run,
+                  "run folder for checkpoints, samples and metrics (default runs/<config name>)");
+  cmd->add_option("--resume", o->resume,
+                  "auto (newest valid checkpoint in the run folder) or a checkpoint path");
   cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N (default: the config's train.device)");
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)");
-  cmd->add_option("--stop-after", o->stop_after, "stop (with a checkpoint) after this many steps in this process");
-  cmd->add_option("--time-limit", o->time_limit_minutes,
-                  "stop (with a checkpoint) after this many minutes of training in this process (job time limits)");
+  cmd->add_option("--stop-after", o->stop_after,
+                  "stop (with a checkpoint) after this many steps in this process");
+  cmd->add_option(
+      "--time-limit", o->time_limit_minutes,
+      "stop (with a checkpoint) after this many minutes of training in this process (job time limits)");
   cmd->callback([o] { run_train(*o); });
 }
 

@@ -5,6 +5,7 @@
 #include "framework/core/error.h"
 #include "framework/cpu/blas.h"
 #include "framework/cpu/parallel.h"
+#include "framework/dist/communicator.h"
 
 namespace iris::tools {
 
@@ -19,10 +20,17 @@ Device resolve_device(const std::string& name) {
                "this build of Iris has no CUDA support (configure with CUDA to use GPUs)"
 #endif
     );
-    IRIS_CHECK(d.index < cuda_device_count(), "device ", d.str(), " requested, but only ", cuda_device_count(),
-               " CUDA device(s) are visible");
+    IRIS_CHECK(d.index < cuda_device_count(), "device ", d.str(), " requested, but only ",
+               cuda_device_count(), " CUDA device(s) are visible");
   }
   return d;
+}
+
+std::shared_ptr<dist::Communicator> launch_communicator(Device& device) {
+  if (!dist::detect_launcher().detected()) return nullptr;
+  auto comm = dist::init_distributed(dist::Backend::automatic, device);
+  device = comm->device();
+  return comm;
 }
 
 std::string compute_banner(Device device) {

@@ -14,6 +14,7 @@
 #include "data/resize.h"
 #include "data/shard.h"
 #include "framework/core/error.h"
+#include "framework/dist/communicator.h"
 #include "framework/io/hdf5.h"
 #include "tools/common.h"
 
@@ -334,10 +335,11 @@ std::string file_safe(const std::string& s) {
 
 // ---- progress ------------------------------------------------------------------------------------------
 
-SamplingProgress::SamplingProgress(std::string what, int64_t total_images, int64_t batches)
+SamplingProgress::SamplingProgress(std::string what, int64_t total_images, int64_t batches, bool enabled)
     : what_(std::move(what)),
       total_(total_images),
       batches_(batches),
+      enabled_(enabled),
       tty_(::isatty(2) != 0),
       start_(std::chrono::steady_clock::now()),
       last_print_(start_) {}
@@ -352,7 +354,7 @@ void SamplingProgress::print(const std::string& line, bool final_line) {
 }
 
 void SamplingProgress::step(int64_t batch, const std::string& phase, int64_t k, int64_t K) {
-  if (!tty_) return;  // logs get one line per batch
+  if (!enabled_ || !tty_) return;  // logs get one line per batch
   const auto now = std::chrono::steady_clock::now();
   if (k < K && std::chrono::duration<double>(now - last_print_).count() < 0.1) return;
   last_print_ = now;
@@ -366,6 +368,7 @@ void SamplingProgress::step(int64_t batch, const std::string& phase, int64_t k, 
 
 void SamplingProgress::batch_done(int64_t batch, int64_t images_done) {
   done_ = images_done;
+  if (!enabled_) return;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double eta =
       elapsed / static_cast<double>(std::max<int64_t>(done_, 1)) * static_cast<double>(total_ - done_);
@@ -379,8 +382,65 @@ void SamplingProgress::batch_done(int64_t batch, int64_t images_done) {
 }
 
 void SamplingProgress::finish() {
-  if (tty_) std::fprintf(stderr, "\n");
+  if (enabled_ && tty_) std::fprintf(stderr, "\n");
   std::fflush(stderr);
+}
+
+SampleSplit::SampleSplit(int64_t total, int64_t batch, std::shared_ptr<dist::Communicator> comm)
+    : total_(total), comm_(std::move(comm)) {
+  IRIS_CHECK(total >= 0 && batch > 0, "SampleSplit: ", total, " rows in batches of ", batch);
+  if (comm_) {
+    rank_ = comm_->rank();
+    ranks_ = comm_->size();
+  }
+  per_ = (total + ranks_ - 1) / ranks_;
+  chunk_ = std::max<int64_t>(1, std::min(batch, per_));
+  rounds_ = (per_ + chunk_ - 1) / chunk_;
+}
+
+std::pair<int64_t, int64_t> SampleSplit::rows(int64_t round, int rank) const {
+  if (rank < 0) rank = rank_;
+  const int64_t own_lo = std::min(total_, rank * per_), own_hi = std::min(total_, (rank + 1) * per_);
+  const int64_t lo = std::min(own_hi, own_lo + round * chunk_);
+  return {lo, std::min(own_hi, lo + chunk_)};
+}
+
+int64_t SampleSplit::gather(int64_t round, const std::vector<Tensor>& mine,
+                            const std::vector<Shape>& row_shapes, std::vector<Tensor>& outputs) {
+  const auto [lo, hi] = rows(round);
+  IRIS_CHECK(mine.empty() ? hi == lo : mine.size() == row_shapes.size(), "SampleSplit::gather: ", mine.size(),
+             " outputs for ", row_shapes.size(), " row shapes");
+  outputs.resize(row_shapes.size());
+  if (!comm_) {
+    for (size_t i = 0; i < mine.size(); ++i) put_rows(outputs[i], total_, lo, mine[i]);
+  } else {
+    for (size_t i = 0; i < row_shapes.size(); ++i) {
+      // Every rank sends chunk_ rows (its own, then zeros); rank 0 keeps the real ones.
+      Shape padded{chunk_};
+      padded.insert(padded.end(), row_shapes[i].begin(), row_shapes[i].end());
+      Tensor send = Tensor::zeros(padded, DType::u8, comm_->device());
+      if (hi > lo) {
+        Tensor dst = send.slice(0, 0, hi - lo);
+        IRIS_CHECK(mine[i].dtype() == DType::u8 && mine[i].shape() == dst.shape(),
+                   "SampleSplit::gather: output ", i, " is ", mine[i].summary(), ", expected u8 ",
+                   shape_str(dst.shape()));
+        dst.copy_(mine[i].to(comm_->device()));
+      }
+      Shape all{static_cast<int64_t>(ranks_)};
+      all.insert(all.end(), padded.begin(), padded.end());
+      Tensor gathered = Tensor::empty(all, DType::u8, comm_->device());
+      comm_->all_gather(send, gathered);
+      if (!is_root()) continue;
+      const Tensor host = gathered.cpu();
+      for (int q = 0; q < ranks_; ++q) {
+        const auto [qlo, qhi] = rows(round, q);
+        if (qhi > qlo) put_rows(outputs[i], total_, qlo, host.select(0, q).slice(0, 0, qhi - qlo));
+      }
+    }
+  }
+  int64_t done = 0;
+  for (int q = 0; q < ranks_; ++q) done += rows(round, q).second - std::min(total_, q * per_);
+  return done;
 }
 
 void enlarge_for_grid(std::vector<std::vector<data::Image>>& grid, int min_cell) {
@@ -402,7 +462,8 @@ void write_inputs(h5::Group& root, const Inputs& in) {
     root.write_tensor("labels", Tensor::from_vector<int32_t>(l, {static_cast<int64_t>(l.size())}));
   }
   if (!in.indices.empty())
-    root.write_tensor("indices", Tensor::from_vector<int64_t>(in.indices, {static_cast<int64_t>(in.indices.size())}));
+    root.write_tensor("indices",
+                      Tensor::from_vector<int64_t>(in.indices, {static_cast<int64_t>(in.indices.size())}));
 }
 
 void write_sample_png(const std::string& dir, const std::string& stem, const data::Image& img) {

@@ -20,6 +20,10 @@
 #include "framework/core/tensor.h"
 #include "framework/io/hdf5.h"
 
+namespace iris::dist {
+class Communicator;
+}
+
 namespace iris::tools {
 
 // A stage with its checkpoint's weights, in eval mode, on `device`.
@@ -107,7 +111,8 @@ std::string file_safe(const std::string& s);
 // per finished batch (logs stay readable).
 class SamplingProgress {
  public:
-  SamplingProgress(std::string what, int64_t total_images, int64_t batches);
+  // `enabled` false: prints nothing (the ranks other than 0 of a launched job).
+  SamplingProgress(std::string what, int64_t total_images, int64_t batches, bool enabled = true);
   // Step k of K (1-based) of batch `batch` (0-based) is done; `phase` says which chain ("" or "stage 2/3").
   void step(int64_t batch, const std::string& phase, int64_t k, int64_t K);
   void batch_done(int64_t batch, int64_t images_done);
@@ -117,9 +122,35 @@ class SamplingProgress {
   void print(const std::string& line, bool final_line);
   std::string what_;
   int64_t total_, batches_;
-  bool tty_;
+  bool enabled_, tty_;
   std::chrono::steady_clock::time_point start_, last_print_;
   int64_t done_ = 0;
+};
+
+// A sampling run split over the ranks of a launched job (mpirun, srun): rank r owns the rows
+// [r * per, min((r + 1) * per, N)), per = ceil(N / ranks), and samples them in rounds of at most `batch`
+// rows; after each round the rows of every rank are gathered to rank 0. Every rank runs the same number of
+// rounds (a rank with nothing left contributes padding), so the collectives match. What is sampled does not
+// depend on the split, because every sample draws its noise from its own stream. Without a communicator this
+// process owns every row.
+class SampleSplit {
+ public:
+  SampleSplit(int64_t total, int64_t batch, std::shared_ptr<dist::Communicator> comm);
+  int64_t rounds() const { return rounds_; }
+  int ranks() const { return ranks_; }
+  bool is_root() const { return rank_ == 0; }
+  // The rows [first, second) that rank `rank` (default: this one) samples in `round`; empty when done.
+  std::pair<int64_t, int64_t> rows(int64_t round, int rank = -1) const;
+  // Collects round `round`: `mine` holds this rank's rows of each output (u8 [n, ...row_shapes[i]]; empty
+  // when it had none), and rank 0 copies every rank's rows into `outputs[i]` (u8 [total, ...], allocated on
+  // first use). Returns the rows sampled so far over all ranks.
+  int64_t gather(int64_t round, const std::vector<Tensor>& mine, const std::vector<Shape>& row_shapes,
+                 std::vector<Tensor>& outputs);
+
+ private:
+  int64_t total_, per_, chunk_, rounds_;
+  int rank_ = 0, ranks_ = 1;
+  std::shared_ptr<dist::Communicator> comm_;
 };
 
 // Enlarges every image of a grid by the same integer factor (nearest neighbour) so that its largest image is

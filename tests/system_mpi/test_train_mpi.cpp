@@ -8,6 +8,7 @@
 #include "diffusion/checkpoint.h"
 #include "tests/common/test_util.h"
 #include "tests/system/system_util.h"
+#include "tests/system_mpi/system_mpi_util.h"
 
 using namespace iris;
 using namespace iris::test;
@@ -15,21 +16,6 @@ using namespace iris::diffusion;
 namespace fs = std::filesystem;
 
 namespace {
-std::string mpirun(int np) {
-  return std::string(IRIS_MPIRUN) + " --allow-run-as-root --oversubscribe -np " + std::to_string(np) +
-         " -x OMP_NUM_THREADS=1 ";
-}
-RunResult run_cmd(const std::string& cmd) {
-  RunResult r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return r;
-}
 std::string ckpt(const std::string& run, int64_t step) {
   return (fs::path(run) / "checkpoints" / checkpoint_name(step)).string();
 }

@@ -1,0 +1,33 @@
+// Running `iris` under mpirun from the system tests of label mpi.
+#pragma once
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <string>
+
+#include "tests/common/test_util.h"
+#include "tests/system/system_util.h"
+
+namespace iris::test {
+
+// "mpirun ... -np N " (root allowed, oversubscription allowed: CI has 2 cores), one thread per rank.
+inline std::string mpirun(int np) {
+  return std::string(IRIS_MPIRUN) + " --allow-run-as-root --oversubscribe -np " + std::to_string(np) +
+         " -x OMP_NUM_THREADS=1 ";
+}
+
+// Runs a shell command, capturing stdout and stderr.
+inline RunResult run_cmd(const std::string& cmd) {
+  RunResult r;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
+  const int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  return r;
+}
+
+}  // namespace iris::test
