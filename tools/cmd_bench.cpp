@@ -32,7 +32,8 @@ struct Inputs {
 };
 
 void run_bench(const BenchOptions& o) {
-  IRIS_CHECK(o.mode == "train" || o.mode == "sample", "bench: --mode must be train or sample, got '", o.mode, "'");
+  IRIS_CHECK(o.mode == "train" || o.mode == "sample", "bench: --mode must be train or sample, got '", o.mode,
+             "'");
   IRIS_CHECK(o.precision == "f32" || o.precision == "tf32" || o.precision == "bf16",
              "bench: --precision must be f32, tf32 or bf16, got '", o.precision, "'");
   IRIS_CHECK(o.steps >= 1 && o.warmup >= 0, "bench: --steps must be at least 1 and --warmup at least 0");
@@ -85,30 +86,27 @@ void run_bench(const BenchOptions& o) {
   std::vector<double> sorted = ms;
   std::sort(sorted.begin(), sorted.end());
   const double median = sorted[sorted.size() / 2];
-  const double flops = (train ? net.train_flops_per_sample() : net.flops_per_sample()) * static_cast<double>(batch);
+  const double flops =
+      (train ? net.train_flops_per_sample() : net.flops_per_sample()) * static_cast<double>(batch);
   const double img_s = static_cast<double>(batch) * 1000.0 / median;
   const double tflops = flops / (median / 1000.0) / 1e12;
   const MemoryUsage mem = memory_usage(device);
 
-  std::printf("\n%-12s %s parameters, %.1f GFLOP per image (%s)\n", "model", with_commas(net.num_parameters()).c_str(),
+  std::printf("\n%-12s %s parameters, %.1f GFLOP per image (%s)\n", "model",
+              with_commas(net.num_parameters()).c_str(),
               (train ? net.train_flops_per_sample() : net.flops_per_sample()) / 1e9,
               train ? "forward + backward" : "forward");
-  std::printf("%-12s %s, %s, batch %lld, %d steps after %d warm-up\n", "step", o.mode.c_str(), o.precision.c_str(),
-              static_cast<long long>(batch), o.steps, o.warmup);
+  std::printf("%-12s %s, %s, batch %lld, %d steps after %d warm-up\n", "step", o.mode.c_str(),
+              o.precision.c_str(), static_cast<long long>(batch), o.steps, o.warmup);
   std::printf("%-12s median %.2f  (min %.2f, max %.2f)\n", "ms/step", median, sorted.front(), sorted.back());
   std::printf("%-12s %.1f\n", "img/s", img_s);
   std::printf("%-12s %.2f\n", "TFLOP/s", tflops);
   std::printf("%-12s %s%s\n", "peak memory", human_bytes(static_cast<double>(mem.peak)).c_str(),
               device.is_cpu() ? " (process peak RSS)" : " (allocator peak)");
-  nlohmann::json j = {{"params", net.num_parameters()},
-                      {"batch", batch},
-                      {"mode", o.mode},
-                      {"precision", o.precision},
-                      {"device", device.str()},
-                      {"step_ms", median},
-                      {"img_per_s", img_s},
-                      {"tflops", tflops},
-                      {"peak_bytes", mem.peak}};
+  nlohmann::json j = {
+      {"params", net.num_parameters()}, {"batch", batch},    {"mode", o.mode},     {"precision", o.precision},
+      {"device", device.str()},         {"step_ms", median}, {"img_per_s", img_s}, {"tflops", tflops},
+      {"peak_bytes", mem.peak}};
   std::printf("%s\n", j.dump().c_str());
 }
 
@@ -116,7 +114,8 @@ void run_bench(const BenchOptions& o) {
 
 void register_bench(CLI::App& app) {
   auto opts = std::make_shared<BenchOptions>();
-  auto* cmd = app.add_subcommand("bench", "Time the U-Net training or sampling step of a config (SR3_BENCH.md)");
+  auto* cmd =
+      app.add_subcommand("bench", "Time the U-Net training or sampling step of a config (SR3_BENCH.md)");
   cmd->add_option("--config", opts->config, "model config (TOML)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--mode", opts->mode, "train (forward, L1, backward, AdamW) or sample (forward only)");
   cmd->add_option("--precision", opts->precision, "f32, tf32 or bf16 (autocast)");

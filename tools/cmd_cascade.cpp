@@ -19,6 +19,7 @@
 #include "framework/iris.h"
 #include "tools/commands.h"
 #include "tools/common.h"
+#include "tools/sample_run.h"
 #include "tools/sampling.h"
 
 namespace iris::tools {
@@ -32,7 +33,7 @@ constexpr size_t kGridMaxRows = 32;
 
 struct CascadeOptions {
   std::vector<std::string> stages;
-  bool raw = false, truncated = false;
+  bool raw = false, truncated = false, resume = false, overwrite = false;
   std::vector<int64_t> steps;
   std::vector<std::string> samplers;
   std::vector<double> etas, guidances, aug_levels;
@@ -150,9 +151,9 @@ void run_cascade(const CascadeOptions& o) {
   const int64_t N = in.size();
   IRIS_CHECK(N > 0, "nothing to sample: the inputs given select no samples");
   const std::vector<uint64_t> streams = noise_streams(in, N);
-  SampleSplit split(N, o.batch, comm);
-  SamplingProgress progress("cascade", N, split.rounds(), split.is_root());
-  int64_t current = 0;  // the round being sampled, for the progress callbacks
+  const bool root = !comm || comm->rank() == 0;
+  std::unique_ptr<SamplingProgress> progress;  // made once the work is known; the step callbacks use it
+  int64_t current = 0;                         // the round being sampled, for the progress callbacks
 
   diffusion::Cascade cascade;
   bool any_truncated = false;
@@ -164,7 +165,7 @@ void run_cascade(const CascadeOptions& o) {
     any_truncated = any_truncated || step.truncated;
     const std::string phase = "stage " + std::to_string(i + 1) + "/" + std::to_string(n_stages);
     step.settings.on_step = [&progress, &current, phase](const diffusion::SamplerStep& k) {
-      progress.step(current, phase, k.index, k.count);
+      if (progress) progress->step(current, phase, k.index, k.count);
     };
     try {
       cascade.add(step);
@@ -178,7 +179,34 @@ void run_cascade(const CascadeOptions& o) {
              "--truncated: no stage after the first was trained with noise "
              "conditioning augmentation (model.aug_embedding), so there is no chain to truncate");
 
-  if (split.is_root()) {
+  std::vector<Shape> row_shapes;  // [H_i, W_i, C] of each stage's output
+  std::vector<std::string> dirs;  // where each stage's PNGs go
+  nlohmann::json stage_ids = nlohmann::json::array();
+  for (size_t i = 0; i < n_stages; ++i) {
+    const diffusion::CascadeStep& step = cascade.step(i);
+    row_shapes.push_back({step.stage->resolution(), step.stage->resolution(), step.stage->channels()});
+    dirs.push_back((fs::path(o.out) / ("stage_" + std::to_string(i))).string());
+    nlohmann::json id = stage_identity(stages[i], step.settings);
+    id["truncated"] = step.truncated;
+    stage_ids.push_back(id);
+  }
+  // Rank 0 keeps the record: finished samples' PNGs as they come, run.json, and with --resume what is done.
+  std::unique_ptr<SampleRecord> record;
+  std::vector<int64_t> todo;
+  if (root) {
+    const nlohmann::json identity = {{"command", "cascade"},
+                                     {"stages", stage_ids},
+                                     {"seed", o.seed},
+                                     {"samples", N},
+                                     {"inputs_crc32c", inputs_checksum(in.names, in.lowres, in.labels)}};
+    record =
+        std::make_unique<SampleRecord>(o.out, dirs, row_shapes, in.names, identity, o.resume, o.overwrite);
+    todo = record->todo();
+  }
+  todo = share_rows(comm, todo, N);
+  SampleSplit split(todo, o.batch, comm);
+
+  if (root) {
     std::printf("iris cascade: %zu stages -> %s\n%s\n", n_stages, o.out.c_str(),
                 compute_banner(device).c_str());
     for (size_t i = 0; i < n_stages; ++i) {
@@ -194,40 +222,36 @@ void run_cascade(const CascadeOptions& o) {
                 static_cast<unsigned long long>(o.seed), static_cast<long long>(o.batch));
     if (comm) std::printf(", split over %d ranks (%s)", comm->size(), comm->describe().c_str());
     std::printf("\n");
+    if (o.resume)
+      std::printf("resuming: %lld of %lld samples already in %s\n", static_cast<long long>(record->done()),
+                  static_cast<long long>(N), o.out.c_str());
     std::fflush(stdout);
   }
 
-  std::vector<Shape> row_shapes;  // [H_i, W_i, C] of each stage's output
-  for (size_t i = 0; i < n_stages; ++i) {
-    const diffusion::Stage& st = *cascade.step(i).stage;
-    row_shapes.push_back({st.resolution(), st.resolution(), st.channels()});
-  }
-  std::vector<Tensor> outputs;  // rank 0: u8 [N, H_i, W_i, C] per stage
+  progress =
+      std::make_unique<SamplingProgress>("cascade", static_cast<int64_t>(todo.size()), split.rounds(), root);
+  std::vector<Tensor> scratch;  // ranks other than 0 gather nothing into it
+  int64_t sampled = 0;
   for (int64_t r = 0; r < split.rounds(); ++r) {
     current = r;
-    const auto [lo, hi] = split.rows(r);
+    const std::vector<int64_t> rows = split.rows(r);
     std::vector<Tensor> mine;
-    if (hi > lo) {
-      Generator gen = batch_generator(o.seed, streams, lo, hi);
-      diffusion::StageBatch c;
-      if (first.stage->task() == Task::sr3)
-        c.lowres = data::u8_to_float(rows(in.lowres, lo, hi, Device::cpu())).to(device);
-      if (!in.labels.empty() && first.stage->num_classes() > 0)
-        c.labels = Tensor::from_vector<int64_t>(
-            std::vector<int64_t>(in.labels.begin() + lo, in.labels.begin() + hi), {hi - lo}, device);
-      for (const Tensor& out : cascade.run(c, hi - lo, gen)) mine.push_back(to_u8(out));
+    if (!rows.empty()) {
+      Generator gen = batch_generator(o.seed, streams, rows);
+      const diffusion::StageBatch c = condition_rows(in, rows, *first.stage, device);
+      for (const Tensor& out : cascade.run(c, static_cast<int64_t>(rows.size()), gen))
+        mine.push_back(to_u8(out));
     }
-    progress.batch_done(r, split.gather(r, mine, row_shapes, outputs));
+    const std::vector<int64_t> got =
+        split.gather(r, mine, row_shapes, N, record ? record->outputs() : scratch);
+    if (record) record->write(got);  // finished samples are on disk before the next round starts
+    sampled += static_cast<int64_t>(got.size());
+    progress->batch_done(r, sampled);
   }
-  progress.finish();
-  if (!split.is_root()) return;
+  progress->finish();
+  if (!root) return;
+  const std::vector<Tensor>& outputs = record->outputs();
 
-  for (size_t i = 0; i < n_stages; ++i) {
-    const std::string dir = (fs::path(o.out) / ("stage_" + std::to_string(i))).string();
-    fs::create_directories(dir);
-    const auto images = data::unstack_images(outputs[i]);
-    for (int64_t k = 0; k < N; ++k) write_sample_png(dir, in.names[k], images[k]);
-  }
   const std::string grid = (fs::path(o.out) / "grid.png").string();
   write_cascade_grid(grid, stages, in, outputs, class_names);
 
@@ -303,6 +327,9 @@ void register_cascade(CLI::App& app) {
   cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N (default auto)");
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)");
   cmd->add_option("--out", o->out, "output folder")->required();
+  cmd->add_flag("--resume", o->resume,
+                "continue the run in --out (after preemption): keep its finished samples, sample the rest");
+  cmd->add_flag("--overwrite", o->overwrite, "replace the run in --out instead of refusing");
   cmd->callback([o] { run_cascade(*o); });
 }
 

@@ -280,7 +280,8 @@ void run_eval(const EvalOptions& o) {
           // The baseline SR3 must beat: the same low-res input upsampled with antialiased bicubic.
           const data::Image b = data::resize(l, p.height, p.width, data::Filter::bicubic);
           r.bicubic_psnr = data::psnr(b, t);
-          if (p.height >= data::kSsimWindow && p.width >= data::kSsimWindow) r.bicubic_ssim = data::ssim(b, t);
+          if (p.height >= data::kSsimWindow && p.width >= data::kSsimWindow)
+            r.bicubic_ssim = data::ssim(b, t);
         }
       } catch (const std::exception& e) {
         const auto* ie = dynamic_cast<const Error*>(&e);
@@ -317,8 +318,8 @@ void run_eval(const EvalOptions& o) {
     std::printf("%-*s  %9s  %7s", w, r.name.c_str(), cell(r.psnr, "%.3f").c_str(),
                 cell(r.ssim, "%.4f").c_str());
     if (low)
-      std::printf("  %12s  %12s  %12s", cell(r.consistency, "%.3e").c_str(), cell(r.bicubic_psnr, "%.3f").c_str(),
-                  cell(r.bicubic_ssim, "%.4f").c_str());
+      std::printf("  %12s  %12s  %12s", cell(r.consistency, "%.3e").c_str(),
+                  cell(r.bicubic_psnr, "%.3f").c_str(), cell(r.bicubic_ssim, "%.4f").c_str());
     std::printf("\n");
   };
   std::printf("%-*s  %9s  %7s%s\n", w, "image", "PSNR (dB)", "SSIM",
@@ -332,7 +333,9 @@ void run_eval(const EvalOptions& o) {
       with_commas(n).c_str(), n == 1 ? "" : "s");
   if (low) {
     std::printf("Consistency: MSE in [0, 1] between the bicubic-downsampled output and the low-res input.\n");
-    std::printf("Bicubic: the low-res input upsampled with antialiased bicubic (Keys, a = -0.5), scored the same way.\n");
+    std::printf(
+        "Bicubic: the low-res input upsampled with antialiased bicubic (Keys, a = -0.5), scored the same "
+        "way.\n");
   }
   if (identical > 0)
     std::printf("note: %s image%s identical to the reference (PSNR inf)\n", with_commas(identical).c_str(),

@@ -18,6 +18,7 @@
 #include "framework/iris.h"
 #include "tools/commands.h"
 #include "tools/common.h"
+#include "tools/sample_run.h"
 #include "tools/sampling.h"
 
 namespace iris::tools {
@@ -33,7 +34,7 @@ constexpr size_t kGridMaxClasses = 16;
 
 struct SampleOptions {
   std::string ckpt, out, device = "auto", sampler;
-  bool raw = false;
+  bool raw = false, resume = false, overwrite = false;
   InputOptions input;
   std::vector<std::string> labels, sets;
   int64_t per_class = 0, steps = 0, batch = 16;
@@ -148,8 +149,25 @@ void run_sample(const SampleOptions& o) {
   const int64_t N = in.size();
   IRIS_CHECK(N > 0, "nothing to sample: the inputs given select no samples");
   const std::vector<uint64_t> streams = noise_streams(in, N);
-  SampleSplit split(N, o.batch, comm);
-  if (split.is_root()) {
+  const bool root = !comm || comm->rank() == 0;
+  const Shape row_shape{st.resolution(), st.resolution(), st.channels()};
+  // Rank 0 keeps the record: finished samples' PNGs as they come, run.json, and with --resume what is done.
+  std::unique_ptr<SampleRecord> record;
+  std::vector<int64_t> todo;
+  if (root) {
+    const nlohmann::json identity = {{"command", "sample"},
+                                     {"stage", stage_identity(L, s)},
+                                     {"seed", o.seed},
+                                     {"samples", N},
+                                     {"inputs_crc32c", inputs_checksum(in.names, in.lowres, in.labels)}};
+    record =
+        std::make_unique<SampleRecord>(o.out, std::vector<std::string>{o.out}, std::vector<Shape>{row_shape},
+                                       in.names, identity, o.resume, o.overwrite);
+    todo = record->todo();
+  }
+  todo = share_rows(comm, todo, N);
+  SampleSplit split(todo, o.batch, comm);
+  if (root) {
     std::printf(
         "iris sample: %s (step %lld, %s weights, %s %lldx%lld) -> %s\n%s\n%lld samples, %s, %lld steps, "
         "seed %llu, batch %lld",
@@ -160,35 +178,34 @@ void run_sample(const SampleOptions& o) {
         static_cast<unsigned long long>(o.seed), static_cast<long long>(o.batch));
     if (comm) std::printf(", split over %d ranks (%s)", comm->size(), comm->describe().c_str());
     std::printf("\n");
+    if (o.resume)
+      std::printf("resuming: %lld of %lld samples already in %s\n", static_cast<long long>(record->done()),
+                  static_cast<long long>(N), o.out.c_str());
     std::fflush(stdout);
   }
 
-  SamplingProgress progress("sample", N, split.rounds(), split.is_root());
-  const Shape row_shape{st.resolution(), st.resolution(), st.channels()};
-  std::vector<Tensor> outputs;  // rank 0: u8 [N, H, W, C]
+  SamplingProgress progress("sample", static_cast<int64_t>(todo.size()), split.rounds(), root);
+  std::vector<Tensor> scratch;  // ranks other than 0 gather nothing into it
+  int64_t sampled = 0;
   for (int64_t r = 0; r < split.rounds(); ++r) {
-    const auto [lo, hi] = split.rows(r);
+    const std::vector<int64_t> rows = split.rows(r);
     std::vector<Tensor> mine;
-    if (hi > lo) {
-      Generator gen = batch_generator(o.seed, streams, lo, hi);
-      diffusion::StageBatch c;
-      if (st.task() == Task::sr3)
-        c.lowres = data::u8_to_float(rows(in.lowres, lo, hi, Device::cpu())).to(device);
-      if (!in.labels.empty() && st.num_classes() > 0)
-        c.labels = Tensor::from_vector<int64_t>(
-            std::vector<int64_t>(in.labels.begin() + lo, in.labels.begin() + hi), {hi - lo}, device);
+    if (!rows.empty()) {
+      Generator gen = batch_generator(o.seed, streams, rows);
+      const diffusion::StageBatch c = condition_rows(in, rows, st, device);
       s.on_step = [&, r](const diffusion::SamplerStep& k) { progress.step(r, "", k.index, k.count); };
-      mine.push_back(to_u8(st.sample(c, hi - lo, gen, s)));
+      mine.push_back(to_u8(st.sample(c, static_cast<int64_t>(rows.size()), gen, s)));
     }
-    progress.batch_done(r, split.gather(r, mine, {row_shape}, outputs));
+    const std::vector<int64_t> got =
+        split.gather(r, mine, {row_shape}, N, record ? record->outputs() : scratch);
+    if (record) record->write(got);  // finished samples are on disk before the next round starts
+    sampled += static_cast<int64_t>(got.size());
+    progress.batch_done(r, sampled);
   }
   progress.finish();
-  if (!split.is_root()) return;
-  const Tensor images = outputs.at(0);
+  if (!root) return;
+  const Tensor images = record->outputs().at(0);
 
-  fs::create_directories(o.out);
-  const auto samples = data::unstack_images(images);
-  for (int64_t i = 0; i < N; ++i) write_sample_png(o.out, in.names[i], samples[i]);
   const std::string grid = (fs::path(o.out) / "grid.png").string();
   write_grid_png(grid, st, in, images, class_names);
 
@@ -256,6 +273,9 @@ void register_sample(CLI::App& app) {
   cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N (default auto)");
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)");
   cmd->add_option("--out", o->out, "output folder")->required();
+  cmd->add_flag("--resume", o->resume,
+                "continue the run in --out (after preemption): keep its finished samples, sample the rest");
+  cmd->add_flag("--overwrite", o->overwrite, "replace the run in --out instead of refusing");
   cmd->callback([o] { run_sample(*o); });
 }
 

@@ -1,4 +1,5 @@
-// iris: one program for sharding data, training, sampling, evaluating, inspecting checkpoints and benchmarking.
+// iris: one program for sharding data, training, sampling, evaluating, inspecting checkpoints and
+// benchmarking.
 #include <cstdio>
 #include <exception>
 #include <string>

@@ -14,7 +14,6 @@
 #include "data/resize.h"
 #include "data/shard.h"
 #include "framework/core/error.h"
-#include "framework/dist/communicator.h"
 #include "framework/io/hdf5.h"
 #include "tools/common.h"
 
@@ -290,9 +289,24 @@ Inputs gather_inputs(const LoadedStage& L, const ConditionOptions& o, int truth_
   return in;
 }
 
-Generator batch_generator(uint64_t seed, const std::vector<uint64_t>& stream_of, int64_t begin, int64_t end) {
-  return Generator::per_sample(seed,
-                               std::vector<uint64_t>(stream_of.begin() + begin, stream_of.begin() + end));
+Generator batch_generator(uint64_t seed, const std::vector<uint64_t>& stream_of,
+                          const std::vector<int64_t>& rows) {
+  std::vector<uint64_t> streams;
+  for (int64_t r : rows) streams.push_back(stream_of.at(static_cast<size_t>(r)));
+  return Generator::per_sample(seed, std::move(streams));
+}
+
+diffusion::StageBatch condition_rows(const Inputs& in, const std::vector<int64_t>& rows,
+                                     const diffusion::Stage& first, Device device) {
+  diffusion::StageBatch c;
+  if (first.task() == diffusion::Task::sr3)
+    c.lowres = data::u8_to_float(take_rows(in.lowres, rows)).to(device);
+  if (!in.labels.empty() && first.num_classes() > 0) {
+    std::vector<int64_t> labels;
+    for (int64_t r : rows) labels.push_back(in.labels.at(static_cast<size_t>(r)));
+    c.labels = Tensor::from_vector<int64_t>(labels, {static_cast<int64_t>(rows.size())}, device);
+  }
+  return c;
 }
 
 std::vector<uint64_t> noise_streams(const Inputs& in, int64_t n) {
@@ -303,25 +317,40 @@ std::vector<uint64_t> noise_streams(const Inputs& in, int64_t n) {
   return s;
 }
 
-Tensor rows(const Tensor& x, int64_t begin, int64_t end, Device device) {
-  return x.slice(0, begin, end).contiguous().to(device);
+Tensor take_rows(const Tensor& x, const std::vector<int64_t>& rows) {
+  const Tensor src = x.cpu().contiguous();
+  Shape shape = src.shape();
+  shape[0] = static_cast<int64_t>(rows.size());
+  Tensor out = Tensor::empty(shape, src.dtype());
+  const size_t row_bytes = src.nbytes() / static_cast<size_t>(std::max<int64_t>(src.size(0), 1));
+  for (size_t k = 0; k < rows.size(); ++k) {
+    IRIS_ASSERT(rows[k] >= 0 && rows[k] < src.size(0));
+    std::memcpy(static_cast<uint8_t*>(out.data_ptr()) + k * row_bytes,
+                static_cast<const uint8_t*>(src.data_ptr()) + static_cast<size_t>(rows[k]) * row_bytes,
+                row_bytes);
+  }
+  return out;
 }
 
 Tensor to_u8(const Tensor& x) {
   return data::float_to_u8(x.cpu());
 }
 
-void put_rows(Tensor& dst, int64_t total, int64_t begin, const Tensor& src) {
+void put_rows(Tensor& dst, int64_t total, const std::vector<int64_t>& rows, const Tensor& src) {
   const Tensor s = src.cpu().contiguous();
-  IRIS_ASSERT(s.dtype() == DType::u8 && s.dim() >= 1);
+  IRIS_ASSERT(s.dtype() == DType::u8 && s.dim() >= 1 && s.size(0) == static_cast<int64_t>(rows.size()));
   if (!dst.defined()) {
     Shape shape = s.shape();
     shape[0] = total;
     dst = Tensor::empty(shape, DType::u8);
   }
-  IRIS_ASSERT(begin + s.size(0) <= dst.size(0) && s.numel() == s.size(0) * (dst.numel() / dst.size(0)));
-  std::memcpy(dst.data<uint8_t>() + static_cast<size_t>(begin) * (dst.nbytes() / static_cast<size_t>(total)),
-              s.data<uint8_t>(), s.nbytes());
+  const size_t row_bytes = dst.nbytes() / static_cast<size_t>(total);
+  IRIS_ASSERT(s.numel() == s.size(0) * (dst.numel() / dst.size(0)));
+  for (size_t k = 0; k < rows.size(); ++k) {
+    IRIS_ASSERT(rows[k] >= 0 && rows[k] < total);
+    std::memcpy(dst.data<uint8_t>() + static_cast<size_t>(rows[k]) * row_bytes,
+                s.data<uint8_t>() + k * row_bytes, row_bytes);
+  }
 }
 
 std::string file_safe(const std::string& s) {
@@ -386,63 +415,6 @@ void SamplingProgress::finish() {
   std::fflush(stderr);
 }
 
-SampleSplit::SampleSplit(int64_t total, int64_t batch, std::shared_ptr<dist::Communicator> comm)
-    : total_(total), comm_(std::move(comm)) {
-  IRIS_CHECK(total >= 0 && batch > 0, "SampleSplit: ", total, " rows in batches of ", batch);
-  if (comm_) {
-    rank_ = comm_->rank();
-    ranks_ = comm_->size();
-  }
-  per_ = (total + ranks_ - 1) / ranks_;
-  chunk_ = std::max<int64_t>(1, std::min(batch, per_));
-  rounds_ = (per_ + chunk_ - 1) / chunk_;
-}
-
-std::pair<int64_t, int64_t> SampleSplit::rows(int64_t round, int rank) const {
-  if (rank < 0) rank = rank_;
-  const int64_t own_lo = std::min(total_, rank * per_), own_hi = std::min(total_, (rank + 1) * per_);
-  const int64_t lo = std::min(own_hi, own_lo + round * chunk_);
-  return {lo, std::min(own_hi, lo + chunk_)};
-}
-
-int64_t SampleSplit::gather(int64_t round, const std::vector<Tensor>& mine,
-                            const std::vector<Shape>& row_shapes, std::vector<Tensor>& outputs) {
-  const auto [lo, hi] = rows(round);
-  IRIS_CHECK(mine.empty() ? hi == lo : mine.size() == row_shapes.size(), "SampleSplit::gather: ", mine.size(),
-             " outputs for ", row_shapes.size(), " row shapes");
-  outputs.resize(row_shapes.size());
-  if (!comm_) {
-    for (size_t i = 0; i < mine.size(); ++i) put_rows(outputs[i], total_, lo, mine[i]);
-  } else {
-    for (size_t i = 0; i < row_shapes.size(); ++i) {
-      // Every rank sends chunk_ rows (its own, then zeros); rank 0 keeps the real ones.
-      Shape padded{chunk_};
-      padded.insert(padded.end(), row_shapes[i].begin(), row_shapes[i].end());
-      Tensor send = Tensor::zeros(padded, DType::u8, comm_->device());
-      if (hi > lo) {
-        Tensor dst = send.slice(0, 0, hi - lo);
-        IRIS_CHECK(mine[i].dtype() == DType::u8 && mine[i].shape() == dst.shape(),
-                   "SampleSplit::gather: output ", i, " is ", mine[i].summary(), ", expected u8 ",
-                   shape_str(dst.shape()));
-        dst.copy_(mine[i].to(comm_->device()));
-      }
-      Shape all{static_cast<int64_t>(ranks_)};
-      all.insert(all.end(), padded.begin(), padded.end());
-      Tensor gathered = Tensor::empty(all, DType::u8, comm_->device());
-      comm_->all_gather(send, gathered);
-      if (!is_root()) continue;
-      const Tensor host = gathered.cpu();
-      for (int q = 0; q < ranks_; ++q) {
-        const auto [qlo, qhi] = rows(round, q);
-        if (qhi > qlo) put_rows(outputs[i], total_, qlo, host.select(0, q).slice(0, 0, qhi - qlo));
-      }
-    }
-  }
-  int64_t done = 0;
-  for (int q = 0; q < ranks_; ++q) done += rows(round, q).second - std::min(total_, q * per_);
-  return done;
-}
-
 void enlarge_for_grid(std::vector<std::vector<data::Image>>& grid, int min_cell) {
   int largest = 1;
   for (const auto& row : grid)
@@ -467,7 +439,16 @@ void write_inputs(h5::Group& root, const Inputs& in) {
 }
 
 void write_sample_png(const std::string& dir, const std::string& stem, const data::Image& img) {
-  data::write_png((fs::path(dir) / (stem + ".png")).string(), img);
+  // Atomically (a temporary name, then rename): a resumed run trusts every <stem>.png it finds.
+  const fs::path target = fs::path(dir) / (stem + ".png");
+  const fs::path tmp = fs::path(dir) / (stem + ".png.tmp-" + std::to_string(::getpid()));
+  data::write_png(tmp.string(), img);
+  std::error_code ec;
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    IRIS_THROW("cannot rename '", tmp.string(), "' to '", target.string(), "': ", ec.message());
+  }
 }
 
 }  // namespace iris::tools

@@ -20,10 +20,6 @@
 #include "framework/core/tensor.h"
 #include "framework/io/hdf5.h"
 
-namespace iris::dist {
-class Communicator;
-}
-
 namespace iris::tools {
 
 // A stage with its checkpoint's weights, in eval mode, on `device`.
@@ -93,17 +89,23 @@ struct ConditionOptions {
 Inputs gather_inputs(const LoadedStage& first, const ConditionOptions& o, int truth_size,
                      std::vector<std::string>& class_names);
 
-// The per-sample generator of samples [begin, end) of `stream_of`.
-Generator batch_generator(uint64_t seed, const std::vector<uint64_t>& stream_of, int64_t begin, int64_t end);
+// The per-sample generator of the samples `rows` (indices into `stream_of`).
+Generator batch_generator(uint64_t seed, const std::vector<uint64_t>& stream_of,
+                          const std::vector<int64_t>& rows);
 // Noise streams: the shard indices when there are some, else 0..n-1.
 std::vector<uint64_t> noise_streams(const Inputs& in, int64_t n);
+// What the first stage of a run is conditioned on for the samples `rows`: their low-res inputs (sr3) or class
+// labels (class-conditional base), on `device`.
+diffusion::StageBatch condition_rows(const Inputs& in, const std::vector<int64_t>& rows,
+                                     const diffusion::Stage& first, Device device);
 
-// Rows [begin, end) of x as a new tensor on `device`.
-Tensor rows(const Tensor& x, int64_t begin, int64_t end, Device device);
+// The rows `rows` of x, gathered into a new CPU tensor.
+Tensor take_rows(const Tensor& x, const std::vector<int64_t>& rows);
 // Float images in [-1, 1] [N, H, W, C] -> uint8 on the CPU.
 Tensor to_u8(const Tensor& x);
-// Copies u8 `src` [n, ...] into rows [begin, begin + n) of `dst`, allocated as u8 [total, ...] on first use.
-void put_rows(Tensor& dst, int64_t total, int64_t begin, const Tensor& src);
+// Copies u8 `src` [rows.size(), ...] into the rows `rows` of `dst`, allocated as u8 [total, ...] on first
+// use.
+void put_rows(Tensor& dst, int64_t total, const std::vector<int64_t>& rows, const Tensor& src);
 // "T-shirt/top" -> "T-shirt_top": characters safe in a file name (letters, digits, '-', '.', else '_').
 std::string file_safe(const std::string& s);
 
@@ -127,32 +129,6 @@ class SamplingProgress {
   int64_t done_ = 0;
 };
 
-// A sampling run split over the ranks of a launched job (mpirun, srun): rank r owns the rows
-// [r * per, min((r + 1) * per, N)), per = ceil(N / ranks), and samples them in rounds of at most `batch`
-// rows; after each round the rows of every rank are gathered to rank 0. Every rank runs the same number of
-// rounds (a rank with nothing left contributes padding), so the collectives match. What is sampled does not
-// depend on the split, because every sample draws its noise from its own stream. Without a communicator this
-// process owns every row.
-class SampleSplit {
- public:
-  SampleSplit(int64_t total, int64_t batch, std::shared_ptr<dist::Communicator> comm);
-  int64_t rounds() const { return rounds_; }
-  int ranks() const { return ranks_; }
-  bool is_root() const { return rank_ == 0; }
-  // The rows [first, second) that rank `rank` (default: this one) samples in `round`; empty when done.
-  std::pair<int64_t, int64_t> rows(int64_t round, int rank = -1) const;
-  // Collects round `round`: `mine` holds this rank's rows of each output (u8 [n, ...row_shapes[i]]; empty
-  // when it had none), and rank 0 copies every rank's rows into `outputs[i]` (u8 [total, ...], allocated on
-  // first use). Returns the rows sampled so far over all ranks.
-  int64_t gather(int64_t round, const std::vector<Tensor>& mine, const std::vector<Shape>& row_shapes,
-                 std::vector<Tensor>& outputs);
-
- private:
-  int64_t total_, per_, chunk_, rounds_;
-  int rank_ = 0, ranks_ = 1;
-  std::shared_ptr<dist::Communicator> comm_;
-};
-
 // Enlarges every image of a grid by the same integer factor (nearest neighbour) so that its largest image is
 // at least `min_cell` pixels high: small models' 4x4 or 16x16 outputs are unreadable at their own size.
 void enlarge_for_grid(std::vector<std::vector<data::Image>>& grid, int min_cell = 48);
@@ -161,7 +137,7 @@ void enlarge_for_grid(std::vector<std::vector<data::Image>>& grid, int min_cell 
 // `indices` (int64) datasets, each only when the inputs have it.
 void write_inputs(h5::Group& root, const Inputs& in);
 
-// Writes `img` as `dir`/`stem`.png.
+// Writes `img` as `dir`/`stem`.png, atomically (temporary name, then rename).
 void write_sample_png(const std::string& dir, const std::string& stem, const data::Image& img);
 
 }  // namespace iris::tools

@@ -31,6 +31,21 @@ TEST_CASE("mpirun iris sample and iris cascade equal one process, bit for bit") 
     CHECK(count_pngs(out) == 7);
   }
 
+  // A 2-rank run resumed at 3 ranks after losing samples 1, 2 and 5 (the rows left are not contiguous).
+  {
+    const std::string out = fx.path("np2");
+    fs::remove(out + "/samples.h5");
+    for (const char* name : {"000001", "000002", "000005"})
+      for (const auto& e : fs::directory_iterator(out))
+        if (e.path().filename().string().rfind(name, 0) == 0) fs::remove(e.path());
+    REQUIRE(count_pngs(out) == 4);
+    const RunResult r = run_cmd(mpirun(3) + iris + sample + out + " --batch 2 --seed 5 --resume");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+    CHECK_MESSAGE(r.output.find("resuming: 4 of 7") != std::string::npos, r.output);
+    CHECK(same_bytes(read_h5(out + "/samples.h5", "images"),
+                     read_h5(fx.path("one") + "/samples.h5", "images")));
+  }
+
   // A cascade (class-conditional base -> sr3), 2 ranks vs 1.
   const std::string cascade = " cascade --stage " + fx.base_ckpt + " --stage " + fx.sr3_ckpt +
                               " --labels 0,1,2,1,0 --steps 2 --seed 3 --threads 1 --out ";
