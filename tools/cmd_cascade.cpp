@@ -220,12 +220,7 @@ void run_cascade(const CascadeOptions& o) {
     }
     std::printf("%lld samples, seed %llu, batch %lld", static_cast<long long>(N),
                 static_cast<unsigned long long>(o.seed), static_cast<long long>(o.batch));
-    if (comm) std::printf(", split over %d ranks (%s)", comm->size(), comm->describe().c_str());
-    std::printf("\n");
-    if (o.resume)
-      std::printf("resuming: %lld of %lld samples already in %s\n", static_cast<long long>(record->done()),
-                  static_cast<long long>(N), o.out.c_str());
-    std::fflush(stdout);
+    print_run_status(comm.get(), *record, o.resume, o.out);
   }
 
   progress =

@@ -176,12 +176,7 @@ void run_sample(const SampleOptions& o) {
         static_cast<long long>(st.resolution()), o.out.c_str(), compute_banner(device).c_str(),
         static_cast<long long>(N), s.sampler.c_str(), static_cast<long long>(s.steps),
         static_cast<unsigned long long>(o.seed), static_cast<long long>(o.batch));
-    if (comm) std::printf(", split over %d ranks (%s)", comm->size(), comm->describe().c_str());
-    std::printf("\n");
-    if (o.resume)
-      std::printf("resuming: %lld of %lld samples already in %s\n", static_cast<long long>(record->done()),
-                  static_cast<long long>(N), o.out.c_str());
-    std::fflush(stdout);
+    print_run_status(comm.get(), *record, o.resume, o.out);
   }
 
   SamplingProgress progress("sample", static_cast<int64_t>(todo.size()), split.rounds(), root);

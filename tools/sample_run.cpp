@@ -84,6 +84,16 @@ std::vector<int64_t> SampleSplit::gather(int64_t round, const std::vector<Tensor
   return got;
 }
 
+void print_run_status(const dist::Communicator* comm, const SampleRecord& record, bool resume,
+                      const std::string& out) {
+  if (comm) std::printf(", split over %d ranks (%s)", comm->size(), comm->describe().c_str());
+  std::printf("\n");
+  if (resume)
+    std::printf("resuming: %lld of %lld samples already in %s\n", static_cast<long long>(record.done()),
+                static_cast<long long>(record.total()), out.c_str());
+  std::fflush(stdout);
+}
+
 std::vector<int64_t> share_rows(const std::shared_ptr<dist::Communicator>& comm,
                                 const std::vector<int64_t>& todo, int64_t total) {
   if (!comm || comm->size() == 1) return todo;

@@ -75,6 +75,11 @@ class SampleRecord {
   std::vector<Tensor> outputs_;
 };
 
+// Ends the header line of a sampling run (", split over N ranks (...)" under a launcher) and says, with
+// --resume, how many samples `record` found finished in `out`.
+void print_run_status(const dist::Communicator* comm, const SampleRecord& record, bool resume,
+                      const std::string& out);
+
 // Rank 0's `todo` (sample indices in [0, total)) on every rank of `comm` (unchanged without one).
 std::vector<int64_t> share_rows(const std::shared_ptr<dist::Communicator>& comm,
                                 const std::vector<int64_t>& todo, int64_t total);

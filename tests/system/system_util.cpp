@@ -19,6 +19,10 @@ const char* iris_binary() {
   return IRIS_BINARY;
 }
 
+void check_contains(const RunResult& r, const std::string& text) {
+  CHECK_MESSAGE(r.output.find(text) != std::string::npos, "expected '", text, "' in:\n", r.output);
+}
+
 double max_rel_diff(const nn::StateDict& a, const nn::StateDict& b) {
   double worst = 0;
   for (const auto& [name, t] : a) {

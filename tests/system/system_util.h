@@ -32,5 +32,7 @@ double max_rel_diff(const nn::StateDict& a, const nn::StateDict& b);
 
 // Runs iris with `args` (shell-quoted by the caller where needed), capturing stdout+stderr.
 RunResult run_iris(const std::string& args);
+// Fails the current test (without stopping it) when `text` is not in the output, showing the output.
+void check_contains(const RunResult& r, const std::string& text);
 
 }  // namespace iris::test

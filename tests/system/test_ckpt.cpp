@@ -14,10 +14,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void check_contains(const RunResult& r, const std::string& text) {
-  CHECK_MESSAGE(r.output.find(text) != std::string::npos, "expected '", text, "' in:\n", r.output);
-}
-
 // A copy of `src` with one byte flipped inside the data of dataset `dataset` ("group/name"); returns the
 // copy's path.
 std::string damaged_copy(const std::string& src, const std::string& dst, const std::string& dataset) {

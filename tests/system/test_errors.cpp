@@ -14,7 +14,8 @@ namespace fs = std::filesystem;
 namespace {
 void expect_error(const RunResult& r, const std::vector<std::string>& parts) {
   CHECK_MESSAGE(r.exit_code == 1, r.output);
-  for (const auto& p : parts) CHECK_MESSAGE(r.output.find(p) != std::string::npos, "'", p, "' not in:\n", r.output);
+  for (const auto& p : parts)
+    CHECK_MESSAGE(r.output.find(p) != std::string::npos, "'", p, "' not in:\n", r.output);
   CHECK(r.output.find("Segmentation") == std::string::npos);
 }
 }  // namespace
@@ -24,7 +25,8 @@ TEST_CASE("iris train: bad config keys, values, data and checkpoints are named i
   const std::string data = (fs::path(root) / "data").string();
   write_tiny_shards(data, 24);
   const std::string cfg = write_tiny_config(root, data);
-  const std::string base = "train --config " + cfg + " --threads 1 --run " + (fs::path(root) / "run").string() + " ";
+  const std::string base =
+      "train --config " + cfg + " --threads 1 --run " + (fs::path(root) / "run").string() + " ";
   expect_error(run_iris(base + "--set train.lrate=1e-3"), {"unknown config key 'train.lrate'", "train.lr"});
   expect_error(run_iris(base + "--set train.steps=many"), {"train.steps", "integer", "many"});
   expect_error(run_iris(base + "--set data.dir=" + root + "/nowhere"), {"nowhere"});

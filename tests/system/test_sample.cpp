@@ -22,10 +22,6 @@ RunResult sample(const TrainedFixture& fx, const std::string& ckpt, const std::s
   return run_iris("sample --ckpt " + ckpt + " --device cpu --threads 2 --out " + fx.path(out) + " " + args);
 }
 
-void check_contains(const RunResult& r, const std::string& text) {
-  CHECK_MESSAGE(r.output.find(text) != std::string::npos, "expected '", text, "' in:\n", r.output);
-}
-
 }  // namespace
 
 TEST_CASE("iris sample super-resolves a shard range: one PNG per sample, a grid and samples.h5") {

@@ -22,10 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void check_contains(const RunResult& r, const std::string& text) {
-  CHECK_MESSAGE(r.output.find(text) != std::string::npos, "expected '", text, "' in:\n", r.output);
-}
-
 // The PNG files of a folder, sorted.
 std::vector<fs::path> pngs_in(const std::string& dir) {
   std::vector<fs::path> out;
