@@ -15,7 +15,8 @@ std::shared_ptr<Communicator> make_nccl_communicator(const LauncherInfo& launche
                                                      double timeout_s);
 
 // MPI state for abort_job: the world rank when MPI is initialised and not finalised (else -1), and
-// MPI_Abort on MPI_COMM_WORLD when it is (else nothing). Defined in mpi_communicator.cpp (built without MPI: -1, and nothing to abort).
+// MPI_Abort on MPI_COMM_WORLD when it is (else nothing). Defined in mpi_communicator.cpp (built without MPI:
+// -1, and nothing to abort).
 int mpi_world_rank_if_initialized();
 void mpi_abort_if_initialized(int code);
 

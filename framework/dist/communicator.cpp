@@ -9,6 +9,7 @@
 
 #include "framework/autograd/grad_mode.h"
 #include "framework/dist/backends.h"
+#include "framework/dist/rendezvous.h"
 #include "framework/dist/watchdog.h"
 
 namespace iris::dist {
@@ -220,6 +221,11 @@ LauncherInfo detect_launcher(const EnvLookup& getenv_fn) {
     info.rank = v;
     info.world_size = env_int(get, "SLURM_STEP_NUM_TASKS", v) || env_int(get, "SLURM_NTASKS", v) ? v : -1;
     if (env_int(get, "SLURM_LOCALID", v)) info.local_rank = v;
+    const char* per_node = get("SLURM_STEP_TASKS_PER_NODE");
+    if (per_node && env_int(get, "SLURM_NODEID", v)) {
+      const int n = slurm_tasks_on_node(per_node, v);
+      if (n > 0) info.local_size = n;
+    }
   } else if (env_int(get, "PMI_SIZE", v)) {
     info.name = "pmi";
     info.world_size = v;

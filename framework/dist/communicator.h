@@ -143,7 +143,8 @@ class Communicator {
 //   local:     one process, no communication, nothing initialised.
 //   mpi:       MPI (initialised here, once per process, finalised at exit), host tensors.
 //   nccl:      NCCL on a CUDA device; MPI bootstraps it when a launcher is detected or MPI is already
-//              initialised, else it is a one-rank NCCL communicator without MPI.
+//              initialised (or, with IRIS_RENDEZVOUS_DIR, a file in a shared folder: rendezvous.h), else it
+//              is a one-rank NCCL communicator without MPI.
 // `device` is where the tensors will live. For CUDA with several ranks on a node, rank i of the node uses
 // device cuda_device_for_local_rank(...) (its local rank) whatever index `device` has; with one rank on the
 // node the given device is kept. communicator->device() says which was chosen.

@@ -6,8 +6,10 @@
 // blocks except in barrier() and Work::synchronize().
 //
 // Bootstrap: with a launcher (or MPI already initialised), rank 0 makes the ncclUniqueId and MPI_Bcast sends
-// its bytes to every rank; the local rank (launcher variables or MPI_Comm_split_type) picks the GPU. Without
-// a launcher, a one-rank NCCL communicator is made without MPI.
+// its bytes to every rank; the local rank (launcher variables or MPI_Comm_split_type) picks the GPU. With
+// IRIS_RENDEZVOUS_DIR set, MPI is not used at all: the launcher's variables give rank and placement and a
+// file in that shared folder carries the id (framework/dist/rendezvous.h). Without a launcher, a one-rank
+// NCCL communicator is made without MPI.
 //
 // Errors: every NCCL call is checked and reported with the rank and the operation, with NCCL's last error
 // text. The watchdog polls each collective's completion event and ncclCommGetAsyncError, so that an
@@ -20,10 +22,12 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "framework/cuda/check.h"
 #include "framework/cuda/context.h"
 #include "framework/dist/mpi_util.h"
+#include "framework/dist/rendezvous.h"
 #include "framework/dist/watchdog.h"
 #endif
 
@@ -220,11 +224,28 @@ std::shared_ptr<Communicator> make_nccl_communicator(const LauncherInfo& launche
   IRIS_CHECK(cuda_available(), "init_distributed(nccl): no CUDA device is visible");
   int mpi_initialized = 0;
   IRIS_MPI_CHECK(MPI_Initialized(&mpi_initialized));
-  const bool use_mpi = launcher.detected() || mpi_initialized;
+  // Without MPI (IRIS_RENDEZVOUS_DIR): the launcher's variables place this rank and a shared file carries
+  // the NCCL id. Otherwise MPI does both whenever there is a launcher.
+  const RendezvousConfig rendezvous = rendezvous_from_env();
+  const bool use_file = rendezvous.enabled() && launcher.detected() && !mpi_initialized;
+  const bool use_mpi = !use_file && (launcher.detected() || mpi_initialized);
   int rank = 0, size = 1;
   NodePlacement node;
   MPI_Comm comm = MPI_COMM_NULL;
-  if (use_mpi) {
+  if (use_file) {
+    IRIS_CHECK(launcher.rank >= 0 && launcher.world_size >= 1 && launcher.local_rank >= 0 &&
+                   launcher.local_size >= 1,
+               "IRIS_RENDEZVOUS_DIR: the launcher (", launcher.name,
+               ") must give this process's rank, the world "
+               "size and its local rank and size (Slurm: SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, "
+               "SLURM_STEP_TASKS_PER_NODE with SLURM_NODEID); got rank ",
+               launcher.rank, " of ", launcher.world_size, ", local ", launcher.local_rank, " of ",
+               launcher.local_size);
+    rank = launcher.rank;
+    size = launcher.world_size;
+    node.local_rank = launcher.local_rank;
+    node.local_size = launcher.local_size;
+  } else if (use_mpi) {
     mpi_ensure_initialized(launcher);
     IRIS_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm));
     IRIS_MPI_CHECK(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN));
@@ -254,9 +275,17 @@ std::shared_ptr<Communicator> make_nccl_communicator(const LauncherInfo& launche
     IRIS_CHECK(r == ncclSuccess, "NCCL ncclGetUniqueId failed on rank 0: ", ncclGetErrorString(r));
   }
   if (use_mpi) IRIS_MPI_CHECK(MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, comm));
+  if (use_file && size > 1) {
+    const auto* p = reinterpret_cast<const uint8_t*>(&id);
+    const std::vector<uint8_t> got =
+        rendezvous_exchange(rendezvous, rank, std::vector<uint8_t>(p, p + sizeof id), sizeof id, timeout_s);
+    std::memcpy(&id, got.data(), sizeof id);
+  }
 
   auto nccl = std::make_shared<NcclCommunicator>(dev, rank, size, node, timeout_s);
   nccl->init(id);
+  // ncclCommInitRank returns once every rank has joined, so every rank has read the file by now.
+  if (use_file && rank == 0) rendezvous_remove(rendezvous);
   return nccl;
 }
 
