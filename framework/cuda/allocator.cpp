@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cstdio>
 #include <mutex>
+#include <unordered_map>
+#include <vector>
 
 #include "framework/core/device.h"
 #include "framework/cuda/check.h"
@@ -144,35 +146,151 @@ void device_free(void* ptr, size_t bytes, int device) noexcept {
   dp->frees.fetch_add(1);
 }
 
-void* pinned_alloc(size_t bytes) {
+// ---- pinned host memory
+// ------------------------------------------------------------------------------------ cudaHostAlloc and
+// cudaFreeHost are slow and cudaFreeHost synchronises the device, so freed blocks are kept and reused. A
+// block may be reused only once the copies that used it have run: when a block is freed, an event is recorded
+// on every stream that could still have a copy of it queued (each device's compute and comm streams); a later
+// allocation takes a cached block only when all its events have fired.
+
+namespace {
+
+struct PinnedBlock {
   void* ptr = nullptr;
-  const cudaError_t err = cudaHostAlloc(&ptr, bytes, cudaHostAllocDefault);
+  size_t bytes = 0;
+  std::vector<cudaEvent_t> pending;  // fired when the work queued before the free has run
+};
+
+std::mutex g_pinned_mutex;
+std::unordered_map<void*, size_t> g_pinned_sizes;  // every block cudaHostAlloc gave us and we still hold
+std::vector<PinnedBlock> g_pinned_cache;           // freed blocks, oldest first
+size_t g_pinned_cached_bytes = 0;
+uint64_t g_pinned_allocs = 0, g_pinned_reuses = 0;
+constexpr size_t kPinnedCacheLimit = size_t{4} << 30;  // past this, the oldest cached blocks are released
+
+// True when every event of `b` has fired (destroying those that have).
+bool pinned_block_idle(PinnedBlock& b) {
+  while (!b.pending.empty()) {
+    const cudaError_t q = cudaEventQuery(b.pending.back());
+    if (q == cudaErrorNotReady) return false;
+    if (q != cudaSuccess) (void)cudaGetLastError();  // a failed stream will not touch the block again
+    cudaEventDestroy(b.pending.back());
+    b.pending.pop_back();
+  }
+  return true;
+}
+
+void pinned_release(PinnedBlock& b) noexcept {
+  for (cudaEvent_t e : b.pending) {
+    if (cudaEventSynchronize(e) != cudaSuccess) (void)cudaGetLastError();
+    cudaEventDestroy(e);
+  }
+  b.pending.clear();
+  const cudaError_t err = cudaFreeHost(b.ptr);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    if (err != cudaErrorCudartUnloading)
+      std::fprintf(stderr, "iris: cudaFreeHost(%p) failed: %s\n", b.ptr, cudaGetErrorString(err));
+  }
+}
+
+// Events recorded now on every stream that may have a copy of a host block queued. False when one cannot be
+// recorded (then the caller synchronises instead).
+bool record_pending(std::vector<cudaEvent_t>& events) noexcept {
+  for (int d = 0; d < kMaxDevices; ++d) {
+    if (!g_pools[d].load(std::memory_order_acquire)) continue;  // a device with no pool has no work queued
+    try {
+      Context& ctx = context(d);
+      for (cudaStream_t stream : {ctx.compute, ctx.comm}) {
+        cudaEvent_t e = nullptr;
+        if (cudaEventCreateWithFlags(&e, cudaEventDisableTiming) != cudaSuccess) {
+          (void)cudaGetLastError();
+          return false;
+        }
+        events.push_back(e);
+        if (cudaEventRecord(e, stream) != cudaSuccess) {
+          (void)cudaGetLastError();
+          return false;
+        }
+      }
+    } catch (...) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+void* pinned_alloc(size_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(g_pinned_mutex);
+    // The smallest idle cached block that fits, and is at most twice the request (a small request must not
+    // hold on to a large block).
+    size_t best = g_pinned_cache.size();
+    for (size_t i = 0; i < g_pinned_cache.size(); ++i) {
+      PinnedBlock& b = g_pinned_cache[i];
+      if (b.bytes < bytes || b.bytes > 2 * std::max<size_t>(bytes, 1)) continue;
+      if (best < g_pinned_cache.size() && g_pinned_cache[best].bytes <= b.bytes) continue;
+      if (pinned_block_idle(b)) best = i;
+    }
+    if (best < g_pinned_cache.size()) {
+      void* ptr = g_pinned_cache[best].ptr;
+      g_pinned_cached_bytes -= g_pinned_cache[best].bytes;
+      g_pinned_cache.erase(g_pinned_cache.begin() + static_cast<std::ptrdiff_t>(best));
+      ++g_pinned_reuses;
+      return ptr;
+    }
+  }
+  void* ptr = nullptr;
+  const cudaError_t err = cudaHostAlloc(&ptr, std::max<size_t>(bytes, 1), cudaHostAllocDefault);
   if (err != cudaSuccess) {
     (void)cudaGetLastError();
     IRIS_THROW("could not allocate ", bytes, " bytes (", mib(double(bytes)),
                ") of pinned host memory: ", cudaGetErrorName(err), " (", cudaGetErrorString(err), ")");
   }
+  std::lock_guard<std::mutex> lock(g_pinned_mutex);
+  g_pinned_sizes[ptr] = std::max<size_t>(bytes, 1);
+  ++g_pinned_allocs;
   return ptr;
 }
 
 void pinned_free(void* ptr) noexcept {
   if (!ptr) return;
-  // An asynchronous copy may still be reading or writing the block: wait for every device's streams.
-  for (int d = 0; d < kMaxDevices; ++d) {
-    if (!g_pools[d].load(std::memory_order_acquire)) continue;  // a device with no pool has no work queued
-    try {
-      Context& ctx = context(d);
-      if (cudaStreamSynchronize(ctx.compute) != cudaSuccess) (void)cudaGetLastError();
-      if (cudaStreamSynchronize(ctx.comm) != cudaSuccess) (void)cudaGetLastError();
-    } catch (...) {
+  PinnedBlock b;
+  b.ptr = ptr;
+  {
+    std::lock_guard<std::mutex> lock(g_pinned_mutex);
+    const auto it = g_pinned_sizes.find(ptr);
+    if (it == g_pinned_sizes.end()) {
+      std::fprintf(stderr, "iris: pinned_free(%p): not a block of pinned_alloc\n", ptr);
+      return;
     }
+    b.bytes = it->second;
   }
-  const cudaError_t err = cudaFreeHost(ptr);
-  if (err != cudaSuccess) {
-    (void)cudaGetLastError();
-    if (err != cudaErrorCudartUnloading)
-      std::fprintf(stderr, "iris: cudaFreeHost(%p) failed: %s\n", ptr, cudaGetErrorString(err));
+  if (!record_pending(b.pending)) {
+    // Cannot tell when the copies finish (the runtime is shutting down, or a stream failed): free it now,
+    // after waiting for everything queued.
+    std::lock_guard<std::mutex> lock(g_pinned_mutex);
+    g_pinned_sizes.erase(ptr);
+    pinned_release(b);
+    return;
   }
+  std::lock_guard<std::mutex> lock(g_pinned_mutex);
+  g_pinned_cache.push_back(std::move(b));
+  g_pinned_cached_bytes += g_pinned_cache.back().bytes;
+  while (g_pinned_cached_bytes > kPinnedCacheLimit && g_pinned_cache.size() > 1) {
+    PinnedBlock old = std::move(g_pinned_cache.front());
+    g_pinned_cache.erase(g_pinned_cache.begin());
+    g_pinned_cached_bytes -= old.bytes;
+    g_pinned_sizes.erase(old.ptr);
+    pinned_release(old);
+  }
+}
+
+PinnedStats pinned_stats() {
+  std::lock_guard<std::mutex> lock(g_pinned_mutex);
+  return {g_pinned_cached_bytes, g_pinned_cache.size(), g_pinned_allocs, g_pinned_reuses};
 }
 
 MemoryStats memory_stats(int device) {

@@ -23,10 +23,19 @@ void* device_alloc(size_t bytes, int device);
 // Never throws (it runs in destructors); an error is reported on stderr.
 void device_free(void* ptr, size_t bytes, int device) noexcept;
 
-// Page-locked host memory (cudaHostAlloc), for fast asynchronous copies. pinned_free synchronises the
-// devices' streams first, so that no copy still reading the block is pending.
+// Page-locked host memory (cudaHostAlloc), for fast asynchronous copies (the data loader's batches). Freed
+// blocks are cached without synchronising anything: each is reused only after the work queued on the devices'
+// streams when it was freed has run (events), so no pending copy can see it rewritten. At most 4 GiB stay
+// cached; the oldest blocks beyond that are returned to the driver.
 void* pinned_alloc(size_t bytes);
 void pinned_free(void* ptr) noexcept;
+struct PinnedStats {
+  size_t cached_bytes = 0;  // freed blocks kept for reuse
+  size_t cached_blocks = 0;
+  uint64_t allocs = 0;  // cudaHostAlloc calls
+  uint64_t reuses = 0;  // allocations served from the cache
+};
+PinnedStats pinned_stats();
 
 struct MemoryStats {
   size_t allocated = 0;       // bytes in live allocations made through device_alloc

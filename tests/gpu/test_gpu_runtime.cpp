@@ -179,6 +179,41 @@ TEST_CASE("gpu pinned host memory round-trips through the device") {
   expect_equal(back, src, "pinned round trip");
 }
 
+TEST_CASE("gpu pinned blocks are reused, never while a copy from them is still queued") {
+  IRIS_GPU_TEST_BEGIN();
+#ifdef IRIS_WITH_CUDA
+  const int64_t n = 1 << 22;  // 16 MiB of f32
+  const Tensor src = test::randn({n}, 402, DType::f32);
+  Tensor device_copy;
+  {
+    // Keep the compute stream busy, then queue a copy out of a pinned block and free the block at once.
+    Tensor busy = test::randn({2048, 2048}, 403, DType::f32).to(gpu());
+    for (int i = 0; i < 20; ++i) busy = mul(matmul(busy, busy), 1e-3);
+    Tensor pinned = Tensor::empty({n}, DType::f32, Device::cpu(), /*pinned=*/true);
+    {
+      NoGradGuard ng;
+      pinned.copy_(src);
+    }
+    device_copy = pinned.to(gpu());
+  }  // the pinned block is freed here, its copy possibly still queued behind the matmuls
+  const cuda::PinnedStats before = cuda::pinned_stats();
+  CHECK(before.cached_blocks >= 1);
+  {
+    // A block handed out now must not be one a queued copy still reads: overwrite it at once.
+    Tensor other = Tensor::empty({n}, DType::f32, Device::cpu(), /*pinned=*/true);
+    NoGradGuard ng;
+    other.fill_(-7.0);
+  }
+  expect_equal(device_copy.cpu(), src, "copy out of a freed pinned block");  // synchronises
+  // Once the device is idle, a request of the same size is served from the cache.
+  const uint64_t reuses = cuda::pinned_stats().reuses;
+  { Tensor again = Tensor::empty({n}, DType::f32, Device::cpu(), /*pinned=*/true); }
+  CHECK(cuda::pinned_stats().reuses == reuses + 1);
+  MESSAGE("pinned cache: ", cuda::pinned_stats().cached_blocks, " blocks, ", cuda::pinned_stats().allocs,
+          " cudaHostAlloc calls, ", cuda::pinned_stats().reuses, " reuses");
+#endif
+}
+
 TEST_CASE("gpu ops leave no device memory behind") {
   IRIS_GPU_TEST_BEGIN();
 #ifdef IRIS_WITH_CUDA
