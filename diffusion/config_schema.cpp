@@ -44,6 +44,8 @@ const std::vector<ConfigKey>& config_schema() {
       {"model.skip_rescale", T::boolean, false, "scale residual sums by 1/sqrt(2) (SR3)"},
       {"model.scale_shift_norm", T::boolean, false,
        "the embedding gives a scale and shift of the norm (ADM)"},
+      {"model.checkpoint_res_blocks", T::boolean, false,
+       "activation checkpointing: recompute each res block in backward instead of keeping its activations"},
       // ---- diffusion: noise schedule, objective, sampling -------------------------------------------------
       {"diffusion.schedule", T::string, std::string("linear"), "training schedule: linear or cosine"},
       {"diffusion.timesteps", T::integer, int64_t{2000}, "training steps T (SR3: 2000)"},

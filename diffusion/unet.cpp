@@ -29,6 +29,7 @@ UNetConfig UNetConfig::from_config(const Config& c) {
   u.resblock_updown = c.get_bool("model.resblock_updown");
   u.skip_rescale = c.get_bool("model.skip_rescale");
   u.scale_shift_norm = c.get_bool("model.scale_shift_norm");
+  u.checkpoint_res_blocks = c.get_bool("model.checkpoint_res_blocks");
   u.validate();
   return u;
 }
@@ -100,6 +101,7 @@ ResBlock::ResBlock(int64_t cin, int64_t cout, const UNetConfig& cfg, bool attent
       dropout_(cfg.dropout),
       skip_rescale_(cfg.skip_rescale),
       scale_shift_(cfg.scale_shift_norm),
+      checkpoint_(cfg.checkpoint_res_blocks),
       resample_(resample) {
   norm1_ = register_module("norm1", std::make_shared<nn::GroupNorm>(cfg.norm_groups, cin));
   conv1_ = register_module("conv1", std::make_shared<nn::Conv2d>(cin, cout, 3, init, 1, 1));
@@ -112,7 +114,17 @@ ResBlock::ResBlock(int64_t cin, int64_t cout, const UNetConfig& cfg, bool attent
     attn_ = register_module("attn", std::make_shared<AttentionBlock>(cout, cfg.attention_heads, cfg.norm_groups, init));
 }
 
-Tensor ResBlock::forward(const Tensor& x_in, const Tensor& emb, Generator* rng) const {
+Tensor ResBlock::forward(const Tensor& x, const Tensor& emb, Generator* rng) const {
+  if (checkpoint_ && is_training() && grad_enabled()) {
+    // Keeps x and emb only; the block (and its attention) is recomputed in backward, with the same dropout.
+    // parameters() lists every weight forward_block touches, so they all get their gradients.
+    return checkpoint([this, rng](const std::vector<Tensor>& in) { return forward_block(in[0], in[1], rng); },
+                      {x, emb}, parameters(), rng);
+  }
+  return forward_block(x, emb, rng);
+}
+
+Tensor ResBlock::forward_block(const Tensor& x_in, const Tensor& emb, Generator* rng) const {
   Tensor x = x_in;
   Tensor h = norm1_->forward_silu(x);
   if (resample_ == Resample::down) {

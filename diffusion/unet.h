@@ -33,6 +33,9 @@ struct UNetConfig {
   double noise_embedding_scale = 1000.0;
   int64_t num_classes = 0;
   bool aug_embedding = false, resblock_updown = false, skip_rescale = false, scale_shift_norm = false;
+  // Activation checkpointing of every ResBlock (with its attention) in training with grad on: less memory,
+  // about one more forward pass of compute per step. Same results (see framework/autograd/checkpoint.h).
+  bool checkpoint_res_blocks = false;
 
   static UNetConfig from_config(const Config& c);
   // Throws iris::Error naming the first inconsistent setting (widths not divisible by the groups, ...).
@@ -61,12 +64,16 @@ class ResBlock : public nn::Module {
  public:
   ResBlock(int64_t cin, int64_t cout, const UNetConfig& cfg, bool attention, Resample resample, Generator& init);
   // x: [N, H, W, cin], emb: [N, emb_dim] -> [N, H', W', cout]; `rng` draws dropout (may be null in eval).
+  // With cfg.checkpoint_res_blocks, in training mode with grad on, the block keeps only x and emb for
+  // backward and runs again there: the module (and *rng) must then outlive the backward pass.
   Tensor forward(const Tensor& x, const Tensor& emb, Generator* rng) const;
 
  private:
+  Tensor forward_block(const Tensor& x, const Tensor& emb, Generator* rng) const;
+
   int64_t cout_;
   double dropout_;
-  bool skip_rescale_, scale_shift_;
+  bool skip_rescale_, scale_shift_, checkpoint_;
   Resample resample_;
   std::shared_ptr<nn::GroupNorm> norm1_, norm2_;
   std::shared_ptr<nn::Conv2d> conv1_, conv2_, skip_;

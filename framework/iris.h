@@ -1,6 +1,7 @@
 // Iris framework umbrella header: tensors, autograd, ops, nn, optim and dist.
 #pragma once
 
+#include "framework/autograd/checkpoint.h"
 #include "framework/autograd/grad_mode.h"
 #include "framework/core/generator.h"
 #include "framework/core/tensor.h"

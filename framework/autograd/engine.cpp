@@ -1,6 +1,12 @@
 // The backward engine: collects the nodes reachable from the root, runs them in reverse creation order,
 // sums gradients that meet at a node, and hands each leaf its gradient once no more can arrive (firing the
 // leaf's "gradient ready" hooks, which data parallelism uses to start all-reducing early).
+//
+// backward_to_leaves is the same pass in "capture" mode, for nodes whose backward differentiates a graph of
+// their own (checkpoint): final leaf gradients are returned instead of written to .grad, no hook fires, and
+// the pass refuses to enter a graph recorded before its own (the outer pass owns that). All state lives on
+// the stack and the thread-local op name and grad mode are restored by guards, so a pass can run inside a
+// node's apply() of another.
 #include <algorithm>
 #include <atomic>
 #include <unordered_map>
@@ -94,27 +100,63 @@ void attach(Tensor& output, const std::vector<const Tensor*>& inputs, std::share
   impl->grad_fn = std::move(node);
 }
 
-void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) {
-  check_defined(root, "backward", "root");
-  IRIS_CHECK(root.requires_grad(), "backward: the tensor ", root.summary(),
+namespace {
+
+// A nested pass that hands leaf gradients back instead of accumulating them (see backward_to_leaves).
+struct Capture {
+  std::unordered_map<const TensorImpl*, size_t> slot;  // leaf -> index in `grads`
+  std::vector<Tensor> grads;
+  uint64_t min_seq = 0;
+  const char* caller = "";
+};
+
+Tensor make_seed(const Tensor& root, const Tensor& seed_in, const char* op) {
+  check_defined(root, op, "root");
+  IRIS_CHECK(root.requires_grad(), op, ": the tensor ", root.summary(),
              " does not require grad (no input of the ops that made it requires grad, or it was made under "
              "no_grad)");
   Tensor seed = seed_in;
   if (!seed.defined()) {
-    IRIS_CHECK(root.numel() == 1, "backward: a seed gradient is needed for the non-scalar tensor ",
+    IRIS_CHECK(root.numel() == 1, op, ": a seed gradient is needed for the non-scalar tensor ",
                root.summary());
     seed = Tensor::ones(root.shape(), root.dtype(), root.device());
   }
-  IRIS_CHECK(seed.shape() == root.shape(), "backward: seed gradient of shape ", shape_str(seed.shape()),
+  IRIS_CHECK(seed.shape() == root.shape(), op, ": seed gradient of shape ", shape_str(seed.shape()),
              " does not match the root of shape ", shape_str(root.shape()));
+  return seed;
+}
+
+// A leaf's gradient for this pass is final: accumulate it into leaf->grad and fire the gradient-ready hooks
+// (normal pass), or hand it to the capture (nested pass; .grad and hooks untouched).
+void deliver(TensorImpl* leaf, Tensor lg, Capture* cap) {
+  if (cap) {
+    Tensor& slot = cap->grads[cap->slot.at(leaf)];
+    accumulate(slot, std::move(lg));
+    return;
+  }
+  // Own the gradient exclusively (optimizers and reducers write into it in place).
+  const bool exclusive =
+      lg.impl_ptr().use_count() == 1 && lg.storage().use_count() == 1 && lg.is_contiguous();
+  leaf->grad = leaf->grad.defined() ? add(leaf->grad, lg) : (exclusive ? lg : lg.clone());
+  for (auto& hook : leaf->grad_ready_hooks) hook(leaf->grad);
+}
+
+// Throws unless a nested pass may reach this leaf / node (see backward_to_leaves).
+void check_capture_leaf(const Capture* cap, const TensorImpl* leaf) {
+  if (!cap || cap->slot.count(leaf)) return;
+  IRIS_THROW(cap->caller, ": the recomputed graph reaches a leaf ", dtype_name(leaf->dtype),
+             shape_str(leaf->shape),
+             " that requires grad but is neither one of its inputs nor one of its listed parameters; pass it "
+             "in `inputs` or `params` (otherwise its gradient would be lost)");
+}
+
+void run(const Tensor& root, const Tensor& seed, bool retain_graph, Capture* cap) {
   NoGradGuard no_grad;
 
   // A leaf root: its gradient is the seed.
   if (!root.grad_fn()) {
-    TensorImpl* leaf = root.impl();
-    Tensor s = seed.to(root.device()).to(root.dtype());
-    leaf->grad = leaf->grad.defined() ? add(leaf->grad, s) : s.clone();
-    for (auto& hook : leaf->grad_ready_hooks) hook(leaf->grad);
+    check_capture_leaf(cap, root.impl());
+    deliver(root.impl(), seed.to(root.device()).to(root.dtype()), cap);
     return;
   }
 
@@ -127,13 +169,21 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
+    IRIS_CHECK(!cap || n->seq() >= cap->min_seq, cap ? cap->caller : "", ": the recomputed graph reaches '",
+               n->name(),
+               "', an op recorded before the recomputation: the segment's function uses a tensor "
+               "that requires grad and was computed outside it without being passed in `inputs`; pass it in "
+               "`inputs`");
     nodes.push_back(n);
     for (Edge& e : n->inputs()) {
       if (e.node && !seen[e.node.get()]) {
         seen[e.node.get()] = true;
         stack.push_back(e.node.get());
       }
-      if (e.leaf) leaf_pending[e.leaf.get()]++;
+      if (e.leaf) {
+        check_capture_leaf(cap, e.leaf.get());
+        leaf_pending[e.leaf.get()]++;
+      }
     }
   }
   std::sort(nodes.begin(), nodes.end(), [](Node* a, Node* b) { return a->seq() > b->seq(); });
@@ -167,13 +217,7 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
         if (--leaf_pending[leaf] == 0) {
           // No more gradient can reach this leaf in this pass: it is final.
           Tensor& lg = leaf_grads[leaf];
-          if (lg.defined()) {
-            // Own the gradient exclusively (optimizers and reducers write into it in place).
-            const bool exclusive = lg.impl_ptr().use_count() == 1 && lg.storage().use_count() == 1 &&
-                                   lg.is_contiguous();
-            leaf->grad = leaf->grad.defined() ? add(leaf->grad, lg) : (exclusive ? lg : lg.clone());
-            for (auto& hook : leaf->grad_ready_hooks) hook(leaf->grad);
-          }
+          if (lg.defined()) deliver(leaf, std::move(lg), cap);
           leaf_grads.erase(leaf);
         }
       }
@@ -183,6 +227,32 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
       n->mark_released();
     }
   }
+}
+}  // namespace
+
+uint64_t next_node_seq() {
+  return g_next_seq.load();
+}
+
+void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) {
+  run(root, make_seed(root, seed_in, "backward"), retain_graph, nullptr);
+}
+
+std::vector<Tensor> backward_to_leaves(const Tensor& root, const Tensor& seed, const std::vector<Tensor>& wrt,
+                                       uint64_t min_seq, const char* caller) {
+  Capture cap;
+  cap.min_seq = min_seq;
+  cap.caller = caller;
+  cap.grads.resize(wrt.size());
+  for (size_t i = 0; i < wrt.size(); ++i) {
+    IRIS_CHECK(wrt[i].defined() && wrt[i].is_leaf() && wrt[i].requires_grad(), "internal error: ", caller,
+               ": backward_to_leaves needs leaves that require grad, got ",
+               wrt[i].defined() ? wrt[i].summary() : std::string("an undefined tensor"));
+    IRIS_CHECK(cap.slot.emplace(wrt[i].impl(), i).second, "internal error: ", caller,
+               ": backward_to_leaves got the same leaf twice");
+  }
+  run(root, make_seed(root, seed, caller), /*retain_graph=*/false, &cap);
+  return std::move(cap.grads);
 }
 
 }  // namespace iris::autograd

@@ -20,6 +20,19 @@ class NoGradGuard {
   bool prev_;
 };
 
+// RAII: grad mode set to `on` for the scope, restored after (checkpoint turns it on to recompute a segment
+// inside backward, which otherwise runs under no_grad).
+class GradModeGuard {
+ public:
+  explicit GradModeGuard(bool on) : prev_(grad_enabled()) { set_grad_enabled(on); }
+  ~GradModeGuard() { set_grad_enabled(prev_); }
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
 // Autocast (mixed precision): inside the scope, GEMM, convolution and attention on CUDA tensors run in
 // `dtype` (bf16) while norms, softmax, losses, reductions and the optimizer stay f32; parameters stay f32.
 bool autocast_enabled();

@@ -123,4 +123,18 @@ const char* current_backward_op();
 // Runs backward from `root` with gradient `seed` (see Tensor::backward).
 void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph);
 
+// The sequence number the next recorded node will get (nodes made from now on have seq >= this).
+uint64_t next_node_seq();
+
+// A nested backward pass, for a node whose own backward builds and differentiates a graph (checkpoint):
+// runs backward from `root` with gradient `seed` (undefined: 1 for a one-element root) and returns the
+// gradient reaching each tensor of `wrt` (leaves that require grad; undefined where none arrived). Unlike
+// run_backward it neither touches `.grad` nor fires gradient-ready hooks: the caller returns the gradients
+// to the outer pass, which accumulates them and decides when a leaf is final. The graph is freed.
+// Reentrant: it keeps its state on the stack, so it can run inside a node's apply() of an outer pass.
+// Throws iris::Error (naming `caller`) if the graph reaches a leaf that requires grad and is not in `wrt`,
+// or a node recorded before `min_seq` (an outer graph, which this pass must neither run nor free).
+std::vector<Tensor> backward_to_leaves(const Tensor& root, const Tensor& seed, const std::vector<Tensor>& wrt,
+                                       uint64_t min_seq, const char* caller);
+
 }  // namespace iris::autograd

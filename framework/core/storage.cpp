@@ -3,12 +3,33 @@
 #include <cstdlib>
 
 #include "framework/core/error.h"
+#include "framework/core/profiling.h"
 
 #ifdef IRIS_WITH_CUDA
 #include "framework/cuda/allocator.h"
 #endif
 
 namespace iris {
+
+namespace {
+std::atomic<size_t> g_host_live{0};
+std::atomic<size_t> g_host_peak{0};
+
+void count_host_alloc(size_t nbytes) {
+  const size_t now = g_host_live.fetch_add(nbytes, std::memory_order_relaxed) + nbytes;
+  size_t peak = g_host_peak.load(std::memory_order_relaxed);
+  while (now > peak && !g_host_peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
+}  // namespace
+
+HostStorageBytes host_storage_bytes() {
+  return {g_host_live.load(std::memory_order_relaxed), g_host_peak.load(std::memory_order_relaxed)};
+}
+
+void reset_host_storage_peak() {
+  g_host_peak.store(g_host_live.load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
 
 Storage::Storage(size_t nbytes, Device device, bool pinned) : nbytes_(nbytes), device_(device) {
   if (device.is_cuda()) {
@@ -23,6 +44,7 @@ Storage::Storage(size_t nbytes, Device device, bool pinned) : nbytes_(nbytes), d
   if (pinned && nbytes && cuda_available()) {
     data_ = cuda::pinned_alloc(nbytes);
     pinned_ = true;
+    count_host_alloc(nbytes_);
     return;
   }
 #endif
@@ -31,10 +53,12 @@ Storage::Storage(size_t nbytes, Device device, bool pinned) : nbytes_(nbytes), d
   const size_t rounded = (nbytes + 63) / 64 * 64;
   data_ = std::aligned_alloc(64, rounded);
   IRIS_CHECK(data_ != nullptr, "out of host memory: could not allocate ", nbytes, " bytes");
+  count_host_alloc(nbytes_);
 }
 
 Storage::~Storage() {
   if (!data_) return;
+  if (!device_.is_cuda()) g_host_live.fetch_sub(nbytes_, std::memory_order_relaxed);
 #ifdef IRIS_WITH_CUDA
   if (device_.is_cuda()) {
     cuda::device_free(data_, nbytes_, device_.index);
