@@ -41,7 +41,9 @@ optim::LRScheduleOptions schedule_options(const Config& c) {
   return o;
 }
 
-// The keys whose change makes a checkpoint incompatible (the model's shape and task).
+// The keys whose change makes a checkpoint incompatible (the model's shape and task): the [model] section,
+// except model.checkpoint_res_blocks, which changes how much memory a step takes, not what it computes (a run
+// that ran out of memory may turn it on when it resumes).
 bool same_model(const Config& a, const Config& b) {
   const auto section = [](const Config& c) {
     std::string out;
@@ -50,7 +52,7 @@ bool same_model(const Config& a, const Config& b) {
     while (std::getline(in, line)) {
       if (!line.empty() && line[0] == '[')
         sec = line;
-      else if (sec == "[model]")
+      else if (sec == "[model]" && line.rfind("checkpoint_res_blocks", 0) != 0)
         out += line + "\n";
     }
     return out;
@@ -441,6 +443,14 @@ TrainResult Trainer::run() {
   m.started_step = step_;
   m.window_start = Clock::now();
   TrainResult r;
+  if (step_ >= total && !m.last_checkpoint.empty()) {
+    // A finished run resumed again (a requeued job): nothing to train, and its checkpoint is already there.
+    log("already at step " + std::to_string(step_) + " of " + std::to_string(total) +
+        ": nothing to train (raise train.steps to continue)");
+    r.step = step_;
+    r.last_checkpoint = m.last_checkpoint;
+    return r;
+  }
   log("training " + config_.get_string("model.task") + " model (" +
       std::to_string(stage_->net().num_parameters()) + " parameters) on " + opts_.device.str() +
       " from step " + std::to_string(step_) + " to " + std::to_string(total));
@@ -515,6 +525,7 @@ TrainResult Trainer::run() {
   if (!r.stopped_early && opts_.write_samples && (sample_every <= 0 || step_ % sample_every != 0))
     write_sample_grid();
   r.step = step_;
+  r.steps_run = step_ - m.started_step;
   r.last_loss = m.last_loss;
   return r;
 }

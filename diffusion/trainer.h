@@ -3,8 +3,8 @@
 // Exactness: a run's state is the model, the EMA, AdamW's moments and counters, the LR schedule's step, the
 // data cursor and the step. Every random draw of a training sample (noise level, noise, augmentation, label
 // dropout, dropout) comes from the Philox stream (train.seed, stream_id(step, global sample index)), and the
-// global batch of step k is fixed by (seed, epoch), so a run resumed from a checkpoint continues exactly as an
-// uninterrupted one would, bit for bit on the same machine and thread count.
+// global batch of step k is fixed by (seed, epoch), so a run resumed from a checkpoint continues exactly as
+// an uninterrupted one would, bit for bit on the same machine and thread count.
 //
 // Robustness: checkpoints are written atomically (the last train.keep_checkpoints kept); `resume = "auto"`
 // takes the newest checkpoint that verifies, warning about damaged ones; a stop request (SIGTERM/SIGINT in
@@ -29,10 +29,10 @@ namespace iris::diffusion {
 
 struct TrainerOptions {
   std::string run_dir = "runs/default";
-  std::string resume;                       // "": start fresh (refuses a run folder with checkpoints); "auto"; a path
+  std::string resume;  // "": start fresh (refuses a run folder with checkpoints); "auto"; a path
   Device device = Device::cpu();
-  int64_t stop_after = -1;                  // stop with a checkpoint after this many steps in this process (>= 0)
-  double time_limit_seconds = 0;            // > 0: stop (with a checkpoint) once this process has trained this long
+  int64_t stop_after = -1;        // stop with a checkpoint after this many steps in this process (>= 0)
+  double time_limit_seconds = 0;  // > 0: stop (with a checkpoint) once this process has trained this long
   const std::atomic<bool>* stop_flag = nullptr;  // set asynchronously to stop at the next step boundary
   std::function<void(const std::string&)> log;   // progress lines; default: stdout
   bool write_samples = true;                     // sample grids every train.sample_every steps
@@ -40,10 +40,11 @@ struct TrainerOptions {
 };
 
 struct TrainResult {
-  int64_t step = 0;              // the step reached
-  bool stopped_early = false;    // by stop_after, the time limit or stop_flag
-  std::string last_checkpoint;   // path of the checkpoint written last ("" if none)
-  double last_loss = 0;          // mean loss of the last logged window
+  int64_t step = 0;             // the step reached
+  int64_t steps_run = 0;        // steps trained by this call (0: the run had already reached train.steps)
+  bool stopped_early = false;   // by stop_after, the time limit or stop_flag
+  std::string last_checkpoint;  // path of the checkpoint written last ("" if none)
+  double last_loss = 0;         // mean loss of the last logged window
 };
 
 class Trainer {
