@@ -26,7 +26,7 @@ echo "== train for ${minutes} minutes (resumes if $run has checkpoints)"
 
 ckpt=$(ls -1 "$run"/checkpoints/step_*.h5 | sort | tail -n 1)
 echo "== sample 64 test images with $ckpt"
-"$iris" sample --ckpt "$ckpt" --shard data-cache/fashion-mnist/test --count 64 --out "$run/eval"
+"$iris" sample --ckpt "$ckpt" --shard data-cache/fashion-mnist/test --count 64 --out "$run/eval" --overwrite
 
 echo "== evaluate: SR3 and bicubic upsampling against the truth"
 "$iris" eval --pred "$run/eval/samples.h5" --truth "$run/eval/samples.h5:truth" --lowres "$run/eval/samples.h5:lowres" -q
