@@ -89,10 +89,10 @@ TEST_CASE("iris sample --resume samples only what is missing and equals an unint
 
 TEST_CASE("iris sample killed mid-run leaves only complete PNGs, and --resume finishes it exactly") {
   TrainedFixture fx("sample-kill", {.sr3 = true});
-  // Enough work that a kill lands part way: 24 samples in batches of 2, 40 DDPM steps.
+  // Enough work that a kill lands part way: 24 samples in batches of 2, 100 DDPM steps (~0.1 s a batch here).
   const std::string args =
       "sample --ckpt " + fx.sr3_ckpt + " --shard " + fx.data +
-      " --count 24 --steps 40 --sampler ddpm --batch 2 --threads 1 --device cpu --seed 2 --out ";
+      " --count 24 --steps 100 --sampler ddpm --batch 2 --threads 1 --device cpu --seed 2 --out ";
   const std::string full = fx.path("full"), killed = fx.path("killed");
   REQUIRE(run_iris(args + full).exit_code == 0);
 
