@@ -175,6 +175,13 @@ SampleRecord::SampleRecord(std::string out, std::vector<std::string> dirs, std::
                d.saved.is_null() ? "absent" : d.saved.dump(), ", now ",
                d.now.is_null() ? "absent" : d.now.dump(),
                "); resume with the same command, or choose another --out");
+    // Temporary files of PNGs a killed run was writing: never complete, never renamed; remove them.
+    for (const auto& d : dirs_) {
+      std::error_code ec;
+      if (!fs::is_directory(d, ec)) continue;
+      for (const auto& e : fs::directory_iterator(d, ec))
+        if (e.path().filename().string().find(".png.tmp-") != std::string::npos) fs::remove(e.path(), ec);
+    }
     // A sample is done when every one of its PNGs is there and decodes to the expected shape (they are
     // written atomically, so a PNG that exists is complete unless something else damaged it).
     for (size_t k = 0; k < names_.size(); ++k) {

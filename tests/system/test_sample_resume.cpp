@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "data/image.h"
@@ -96,6 +97,15 @@ TEST_CASE("iris sample killed mid-run leaves only complete PNGs, and --resume fi
   const std::string full = fx.path("full"), killed = fx.path("killed");
   REQUIRE(run_iris(args + full).exit_code == 0);
 
+  // The child execs iris itself (not a shell), so that SIGKILL reaches the sampling process.
+  std::vector<std::string> argv_s;
+  {
+    std::istringstream words(args + killed);
+    for (std::string w; words >> w;) argv_s.push_back(w);
+  }
+  std::vector<char*> argv{const_cast<char*>(iris_binary())};
+  for (auto& w : argv_s) argv.push_back(w.data());
+  argv.push_back(nullptr);
   std::fflush(nullptr);
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
@@ -103,9 +113,7 @@ TEST_CASE("iris sample killed mid-run leaves only complete PNGs, and --resume fi
     FILE* f = std::freopen("/dev/null", "w", stdout);
     (void)f;
     ::dup2(::fileno(stdout), 2);
-    const std::string a = args + killed;
-    ::execl("/bin/sh", "sh", "-c", (std::string(iris_binary()) + " " + a).c_str(),
-            static_cast<char*>(nullptr));
+    ::execv(iris_binary(), argv.data());
     ::_exit(127);
   }
   // Kill it once a few samples are on disk (or give up waiting after 60 s and kill it anyway).
@@ -116,7 +124,8 @@ TEST_CASE("iris sample killed mid-run leaves only complete PNGs, and --resume fi
   }
   ::kill(pid, SIGKILL);
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CHECK_MESSAGE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL), "the sampling process was not killed");
   const size_t on_disk = pngs_in(killed).size();
   MESSAGE("killed with ", on_disk, " of 24 samples on disk");
   CHECK(on_disk < 24);
@@ -126,6 +135,9 @@ TEST_CASE("iris sample killed mid-run leaves only complete PNGs, and --resume fi
   const RunResult resumed = run_iris(args + killed + " --resume");
   REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.output);
   check_contains(resumed, "resuming: " + std::to_string(on_disk) + " of 24");
+  for (const auto& e :
+       fs::directory_iterator(killed))  // a PNG being written when killed leaves nothing behind
+    CHECK_MESSAGE(e.path().filename().string().find(".tmp-") == std::string::npos, e.path().string());
   CHECK(same_bytes(read_h5(killed + "/samples.h5", "images"), read_h5(full + "/samples.h5", "images")));
 }
 
