@@ -489,6 +489,11 @@ TrainResult Trainer::run() {
           static_cast<long long>(step_), static_cast<long long>(total), loss, m.schedule->lr_at(step_ - 1),
           gn, img_s, human_duration(elapsed).c_str(), human_duration(eta).c_str());
       std::string full = line;
+      // The most memory tensors held during this window (GPU: the allocator's peak; CPU: live tensor
+      // storage), the figure to watch when choosing train.microbatch or model.checkpoint_res_blocks.
+      const size_t peak =
+          opts_.device.is_cuda() ? memory_usage(opts_.device).peak : host_storage_bytes().peak;
+      full += "  mem " + human_bytes(static_cast<double>(peak));
       if (m.reducer) {
         // How much of the gradient all-reduce the backward pass hid, over this logging window.
         const dist::ReducerStats st = m.reducer->stats();
@@ -506,11 +511,14 @@ TrainResult Trainer::run() {
                             {"grad_norm", gn},
                             {"img_per_s", img_s},
                             {"elapsed_s", elapsed},
-                            {"samples_seen", m.samples_seen}};
+                            {"samples_seen", m.samples_seen},
+                            {"peak_bytes", peak}};
         m.metrics << j.dump() << "\n";
         m.metrics.flush();
       }
       m.last_loss = loss;
+      reset_peak_memory(opts_.device);
+      reset_host_storage_peak();
       m.loss_sum = m.grad_norm_sum = 0;
       m.window_steps = 0;
       m.window_start = Clock::now();

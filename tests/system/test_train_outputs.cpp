@@ -43,6 +43,8 @@ TEST_CASE("iris train writes sample grids and validation PSNR/SSIM records to me
   REQUIRE(train.size() == 2);
   CHECK(train[0]["step"] == 4);
   CHECK(std::isfinite(train[1]["loss"].get<double>()));
+  for (const auto& t : train) CHECK(t["peak_bytes"].get<double>() > 100e3);  // the tiny U-Net's weights alone
+  CHECK_MESSAGE(r.output.find("  mem ") != std::string::npos, r.output);
   REQUIRE(val.size() == 2);
   for (const auto& v : val) {
     CHECK(v["val_images"] == 2);  // train.sample_count of the tiny config
