@@ -31,17 +31,13 @@ using diffusion::Task;
 
 constexpr size_t kGridMaxRows = 32;
 
-struct CascadeOptions {
+struct CascadeOptions : SamplingRunOptions {
   std::vector<std::string> stages;
-  bool raw = false, truncated = false, resume = false, overwrite = false;
+  bool raw = false, truncated = false;
   std::vector<int64_t> steps;
   std::vector<std::string> samplers;
   std::vector<double> etas, guidances, aug_levels;
   ConditionOptions cond;
-  std::string out, device = "auto";
-  uint64_t seed = 0;
-  int64_t batch = 16;
-  int threads = 0;
   CLI::Option *per_class_opt = nullptr, *count_opt = nullptr;
 };
 
@@ -317,14 +313,7 @@ void register_cascade(CLI::App& app) {
   cmd->add_option("--start", o->cond.input.start, "first shard sample (default 0)");
   cmd->add_option("--input", o->cond.input.files, "low-res image files for an sr3 first stage");
   cmd->add_option("--input-dir", o->cond.input.dir, "folder of low-res images for an sr3 first stage");
-  cmd->add_option("--seed", o->seed, "seed of all noise (default 0)");
-  cmd->add_option("--batch", o->batch, "samples per batch (default 16; results do not depend on it)");
-  cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N (default auto)");
-  cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)");
-  cmd->add_option("--out", o->out, "output folder")->required();
-  cmd->add_flag("--resume", o->resume,
-                "continue the run in --out (after preemption): keep its finished samples, sample the rest");
-  cmd->add_flag("--overwrite", o->overwrite, "replace the run in --out instead of refusing");
+  add_sampling_run_options(*cmd, *o);
   cmd->callback([o] { run_cascade(*o); });
 }
 

@@ -32,15 +32,13 @@ constexpr size_t kGridMaxRows = 32;  // sr3 grids: one row per sample
 constexpr size_t kGridMaxCols = 8;   // base grids: samples per class row
 constexpr size_t kGridMaxClasses = 16;
 
-struct SampleOptions {
-  std::string ckpt, out, device = "auto", sampler;
-  bool raw = false, resume = false, overwrite = false;
+struct SampleOptions : SamplingRunOptions {
+  std::string ckpt, sampler;
+  bool raw = false;
   InputOptions input;
   std::vector<std::string> labels, sets;
-  int64_t per_class = 0, steps = 0, batch = 16;
+  int64_t per_class = 0, steps = 0;
   double eta = 0, guidance = 1, aug_level = 0;
-  uint64_t seed = 0;
-  int threads = 0;
   CLI::Option *eta_opt = nullptr, *guidance_opt = nullptr, *aug_opt = nullptr, *per_class_opt = nullptr,
               *count_opt = nullptr;
 };
@@ -263,14 +261,7 @@ void register_sample(CLI::App& app) {
   o->aug_opt =
       cmd->add_option("--aug-level", o->aug_level,
                       "conditioning-augmentation level s in [0, 1] (sr3 trained with noise augmentation)");
-  cmd->add_option("--seed", o->seed, "seed of all noise (default 0)");
-  cmd->add_option("--batch", o->batch, "samples per batch (default 16; results do not depend on it)");
-  cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N (default auto)");
-  cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)");
-  cmd->add_option("--out", o->out, "output folder")->required();
-  cmd->add_flag("--resume", o->resume,
-                "continue the run in --out (after preemption): keep its finished samples, sample the rest");
-  cmd->add_flag("--overwrite", o->overwrite, "replace the run in --out instead of refusing");
+  add_sampling_run_options(*cmd, *o);
   cmd->callback([o] { run_sample(*o); });
 }
 

@@ -10,6 +10,7 @@
 //    most `batch` rows and gathered to rank 0 after each round.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -24,6 +25,17 @@ class Communicator;
 }
 
 namespace iris::tools {
+
+// The options `iris sample` and `iris cascade` share: where the run goes and how it is run.
+struct SamplingRunOptions {
+  std::string out, device = "auto";
+  uint64_t seed = 0;
+  int64_t batch = 16;
+  int threads = 0;
+  bool resume = false, overwrite = false;
+};
+// Registers --seed, --batch, --device, --threads, --out, --resume and --overwrite on `cmd`.
+void add_sampling_run_options(CLI::App& cmd, SamplingRunOptions& o);
 
 class SampleSplit {
  public:
