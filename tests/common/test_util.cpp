@@ -63,7 +63,8 @@ void check_close(const Tensor& a, const Tensor& b, double atol, double rtol) {
   double worst_excess = -1;
   for (size_t i = 0; i < va.size(); ++i) {
     const double err = std::abs(va[i] - vb[i]);
-    const double excess = std::isnan(va[i]) != std::isnan(vb[i]) ? INFINITY : err - (atol + rtol * std::abs(vb[i]));
+    const double excess =
+        std::isnan(va[i]) != std::isnan(vb[i]) ? INFINITY : err - (atol + rtol * std::abs(vb[i]));
     if (excess > worst_excess) {
       worst_excess = excess;
       worst = i;
@@ -73,8 +74,8 @@ void check_close(const Tensor& a, const Tensor& b, double atol, double rtol) {
                 (vb.empty() ? 0 : vb[worst]), " (atol ", atol, ", rtol ", rtol, ")");
 }
 
-void gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn, std::vector<Tensor> inputs, double eps,
-               double atol, double rtol) {
+void gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn, std::vector<Tensor> inputs,
+               double eps, double atol, double rtol) {
   for (Tensor& t : inputs) REQUIRE_MESSAGE(t.dtype() == DType::f64, "gradcheck needs f64 inputs");
   // Analytical: L = sum(fn(x) * w).
   Tensor probe = fn(inputs);
@@ -118,7 +119,8 @@ void gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn, std:
     for (size_t i = 0; i < numeric.size(); ++i) {
       const bool ok = std::abs(analytic[i] - numeric[i]) <= atol + rtol * std::abs(numeric[i]);
       if (!ok) {
-        FAIL_CHECK("gradient of input ", k, " element ", i, ": analytic ", analytic[i], " numeric ", numeric[i]);
+        FAIL_CHECK("gradient of input ", k, " element ", i, ": analytic ", analytic[i], " numeric ",
+                   numeric[i]);
         return;
       }
     }
@@ -140,10 +142,19 @@ void check_throws_with(const std::function<void()>& fn, const std::vector<std::s
     fn();
   } catch (const Error& e) {
     const std::string msg = e.what();
-    for (const auto& p : parts) CHECK_MESSAGE(msg.find(p) != std::string::npos, "message '", msg, "' lacks '", p, "'");
+    for (const auto& p : parts)
+      CHECK_MESSAGE(msg.find(p) != std::string::npos, "message '", msg, "' lacks '", p, "'");
     return;
   }
   FAIL_CHECK("expected an iris::Error mentioning ", parts.empty() ? std::string() : parts[0]);
+}
+
+std::function<const char*(const char*)> fake_env(std::map<std::string, std::string> vars) {
+  auto env = std::make_shared<std::map<std::string, std::string>>(std::move(vars));
+  return [env](const char* key) -> const char* {
+    auto it = env->find(key);
+    return it == env->end() ? nullptr : it->second.c_str();
+  };
 }
 
 }  // namespace iris::test

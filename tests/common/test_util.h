@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -50,5 +51,9 @@ std::vector<Tensor> grads_of(const std::function<Tensor(const std::vector<Tensor
 
 // Checks that running `fn` throws iris::Error whose message contains every one of `parts`.
 void check_throws_with(const std::function<void()>& fn, const std::vector<std::string>& parts);
+
+// A getenv-like lookup over `vars` (nullptr for names not in it), for code that reads the environment
+// through a replaceable function (launcher detection, rendezvous configuration).
+std::function<const char*(const char*)> fake_env(std::map<std::string, std::string> vars);
 
 }  // namespace iris::test

@@ -13,14 +13,6 @@ using namespace iris::dist;
 
 namespace {
 
-EnvLookup fake_env(std::map<std::string, std::string> vars) {
-  auto env = std::make_shared<std::map<std::string, std::string>>(std::move(vars));
-  return [env](const char* key) -> const char* {
-    auto it = env->find(key);
-    return it == env->end() ? nullptr : it->second.c_str();
-  };
-}
-
 std::vector<double> values(const Tensor& t) {
   return t.to_vector<double>();
 }

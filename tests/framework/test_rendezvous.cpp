@@ -21,14 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-EnvLookup env_of(std::map<std::string, std::string> vars) {
-  auto env = std::make_shared<std::map<std::string, std::string>>(std::move(vars));
-  return [env](const char* key) -> const char* {
-    auto it = env->find(key);
-    return it == env->end() ? nullptr : it->second.c_str();
-  };
-}
-
 std::string fresh_folder(const std::string& tag) {
   const fs::path p =
       fs::temp_directory_path() / ("iris-rendezvous-" + tag + "-" + std::to_string(::getpid()));
@@ -52,34 +44,34 @@ TEST_CASE("dist slurm_tasks_on_node reads SLURM_STEP_TASKS_PER_NODE") {
     CHECK(slurm_tasks_on_node(bad, 0) == -1);
   }
   CHECK(slurm_tasks_on_node("4", -1) == -1);
-  const LauncherInfo slurm = detect_launcher(env_of({{"SLURM_STEP_ID", "0"},
-                                                     {"SLURM_PROCID", "5"},
-                                                     {"SLURM_STEP_NUM_TASKS", "7"},
-                                                     {"SLURM_LOCALID", "1"},
-                                                     {"SLURM_NODEID", "2"},
-                                                     {"SLURM_STEP_TASKS_PER_NODE", "3(x2),1"}}));
+  const LauncherInfo slurm = detect_launcher(fake_env({{"SLURM_STEP_ID", "0"},
+                                                       {"SLURM_PROCID", "5"},
+                                                       {"SLURM_STEP_NUM_TASKS", "7"},
+                                                       {"SLURM_LOCALID", "1"},
+                                                       {"SLURM_NODEID", "2"},
+                                                       {"SLURM_STEP_TASKS_PER_NODE", "3(x2),1"}}));
   CHECK(slurm.local_rank == 1);
   CHECK(slurm.local_size == 1);
 }
 
 TEST_CASE("dist rendezvous configuration from the environment") {
-  CHECK_FALSE(rendezvous_from_env(env_of({{"SLURM_JOB_ID", "77"}})).enabled());
+  CHECK_FALSE(rendezvous_from_env(fake_env({{"SLURM_JOB_ID", "77"}})).enabled());
   const RendezvousConfig slurm = rendezvous_from_env(
-      env_of({{"IRIS_RENDEZVOUS_DIR", "/shared/x"}, {"SLURM_JOB_ID", "77"}, {"SLURM_STEP_ID", "3"}}));
+      fake_env({{"IRIS_RENDEZVOUS_DIR", "/shared/x"}, {"SLURM_JOB_ID", "77"}, {"SLURM_STEP_ID", "3"}}));
   CHECK(slurm.enabled());
   CHECK(slurm.key == "77.3");
   CHECK(slurm.path() == "/shared/x/iris-rendezvous-77.3");
-  const RendezvousConfig keyed = rendezvous_from_env(env_of(
+  const RendezvousConfig keyed = rendezvous_from_env(fake_env(
       {{"IRIS_RENDEZVOUS_DIR", "/shared/x"}, {"IRIS_RENDEZVOUS_KEY", "run-5_b"}, {"SLURM_JOB_ID", "77"}}));
   CHECK(keyed.key == "run-5_b");
   check_throws_with(
       [] {
-        rendezvous_from_env(env_of({{"IRIS_RENDEZVOUS_DIR", "/shared/x"}}));
+        rendezvous_from_env(fake_env({{"IRIS_RENDEZVOUS_DIR", "/shared/x"}}));
       },
       {"IRIS_RENDEZVOUS_KEY", "unique to this job"});
   check_throws_with(
       [] {
-        rendezvous_from_env(env_of({{"IRIS_RENDEZVOUS_DIR", "/s"}, {"IRIS_RENDEZVOUS_KEY", "../etc"}}));
+        rendezvous_from_env(fake_env({{"IRIS_RENDEZVOUS_DIR", "/s"}, {"IRIS_RENDEZVOUS_KEY", "../etc"}}));
       },
       {"'../etc'", "file name"});
 }
