@@ -62,7 +62,8 @@ std::string utc_now() {
 
 h5::File open_checked(const std::string& path) {
   IRIS_CHECK(fs::exists(path), "checkpoint '", path, "' does not exist");
-  IRIS_CHECK(h5::File::is_hdf5(path), "checkpoint '", path, "' is not an HDF5 file (truncated or corrupted?)");
+  IRIS_CHECK(h5::File::is_hdf5(path), "checkpoint '", path,
+             "' is not an HDF5 file (truncated or corrupted?)");
   h5::File f = h5::File::open(path);
   const h5::Group root = f.root();
   IRIS_CHECK(root.has_attr("format") && root.string_attr("format") == kCheckpointFormat, "'", path,
@@ -110,6 +111,10 @@ void save_checkpoint(const std::string& path, const TrainingCheckpoint& c) {
     t.set_int_attr("seed", c.seed);
     t.set_int_attr("samples_seen", c.samples_seen);
     t.set_double_attr("elapsed_seconds", c.elapsed_seconds);
+    t.set_double_attr("grad_norm_mean", c.grad_norm_mean);
+    t.set_double_attr("grad_norm_var", c.grad_norm_var);
+    t.set_int_attr("grad_norm_count", c.grad_norm_count);
+    t.set_int_attr("skipped_updates", c.skipped_updates);
   }
   w.commit();
 }
@@ -133,6 +138,12 @@ TrainingCheckpoint load_checkpoint(const std::string& path, bool verify) {
   c.seed = t.int_attr("seed");
   c.samples_seen = t.int_attr("samples_seen");
   c.elapsed_seconds = t.double_attr("elapsed_seconds");
+  if (t.has_attr("grad_norm_count")) {  // absent from checkpoints older than the spike guard
+    c.grad_norm_mean = t.double_attr("grad_norm_mean");
+    c.grad_norm_var = t.double_attr("grad_norm_var");
+    c.grad_norm_count = t.int_attr("grad_norm_count");
+    c.skipped_updates = t.int_attr("skipped_updates");
+  }
   return c;
 }
 
@@ -171,7 +182,8 @@ std::vector<std::string> list_checkpoints(const std::string& dir) {
   for (const auto& e : fs::directory_iterator(dir)) {
     std::smatch m;
     const std::string name = e.path().filename().string();
-    if (e.is_regular_file() && std::regex_match(name, m, pattern)) found.push_back({std::stoll(m[1]), e.path().string()});
+    if (e.is_regular_file() && std::regex_match(name, m, pattern))
+      found.push_back({std::stoll(m[1]), e.path().string()});
   }
   std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<std::string> out;

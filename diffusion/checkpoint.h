@@ -3,7 +3,8 @@
 // Layout (readable by h5py):
 //   /                 attrs: format = "iris-checkpoint", format_version, step, config (the resolved TOML),
 //                            world_size (when saved), created (UTC, ISO 8601), iris_version
-//   /model/<name>     f32 parameters and buffers in Iris's layout (NHWC convs: [Cout, kh, kw, Cin]); <name> is
+//   /model/<name>     f32 parameters and buffers in Iris's layout (NHWC convs: [Cout, kh, kw, Cin]); <name>
+//   is
 //                     the dotted module path, e.g. "down.3.conv1.weight"
 //   /ema/<name>       the exponential moving average of each parameter
 //   /optimizer/<key>  AdamW moments "<name>.m", "<name>.v", per-parameter step counts "<name>.step" (i64);
@@ -42,6 +43,10 @@ struct TrainingCheckpoint {
   int64_t world_size = 1;
   int64_t samples_seen = 0;
   double elapsed_seconds = 0;  // training time so far, for ETAs across restarts
+  // The gradient-norm spike guard (train.spike_zscore): running mean and variance of the norm, the norms
+  // seen, the updates it skipped. 0 in checkpoints written before it existed.
+  double grad_norm_mean = 0, grad_norm_var = 0;
+  int64_t grad_norm_count = 0, skipped_updates = 0;
 };
 
 // Writes atomically (temporary name, fsync, rename). Throws iris::Error naming the path on failure.

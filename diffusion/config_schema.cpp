@@ -100,6 +100,11 @@ const std::vector<ConfigKey>& config_schema() {
       {"train.adam_beta2", T::number, 0.999, "Adam beta2"},
       {"train.adam_eps", T::number, 1e-8, "Adam epsilon"},
       {"train.grad_clip", T::number, 1.0, "clip the global gradient norm to this (0: off)"},
+      {"train.spike_zscore", T::number, 0.0,
+       "skip the update when the gradient norm is this many standard deviations above its running mean "
+       "(0: off; e.g. 6)"},
+      {"train.spike_warmup", T::integer, int64_t{100},
+       "steps of gradient norms seen before the spike guard acts"},
       {"train.ema_decay", T::number, 0.999, "EMA decay of the weights (with warm-up)"},
       {"train.seed", T::integer, int64_t{0}, "seed of all randomness (data order, noise, dropout, init)"},
       {"train.precision", T::string, std::string("f32"), "f32, tf32 or bf16 (autocast; GPU)"},

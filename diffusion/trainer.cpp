@@ -80,6 +80,11 @@ struct Trainer::Impl {
   int64_t started_step = 0;
   // logging window
   double loss_sum = 0, grad_norm_sum = 0;
+  int64_t window_skipped = 0;  // updates skipped in this window (non-finite or spiking gradient norm)
+  // The spike guard's running statistics of the (pre-clipping) gradient norm over the steps not skipped: mean
+  // and variance, exact for the first 100 norms, then exponential moving averages (see train_step).
+  double gn_mean = 0, gn_var = 0;
+  int64_t gn_count = 0, skipped_updates = 0;
   int64_t window_steps = 0;
   Clock::time_point window_start;
   double last_loss = 0;
@@ -246,6 +251,10 @@ TrainingCheckpoint Trainer::snapshot() const {
   c.world_size = m.world;
   c.samples_seen = m.samples_seen;
   c.elapsed_seconds = m.elapsed_before + std::chrono::duration<double>(Clock::now() - m.started).count();
+  c.grad_norm_mean = m.gn_mean;
+  c.grad_norm_var = m.gn_var;
+  c.grad_norm_count = m.gn_count;
+  c.skipped_updates = m.skipped_updates;
   return c;
 }
 
@@ -260,6 +269,10 @@ void Trainer::restore(const TrainingCheckpoint& c) {
   m.loader->restore(c.cursor);
   m.samples_seen = c.samples_seen;
   m.elapsed_before = c.elapsed_seconds;
+  m.gn_mean = c.grad_norm_mean;
+  m.gn_var = c.grad_norm_var;
+  m.gn_count = c.grad_norm_count;
+  m.skipped_updates = c.skipped_updates;
   step_ = c.step;
 }
 
@@ -332,11 +345,34 @@ void Trainer::train_step() {
       m.reducer ? dist::average_over_ranks(*opts_.comm, loss_sum.item()) : loss_sum.item();
   IRIS_CHECK(std::isfinite(loss_value), "training diverged at step ", step_, ": the loss is ", loss_value,
              " (try a lower train.lr, train.grad_clip, or f32 precision)");
-  if (std::isfinite(gnorm)) {
+  // The update is skipped for a non-finite gradient norm, and (train.spike_zscore > 0) for a norm far above
+  // its running mean: one bad batch or a loss spike in bf16 does not wreck the weights (llm.c's -sg). Every
+  // rank sees the same averaged norm, so every rank decides the same.
+  const double z = config_.get_float("train.spike_zscore");
+  const bool spike = z > 0 && std::isfinite(gnorm) && m.gn_count >= config_.get_int("train.spike_warmup") &&
+                     gnorm > m.gn_mean + z * std::sqrt(m.gn_var);
+  if (std::isfinite(gnorm) && !spike) {
     m.opt->step();
     m.ema->update();
+    // The plain mean and variance of the norms so far, turning into an exponential moving average (decay
+    // 0.99) after 100 steps, so that the statistics follow the norm as training goes on.
+    constexpr double kSpikeDecay = 0.99;
+    const double a = std::max(1.0 / static_cast<double>(m.gn_count + 1), 1.0 - kSpikeDecay);
+    const double d = gnorm - m.gn_mean;
+    m.gn_mean += a * d;
+    m.gn_var = (1.0 - a) * (m.gn_var + a * d * d);
+    ++m.gn_count;
   } else {
-    log("warning: step " + std::to_string(step_) + ": non-finite gradient norm, update skipped");
+    ++m.skipped_updates;
+    ++m.window_skipped;
+    char why[160];
+    if (spike)
+      std::snprintf(why, sizeof(why),
+                    "gradient norm %.4g is %.1f standard deviations above its running mean %.4g", gnorm,
+                    (gnorm - m.gn_mean) / std::max(std::sqrt(m.gn_var), 1e-30), m.gn_mean);
+    else
+      std::snprintf(why, sizeof(why), "non-finite gradient norm");
+    log("warning: step " + std::to_string(step_) + ": " + why + ", update skipped");
   }
   m.opt->zero_grad();
   m.schedule->advance();
@@ -494,6 +530,7 @@ TrainResult Trainer::run() {
       const size_t peak =
           opts_.device.is_cuda() ? memory_usage(opts_.device).peak : host_storage_bytes().peak;
       full += "  mem " + human_bytes(static_cast<double>(peak));
+      if (m.window_skipped > 0) full += "  skipped " + std::to_string(m.window_skipped);
       if (m.reducer) {
         // How much of the gradient all-reduce the backward pass hid, over this logging window.
         const dist::ReducerStats st = m.reducer->stats();
@@ -512,7 +549,8 @@ TrainResult Trainer::run() {
                             {"img_per_s", img_s},
                             {"elapsed_s", elapsed},
                             {"samples_seen", m.samples_seen},
-                            {"peak_bytes", peak}};
+                            {"peak_bytes", peak},
+                            {"skipped_updates", m.skipped_updates}};
         m.metrics << j.dump() << "\n";
         m.metrics.flush();
       }
@@ -520,6 +558,7 @@ TrainResult Trainer::run() {
       reset_peak_memory(opts_.device);
       reset_host_storage_peak();
       m.loss_sum = m.grad_norm_sum = 0;
+      m.window_skipped = 0;
       m.window_steps = 0;
       m.window_start = Clock::now();
     }
