@@ -7,7 +7,9 @@
 #      then 64 test images sampled (100 DDPM steps) and scored against bicubic upsampling;
 #   2. exact resume on the GPU: 40 steps straight vs 20 + 20 in two processes, compared by `iris ckpt diff`
 #      (GPU kernels with atomics may make this differ in the last bits; the diff says by how much);
-#   3. bf16 autocast training of the same model for 200 steps (loss must stay finite).
+#   3. bf16 autocast training of the same model for 200 steps (loss must stay finite);
+#   4. the benchmark U-Net's bf16 training step with and without activation checkpointing (time and peak
+#      memory: the cost and the saving of model.checkpoint_res_blocks on this card).
 # IRIS_DEVICE (default cuda) lets the script itself be tried on a CPU machine.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,31 +40,39 @@ step() {  # step LABEL TIMEOUT COMMAND...: runs, logs to $out/LABEL.log, prints 
 
 rm -rf "$out/demo" "$out/straight" "$out/split" "$out/bf16"
 # 1. the demo, shortened
-step demo_train 150 "$iris" train "${common[@]}" --run "$out/demo" --time-limit "${IRIS_TRAIN_MINUTES:-1.5}" \
+step demo_train 120 "$iris" train "${common[@]}" --run "$out/demo" --time-limit "${IRIS_TRAIN_MINUTES:-1.5}" \
   --set train.sample_every=200
 grep -a -E '^step [0-9]' "$out/demo_train.log" | tail -n 2 | tee -a "$summary"
 ckpt=$(ls -1 "$out"/demo/checkpoints/step_*.h5 2> /dev/null | sort | tail -n 1)
 if [ -n "$ckpt" ]; then
-  step demo_sample 90 "$iris" sample --ckpt "$ckpt" --shard "$data/test" --count 64 --device "$device" \
+  step demo_sample 60 "$iris" sample --ckpt "$ckpt" --shard "$data/test" --count 64 --device "$device" \
     --out "$out/demo/eval"
-  step demo_eval 30 "$iris" eval --pred "$out/demo/eval/samples.h5" --truth "$out/demo/eval/samples.h5:truth" \
+  step demo_eval 20 "$iris" eval --pred "$out/demo/eval/samples.h5" --truth "$out/demo/eval/samples.h5:truth" \
     --lowres "$out/demo/eval/samples.h5:lowres" -q
   grep -a -E '^(image|mean)' "$out/demo_eval.log" | tee -a "$summary"
 fi
 
 # 2. exact resume
 short=(--set train.steps=40 --set train.checkpoint_every=20 --set train.sample_every=0 --set train.log_every=10)
-step straight 60 "$iris" train "${common[@]}" "${short[@]}" --run "$out/straight"
-step split_1 60 "$iris" train "${common[@]}" "${short[@]}" --run "$out/split" --stop-after 20
-step split_2 60 "$iris" train "${common[@]}" "${short[@]}" --run "$out/split" --resume auto
-step resume_diff 30 "$iris" ckpt diff "$out/straight/checkpoints/step_000000040.h5" \
+step straight 45 "$iris" train "${common[@]}" "${short[@]}" --run "$out/straight"
+step split_1 45 "$iris" train "${common[@]}" "${short[@]}" --run "$out/split" --stop-after 20
+step split_2 45 "$iris" train "${common[@]}" "${short[@]}" --run "$out/split" --resume auto
+step resume_diff 20 "$iris" ckpt diff "$out/straight/checkpoints/step_000000040.h5" \
   "$out/split/checkpoints/step_000000040.h5"
 grep -a -E '^  (counters|model|ema|optimizer)|^identical|error' "$out/resume_diff.log" | tee -a "$summary"
 
 # 3. bf16 autocast
-step bf16_train 90 "$iris" train "${common[@]}" --run "$out/bf16" --set train.precision=bf16 \
+step bf16_train 60 "$iris" train "${common[@]}" --run "$out/bf16" --set train.precision=bf16 \
   --set train.steps=200 --set train.sample_every=0 --set train.log_every=50
 grep -a -E '^step [0-9]' "$out/bf16_train.log" | tail -n 2 | tee -a "$summary"
+
+# 4. activation checkpointing on the benchmark U-Net (SR3_BENCH.md step), same run
+export IRIS_CUDNN_FIND=1
+for c in false true; do
+  step "bench_ckpt_$c" 45 "$iris" bench --config configs/sr3_bench_128.toml --mode train --precision bf16 \
+    --batch 32 --steps 10 --warmup 3 --set "model.checkpoint_res_blocks=$c"
+  grep -a '^{' "$out/bench_ckpt_$c.log" | tail -n 1 | tee -a "$summary"
+done
 
 # Keep what is worth looking at, drop the checkpoints (large, and not needed back).
 find "$out" -name 'step_*.h5' -delete
