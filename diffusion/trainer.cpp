@@ -204,6 +204,17 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
     log("resumed from " + *resume_from + " at step " + std::to_string(step_));
   }
   if (opts_.comm && m.world > 1) {
+    // Every rank must have resumed from the same step: a run folder that only some ranks can see (node-local
+    // disk) would otherwise leave them with fresh optimizer state and another data position, silently.
+    Tensor mine = Tensor::full({1}, static_cast<double>(step_), DType::i64, opts_.comm->device());
+    Tensor steps = Tensor::empty({m.world, 1}, DType::i64, opts_.comm->device());
+    opts_.comm->all_gather(mine, steps);
+    const auto all = steps.cpu().to_vector<int64_t>();
+    for (int r = 1; r < m.world; ++r)
+      IRIS_CHECK(all[r] == all[0], "rank ", r, " starts at step ", all[r], " but rank 0 at step ", all[0],
+                 " (resume ", opts_.resume.empty() ? "off" : "'" + opts_.resume + "'",
+                 "): every rank must see the same checkpoints; put the run folder '", opts_.run_dir,
+                 "' on a filesystem all nodes share");
     // Every rank built (or loaded) the same weights; the broadcast also checks that all ranks run one model.
     dist::broadcast_parameters(*opts_.comm, stage_->net());
     m.reducer = std::make_unique<dist::GradReducer>(opts_.comm, stage_->net());

@@ -70,5 +70,17 @@ TEST_CASE("2 ranks equal 1 rank, and a 2-rank checkpoint resumes at 3 ranks and 
     CHECK(c.samples_seen == s.samples_seen);
     CHECK(max_rel_diff(c.model, s.model) < 1e-3);
   }
+
+  // A run folder that only rank 0 sees (node-local disks): the ranks would resume from different steps; the
+  // job stops and says why instead of training with mismatched optimizer state and data positions.
+  fs::create_directories(run("local_r1"));
+  fs::copy(run("one"), run("local_r0"), fs::copy_options::recursive);
+  const RunResult split_fs =
+      run_cmd(mpirun(2) + "sh -c '" + args + "--run " + root + "/local_r$OMPI_COMM_WORLD_RANK --resume auto" +
+              " --set train.steps=10'");
+  CHECK(split_fs.exit_code != 0);
+  CHECK_MESSAGE(split_fs.output.find("rank 1 starts at step 0 but rank 0 at step 8") != std::string::npos,
+                split_fs.output);
+  CHECK(split_fs.output.find("filesystem all nodes share") != std::string::npos);
   fs::remove_all(root);
 }
