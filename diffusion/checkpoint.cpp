@@ -115,6 +115,8 @@ void save_checkpoint(const std::string& path, const TrainingCheckpoint& c) {
     t.set_double_attr("grad_norm_var", c.grad_norm_var);
     t.set_int_attr("grad_norm_count", c.grad_norm_count);
     t.set_int_attr("skipped_updates", c.skipped_updates);
+    t.set_int_attr("data_samples", c.data_samples);
+    t.set_int_attr("data_index_crc32c", c.data_index_crc32c);
   }
   w.commit();
 }
@@ -143,6 +145,10 @@ TrainingCheckpoint load_checkpoint(const std::string& path, bool verify) {
     c.grad_norm_var = t.double_attr("grad_norm_var");
     c.grad_norm_count = t.int_attr("grad_norm_count");
     c.skipped_updates = t.int_attr("skipped_updates");
+  }
+  if (t.has_attr("data_samples")) {
+    c.data_samples = t.int_attr("data_samples");
+    c.data_index_crc32c = t.int_attr("data_index_crc32c");
   }
   return c;
 }

@@ -47,6 +47,9 @@ struct TrainingCheckpoint {
   // seen, the updates it skipped. 0 in checkpoints written before it existed.
   double grad_norm_mean = 0, grad_norm_var = 0;
   int64_t grad_norm_count = 0, skipped_updates = 0;
+  // The training data it was trained on: samples and the CRC-32C of the shard folder's index.json (-1 when
+  // unknown: checkpoints written before they were recorded).
+  int64_t data_samples = -1, data_index_crc32c = -1;
 };
 
 // Writes atomically (temporary name, fsync, rename). Throws iris::Error naming the path on failure.

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -18,6 +19,7 @@
 #include "framework/core/profiling.h"
 #include "framework/dist/communicator.h"
 #include "framework/dist/reducer.h"
+#include "framework/io/hdf5.h"
 #include "framework/iris.h"
 
 namespace iris::diffusion {
@@ -85,6 +87,7 @@ struct Trainer::Impl {
   // and variance, exact for the first 100 norms, then exponential moving averages (see train_step).
   double gn_mean = 0, gn_var = 0;
   int64_t gn_count = 0, skipped_updates = 0;
+  int64_t data_samples = 0, data_index_crc32c = 0;  // the training data (see TrainingCheckpoint)
   int64_t window_steps = 0;
   Clock::time_point window_start;
   double last_loss = 0;
@@ -122,6 +125,13 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   IRIS_CHECK(m.microbatch >= 0, "train.microbatch must be >= 0 (0: no micro-batches), got ", m.microbatch);
   const std::string dir = config_.get_string("data.dir");
   data::ShardSet set = data::ShardSet::open(dir);
+  m.data_samples = set.size();
+  {
+    // What the data is, for checkpoints: a resume on other data is worth a warning.
+    std::ifstream f((fs::path(dir) / "index.json").string(), std::ios::binary);
+    const std::string index((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    m.data_index_crc32c = h5::crc32c(index.data(), index.size());
+  }
   const data::ShardSpec& spec = set.spec();
   const int image_size = static_cast<int>(config_.get_int("data.image_size"));
   const int lowres_size = static_cast<int>(config_.get_int("data.lowres_size"));
@@ -200,6 +210,11 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
                "' was trained with a different model configuration ([model] section differs); it cannot be "
                "resumed with this config");
     restore(c);
+    if (c.data_samples >= 0 &&
+        (c.data_samples != m.data_samples || c.data_index_crc32c != m.data_index_crc32c))
+      log("warning: the training data in '" + dir + "' changed since " + *resume_from + " (" +
+          std::to_string(c.data_samples) + " samples then, " + std::to_string(m.data_samples) +
+          " now; index.json differs): from here on the run does not continue as an uninterrupted one would");
     m.last_checkpoint = *resume_from;
     log("resumed from " + *resume_from + " at step " + std::to_string(step_));
   }
@@ -266,6 +281,8 @@ TrainingCheckpoint Trainer::snapshot() const {
   c.grad_norm_var = m.gn_var;
   c.grad_norm_count = m.gn_count;
   c.skipped_updates = m.skipped_updates;
+  c.data_samples = m.data_samples;
+  c.data_index_crc32c = m.data_index_crc32c;
   return c;
 }
 

@@ -103,6 +103,7 @@ TEST_CASE("a run stopped and resumed in a fresh process equals an uninterrupted 
   const RunResult b2 = run_iris(common + "--run " + fx.run("split") + " --resume auto");
   REQUIRE_MESSAGE(b2.exit_code == 0, b2.output);
   CHECK(b2.output.find("resumed from") != std::string::npos);
+  CHECK(b2.output.find("changed since") == std::string::npos);  // the same data: no warning
   check_same_state(load_checkpoint(ckpt(fx.run("straight"), 8)), load_checkpoint(ckpt(fx.run("split"), 8)));
   // `iris ckpt diff` says the same, and tells checkpoints of different steps apart.
   const RunResult same =
@@ -176,4 +177,16 @@ TEST_CASE("SIGKILL while checkpointing leaves only valid checkpoints, and resume
   CHECK(r.output.find("skipping damaged checkpoint") != std::string::npos);
   CHECK(r.output.find(checkpoint_name(newest)) != std::string::npos);
   if (ckpts.size() > 1) CHECK(r.output.find("resumed from " + ckpts[1]) != std::string::npos);
+}
+
+TEST_CASE("resuming on other training data warns, naming the folder and both sample counts") {
+  Fixture fx("resume-data");
+  const std::string common = "train --config " + fx.config + " --threads 2 --run " + fx.run("r") + " ";
+  REQUIRE(run_iris(common + "--stop-after 3").exit_code == 0);
+  fs::remove_all(fx.data);
+  write_tiny_shards(fx.data, 40);  // re-sharded with fewer images
+  const RunResult r = run_iris(common + "--resume auto");
+  REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  check_contains(r, "warning: the training data in '" + fx.data + "' changed since");
+  check_contains(r, "64 samples then, 40 now");
 }
