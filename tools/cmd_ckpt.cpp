@@ -391,6 +391,8 @@ void run_diff(const std::string& path_a, const std::string& path_b, double toler
   counter("schedule step", a.schedule_step, b.schedule_step);
   counter("samples seen", a.samples_seen, b.samples_seen);
   counter("seed", a.seed, b.seed);
+  counter("updates skipped", a.skipped_updates, b.skipped_updates);
+  counter("gradient norms seen", a.grad_norm_count, b.grad_norm_count);
   for (const auto& [name, v] : a.optimizer.ints) {
     const auto it = b.optimizer.ints.find(name);
     if (it == b.optimizer.ints.end() || it->second != v)
