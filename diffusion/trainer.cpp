@@ -62,6 +62,28 @@ bool same_model(const Config& a, const Config& b) {
   return section(a) == section(b);
 }
 
+// The gradient-norm spike guard's statistics (train.spike_zscore): mean and variance of the norms of the
+// updates not skipped, exact for the first 100 norms, then exponential moving averages (decay 0.99) so that
+// they follow the norm as training goes on.
+struct SpikeGuard {
+  double mean = 0, var = 0;
+  int64_t count = 0;    // norms observed
+  int64_t skipped = 0;  // updates skipped (spikes and non-finite norms)
+
+  // True when `norm` lies more than `z` standard deviations above the mean, once `warmup` norms were seen.
+  bool is_spike(double norm, double z, int64_t warmup) const {
+    return z > 0 && std::isfinite(norm) && count >= warmup && norm > mean + z * std::sqrt(var);
+  }
+  void observe(double norm) {
+    constexpr double kDecay = 0.99;
+    const double a = std::max(1.0 / static_cast<double>(count + 1), 1.0 - kDecay);
+    const double d = norm - mean;
+    mean += a * d;
+    var = (1.0 - a) * (var + a * d * d);
+    ++count;
+  }
+};
+
 }  // namespace
 
 struct Trainer::Impl {
@@ -83,10 +105,7 @@ struct Trainer::Impl {
   // logging window
   double loss_sum = 0, grad_norm_sum = 0;
   int64_t window_skipped = 0;  // updates skipped in this window (non-finite or spiking gradient norm)
-  // The spike guard's running statistics of the (pre-clipping) gradient norm over the steps not skipped: mean
-  // and variance, exact for the first 100 norms, then exponential moving averages (see train_step).
-  double gn_mean = 0, gn_var = 0;
-  int64_t gn_count = 0, skipped_updates = 0;
+  SpikeGuard spike;            // statistics of the (pre-clipping) gradient norm
   int64_t data_samples = 0, data_index_crc32c = 0;  // the training data (see TrainingCheckpoint)
   int64_t window_steps = 0;
   Clock::time_point window_start;
@@ -277,10 +296,10 @@ TrainingCheckpoint Trainer::snapshot() const {
   c.world_size = m.world;
   c.samples_seen = m.samples_seen;
   c.elapsed_seconds = m.elapsed_before + std::chrono::duration<double>(Clock::now() - m.started).count();
-  c.grad_norm_mean = m.gn_mean;
-  c.grad_norm_var = m.gn_var;
-  c.grad_norm_count = m.gn_count;
-  c.skipped_updates = m.skipped_updates;
+  c.grad_norm_mean = m.spike.mean;
+  c.grad_norm_var = m.spike.var;
+  c.grad_norm_count = m.spike.count;
+  c.skipped_updates = m.spike.skipped;
   c.data_samples = m.data_samples;
   c.data_index_crc32c = m.data_index_crc32c;
   return c;
@@ -297,10 +316,10 @@ void Trainer::restore(const TrainingCheckpoint& c) {
   m.loader->restore(c.cursor);
   m.samples_seen = c.samples_seen;
   m.elapsed_before = c.elapsed_seconds;
-  m.gn_mean = c.grad_norm_mean;
-  m.gn_var = c.grad_norm_var;
-  m.gn_count = c.grad_norm_count;
-  m.skipped_updates = c.skipped_updates;
+  m.spike.mean = c.grad_norm_mean;
+  m.spike.var = c.grad_norm_var;
+  m.spike.count = c.grad_norm_count;
+  m.spike.skipped = c.skipped_updates;
   step_ = c.step;
 }
 
@@ -376,28 +395,20 @@ void Trainer::train_step() {
   // The update is skipped for a non-finite gradient norm, and (train.spike_zscore > 0) for a norm far above
   // its running mean: one bad batch or a loss spike in bf16 does not wreck the weights (llm.c's -sg). Every
   // rank sees the same averaged norm, so every rank decides the same.
-  const double z = config_.get_float("train.spike_zscore");
-  const bool spike = z > 0 && std::isfinite(gnorm) && m.gn_count >= config_.get_int("train.spike_warmup") &&
-                     gnorm > m.gn_mean + z * std::sqrt(m.gn_var);
+  const bool spike =
+      m.spike.is_spike(gnorm, config_.get_float("train.spike_zscore"), config_.get_int("train.spike_warmup"));
   if (std::isfinite(gnorm) && !spike) {
     m.opt->step();
     m.ema->update();
-    // The plain mean and variance of the norms so far, turning into an exponential moving average (decay
-    // 0.99) after 100 steps, so that the statistics follow the norm as training goes on.
-    constexpr double kSpikeDecay = 0.99;
-    const double a = std::max(1.0 / static_cast<double>(m.gn_count + 1), 1.0 - kSpikeDecay);
-    const double d = gnorm - m.gn_mean;
-    m.gn_mean += a * d;
-    m.gn_var = (1.0 - a) * (m.gn_var + a * d * d);
-    ++m.gn_count;
+    m.spike.observe(gnorm);
   } else {
-    ++m.skipped_updates;
+    ++m.spike.skipped;
     ++m.window_skipped;
     char why[160];
     if (spike)
       std::snprintf(why, sizeof(why),
                     "gradient norm %.4g is %.1f standard deviations above its running mean %.4g", gnorm,
-                    (gnorm - m.gn_mean) / std::max(std::sqrt(m.gn_var), 1e-30), m.gn_mean);
+                    (gnorm - m.spike.mean) / std::max(std::sqrt(m.spike.var), 1e-30), m.spike.mean);
     else
       std::snprintf(why, sizeof(why), "non-finite gradient norm");
     log("warning: step " + std::to_string(step_) + ": " + why + ", update skipped");
@@ -578,7 +589,7 @@ TrainResult Trainer::run() {
                             {"elapsed_s", elapsed},
                             {"samples_seen", m.samples_seen},
                             {"peak_bytes", peak},
-                            {"skipped_updates", m.skipped_updates}};
+                            {"skipped_updates", m.spike.skipped}};
         m.metrics << j.dump() << "\n";
         m.metrics.flush();
       }
