@@ -103,7 +103,10 @@ struct Trainer::Impl {
   Clock::time_point started;
   int64_t started_step = 0;
   // logging window
-  double loss_sum = 0, grad_norm_sum = 0;
+  // The loss summed over the window's steps, on the device (f64, detached): read once per window, so that a
+  // step has no host read of it (and, in data parallelism, no collective for it).
+  Tensor loss_sum;
+  double grad_norm_sum = 0;
   int64_t window_skipped = 0;  // updates skipped in this window (non-finite or spiking gradient norm)
   SpikeGuard spike;            // statistics of the (pre-clipping) gradient norm
   int64_t data_samples = 0, data_index_crc32c = 0;  // the training data (see TrainingCheckpoint)
@@ -361,7 +364,7 @@ void Trainer::train_step() {
   // all-reduced.
   const int64_t rows = b.rows();
   const int64_t micro = m.microbatch > 0 ? std::min(m.microbatch, rows) : rows;
-  Tensor loss_sum;  // detached, on the device: read once below
+  Tensor step_loss;  // the step's mean loss over this rank's rows, detached, on the device
   for (int64_t start = 0; start < rows; start += micro) {
     const int64_t n = std::min(micro, rows - start);
     const bool whole_slice = n == rows;
@@ -382,16 +385,12 @@ void Trainer::train_step() {
     if (!whole_slice) loss = mul(loss, static_cast<double>(n) / static_cast<double>(rows));
     loss.backward();
     const Tensor l = loss.detach();
-    loss_sum = loss_sum.defined() ? add(loss_sum, l) : l;
+    step_loss = step_loss.defined() ? add(step_loss, l) : l;
   }
   if (m.reducer) m.reducer->finish();  // gradients averaged over ranks (all-reduced during backward)
   const double clip = config_.get_float("train.grad_clip");
   const double gnorm = clip > 0 ? optim::clip_grad_norm(stage_->net().parameters(), clip)
                                 : optim::grad_norm(stage_->net().parameters());
-  const double loss_value =
-      m.reducer ? dist::average_over_ranks(*opts_.comm, loss_sum.item()) : loss_sum.item();
-  IRIS_CHECK(std::isfinite(loss_value), "training diverged at step ", step_, ": the loss is ", loss_value,
-             " (try a lower train.lr, train.grad_clip, or f32 precision)");
   // The update is skipped for a non-finite gradient norm, and (train.spike_zscore > 0) for a norm far above
   // its running mean: one bad batch or a loss spike in bf16 does not wreck the weights (llm.c's -sg). Every
   // rank sees the same averaged norm, so every rank decides the same.
@@ -417,7 +416,8 @@ void Trainer::train_step() {
   m.schedule->advance();
   ++step_;
   m.samples_seen += config_.get_int("train.batch_size");
-  m.loss_sum += loss_value;
+  const Tensor l64 = step_loss.to(DType::f64);
+  m.loss_sum = m.loss_sum.defined() ? add(m.loss_sum, l64) : l64;
   m.grad_norm_sum += std::isfinite(gnorm) ? gnorm : 0.0;
   ++m.window_steps;
 }
@@ -551,7 +551,14 @@ TrainResult Trainer::run() {
     if (step_ % log_every == 0 || step_ == total) {
       synchronize(opts_.device);
       const double secs = std::chrono::duration<double>(Clock::now() - m.window_start).count();
-      const double loss = m.loss_sum / static_cast<double>(m.window_steps);
+      const double window_loss =
+          m.reducer ? dist::average_over_ranks(*opts_.comm, m.loss_sum.item()) : m.loss_sum.item();
+      const double loss = window_loss / static_cast<double>(m.window_steps);
+      // A non-finite loss gives a non-finite gradient norm, whose updates were skipped (and said so); the run
+      // stops here, at the end of the window, rather than train on.
+      IRIS_CHECK(std::isfinite(loss), "training diverged by step ", step_, ": the mean loss of the last ",
+                 m.window_steps, " steps is ", loss,
+                 " (try a lower train.lr, train.grad_clip, or f32 precision)");
       const double gn = m.grad_norm_sum / static_cast<double>(m.window_steps);
       const double img_s = static_cast<double>(m.window_steps * batch) / std::max(secs, 1e-9);
       const double per_step = secs / static_cast<double>(m.window_steps);
@@ -596,7 +603,8 @@ TrainResult Trainer::run() {
       m.last_loss = loss;
       reset_peak_memory(opts_.device);
       reset_host_storage_peak();
-      m.loss_sum = m.grad_norm_sum = 0;
+      m.loss_sum = Tensor();
+      m.grad_norm_sum = 0;
       m.window_skipped = 0;
       m.window_steps = 0;
       m.window_start = Clock::now();

@@ -188,7 +188,7 @@ void run_cascade(const CascadeOptions& o) {
   }
   // Rank 0 keeps the record: finished samples' PNGs as they come, run.json, and with --resume what is done.
   std::unique_ptr<SampleRecord> record;
-  std::vector<int64_t> todo;
+  std::vector<int64_t> pending;
   if (root) {
     const nlohmann::json identity = {{"command", "cascade"},
                                      {"stages", stage_ids},
@@ -197,10 +197,10 @@ void run_cascade(const CascadeOptions& o) {
                                      {"inputs_crc32c", inputs_checksum(in.names, in.lowres, in.labels)}};
     record =
         std::make_unique<SampleRecord>(o.out, dirs, row_shapes, in.names, identity, o.resume, o.overwrite);
-    todo = record->todo();
+    pending = record->pending();
   }
-  todo = share_rows(comm, todo, N);
-  SampleSplit split(todo, o.batch, comm);
+  pending = share_rows(comm, pending, N);
+  SampleSplit split(pending, o.batch, comm);
 
   if (root) {
     std::printf("iris cascade: %zu stages -> %s\n%s\n", n_stages, o.out.c_str(),
@@ -219,8 +219,8 @@ void run_cascade(const CascadeOptions& o) {
     print_run_status(comm.get(), *record, o.resume, o.out);
   }
 
-  progress =
-      std::make_unique<SamplingProgress>("cascade", static_cast<int64_t>(todo.size()), split.rounds(), root);
+  progress = std::make_unique<SamplingProgress>("cascade", static_cast<int64_t>(pending.size()),
+                                                split.rounds(), root);
   std::vector<Tensor> scratch;  // ranks other than 0 gather nothing into it
   int64_t sampled = 0;
   for (int64_t r = 0; r < split.rounds(); ++r) {

@@ -151,7 +151,7 @@ void run_sample(const SampleOptions& o) {
   const Shape row_shape{st.resolution(), st.resolution(), st.channels()};
   // Rank 0 keeps the record: finished samples' PNGs as they come, run.json, and with --resume what is done.
   std::unique_ptr<SampleRecord> record;
-  std::vector<int64_t> todo;
+  std::vector<int64_t> pending;
   if (root) {
     const nlohmann::json identity = {{"command", "sample"},
                                      {"stage", stage_identity(L, s)},
@@ -161,10 +161,10 @@ void run_sample(const SampleOptions& o) {
     record =
         std::make_unique<SampleRecord>(o.out, std::vector<std::string>{o.out}, std::vector<Shape>{row_shape},
                                        in.names, identity, o.resume, o.overwrite);
-    todo = record->todo();
+    pending = record->pending();
   }
-  todo = share_rows(comm, todo, N);
-  SampleSplit split(todo, o.batch, comm);
+  pending = share_rows(comm, pending, N);
+  SampleSplit split(pending, o.batch, comm);
   if (root) {
     std::printf(
         "iris sample: %s (step %lld, %s weights, %s %lldx%lld) -> %s\n%s\n%lld samples, %s, %lld steps, "
@@ -177,7 +177,7 @@ void run_sample(const SampleOptions& o) {
     print_run_status(comm.get(), *record, o.resume, o.out);
   }
 
-  SamplingProgress progress("sample", static_cast<int64_t>(todo.size()), split.rounds(), root);
+  SamplingProgress progress("sample", static_cast<int64_t>(pending.size()), split.rounds(), root);
   std::vector<Tensor> scratch;  // ranks other than 0 gather nothing into it
   int64_t sampled = 0;
   for (int64_t r = 0; r < split.rounds(); ++r) {

@@ -29,14 +29,15 @@ void add_sampling_run_options(CLI::App& cmd, SamplingRunOptions& o) {
 // ---- SampleSplit
 // --------------------------------------------------------------------------------------------
 
-SampleSplit::SampleSplit(std::vector<int64_t> todo, int64_t batch, std::shared_ptr<dist::Communicator> comm)
-    : todo_(std::move(todo)), comm_(std::move(comm)) {
+SampleSplit::SampleSplit(std::vector<int64_t> pending, int64_t batch,
+                         std::shared_ptr<dist::Communicator> comm)
+    : pending_(std::move(pending)), comm_(std::move(comm)) {
   IRIS_CHECK(batch > 0, "SampleSplit: batch must be positive, got ", batch);
   if (comm_) {
     rank_ = comm_->rank();
     ranks_ = comm_->size();
   }
-  const auto n = static_cast<int64_t>(todo_.size());
+  const auto n = static_cast<int64_t>(pending_.size());
   per_ = (n + ranks_ - 1) / ranks_;
   chunk_ = std::max<int64_t>(1, std::min(batch, per_));
   rounds_ = (per_ + chunk_ - 1) / chunk_;
@@ -44,11 +45,11 @@ SampleSplit::SampleSplit(std::vector<int64_t> todo, int64_t batch, std::shared_p
 
 std::vector<int64_t> SampleSplit::rows(int64_t round, int rank) const {
   if (rank < 0) rank = rank_;
-  const auto n = static_cast<int64_t>(todo_.size());
+  const auto n = static_cast<int64_t>(pending_.size());
   const int64_t own_end = std::min(n, (rank + 1) * per_);
   const int64_t lo = std::min(own_end, rank * per_ + round * chunk_);
   const int64_t hi = std::min(own_end, lo + chunk_);
-  return std::vector<int64_t>(todo_.begin() + lo, todo_.begin() + hi);
+  return std::vector<int64_t>(pending_.begin() + lo, pending_.begin() + hi);
 }
 
 std::vector<int64_t> SampleSplit::gather(int64_t round, const std::vector<Tensor>& mine,
@@ -106,12 +107,12 @@ void print_run_status(const dist::Communicator* comm, const SampleRecord& record
 }
 
 std::vector<int64_t> share_rows(const std::shared_ptr<dist::Communicator>& comm,
-                                const std::vector<int64_t>& todo, int64_t total) {
-  if (!comm || comm->size() == 1) return todo;
+                                const std::vector<int64_t>& pending, int64_t total) {
+  if (!comm || comm->size() == 1) return pending;
   // A mask of the samples to do, rank 0's, broadcast (u8 [max(total, 1)]: collectives need an element).
   std::vector<uint8_t> mask(static_cast<size_t>(std::max<int64_t>(total, 1)), 0);
   if (comm->rank() == 0)
-    for (int64_t r : todo) mask.at(static_cast<size_t>(r)) = 1;
+    for (int64_t r : pending) mask.at(static_cast<size_t>(r)) = 1;
   Tensor t = Tensor::from_vector<uint8_t>(mask, {static_cast<int64_t>(mask.size())}).to(comm->device());
   comm->broadcast(t, 0);
   const auto got = t.cpu().to_vector<uint8_t>();
@@ -231,7 +232,7 @@ SampleRecord::SampleRecord(std::string out, std::vector<std::string> dirs, std::
   h5::write_file_atomic(record.string(), identity.dump(2) + "\n");
 }
 
-std::vector<int64_t> SampleRecord::todo() const {
+std::vector<int64_t> SampleRecord::pending() const {
   std::vector<int64_t> rows;
   for (size_t k = 0; k < have_.size(); ++k)
     if (!have_[k]) rows.push_back(static_cast<int64_t>(k));

@@ -39,8 +39,8 @@ void add_sampling_run_options(CLI::App& cmd, SamplingRunOptions& o);
 
 class SampleSplit {
  public:
-  // `todo`: the rows (sample indices, ascending) still to sample; every rank passes the same list.
-  SampleSplit(std::vector<int64_t> todo, int64_t batch, std::shared_ptr<dist::Communicator> comm);
+  // `pending`: the rows (sample indices, ascending) still to sample; every rank passes the same list.
+  SampleSplit(std::vector<int64_t> pending, int64_t batch, std::shared_ptr<dist::Communicator> comm);
   int64_t rounds() const { return rounds_; }
   int ranks() const { return ranks_; }
   bool is_root() const { return rank_ == 0; }
@@ -55,7 +55,7 @@ class SampleSplit {
                               std::vector<Tensor>& outputs);
 
  private:
-  std::vector<int64_t> todo_;
+  std::vector<int64_t> pending_;
   int64_t per_ = 0, chunk_ = 1, rounds_ = 0;
   int rank_ = 0, ranks_ = 1;
   std::shared_ptr<dist::Communicator> comm_;
@@ -72,7 +72,7 @@ class SampleRecord {
                std::vector<std::string> names, nlohmann::json identity, bool resume, bool overwrite);
   int64_t total() const { return static_cast<int64_t>(names_.size()); }
   int64_t done() const { return done_; }               // samples read back
-  std::vector<int64_t> todo() const;                   // the others, ascending
+  std::vector<int64_t> pending() const;                // the others, ascending
   std::vector<Tensor>& outputs() { return outputs_; }  // u8 [N, ...] per output
   // Writes the PNGs of `rows` (already in outputs()).
   void write(const std::vector<int64_t>& rows);
@@ -92,9 +92,9 @@ class SampleRecord {
 void print_run_status(const dist::Communicator* comm, const SampleRecord& record, bool resume,
                       const std::string& out);
 
-// Rank 0's `todo` (sample indices in [0, total)) on every rank of `comm` (unchanged without one).
+// Rank 0's `pending` (sample indices in [0, total)) on every rank of `comm` (unchanged without one).
 std::vector<int64_t> share_rows(const std::shared_ptr<dist::Communicator>& comm,
-                                const std::vector<int64_t>& todo, int64_t total);
+                                const std::vector<int64_t>& pending, int64_t total);
 
 // What makes a stage's samples what they are: its checkpoint (absolute path, step, EMA or raw), a checksum of
 // its resolved config (with --set overrides) and its sampler settings.
