@@ -292,35 +292,42 @@ struct Operands {
   void* out = nullptr;
 };
 
+// cuDNN's own workspace query for one algorithm of `dir`, as collect() wants it. Find's perf.memory alone is
+// not enough: on an H200 (cuDNN 9.19) Find reported 0 B for backward-data ALGO_1 on a bf16 problem with 3
+// input channels, and running it with no workspace failed with "workSpaceSizeInBytes < requiredWorkspace".
+auto workspace_query(Dir dir, cudnnHandle_t h, const Descriptors& d) {
+  return [dir, h, &d](int algo, size_t* ws) {
+    if (dir == Dir::fwd)
+      return cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y,
+                                                     static_cast<cudnnConvolutionFwdAlgo_t>(algo), ws);
+    if (dir == Dir::bwd_data)
+      return cudnnGetConvolutionBackwardDataWorkspaceSize(
+          h, d.w, d.y, d.conv, d.x, static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), ws);
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(
+        h, d.x, d.y, d.conv, d.w, static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), ws);
+  };
+}
+
 std::vector<Candidate> heuristic_candidates(Dir dir, cudnnHandle_t h, const Descriptors& d) {
   if (dir == Dir::fwd) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int count = 0;
     IRIS_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y,
                                                             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
-    return collect(perf, count, false, [&](int algo, size_t* ws) {
-      return cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y,
-                                                     static_cast<cudnnConvolutionFwdAlgo_t>(algo), ws);
-    });
+    return collect(perf, count, false, workspace_query(dir, h, d));
   }
   if (dir == Dir::bwd_data) {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int count = 0;
     IRIS_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
         h, d.w, d.y, d.conv, d.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
-    return collect(perf, count, false, [&](int algo, size_t* ws) {
-      return cudnnGetConvolutionBackwardDataWorkspaceSize(
-          h, d.w, d.y, d.conv, d.x, static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), ws);
-    });
+    return collect(perf, count, false, workspace_query(dir, h, d));
   }
   cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
   int count = 0;
   IRIS_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
       h, d.x, d.y, d.conv, d.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
-  return collect(perf, count, false, [&](int algo, size_t* ws) {
-    return cudnnGetConvolutionBackwardFilterWorkspaceSize(
-        h, d.x, d.y, d.conv, d.w, static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), ws);
-  });
+  return collect(perf, count, false, workspace_query(dir, h, d));
 }
 
 // Statuses after which another algorithm may still work (the candidate is not usable for this call).
@@ -338,10 +345,8 @@ std::vector<Candidate> find_candidates(Dir dir, cudnnHandle_t h, const Descripto
   Tensor ws = Tensor::empty({static_cast<int64_t>(kConvWorkspaceCap)}, DType::u8, Device::cuda(device));
   void* wp = ws.data_ptr();
   const size_t cap = kConvWorkspaceCap;
-  auto fits = [](int, size_t* bytes) {  // Find reports each algorithm's workspace in perf.memory
-    *bytes = 0;
-    return CUDNN_STATUS_SUCCESS;
-  };
+  // The larger of Find's perf.memory and cuDNN's workspace query (see workspace_query).
+  const auto fits = workspace_query(dir, h, d);
   if (dir == Dir::fwd) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int count = 0;
