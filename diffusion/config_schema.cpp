@@ -107,7 +107,12 @@ const std::vector<ConfigKey>& config_schema() {
        "steps of gradient norms seen before the spike guard acts"},
       {"train.ema_decay", T::number, 0.999, "EMA decay of the weights (with warm-up)"},
       {"train.seed", T::integer, int64_t{0}, "seed of all randomness (data order, noise, dropout, init)"},
-      {"train.precision", T::string, std::string("f32"), "f32, tf32 or bf16 (autocast; GPU)"},
+      {"train.precision", T::string, std::string("f32"),
+       "f32, tf32 (TF32 tensor cores for f32 GEMMs and convolutions) or bf16 (autocast); CUDA only, the CPU "
+       "trains in f32"},
+      {"train.conv_search", T::string, std::string("heuristic"),
+       "CUDA convolution algorithms: heuristic (cuDNN's ranking; a resumed run is bit-identical) or find "
+       "(timed once per shape: faster, but a resumed run may differ in the last bits)"},
       {"train.device", T::string, std::string("auto"), "auto (a GPU if there is one), cpu, cuda or cuda:N"},
       {"train.log_every", T::integer, int64_t{50}, "steps between progress lines and metrics records"},
       {"train.checkpoint_every", T::integer, int64_t{500}, "steps between checkpoints"},

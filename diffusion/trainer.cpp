@@ -98,6 +98,7 @@ struct Trainer::Impl {
   uint64_t seed = 0;
   int rank = 0, world = 1;
   int64_t microbatch = 0;  // train.microbatch (0: a rank's whole slice in one pass)
+  bool autocast = false;   // train.precision = bf16 on a CUDA device
   int64_t samples_seen = 0;
   double elapsed_before = 0;  // training seconds of earlier processes (from the checkpoint)
   Clock::time_point started;
@@ -124,6 +125,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
     m.rank = opts_.comm->rank();
     m.world = opts_.comm->size();
   }
+  apply_compute_settings();
   // Model, on the CPU from the seed, then moved: the same initial weights on every device.
   Generator init(m.seed, /*stream=*/0xC0FFEE);
   stage_ = std::make_shared<Stage>(config_, init);
@@ -273,6 +275,21 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
 
 Trainer::~Trainer() = default;
 
+// train.precision and train.conv_search: checked, then set for this process (TF32 and the cuDNN algorithm
+// search are process-wide switches; the trainer owns the process's training).
+void Trainer::apply_compute_settings() {
+  const std::string precision = config_.get_string("train.precision");
+  IRIS_CHECK(precision == "f32" || precision == "tf32" || precision == "bf16",
+             "train.precision must be f32, tf32 or bf16, got '", precision, "'");
+  const bool cuda = opts_.device.is_cuda();
+  if (!cuda && precision != "f32")
+    log("warning: train.precision = " + precision + " applies to CUDA devices; on " + opts_.device.str() +
+        " this run trains in f32");
+  impl_->autocast = cuda && precision == "bf16";
+  set_tf32_enabled(cuda && precision == "tf32");
+  set_conv_search(config_.get_string("train.conv_search"), "train.conv_search");
+}
+
 void Trainer::log(const std::string& line) const {
   if (impl_->rank != 0) return;
   if (opts_.log)
@@ -356,7 +373,6 @@ void Trainer::train_step() {
   std::vector<uint64_t> streams;
   for (int64_t idx : b.indices) streams.push_back(Generator::stream_id(static_cast<uint64_t>(step_), idx));
 
-  const std::string precision = config_.get_string("train.precision");
   m.opt->set_lr(m.schedule->lr());
   // Micro-batches: the rank's rows in chunks of train.microbatch, each loss weighted by its share of the
   // rows, so that the accumulated gradient is that of the mean loss over all rows (the loss is a per-sample
@@ -379,7 +395,7 @@ void Trainer::train_step() {
     if (m.reducer) m.reducer->set_sync(start + n >= rows);
     Tensor loss;
     {
-      AutocastGuard autocast(precision == "bf16" && opts_.device.is_cuda());
+      AutocastGuard autocast(m.autocast);
       loss = stage_->loss(sb, gen);
     }
     if (!whole_slice) loss = mul(loss, static_cast<double>(n) / static_cast<double>(rows));

@@ -66,6 +66,7 @@ class Trainer {
  private:
   struct Impl;
   void log(const std::string& line) const;
+  void apply_compute_settings();  // train.precision, train.conv_search
   void restore(const TrainingCheckpoint& c);
   void train_step();
   void write_sample_grid();

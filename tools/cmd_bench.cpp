@@ -44,6 +44,7 @@ void run_bench(const BenchOptions& o) {
   const Device device = resolve_device(o.device);
   const int64_t batch = o.batch > 0 ? o.batch : cfg.get_int("train.batch_size");
   set_tf32_enabled(o.precision == "tf32");
+  set_conv_search(cfg.get_string("train.conv_search"), "train.conv_search");
 
   Generator init(0);
   diffusion::UNet net(diffusion::UNetConfig::from_config(cfg), init);
@@ -101,8 +102,9 @@ void run_bench(const BenchOptions& o) {
               with_commas(net.num_parameters()).c_str(),
               (train ? net.train_flops_per_sample() : net.flops_per_sample()) / 1e9,
               train ? "forward + backward" : "forward");
-  std::printf("%-12s %s, %s, batch %lld, %d steps after %d warm-up\n", "step", o.mode.c_str(),
-              o.precision.c_str(), static_cast<long long>(batch), o.steps, o.warmup);
+  std::printf("%-12s %s, %s, batch %lld, %d steps after %d warm-up, convolution algorithms: %s\n", "step",
+              o.mode.c_str(), o.precision.c_str(), static_cast<long long>(batch), o.steps, o.warmup,
+              conv_search().c_str());
   std::printf("%-12s median %.2f  (min %.2f, max %.2f)\n", "ms/step", median, sorted.front(), sorted.back());
   std::printf("%-12s %.1f\n", "img/s", img_s);
   std::printf("%-12s %.2f\n", "TFLOP/s", tflops);
@@ -114,6 +116,7 @@ void run_bench(const BenchOptions& o) {
                       {"batch", batch},
                       {"mode", o.mode},
                       {"precision", o.precision},
+                      {"conv_search", conv_search()},
                       {"device", device.str()},
                       {"step_ms", median},
                       {"img_per_s", img_s},

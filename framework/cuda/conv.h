@@ -32,7 +32,8 @@ void conv2d_backward_weight(const Tensor& gout, const Tensor& x, Tensor& dw, con
 //   kernels, but the choice can change from one process to the next (timing noise).
 // Either way deterministic algorithms are preferred (a non-deterministic one is used only when no
 // deterministic one runs), and the workspace is at most kConvWorkspaceCap bytes. IRIS_CUDNN_FIND=1 in the
-// environment selects "find" at start-up.
+// environment selects "find" at start-up; `iris train` and `iris bench` then set it from train.conv_search
+// (iris::set_conv_search in framework/ops/conv.h, the device-agnostic switch).
 enum class ConvAlgoSearch { heuristic, find };
 void set_conv_algo_search(ConvAlgoSearch search);
 ConvAlgoSearch conv_algo_search();

@@ -109,4 +109,19 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, std
   return out;
 }
 
+void set_conv_search(const std::string& mode, const std::string& what) {
+  IRIS_CHECK(mode == "heuristic" || mode == "find", what, " must be heuristic or find, got '", mode, "'");
+#ifdef IRIS_WITH_CUDA
+  cuda::set_conv_algo_search(mode == "find" ? cuda::ConvAlgoSearch::find : cuda::ConvAlgoSearch::heuristic);
+#endif
+}
+
+std::string conv_search() {
+#ifdef IRIS_WITH_CUDA
+  return cuda::conv_algo_search() == cuda::ConvAlgoSearch::find ? "find" : "heuristic";
+#else
+  return "heuristic";
+#endif
+}
+
 }  // namespace iris

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "framework/core/tensor.h"
 
@@ -45,5 +46,14 @@ ConvParams make_conv_params(const Shape& x_shape, const Shape& w_shape, std::arr
 // Differentiable in x, w and bias.
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias = Tensor(),
               std::array<int64_t, 2> stride = {1, 1}, std::array<int64_t, 2> padding = {0, 0});
+
+// How CUDA convolutions choose their cuDNN algorithms from now on (process-wide; see cuda/conv.h):
+// "heuristic" (cuDNN's ranking: the same choice in every process, so a resumed run computes bit-identically)
+// or "find" (each problem's algorithms timed once: faster kernels, but the choice, and so the last bits, may
+// differ between processes). Throws iris::Error naming `what` for any other value. CPU convolutions have one
+// algorithm: without CUDA the setting is checked and has no effect.
+void set_conv_search(const std::string& mode, const std::string& what = "conv search");
+// "heuristic" or "find" ("heuristic" without CUDA).
+std::string conv_search();
 
 }  // namespace iris

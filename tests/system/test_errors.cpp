@@ -33,6 +33,16 @@ TEST_CASE("iris train: bad config keys, values, data and checkpoints are named i
   expect_error(run_iris(base + "--set data.lowres_size=8"), {"data.lowres_size 8", "re-shard"});
   expect_error(run_iris(base + "--set model.norm_groups=3"), {"norm_groups"});
   expect_error(run_iris(base + "--set train.batch_size=0"), {"train.batch_size"});
+  expect_error(run_iris(base + "--set train.precision=bf61"),
+               {"train.precision", "f32, tf32 or bf16", "bf61"});
+  expect_error(run_iris(base + "--set train.conv_search=fastest"), {"train.conv_search", "fastest"});
+  {  // bf16 asked of the CPU: the run says it trains in f32 instead of passing over it silently
+    const RunResult r = run_iris("train --config " + cfg + " --threads 1 --device cpu --run " + root +
+                                 "/bf16 --set train.steps=1 --set train.precision=bf16");
+    CHECK_MESSAGE(r.exit_code == 0, r.output);
+    check_contains(r,
+                   "warning: train.precision = bf16 applies to CUDA devices; on cpu this run trains in f32");
+  }
   // A shard whose bytes were cut off.
   const std::string broken = (fs::path(root) / "broken").string();
   fs::copy(data, broken);

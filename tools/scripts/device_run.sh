@@ -30,11 +30,13 @@ run() {  # run LABEL TIMEOUT COMMAND...: logs to $out/LABEL.log, appends the las
   fi
 }
 
-# cuDNN algorithms chosen by measurement (as PyTorch's cudnn.benchmark = True below), not by heuristics.
+# cuDNN algorithms chosen by measurement (as PyTorch's cudnn.benchmark = True below), not by heuristics:
+# train.conv_search = find for iris bench, and IRIS_CUDNN_FIND=1 for the gpu suite (every convolution of
+# every case planned by Find; the suite has its own find-mode case too).
 export IRIS_CUDNN_FIND=1
 
 # 1. the headline: bf16 training, Iris then PyTorch (SR3_BENCH.md: batch 32, warm-up 5, median of 20)
-run iris_train_bf16 45 iris bench --config $cfg --mode train --precision bf16 --batch 32 --steps 20 --warmup 5
+run iris_train_bf16 45 iris bench --config $cfg --set train.conv_search=find --mode train --precision bf16 --batch 32 --steps 20 --warmup 5
 run torch_train_bf16 70 python3 tools/scripts/bench_pytorch.py --mode train --precision bf16 --batch 32
 
 # 2. correctness: every CUDA op against the CPU
@@ -45,10 +47,11 @@ grep -a -E '^\[doctest\] (test cases|assertions)' "$out/test_gpu.log"
 grep -a -B3 -A8 'ERROR\|FATAL\|THREW' "$out/test_gpu.log" | head -80
 
 # 3. the other precisions and sampling
-run iris_train_tf32 40 iris bench --config $cfg --mode train --precision tf32 --batch 32 --steps 10 --warmup 3
-run iris_train_f32 50 iris bench --config $cfg --mode train --precision f32 --batch 32 --steps 10 --warmup 3
-run iris_sample_bf16_b32 25 iris bench --config $cfg --mode sample --precision bf16 --batch 32 --steps 20 --warmup 5
-run iris_sample_bf16_b1 25 iris bench --config $cfg --mode sample --precision bf16 --batch 1 --steps 20 --warmup 5
+run iris_train_tf32 40 iris bench --config $cfg --set train.conv_search=find --mode train --precision tf32 --batch 32 --steps 10 --warmup 3
+run iris_train_bf16_heuristic 40 iris bench --config $cfg --mode train --precision bf16 --batch 32 --steps 10 --warmup 3
+run iris_train_f32 50 iris bench --config $cfg --set train.conv_search=find --mode train --precision f32 --batch 32 --steps 10 --warmup 3
+run iris_sample_bf16_b32 25 iris bench --config $cfg --set train.conv_search=find --mode sample --precision bf16 --batch 32 --steps 20 --warmup 5
+run iris_sample_bf16_b1 25 iris bench --config $cfg --set train.conv_search=find --mode sample --precision bf16 --batch 1 --steps 20 --warmup 5
 run torch_train_tf32 60 python3 tools/scripts/bench_pytorch.py --mode train --precision tf32 --batch 32 --steps 10 --warmup 3
 run torch_sample_bf16_b32 45 python3 tools/scripts/bench_pytorch.py --mode sample --precision bf16 --batch 32
 

@@ -67,9 +67,9 @@ step bf16_train 60 "$iris" train "${common[@]}" --run "$out/bf16" --set train.pr
 grep -a -E '^step [0-9]' "$out/bf16_train.log" | tail -n 2 | tee -a "$summary"
 
 # 4. activation checkpointing on the benchmark U-Net (SR3_BENCH.md step), same run
-export IRIS_CUDNN_FIND=1
 for c in false true; do
   step "bench_ckpt_$c" 45 "$iris" bench --config configs/sr3_bench_128.toml --mode train --precision bf16 \
+    --set train.conv_search=find \
     --batch 32 --steps 10 --warmup 3 --set "model.checkpoint_res_blocks=$c"
   grep -a '^{' "$out/bench_ckpt_$c.log" | tail -n 1 | tee -a "$summary"
 done
