@@ -4,8 +4,11 @@
 // parameter (f32 state); sample: one U-Net forward without gradients (an SR3 refinement step). Inputs are
 // random and two input sets alternate (never zeros). Warm-up steps, then each step timed with device events
 // (the steady clock on the CPU); the median is reported with img/s, TFLOP/s and the peak memory, in a table
-// and a final JSON line.
+// and a final JSON line. The host's time to queue each step is measured too: the step never waits for the
+// device, so on a GPU a host time close to the step time means the step is bound by the host (launches,
+// dispatch), not by the GPU.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -81,15 +84,22 @@ void run_bench(const BenchOptions& o) {
   reset_peak_memory(device);
   reset_host_storage_peak();
   DeviceTimer timer(device);
-  std::vector<double> ms;
+  std::vector<double> ms, host_ms;
   for (int i = 0; i < o.steps; ++i) {
     timer.start();
+    const auto queued_from = std::chrono::steady_clock::now();
     step(inputs[i % 2]);
+    host_ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - queued_from).count());
     ms.push_back(timer.stop_ms());
   }
-  std::vector<double> sorted = ms;
-  std::sort(sorted.begin(), sorted.end());
-  const double median = sorted[sorted.size() / 2];
+  const auto median_of = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const double median = median_of(ms);
+  const double host_median = median_of(host_ms);
+  const auto [fastest, slowest] = std::minmax_element(ms.begin(), ms.end());
   const double flops =
       (train ? net.train_flops_per_sample() : net.flops_per_sample()) * static_cast<double>(batch);
   const double img_s = static_cast<double>(batch) * 1000.0 / median;
@@ -102,10 +112,14 @@ void run_bench(const BenchOptions& o) {
               with_commas(net.num_parameters()).c_str(),
               (train ? net.train_flops_per_sample() : net.flops_per_sample()) / 1e9,
               train ? "forward + backward" : "forward");
-  std::printf("%-12s %s, %s, batch %lld, %d steps after %d warm-up, convolution algorithms: %s\n", "step",
-              o.mode.c_str(), o.precision.c_str(), static_cast<long long>(batch), o.steps, o.warmup,
-              conv_search().c_str());
-  std::printf("%-12s median %.2f  (min %.2f, max %.2f)\n", "ms/step", median, sorted.front(), sorted.back());
+  // The cuDNN algorithm search applies to CUDA devices only; the CPU has one convolution algorithm.
+  const std::string search = device.is_cuda() ? ", convolution algorithms: " + conv_search() : "";
+  std::printf("%-12s %s, %s, batch %lld, %d steps after %d warm-up%s\n", "step", o.mode.c_str(),
+              o.precision.c_str(), static_cast<long long>(batch), o.steps, o.warmup, search.c_str());
+  std::printf("%-12s median %.2f  (min %.2f, max %.2f)\n", "ms/step", median, *fastest, *slowest);
+  if (device.is_cuda())
+    std::printf("%-12s median %.2f ms to queue a step (%.0f%% of the step: near 100%% means host-bound)\n",
+                "host", host_median, 100.0 * host_median / median);
   std::printf("%-12s %.1f\n", "img/s", img_s);
   std::printf("%-12s %.2f\n", "TFLOP/s", tflops);
   const std::string what = device.is_cpu() ? " (tensor storage; process peak RSS " +
@@ -116,12 +130,14 @@ void run_bench(const BenchOptions& o) {
                       {"batch", batch},
                       {"mode", o.mode},
                       {"precision", o.precision},
-                      {"conv_search", conv_search()},
                       {"device", device.str()},
                       {"step_ms", median},
+                      {"host_ms", host_median},
+                      {"steps_ms", ms},
                       {"img_per_s", img_s},
                       {"tflops", tflops},
                       {"peak_bytes", peak}};
+  if (device.is_cuda()) j["conv_search"] = conv_search();
   std::printf("%s\n", j.dump().c_str());
 }
 

@@ -18,6 +18,7 @@ run() {  # run LABEL TIMEOUT COMMAND...: logs to $out/LABEL.log, appends the las
   local label=$1 limit=$2
   shift 2
   echo "=== $label: $*"
+  mark "$label"
   timeout "$limit" "$@" > "$out/$label.log" 2>&1
   local rc=$?
   tail -n 4 "$out/$label.log"
@@ -30,6 +31,20 @@ run() {  # run LABEL TIMEOUT COMMAND...: logs to $out/LABEL.log, appends the las
   fi
 }
 
+# The card's clocks, power and clock-event reasons every 200 ms through the run (bf16 step times varied by
+# 1.5x within one process on an H200; this tells whether the clocks moved with them). Older drivers name the
+# reasons field clocks_throttle_reasons.
+smi_fields=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu
+for reasons in clocks_event_reasons.active clocks_throttle_reasons.active ""; do
+  nvidia-smi --query-gpu=$smi_fields${reasons:+,$reasons} --format=csv,noheader > /dev/null 2>&1 && break
+done
+: > "$out/smi.csv"  # appended to by the sampler and by mark(), both with O_APPEND
+nvidia-smi --query-gpu=$smi_fields${reasons:+,$reasons} --format=csv,noheader,nounits -lms 200 \
+  >> "$out/smi.csv" 2> /dev/null &
+smi_pid=$!
+trap 'kill $smi_pid 2> /dev/null' EXIT
+mark() { echo "$(date '+%Y/%m/%d %H:%M:%S'), mark, $1" >> "$out/smi.csv"; }
+
 # cuDNN algorithms chosen by measurement (as PyTorch's cudnn.benchmark = True below), not by heuristics:
 # train.conv_search = find for iris bench, and IRIS_CUDNN_FIND=1 for the gpu suite (every convolution of
 # every case planned by Find; the suite has its own find-mode case too).
@@ -40,6 +55,7 @@ run iris_train_bf16 45 iris bench --config $cfg --set train.conv_search=find --m
 run torch_train_bf16 70 python3 tools/scripts/bench_pytorch.py --mode train --precision bf16 --batch 32
 
 # 2. correctness: every CUDA op against the CPU
+mark test_gpu
 start=$(date +%s)
 timeout 120 test_gpu > "$out/test_gpu.log" 2>&1
 echo "test_gpu exit $? in $(( $(date +%s) - start ))s"
@@ -58,12 +74,34 @@ run torch_sample_bf16_b32 45 python3 tools/scripts/bench_pytorch.py --mode sampl
 echo "=== summary ($(cat "$out/device.txt"))"
 python3 - "$results" <<'PY'
 import json, sys
-print(f"{'run':24} {'rc':>3} {'ms/step':>9} {'img/s':>8} {'TFLOP/s':>8} {'peak GiB':>9}")
+print(f"{'run':28} {'rc':>3} {'ms/step':>9} {'min-max':>13} {'host ms':>8} {'img/s':>8} {'TFLOP/s':>8} "
+      f"{'peak GiB':>9}")
 for line in open(sys.argv[1]):
     r = json.loads(line)
     x = r.get("result", {})
     ms = x.get("step_ms"); ips = x.get("img_per_s"); tf = x.get("tflops"); pk = x.get("peak_bytes")
+    steps = x.get("steps_ms"); host = x.get("host_ms")
     f = lambda v, fmt: (fmt % v) if v is not None else "-"
-    print(f"{r['label']:24} {r['rc']:>3} {f(ms,'%.2f'):>9} {f(ips,'%.1f'):>8} {f(tf,'%.1f'):>8} "
-          f"{f(pk/2**30 if pk else None,'%.2f'):>9}")
+    span = f"{min(steps):.1f}-{max(steps):.1f}" if steps else "-"
+    print(f"{r['label']:28} {r['rc']:>3} {f(ms,'%.2f'):>9} {span:>13} {f(host,'%.2f'):>8} {f(ips,'%.1f'):>8} "
+          f"{f(tf,'%.1f'):>8} {f(pk/2**30 if pk else None,'%.2f'):>9}")
+PY
+kill $smi_pid 2> /dev/null
+# SM clock and power per run, from the samples between its mark and the next.
+python3 - "$out/smi.csv" <<'PY'
+import sys, statistics
+runs, cur = {}, None
+for line in open(sys.argv[1]):
+    f = [x.strip() for x in line.split(",")]
+    if len(f) >= 3 and f[1] == "mark":
+        cur = f[2]; runs[cur] = []
+    elif cur and len(f) >= 4:
+        try: runs[cur].append((float(f[1]), float(f[3]), ",".join(f[5:]) if len(f) > 5 else ""))
+        except ValueError: pass
+print(f"{'run':28} {'SM MHz min/median/max':>22} {'W max':>6}  clock-event reasons seen")
+for name, s in runs.items():
+    if not s: continue
+    sm = [x[0] for x in s]
+    print(f"{name:28} {min(sm):6.0f}/{statistics.median(sm):6.0f}/{max(sm):6.0f} {max(x[1] for x in s):6.0f}  "
+          f"{' '.join(sorted(set(x[2] for x in s)))}")
 PY
