@@ -18,5 +18,6 @@ void register_eval(CLI::App& app);
 void register_sample(CLI::App& app);
 void register_cascade(CLI::App& app);
 void register_ckpt(CLI::App& app);
+void register_cas(CLI::App& app);
 
 }  // namespace iris::tools

@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   iris::tools::register_sample(app);
   iris::tools::register_cascade(app);
   iris::tools::register_ckpt(app);
+  iris::tools::register_cas(app);
   try {
     iris::cpu::check_cpu_support();
     app.parse(argc, argv);

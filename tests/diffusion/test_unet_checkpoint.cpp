@@ -122,7 +122,7 @@ TEST_CASE("unet checkpoint_res_blocks: dropout draws the same masks in the recom
   check_same_step({"model.dropout=0.3"}, DType::f64);
 }
 
-TEST_CASE("unet checkpoint_res_blocks: one node per res block in training; eval and no-grad unchanged") {
+TEST_CASE("unet checkpoint_res_blocks: one node per res block in training, none in eval or without grad") {
   Generator init(1), init2(1);
   UNet net(tiny(true, {"model.dropout=0.3"}), init);
   UNet plain(tiny(false, {"model.dropout=0.3"}), init2);

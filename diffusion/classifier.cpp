@@ -1,0 +1,80 @@
+#include "diffusion/classifier.h"
+
+#include <algorithm>
+#include <string>
+
+#include "framework/core/error.h"
+#include "framework/ops/elementwise.h"
+#include "framework/ops/reduce.h"
+
+namespace iris::diffusion {
+
+void ClassifierConfig::validate() const {
+  IRIS_CHECK(resolution >= 4, "classifier: images must be at least 4x4, got ", resolution, "x", resolution);
+  IRIS_CHECK(channels == 1 || channels == 3, "classifier: images must have 1 or 3 channels, got ", channels);
+  IRIS_CHECK(num_classes >= 2, "classifier: at least 2 classes are needed, got ", num_classes);
+  IRIS_CHECK(width >= 8 && width % 8 == 0, "classifier: the width must be a positive multiple of 8, got ",
+             width);
+  IRIS_CHECK(blocks >= 1, "classifier: at least 1 block per stage, got ", blocks);
+}
+
+std::vector<int64_t> ClassifierConfig::stage_resolutions() const {
+  std::vector<int64_t> r{resolution};
+  while ((r.back() + 1) / 2 >= 4) r.push_back((r.back() + 1) / 2);  // a stride-2, pad-1 3x3 conv: ceil(h / 2)
+  return r;
+}
+
+namespace {
+constexpr int64_t kGroups = 8;  // GroupNorm groups (widths are multiples of 8)
+}
+
+Classifier::Block::Block(int64_t channels, Generator& init) {
+  norm1_ = register_module("norm1", std::make_shared<nn::GroupNorm>(kGroups, channels));
+  conv1_ = register_module("conv1", std::make_shared<nn::Conv2d>(channels, channels, 3, init, 1, 1));
+  norm2_ = register_module("norm2", std::make_shared<nn::GroupNorm>(kGroups, channels));
+  conv2_ = register_module("conv2", std::make_shared<nn::Conv2d>(channels, channels, 3, init, 1, 1));
+}
+
+Tensor Classifier::Block::forward(const Tensor& x) const {
+  const Tensor r = conv1_->forward(norm1_->forward_silu(x));
+  return add(x, conv2_->forward(norm2_->forward_silu(r)));
+}
+
+Classifier::Classifier(const ClassifierConfig& config, Generator& init) : config_(config) {
+  config_.validate();
+  stem_ =
+      register_module("stem", std::make_shared<nn::Conv2d>(config_.channels, config_.width, 3, init, 1, 1));
+  const size_t n_stages = config_.stage_resolutions().size();
+  int64_t ch = config_.width;
+  for (size_t s = 0; s < n_stages; ++s) {
+    std::vector<std::shared_ptr<Block>> blocks;
+    for (int64_t b = 0; b < config_.blocks; ++b)
+      blocks.push_back(register_module("block_" + std::to_string(s) + "_" + std::to_string(b),
+                                       std::make_shared<Block>(ch, init)));
+    stages_.push_back(std::move(blocks));
+    if (s + 1 < n_stages) {
+      const int64_t next = std::min(ch * 2, config_.width * 8);
+      downs_.push_back(register_module("down_" + std::to_string(s),
+                                       std::make_shared<nn::Conv2d>(ch, next, 3, init, 2, 1)));
+      ch = next;
+    }
+  }
+  head_norm_ = register_module("head_norm", std::make_shared<nn::GroupNorm>(kGroups, ch));
+  head_ = register_module("head", std::make_shared<nn::Linear>(ch, config_.num_classes, init));
+}
+
+Tensor Classifier::forward(const Tensor& x) const {
+  IRIS_CHECK(x.dim() == 4 && x.size(1) == config_.resolution && x.size(2) == config_.resolution &&
+                 x.size(3) == config_.channels,
+             "classifier: input must be [N, ", config_.resolution, ", ", config_.resolution, ", ",
+             config_.channels, "], got ", shape_str(x.shape()));
+  Tensor h = stem_->forward(x);
+  for (size_t s = 0; s < stages_.size(); ++s) {
+    for (const auto& b : stages_[s]) h = b->forward(h);
+    if (s < downs_.size()) h = downs_[s]->forward(h);
+  }
+  h = mean(head_norm_->forward_silu(h), {1, 2});  // [N, ch]
+  return head_->forward(h);
+}
+
+}  // namespace iris::diffusion
