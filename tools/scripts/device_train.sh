@@ -9,7 +9,8 @@
 #      (GPU kernels with atomics may make this differ in the last bits; the diff says by how much);
 #   3. bf16 autocast training of the same model for 200 steps (loss must stay finite);
 #   4. the benchmark U-Net's bf16 training step with and without activation checkpointing (time and peak
-#      memory: the cost and the saving of model.checkpoint_res_blocks on this card).
+#      memory: the cost and the saving of model.checkpoint_res_blocks on this card);
+#   5. iris cas (the classifier of the Classification Accuracy Score) on the GPU.
 # IRIS_DEVICE (default cuda) lets the script itself be tried on a CPU machine.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -73,6 +74,10 @@ for c in false true; do
     --batch 32 --steps 10 --warmup 3 --set "model.checkpoint_res_blocks=$c"
   grep -a '^{' "$out/bench_ckpt_$c.log" | tail -n 1 | tee -a "$summary"
 done
+
+# 5. the Classification Accuracy Score's classifier on the GPU (the real reference: train shards -> test shards)
+step cas_gpu 60 "$iris" cas --generated "$data/train" --real "$data/test" --steps 300 --batch 64 --device "$device"
+grep -a -E '^CAS|^fit' "$out/cas_gpu.log" | tee -a "$summary"
 
 # Keep what is worth looking at, drop the checkpoints (large, and not needed back).
 find "$out" -name 'step_*.h5' -delete
