@@ -4,12 +4,14 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <numeric>
 
 #include "data/image.h"
 #include "data/loader.h"
 #include "data/resize.h"
 #include "diffusion/classifier.h"
+#include "diffusion/frechet.h"
 #include "framework/core/philox.h"
 #include "framework/iris.h"
 
@@ -91,53 +93,55 @@ Scores score(const Classifier& model, const Tensor& images, const std::vector<in
   return s;
 }
 
-}  // namespace
-
-CasResult classification_accuracy_score(const LabeledImages& train, const LabeledImages& real,
-                                        const CasOptions& o) {
-  check_set(train, "generated");
-  check_set(real, "real");
-  IRIS_CHECK(o.steps >= 1 && o.batch_size >= 1 && o.eval_batch >= 1 && o.log_every >= 1,
-             "cas: steps, batch size, evaluation batch and logging interval must be positive");
-  IRIS_CHECK(train.images.size(3) == real.images.size(3), "cas: the generated images of '", train.what,
-             "' have ", train.images.size(3), " channel(s) but the real images of '", real.what, "' have ",
-             real.images.size(3));
-  IRIS_CHECK(train.class_names.empty() || real.class_names.empty() || train.class_names == real.class_names,
-             "cas: '", train.what, "' and '", real.what, "' name their classes differently");
-  const std::vector<std::string>& names = train.class_names.empty() ? real.class_names : train.class_names;
-  int64_t classes = static_cast<int64_t>(names.size());
-  for (const LabeledImages* s : {&train, &real}) {
+// The number of classes the sets share: checks that they name their classes alike and that every label
+// has a class; at least 2.
+int64_t agreed_classes(const std::vector<const LabeledImages*>& sets) {
+  const std::vector<std::string>* names = nullptr;
+  for (const LabeledImages* s : sets) {
+    if (s->class_names.empty()) continue;
+    IRIS_CHECK(names == nullptr || *names == s->class_names, "cas: '", sets.front()->what, "' and '", s->what,
+               "' name their classes differently");
+    names = &s->class_names;
+  }
+  int64_t classes = names ? static_cast<int64_t>(names->size()) : 0;
+  for (const LabeledImages* s : sets) {
     const int64_t top = *std::max_element(s->labels.begin(), s->labels.end());
-    IRIS_CHECK(names.empty() || top < static_cast<int64_t>(names.size()), "cas: '", s->what, "' has label ",
-               top, " but there are ", names.size(), " named classes");
+    IRIS_CHECK(!names || top < static_cast<int64_t>(names->size()), "cas: '", s->what, "' has label ", top,
+               " but there are ", names->size(), " named classes");
     classes = std::max(classes, top + 1);
   }
   IRIS_CHECK(classes >= 2, "cas: the labels name only one class; a classification score needs at least 2");
+  return classes;
+}
 
-  CasResult r;
-  r.classes = classes;
-  r.train_count = train.images.size(0);
-  r.test_count = real.images.size(0);
-  r.resolution = train.images.size(1);
-  Tensor real_images = real.images;
-  if (real_images.size(1) != r.resolution) {
-    // Antialiased bicubic on floats, then back to uint8 exactly as the generated images were stored.
-    real_images = data::float_to_u8(data::resize(data::u8_to_float(real_images), r.resolution, r.resolution));
-    r.test_resized = true;
-  }
+// The set's images at `resolution` (antialiased bicubic on floats, then uint8 again, as generated images are
+// stored); `resized` says whether they had to be.
+Tensor images_at(const LabeledImages& s, int64_t resolution, bool* resized) {
+  *resized = s.images.size(1) != resolution;
+  if (!*resized) return s.images;
+  return data::float_to_u8(data::resize(data::u8_to_float(s.images), resolution, resolution));
+}
 
+void check_options(const CasOptions& o) {
+  IRIS_CHECK(o.steps >= 1 && o.batch_size >= 1 && o.eval_batch >= 1 && o.log_every >= 1,
+             "cas: steps, batch size, evaluation batch and logging interval must be positive");
+}
+
+// A classifier trained from scratch on `images` (uint8 [N, R, R, C]) with `labels`; `final_loss` gets the
+// mean loss of the last logging window.
+std::unique_ptr<Classifier> train_classifier(const Tensor& images, const std::vector<int64_t>& labels_of,
+                                             int64_t classes, const CasOptions& o, double* final_loss) {
   ClassifierConfig cc;
-  cc.resolution = r.resolution;
-  cc.channels = train.images.size(3);
+  cc.resolution = images.size(1);
+  cc.channels = images.size(3);
   cc.num_classes = classes;
   cc.width = o.width;
   cc.blocks = o.blocks;
   Generator init(o.seed, /*stream=*/0xC1A5);
-  Classifier model(cc, init);
-  model.to(o.device);
-  model.train();
-  r.parameters = model.num_parameters();
-  optim::AdamW opt(model.named_parameters(), o.lr, {0.9, 0.999}, 1e-8, o.weight_decay);
+  auto model = std::make_unique<Classifier>(cc, init);
+  model->to(o.device);
+  model->train();
+  optim::AdamW opt(model->named_parameters(), o.lr, {0.9, 0.999}, 1e-8, o.weight_decay);
   optim::LRScheduleOptions so;
   so.base_lr = o.lr;
   so.warmup_steps = std::min(o.warmup_steps, o.steps / 2);  // short runs: at most half of them
@@ -147,7 +151,7 @@ CasResult classification_accuracy_score(const LabeledImages& train, const Labele
 
   // Batches walk a fresh permutation each epoch (data/loader.h's, from the seed); a set smaller than the
   // batch is one batch.
-  const int64_t n = r.train_count, batch = std::min(o.batch_size, n);
+  const int64_t n = images.size(0), batch = std::min(o.batch_size, n);
   const int64_t per_epoch = n / batch;
   std::vector<int64_t> order;
   Tensor loss_sum = Tensor::zeros({1}, DType::f64, o.device);
@@ -158,15 +162,15 @@ CasResult classification_accuracy_score(const LabeledImages& train, const Labele
     std::vector<int64_t> rows(order.begin() + k * batch, order.begin() + (k + 1) * batch), labels;
     std::vector<bool> flip;
     for (int64_t i : rows) {
-      labels.push_back(train.labels[static_cast<size_t>(i)]);
+      labels.push_back(labels_of[static_cast<size_t>(i)]);
       if (o.hflip)  // one Philox bit per (step, sample): independent of the batch's composition
         flip.push_back(
             philox::block(o.seed, Generator::stream_id(static_cast<uint64_t>(step), i), 0xF11B).v[0] & 1u);
     }
-    const Tensor x = data::u8_to_float(gather_rows(train.images, rows, flip)).to(o.device);
+    const Tensor x = data::u8_to_float(gather_rows(images, rows, flip)).to(o.device);
     const Tensor y = Tensor::from_vector<int64_t>(labels, {batch}).to(o.device);
     opt.set_lr(schedule.lr());
-    Tensor loss = cross_entropy(model.forward(x), y);
+    Tensor loss = cross_entropy(model->forward(x), y);
     loss.backward();
     opt.step();
     opt.zero_grad();
@@ -174,17 +178,53 @@ CasResult classification_accuracy_score(const LabeledImages& train, const Labele
     loss_sum = add(loss_sum, loss.detach().to(DType::f64).reshape({1}));
     ++window;
     if ((step + 1) % o.log_every == 0 || step + 1 == o.steps) {
-      r.final_loss = loss_sum.item() / static_cast<double>(window);
-      IRIS_CHECK(std::isfinite(r.final_loss), "cas: the classifier's training diverged by step ", step + 1,
-                 " (mean loss ", r.final_loss, "); try a lower learning rate");
-      if (o.on_log) o.on_log(step + 1, r.final_loss);
+      *final_loss = loss_sum.item() / static_cast<double>(window);
+      IRIS_CHECK(std::isfinite(*final_loss), "cas: the classifier's training diverged by step ", step + 1,
+                 " (mean loss ", *final_loss, "); try a lower learning rate");
+      if (o.on_log) o.on_log(step + 1, *final_loss);
       loss_sum = Tensor::zeros({1}, DType::f64, o.device);
       window = 0;
     }
   }
+  model->eval();
+  return model;
+}
 
-  model.eval();
-  const Scores test = score(model, real_images, real.labels, r.test_count, classes, o);
+// The classifier's pooled features of the first `count` images: f64 [count, D] on the CPU.
+Tensor features_of(const Classifier& model, const Tensor& images, int64_t count, const CasOptions& o) {
+  NoGradGuard no_grad;
+  std::vector<Tensor> parts;
+  for (int64_t start = 0; start < count; start += o.eval_batch) {
+    const int64_t n = std::min(o.eval_batch, count - start);
+    const Tensor x = data::u8_to_float(images.slice(0, start, start + n).contiguous()).to(o.device);
+    parts.push_back(model.features(x).to(DType::f64).cpu());
+  }
+  return cat(parts, 0);
+}
+
+}  // namespace
+
+CasResult classification_accuracy_score(const LabeledImages& train, const LabeledImages& real,
+                                        const CasOptions& o) {
+  check_set(train, "generated");
+  check_set(real, "real");
+  check_options(o);
+  IRIS_CHECK(train.images.size(3) == real.images.size(3), "cas: the generated images of '", train.what,
+             "' have ", train.images.size(3), " channel(s) but the real images of '", real.what, "' have ",
+             real.images.size(3));
+  const int64_t classes = agreed_classes({&train, &real});
+
+  CasResult r;
+  r.classes = classes;
+  r.train_count = train.images.size(0);
+  r.test_count = real.images.size(0);
+  r.resolution = train.images.size(1);
+  const Tensor real_images = images_at(real, r.resolution, &r.test_resized);
+  const std::unique_ptr<Classifier> model =
+      train_classifier(train.images, train.labels, classes, o, &r.final_loss);
+  r.parameters = model->num_parameters();
+
+  const Scores test = score(*model, real_images, real.labels, r.test_count, classes, o);
   r.top1 = test.top1;
   r.top5 = test.top5;
   r.class_count = test.class_count;
@@ -194,7 +234,44 @@ CasResult classification_accuracy_score(const LabeledImages& train, const Labele
                                                          static_cast<double>(test.class_count[i])
                                                    : std::numeric_limits<double>::quiet_NaN());
   }
-  r.train_top1 = score(model, train.images, train.labels, std::min<int64_t>(n, 10000), classes, o).top1;
+  r.train_top1 =
+      score(*model, train.images, train.labels, std::min<int64_t>(r.train_count, 10000), classes, o).top1;
+  return r;
+}
+
+FrechetResult classifier_frechet_distance(const LabeledImages& real_train, const Tensor& generated,
+                                          const LabeledImages& real_test, const CasOptions& o) {
+  check_set(real_train, "real training");
+  check_set(real_test, "real");
+  check_options(o);
+  IRIS_CHECK(generated.defined() && generated.dim() == 4 && generated.dtype() == DType::u8 &&
+                 generated.size(0) >= 2 && generated.size(1) == generated.size(2),
+             "fd: the generated images must be uint8 [N, H, H, C] with N >= 2, got ",
+             generated.defined() ? shape_str(generated.shape()) : std::string("none"));
+  for (const LabeledImages* s : {&real_train, &real_test})
+    IRIS_CHECK(s->images.size(3) == generated.size(3), "fd: the generated images have ", generated.size(3),
+               " channel(s) but '", s->what, "' has ", s->images.size(3));
+  const int64_t classes = agreed_classes({&real_train, &real_test});
+
+  FrechetResult r;
+  r.resolution = generated.size(1);
+  r.generated_count = generated.size(0);
+  r.real_count = real_test.images.size(0);
+  bool resized_train = false, resized_test = false;
+  const Tensor train_images = images_at(real_train, r.resolution, &resized_train);
+  const Tensor test_images = images_at(real_test, r.resolution, &resized_test);
+  r.real_resized = resized_train || resized_test;
+  const std::unique_ptr<Classifier> model =
+      train_classifier(train_images, real_train.labels, classes, o, &r.final_loss);
+  r.classifier_top1 = score(*model, test_images, real_test.labels, r.real_count, classes, o).top1;
+
+  const Gaussian real = fit_gaussian(features_of(*model, test_images, r.real_count, o));
+  r.fd = frechet_distance(fit_gaussian(features_of(*model, generated, r.generated_count, o)), real);
+  // The floor: as many real training images as were generated (the estimate's own bias at this count).
+  r.reference_count = std::min(r.generated_count, train_images.size(0));
+  r.reference_fd =
+      frechet_distance(fit_gaussian(features_of(*model, train_images, r.reference_count, o)), real);
+  r.feature_dim = real.dim;
   return r;
 }
 

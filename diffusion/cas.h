@@ -53,6 +53,25 @@ struct CasResult {
   double final_loss = 0;             // mean training loss of the last logging window
 };
 
+// The Fréchet distance in a classifier's features: FID's statistic (diffusion/frechet.h), with a classifier
+// trained on the real training images standing in for Inception (which Iris does not ship). Smaller is
+// better; it sees diversity and per-class fidelity, but its values are comparable only between runs with the
+// same real sets and classifier options, never with published FIDs.
+struct FrechetResult {
+  int64_t resolution = 0, generated_count = 0, real_count = 0, reference_count = 0, feature_dim = 0;
+  bool real_resized = false;   // the real images were resized to the generated ones' resolution
+  double fd = 0;               // generated vs real (held-out) images
+  double reference_fd = 0;     // reference_count real training images vs the same real images: the floor
+  double classifier_top1 = 0;  // the feature classifier's top-1 on the real held-out images (a sanity check)
+  double final_loss = 0;
+};
+
+// Trains the feature classifier on `real_train` (at the generated images' resolution), then compares the
+// feature statistics of `generated` (uint8 [N, H, H, C], N >= 2; labels not needed) with those of
+// `real_test`.
+FrechetResult classifier_frechet_distance(const LabeledImages& real_train, const Tensor& generated,
+                                          const LabeledImages& real_test, const CasOptions& options);
+
 // Checks that the sets agree (channels, class names; every label < the number of classes), resizes the real
 // images to the training images' size when they differ (antialiased bicubic), trains, and scores. Throws
 // iris::Error naming the set at fault.

@@ -9,16 +9,19 @@ void Cascade::add(CascadeStep step) {
   if (!steps_.empty()) {
     const Stage& prev = *steps_.back().stage;
     const Stage& cur = *step.stage;
-    IRIS_CHECK(cur.task() == Task::sr3, "cascade stage ", steps_.size(), " must be a super-resolution (sr3) stage");
+    IRIS_CHECK(cur.task() == Task::sr3, "cascade stage ", steps_.size(),
+               " must be a super-resolution (sr3) stage");
     IRIS_CHECK(cur.config().get_int("data.lowres_size") == prev.resolution(), "cascade stage ", steps_.size(),
-               " expects ", cur.config().get_int("data.lowres_size"), "x", cur.config().get_int("data.lowres_size"),
-               " inputs but stage ", steps_.size() - 1, " produces ", prev.resolution(), "x", prev.resolution());
+               " expects ", cur.config().get_int("data.lowres_size"), "x",
+               cur.config().get_int("data.lowres_size"), " inputs but stage ", steps_.size() - 1,
+               " produces ", prev.resolution(), "x", prev.resolution());
     IRIS_CHECK(cur.channels() == prev.channels(), "cascade stage ", steps_.size(), " has ", cur.channels(),
                " channels, the previous stage ", prev.channels());
   }
   if (step.truncated)
     IRIS_CHECK(step.stage->task() == Task::sr3 && step.stage->net().config().aug_embedding && !steps_.empty(),
-               "cascade stage ", steps_.size(), ": truncated conditioning needs an SR stage after another stage, "
+               "cascade stage ", steps_.size(),
+               ": truncated conditioning needs an SR stage after another stage, "
                "trained with noise augmentation (model.aug_embedding)");
   steps_.push_back(std::move(step));
 }

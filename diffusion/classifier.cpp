@@ -63,7 +63,7 @@ Classifier::Classifier(const ClassifierConfig& config, Generator& init) : config
   head_ = register_module("head", std::make_shared<nn::Linear>(ch, config_.num_classes, init));
 }
 
-Tensor Classifier::forward(const Tensor& x) const {
+Tensor Classifier::features(const Tensor& x) const {
   IRIS_CHECK(x.dim() == 4 && x.size(1) == config_.resolution && x.size(2) == config_.resolution &&
                  x.size(3) == config_.channels,
              "classifier: input must be [N, ", config_.resolution, ", ", config_.resolution, ", ",
@@ -73,8 +73,15 @@ Tensor Classifier::forward(const Tensor& x) const {
     for (const auto& b : stages_[s]) h = b->forward(h);
     if (s < downs_.size()) h = downs_[s]->forward(h);
   }
-  h = mean(head_norm_->forward_silu(h), {1, 2});  // [N, ch]
-  return head_->forward(h);
+  return mean(head_norm_->forward_silu(h), {1, 2});  // [N, D]
+}
+
+Tensor Classifier::forward(const Tensor& x) const {
+  return head_->forward(features(x));
+}
+
+int64_t Classifier::feature_dim() const {
+  return head_norm_->weight.size(0);
 }
 
 }  // namespace iris::diffusion

@@ -35,7 +35,9 @@ struct ClassifierConfig {
 class Classifier : public nn::Module {
  public:
   Classifier(const ClassifierConfig& config, Generator& init);
-  Tensor forward(const Tensor& x) const;  // [N, H, W, C] -> logits [N, num_classes]
+  Tensor forward(const Tensor& x) const;   // [N, H, W, C] -> logits [N, num_classes]
+  Tensor features(const Tensor& x) const;  // the head's input: [N, H, W, C] -> pooled features [N, D]
+  int64_t feature_dim() const;             // D: the last stage's width
   const ClassifierConfig& config() const { return config_; }
 
  private:

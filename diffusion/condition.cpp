@@ -9,7 +9,8 @@ namespace iris::diffusion {
 namespace {
 // The dense [out, in] matrix of a 1-D resampling (row i: output i's weights over the inputs).
 Tensor resample_matrix(int64_t in, int64_t out, data::Filter filter, DType dtype, Device device) {
-  const data::ResampleWeights rw = data::resample_weights(static_cast<int>(in), static_cast<int>(out), filter);
+  const data::ResampleWeights rw =
+      data::resample_weights(static_cast<int>(in), static_cast<int>(out), filter);
   std::vector<double> m(static_cast<size_t>(in * out), 0.0);
   for (int64_t i = 0; i < out; ++i)
     for (int k = 0; k < rw.taps[i]; ++k) m[i * in + rw.first[i] + k] += rw.w[i * rw.max_taps + k];
@@ -48,7 +49,8 @@ std::vector<double> blur_matrix(int64_t n, double sigma) {
   const int64_t radius = std::min<int64_t>(n - 1, static_cast<int64_t>(std::ceil(3.0 * sigma)));
   std::vector<double> k(static_cast<size_t>(2 * radius + 1));
   double total = 0;
-  for (int64_t d = -radius; d <= radius; ++d) total += k[d + radius] = std::exp(-0.5 * d * d / (sigma * sigma));
+  for (int64_t d = -radius; d <= radius; ++d)
+    total += k[d + radius] = std::exp(-0.5 * d * d / (sigma * sigma));
   for (double& v : k) v /= total;
   for (int64_t i = 0; i < n; ++i)
     for (int64_t d = -radius; d <= radius; ++d) {
@@ -63,8 +65,10 @@ std::vector<double> blur_matrix(int64_t n, double sigma) {
 
 Tensor gaussian_blur(const Tensor& x, const std::vector<double>& sigma) {
   check_defined(x, "gaussian_blur");
-  IRIS_CHECK(x.dim() == 4 && static_cast<int64_t>(sigma.size()) == x.size(0), "gaussian_blur: expected [N, h, w, C] "
-             "and N sigmas, got ", x.summary(), " and ", sigma.size(), " sigmas");
+  IRIS_CHECK(x.dim() == 4 && static_cast<int64_t>(sigma.size()) == x.size(0),
+             "gaussian_blur: expected [N, h, w, C] "
+             "and N sigmas, got ",
+             x.summary(), " and ", sigma.size(), " sigmas");
   const int64_t N = x.size(0), h = x.size(1), w = x.size(2);
   std::vector<double> mh, mw;
   for (int64_t i = 0; i < N; ++i) {

@@ -17,14 +17,15 @@ namespace iris::diffusion {
 Tensor resize_tensor(const Tensor& x, int64_t H, int64_t W, data::Filter filter = data::Filter::bicubic);
 
 // The [n, n] matrix of a 1-D Gaussian blur of standard deviation sigma (pixels), radius ceil(3 sigma)
-// (at most n - 1), reflect padding (... 2 1 | 0 1 2 ...), rows normalised to sum to 1; identity for sigma <= 0.
+// (at most n - 1), reflect padding (... 2 1 | 0 1 2 ...), rows normalised to sum to 1; identity for sigma <=
+// 0.
 std::vector<double> blur_matrix(int64_t n, double sigma);
 
 // Blurs sample i of x [N, h, w, C] with sigma[i] (identity where sigma[i] <= 0), separably.
 Tensor gaussian_blur(const Tensor& x, const std::vector<double>& sigma);
 
 struct BlurAugment {
-  double prob = 0.0;           // probability of blurring a sample
+  double prob = 0.0;                      // probability of blurring a sample
   double sigma_lo = 0.4, sigma_hi = 0.6;  // sigma ~ U[lo, hi) for blurred samples
 };
 // Training-time blur augmentation: each sample is blurred with probability `prob`; the coin and sigma are

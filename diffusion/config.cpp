@@ -91,8 +91,10 @@ std::vector<std::string> split_list(std::string text) {
 ConfigValue parse_bare(const ConfigKey& k, const std::string& raw) {
   const std::string text = trim(raw);
   switch (k.type) {
-    case ConfigType::integer: return parse_int(text, k.key);
-    case ConfigType::number: return parse_float(text, k.key);
+    case ConfigType::integer:
+      return parse_int(text, k.key);
+    case ConfigType::number:
+      return parse_float(text, k.key);
     case ConfigType::boolean:
       if (text == "true" || text == "1" || text == "yes") return true;
       if (text == "false" || text == "0" || text == "no") return false;
@@ -112,7 +114,8 @@ ConfigValue parse_bare(const ConfigKey& k, const std::string& raw) {
       for (const auto& p : split_list(text)) v.push_back(parse_float(p, k.key));
       return v;
     }
-    case ConfigType::string_list: return split_list(text);
+    case ConfigType::string_list:
+      return split_list(text);
   }
   IRIS_THROW("config key '", k.key, "': unknown type");
 }
@@ -229,13 +232,20 @@ std::string toml_value(const ConfigValue& v) {
 
 const char* config_type_name(ConfigType t) {
   switch (t) {
-    case ConfigType::integer: return "an integer";
-    case ConfigType::number: return "a number";
-    case ConfigType::boolean: return "true or false";
-    case ConfigType::string: return "a string";
-    case ConfigType::int_list: return "a list of integers";
-    case ConfigType::number_list: return "a list of numbers";
-    case ConfigType::string_list: return "a list of strings";
+    case ConfigType::integer:
+      return "an integer";
+    case ConfigType::number:
+      return "a number";
+    case ConfigType::boolean:
+      return "true or false";
+    case ConfigType::string:
+      return "a string";
+    case ConfigType::int_list:
+      return "a list of integers";
+    case ConfigType::number_list:
+      return "a list of numbers";
+    case ConfigType::string_list:
+      return "a list of strings";
   }
   return "?";
 }
@@ -286,7 +296,8 @@ void Config::set(const std::string& assignment) {
 void Config::set_value(const std::string& key, const ConfigValue& value) {
   const ConfigKey* k = find_key(key);
   if (!k) unknown_key(key, "set_value");
-  IRIS_CHECK(value.index() == k->default_value.index(), "config key '", key, "' expects ", config_type_name(k->type));
+  IRIS_CHECK(value.index() == k->default_value.index(), "config key '", key, "' expects ",
+             config_type_name(k->type));
   values_[key] = value;
   explicit_[key] = true;
 }
@@ -299,9 +310,15 @@ const ConfigValue& Config::at(const std::string& key, ConfigType want) const {
   return values_.at(key);
 }
 
-int64_t Config::get_int(const std::string& key) const { return std::get<int64_t>(at(key, ConfigType::integer)); }
-double Config::get_float(const std::string& key) const { return std::get<double>(at(key, ConfigType::number)); }
-bool Config::get_bool(const std::string& key) const { return std::get<bool>(at(key, ConfigType::boolean)); }
+int64_t Config::get_int(const std::string& key) const {
+  return std::get<int64_t>(at(key, ConfigType::integer));
+}
+double Config::get_float(const std::string& key) const {
+  return std::get<double>(at(key, ConfigType::number));
+}
+bool Config::get_bool(const std::string& key) const {
+  return std::get<bool>(at(key, ConfigType::boolean));
+}
 const std::string& Config::get_string(const std::string& key) const {
   return std::get<std::string>(at(key, ConfigType::string));
 }
@@ -315,7 +332,9 @@ std::vector<std::string> Config::get_string_list(const std::string& key) const {
   return std::get<std::vector<std::string>>(at(key, ConfigType::string_list));
 }
 
-bool Config::is_set(const std::string& key) const { return explicit_.count(key) > 0; }
+bool Config::is_set(const std::string& key) const {
+  return explicit_.count(key) > 0;
+}
 
 std::string Config::to_toml() const {
   std::ostringstream os;

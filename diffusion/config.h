@@ -14,8 +14,8 @@
 
 namespace iris {
 
-using ConfigValue =
-    std::variant<int64_t, double, bool, std::string, std::vector<int64_t>, std::vector<double>, std::vector<std::string>>;
+using ConfigValue = std::variant<int64_t, double, bool, std::string, std::vector<int64_t>,
+                                 std::vector<double>, std::vector<std::string>>;
 
 enum class ConfigType : uint8_t { integer, number, boolean, string, int_list, number_list, string_list };
 const char* config_type_name(ConfigType t);

@@ -16,7 +16,8 @@ namespace {
 NoiseSchedule training_schedule(const Config& c) {
   const std::string kind = c.get_string("diffusion.schedule");
   const int64_t T = c.get_int("diffusion.timesteps");
-  if (kind == "linear") return NoiseSchedule::linear(c.get_float("diffusion.beta_start"), c.get_float("diffusion.beta_end"), T);
+  if (kind == "linear")
+    return NoiseSchedule::linear(c.get_float("diffusion.beta_start"), c.get_float("diffusion.beta_end"), T);
   if (kind == "cosine") return NoiseSchedule::cosine(T);
   IRIS_THROW("diffusion.schedule must be linear or cosine, got '", kind, "'");
 }
@@ -34,7 +35,8 @@ Stage::Stage(const Config& config, Generator& init)
       schedule_(training_schedule(config)) {
   const UNetConfig u = UNetConfig::from_config(config);
   const int64_t C = config.get_int("data.channels");
-  IRIS_CHECK(u.out_channels == C, "model.out_channels (", u.out_channels, ") must equal data.channels (", C, ")");
+  IRIS_CHECK(u.out_channels == C, "model.out_channels (", u.out_channels, ") must equal data.channels (", C,
+             ")");
   if (task_ == Task::sr3) {
     IRIS_CHECK(u.in_channels == 2 * C, "model.in_channels must be 2 x data.channels = ", 2 * C,
                " for sr3 (the upsampled low-res image and y_t), got ", u.in_channels);
@@ -44,8 +46,8 @@ Stage::Stage(const Config& config, Generator& init)
                u.in_channels);
     IRIS_CHECK(!u.aug_embedding, "model.aug_embedding is for super-resolution stages");
   }
-  IRIS_CHECK(config.get_int("data.image_size") == u.resolution, "data.image_size (", config.get_int("data.image_size"),
-             ") must equal model.resolution (", u.resolution, ")");
+  IRIS_CHECK(config.get_int("data.image_size") == u.resolution, "data.image_size (",
+             config.get_int("data.image_size"), ") must equal model.resolution (", u.resolution, ")");
   objective_.target = parameterization(config.get_string("diffusion.parameterization"));
   const std::string loss = config.get_string("diffusion.loss");
   IRIS_CHECK(loss == "l1" || loss == "l2", "diffusion.loss must be l1 or l2, got '", loss, "'");
@@ -55,7 +57,8 @@ Stage::Stage(const Config& config, Generator& init)
   IRIS_CHECK(cond_drop_prob_ >= 0 && cond_drop_prob_ < 1, "diffusion.cond_drop_prob must be in [0, 1)");
   aug_noise_ = config.get_bool("augment.noise");
   aug_noise_max_ = config.get_float("augment.noise_level_max");
-  IRIS_CHECK(!aug_noise_ || (task_ == Task::sr3 && u.aug_embedding), "augment.noise needs task sr3 and "
+  IRIS_CHECK(!aug_noise_ || (task_ == Task::sr3 && u.aug_embedding),
+             "augment.noise needs task sr3 and "
              "model.aug_embedding = true (the network must see the augmentation level)");
   IRIS_CHECK(aug_noise_max_ >= 0 && aug_noise_max_ <= 1, "augment.noise_level_max must be in [0, 1]");
   blur_.prob = config.get_float("augment.blur_prob");
@@ -81,13 +84,15 @@ Tensor Stage::loss(const StageBatch& b, Generator& gen) const {
   check_defined(b.hr, "Stage::loss", "hr");
   const Tensor& x0 = b.hr;
   const int64_t N = x0.size(0);
-  IRIS_CHECK(x0.dim() == 4 && x0.size(1) == resolution() && x0.size(2) == resolution() && x0.size(3) == channels(),
-             "Stage::loss: images must be [N, ", resolution(), ", ", resolution(), ", ", channels(), "], got ",
-             x0.summary());
+  IRIS_CHECK(
+      x0.dim() == 4 && x0.size(1) == resolution() && x0.size(2) == resolution() && x0.size(3) == channels(),
+      "Stage::loss: images must be [N, ", resolution(), ", ", resolution(), ", ", channels(), "], got ",
+      x0.summary());
   Tensor cond, labels, aug_level;
   if (task_ == Task::sr3) {
     IRIS_CHECK(b.lowres.defined() && b.lowres.dim() == 4 && b.lowres.size(0) == N,
-               "Stage::loss: sr3 needs low-res images [N, h, w, C] for the ", N, " images, got ", b.lowres.summary());
+               "Stage::loss: sr3 needs low-res images [N, h, w, C] for the ", N, " images, got ",
+               b.lowres.summary());
     Tensor z = blur_augment(b.lowres, blur_, gen);
     if (aug_noise_) {
       const AugmentedCondition a = noise_augment(z, schedule_, 0.0, aug_noise_max_ * schedule_.T(), gen);
@@ -98,13 +103,16 @@ Tensor Stage::loss(const StageBatch& b, Generator& gen) const {
     }
     cond = upsample_condition(z);
   } else if (num_classes() > 0) {
-    IRIS_CHECK(b.labels.defined() && b.labels.dim() == 1 && b.labels.size(0) == N, "Stage::loss: the class-"
-               "conditional base task needs labels [N], got ", b.labels.summary());
+    IRIS_CHECK(b.labels.defined() && b.labels.dim() == 1 && b.labels.size(0) == N,
+               "Stage::loss: the class-"
+               "conditional base task needs labels [N], got ",
+               b.labels.summary());
     labels = b.labels.to(DType::i64);
     if (cond_drop_prob_ > 0) {
       // Classifier-free guidance training: the null class (index num_classes) with probability p.
       const Tensor drop = lt(rand({N}, gen, DType::f32, labels.device()), cond_drop_prob_);
-      const Tensor null_label = Tensor::full({N}, static_cast<double>(num_classes()), DType::i64, labels.device());
+      const Tensor null_label =
+          Tensor::full({N}, static_cast<double>(num_classes()), DType::i64, labels.device());
       labels = where(drop, null_label.to(DType::f32), labels.to(DType::f32)).to(DType::i64);
     }
   }
@@ -155,8 +163,8 @@ Tensor Stage::sample(const StageBatch& c, int64_t count, Generator& gen, const S
     N = c.lowres.size(0);
     Tensor z = c.lowres.to(device).to(DType::f32);
     if (net_->config().aug_embedding) {
-      IRIS_CHECK(s.aug_level >= 0 && s.aug_level <= 1, "sample: the augmentation level must be in [0, 1], got ",
-                 s.aug_level);
+      IRIS_CHECK(s.aug_level >= 0 && s.aug_level <= 1,
+                 "sample: the augmentation level must be in [0, 1], got ", s.aug_level);
       if (s.renoise_condition && s.aug_level > 0)
         z = noise_augment_at(z, schedule_, s.aug_level * schedule_.T(), gen).z;
       aug_level = Tensor::full({N}, s.aug_level, DType::f32, device);

@@ -36,7 +36,8 @@ UNetConfig UNetConfig::from_config(const Config& c) {
 
 void UNetConfig::validate() const {
   IRIS_CHECK(in_channels > 0 && out_channels > 0, "model: in_channels and out_channels must be positive");
-  IRIS_CHECK(base_channels > 0 && !channel_mults.empty(), "model: base_channels must be positive and "
+  IRIS_CHECK(base_channels > 0 && !channel_mults.empty(),
+             "model: base_channels must be positive and "
              "channel_mults non-empty");
   IRIS_CHECK(num_res_blocks >= 1, "model.num_res_blocks must be at least 1, got ", num_res_blocks);
   IRIS_CHECK(norm_groups >= 1, "model.norm_groups must be at least 1");
@@ -68,8 +69,8 @@ void UNetConfig::validate() const {
 Tensor sinusoidal_embedding(const Tensor& values, int64_t dim) {
   IRIS_CHECK(values.dim() == 1, "sinusoidal_embedding: expected levels of shape [N], got ", values.summary());
   const int64_t half = dim / 2;
-  const Tensor freqs =
-      exp(Tensor::arange(half, DType::f32, values.device(), 0.0, -std::log(10000.0) / static_cast<double>(half)));
+  const Tensor freqs = exp(
+      Tensor::arange(half, DType::f32, values.device(), 0.0, -std::log(10000.0) / static_cast<double>(half)));
   const Tensor arg = mul(values.to(DType::f32).unsqueeze(1), freqs.unsqueeze(0));  // [N, half]
   return cat({sin(arg), cos(arg)}, 1);
 }
@@ -111,7 +112,8 @@ ResBlock::ResBlock(int64_t cin, int64_t cout, const UNetConfig& cfg, bool attent
   conv2_ = register_module("conv2", std::make_shared<nn::Conv2d>(cout, cout, 3, init, 1, 1));
   if (cin != cout) skip_ = register_module("skip", std::make_shared<nn::Conv2d>(cin, cout, 1, init));
   if (attention)
-    attn_ = register_module("attn", std::make_shared<AttentionBlock>(cout, cfg.attention_heads, cfg.norm_groups, init));
+    attn_ = register_module(
+        "attn", std::make_shared<AttentionBlock>(cout, cfg.attention_heads, cfg.norm_groups, init));
 }
 
 Tensor ResBlock::forward(const Tensor& x, const Tensor& emb, Generator* rng) const {
@@ -161,12 +163,14 @@ namespace {
 double conv_flops(int64_t res_out, int64_t cin, int64_t cout, int64_t k) {
   return 2.0 * static_cast<double>(res_out * res_out) * static_cast<double>(cout * k * k * cin);
 }
-double resblock_flops(int64_t cin, int64_t cout, int64_t res_out, bool attn, int64_t emb_dim, int64_t emb_out) {
+double resblock_flops(int64_t cin, int64_t cout, int64_t res_out, bool attn, int64_t emb_dim,
+                      int64_t emb_out) {
   double f = conv_flops(res_out, cin, cout, 3) + conv_flops(res_out, cout, cout, 3) + 2.0 * emb_dim * emb_out;
   if (cin != cout) f += conv_flops(res_out, cin, cout, 1);
   if (attn) {
     const double T = static_cast<double>(res_out * res_out);
-    f += conv_flops(res_out, cout, 3 * cout, 1) + 2.0 * 2.0 * T * T * cout + conv_flops(res_out, cout, cout, 1);
+    f += conv_flops(res_out, cout, 3 * cout, 1) + 2.0 * 2.0 * T * T * cout +
+         conv_flops(res_out, cout, cout, 1);
   }
   return f;
 }
@@ -215,7 +219,8 @@ UNet::UNet(const UNetConfig& cfg, Generator& init) : cfg_(cfg) {
     const int64_t width = base * cfg.channel_mults[i];
     for (int64_t b = 0; b < cfg.num_res_blocks; ++b) {
       Stage s;
-      s.block = down_list_->push_back(std::make_shared<ResBlock>(ch, width, cfg, has_attn(res), Resample::none, init));
+      s.block = down_list_->push_back(
+          std::make_shared<ResBlock>(ch, width, cfg, has_attn(res), Resample::none, init));
       note("down." + std::to_string(down_.size()) + (has_attn(res) ? " res+attn" : " res"), *s.block,
            resblock_flops(ch, width, res, has_attn(res), E, emb_out_mult * width), res, width);
       down_.push_back(s);
@@ -230,8 +235,8 @@ UNet::UNet(const UNetConfig& cfg, Generator& init) : cfg_(cfg) {
              resblock_flops(ch, ch, res / 2, false, E, emb_out_mult * ch), res / 2, ch);
       } else {
         s.conv = down_list_->push_back(std::make_shared<nn::Conv2d>(ch, ch, 3, init, 2, 1));
-        note("down." + std::to_string(down_.size()) + " downsample", *s.conv, conv_flops(res / 2, ch, ch, 3), res / 2,
-             ch);
+        note("down." + std::to_string(down_.size()) + " downsample", *s.conv, conv_flops(res / 2, ch, ch, 3),
+             res / 2, ch);
       }
       down_.push_back(s);
       skips.push_back(ch);
@@ -249,8 +254,8 @@ UNet::UNet(const UNetConfig& cfg, Generator& init) : cfg_(cfg) {
       Stage s;
       const int64_t skip_ch = skips.back();
       skips.pop_back();
-      s.block = up_list_->push_back(std::make_shared<ResBlock>(ch + skip_ch, width, cfg, has_attn(res), Resample::none,
-                                                           init));
+      s.block = up_list_->push_back(
+          std::make_shared<ResBlock>(ch + skip_ch, width, cfg, has_attn(res), Resample::none, init));
       s.uses_skip = true;
       note("up." + std::to_string(up_.size()) + (has_attn(res) ? " res+attn" : " res"), *s.block,
            resblock_flops(ch + skip_ch, width, res, has_attn(res), E, emb_out_mult * width), res, width);
@@ -265,7 +270,8 @@ UNet::UNet(const UNetConfig& cfg, Generator& init) : cfg_(cfg) {
              resblock_flops(ch, ch, res * 2, false, E, emb_out_mult * ch), res * 2, ch);
       } else {
         s.conv = up_list_->push_back(std::make_shared<nn::Conv2d>(ch, ch, 3, init, 1, 1));
-        note("up." + std::to_string(up_.size()) + " upsample", *s.conv, conv_flops(res * 2, ch, ch, 3), res * 2, ch);
+        note("up." + std::to_string(up_.size()) + " upsample", *s.conv, conv_flops(res * 2, ch, ch, 3),
+             res * 2, ch);
       }
       up_.push_back(s);
       res *= 2;
@@ -275,7 +281,8 @@ UNet::UNet(const UNetConfig& cfg, Generator& init) : cfg_(cfg) {
   register_module("up", up_list_);
   out_norm_ = register_module("out_norm", std::make_shared<nn::GroupNorm>(cfg.norm_groups, ch));
   out_conv_ = register_module("out_conv", std::make_shared<nn::Conv2d>(ch, cfg.out_channels, 3, init, 1, 1));
-  note("head", *out_conv_, conv_flops(cfg.resolution, ch, cfg.out_channels, 3), cfg.resolution, cfg.out_channels);
+  note("head", *out_conv_, conv_flops(cfg.resolution, ch, cfg.out_channels, 3), cfg.resolution,
+       cfg.out_channels);
   info_.back().params += out_norm_->num_parameters();
 }
 
@@ -285,13 +292,16 @@ double UNet::flops_per_sample() const {
   return f;
 }
 
-double UNet::train_flops_per_sample() const { return 3.0 * flops_per_sample() - stem_flops_; }
+double UNet::train_flops_per_sample() const {
+  return 3.0 * flops_per_sample() - stem_flops_;
+}
 
 Tensor UNet::embed(const Tensor& noise_level, const Tensor& class_labels, const Tensor& aug_level) const {
   const int64_t E = cfg_.embedding_dim();
   auto scaled = [&](const Tensor& gamma) {
     const Tensor g = clamp(gamma.to(DType::f32), 1e-12, 1.0);
-    if (cfg_.noise_embedding == "log_snr") return mul(log(div(g, rsub(1.0 + 1e-12, g))), cfg_.noise_embedding_scale);
+    if (cfg_.noise_embedding == "log_snr")
+      return mul(log(div(g, rsub(1.0 + 1e-12, g))), cfg_.noise_embedding_scale);
     return mul(sqrt(g), cfg_.noise_embedding_scale);
   };
   Tensor e = emb2_->forward(silu(emb1_->forward(sinusoidal_embedding(scaled(noise_level), E))));
@@ -301,18 +311,21 @@ Tensor UNet::embed(const Tensor& noise_level, const Tensor& class_labels, const 
     e = add(e, class_emb_->forward(class_labels));
   }
   if (aug1_) {
-    const Tensor a = aug_level.defined() ? aug_level : Tensor::zeros({noise_level.size(0)}, DType::f32, noise_level.device());
-    e = add(e, aug2_->forward(silu(aug1_->forward(sinusoidal_embedding(mul(a.to(DType::f32), cfg_.noise_embedding_scale), E)))));
+    const Tensor a = aug_level.defined()
+                         ? aug_level
+                         : Tensor::zeros({noise_level.size(0)}, DType::f32, noise_level.device());
+    e = add(e, aug2_->forward(silu(aug1_->forward(
+                   sinusoidal_embedding(mul(a.to(DType::f32), cfg_.noise_embedding_scale), E)))));
   }
   return e;
 }
 
-Tensor UNet::forward(const Tensor& x, const Tensor& noise_level, const Tensor& class_labels, const Tensor& aug_level,
-                     Generator* rng) const {
+Tensor UNet::forward(const Tensor& x, const Tensor& noise_level, const Tensor& class_labels,
+                     const Tensor& aug_level, Generator* rng) const {
   IRIS_CHECK(x.dim() == 4 && x.size(3) == cfg_.in_channels && x.size(1) == cfg_.resolution &&
                  x.size(2) == cfg_.resolution,
-             "UNet: expected input [N, ", cfg_.resolution, ", ", cfg_.resolution, ", ", cfg_.in_channels, "], got ",
-             x.summary());
+             "UNet: expected input [N, ", cfg_.resolution, ", ", cfg_.resolution, ", ", cfg_.in_channels,
+             "], got ", x.summary());
   IRIS_CHECK(noise_level.dim() == 1 && noise_level.size(0) == x.size(0), "UNet: noise levels ",
              noise_level.summary(), " do not match the batch of ", x.size(0));
   const Tensor emb = embed(noise_level, class_labels, aug_level);

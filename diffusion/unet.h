@@ -62,7 +62,8 @@ enum class Resample { none, down, up };
 // attention after it; optional BigGAN-style resampling inside it.
 class ResBlock : public nn::Module {
  public:
-  ResBlock(int64_t cin, int64_t cout, const UNetConfig& cfg, bool attention, Resample resample, Generator& init);
+  ResBlock(int64_t cin, int64_t cout, const UNetConfig& cfg, bool attention, Resample resample,
+           Generator& init);
   // x: [N, H, W, cin], emb: [N, emb_dim] -> [N, H', W', cout]; `rng` draws dropout (may be null in eval).
   // With cfg.checkpoint_res_blocks, in training mode with grad on, the block keeps only x and emb for
   // backward and runs again there: the module (and *rng) must then outlive the backward pass.

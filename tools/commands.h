@@ -19,5 +19,6 @@ void register_sample(CLI::App& app);
 void register_cascade(CLI::App& app);
 void register_ckpt(CLI::App& app);
 void register_cas(CLI::App& app);
+void register_fd(CLI::App& app);
 
 }  // namespace iris::tools

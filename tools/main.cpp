@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   iris::tools::register_cascade(app);
   iris::tools::register_ckpt(app);
   iris::tools::register_cas(app);
+  iris::tools::register_fd(app);
   try {
     iris::cpu::check_cpu_support();
     app.parse(argc, argv);

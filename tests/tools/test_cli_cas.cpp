@@ -110,3 +110,37 @@ TEST_CASE("iris cas names the file at fault") {
   CHECK(r.has("nowhere.h5' does not exist"));
   CHECK_FALSE(r.has("step "));
 }
+
+TEST_CASE("iris fd ranks faithful samples closer to the real images than collapsed ones") {
+  TempDir dir("fd");
+  const std::string train = dir.file("train"), real = dir.file("real"), good = dir.file("good.h5"),
+                    bad = dir.file("bad.h5"), json = dir.file("fd.json");
+  write_real_shards(train, band_images(150, 8, 3, 1));
+  write_real_shards(real, band_images(90, 8, 3, 2));
+  write_samples_h5(good, band_images(90, 8, 3, 3), /*with_labels=*/false);  // fd needs no labels
+  diffusion::LabeledImages one = band_images(90, 8, 3, 4);
+  for (auto& l : one.labels) l = 0;
+  one.images = band_images(270, 8, 3, 4).images.slice(0, 0, 270, 3).contiguous();  // every image of class 0
+  write_samples_h5(bad, one);
+  const std::string opts = " --real " + real + " --steps 60 --batch 32 --width 8 --device cpu --threads 1";
+  const IrisRun g = run_iris("fd --train " + train + " --generated " + good + opts + " --json " + json);
+  INFO(g.out);
+  REQUIRE(g.code == 0);
+  CHECK(g.has("floor: 90 real training images vs the same real images"));
+  const nlohmann::json jg = nlohmann::json::parse(g.out.substr(g.out.rfind("\n{") + 1));
+  const IrisRun b = run_iris("fd --train " + train + " --generated " + bad + opts);
+  INFO(b.out);
+  REQUIRE(b.code == 0);
+  const nlohmann::json jb = nlohmann::json::parse(b.out.substr(b.out.rfind("\n{") + 1));
+  CHECK(jg["generated_count"] == 90);
+  CHECK(jg["classifier_top1"].get<double>() >= 0.9);
+  CHECK(jb["fd"].get<double>() > 5 * jg["fd"].get<double>());
+  CHECK(jb["reference_fd"] == jg["reference_fd"]);  // the same classifier and real sets: the same floor
+  std::ifstream f(json);
+  REQUIRE(f.good());
+  CHECK(nlohmann::json::parse(f)["fd"] == jg["fd"]);
+  // The real training set must have labels (the classifier learns from them).
+  const IrisRun e = run_iris("fd --train " + good + " --generated " + good + opts);
+  CHECK(e.code == 1);
+  CHECK(e.has("'" + good + "' has no 'labels' dataset"));
+}

@@ -1,0 +1,133 @@
+#include "diffusion/frechet.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "framework/core/error.h"
+
+namespace iris::diffusion {
+
+Gaussian fit_gaussian(const Tensor& x) {
+  IRIS_CHECK(x.defined() && x.dim() == 2 && x.size(0) >= 2, "fit_gaussian: needs [N, D] with N >= 2, got ",
+             x.defined() ? shape_str(x.shape()) : std::string("none"));
+  const int64_t n = x.size(0), d = x.size(1);
+  const std::vector<double> v = x.to_vector<double>();
+  Gaussian g;
+  g.dim = d;
+  g.mean.assign(static_cast<size_t>(d), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < d; ++j) g.mean[j] += v[i * d + j];
+  for (double& m : g.mean) m /= static_cast<double>(n);
+  g.cov.assign(static_cast<size_t>(d * d), 0.0);
+  std::vector<double> c(static_cast<size_t>(d));
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < d; ++j) c[j] = v[i * d + j] - g.mean[j];
+    for (int64_t j = 0; j < d; ++j)
+      for (int64_t k = j; k < d; ++k) g.cov[j * d + k] += c[j] * c[k];
+  }
+  for (int64_t j = 0; j < d; ++j)
+    for (int64_t k = j; k < d; ++k) {
+      g.cov[j * d + k] /= static_cast<double>(n - 1);
+      g.cov[k * d + j] = g.cov[j * d + k];
+    }
+  return g;
+}
+
+void symmetric_eigen(const std::vector<double>& a_in, int64_t n, std::vector<double>& values,
+                     std::vector<double>& vectors) {
+  IRIS_CHECK(n >= 1 && static_cast<int64_t>(a_in.size()) == n * n, "symmetric_eigen: needs an n x n matrix");
+  std::vector<double> a = a_in;
+  vectors.assign(static_cast<size_t>(n * n), 0.0);
+  for (int64_t i = 0; i < n; ++i) vectors[i * n + i] = 1.0;
+  // Cyclic Jacobi: each rotation zeroes a[p][q]; sweeps until the off-diagonal mass is negligible against
+  // the diagonal (quadratic convergence: a handful of sweeps).
+  for (int sweep = 0; sweep < 100; ++sweep) {
+    double off = 0, diag = 0;
+    for (int64_t p = 0; p < n; ++p) {
+      diag += a[p * n + p] * a[p * n + p];
+      for (int64_t q = p + 1; q < n; ++q) off += a[p * n + q] * a[p * n + q];
+    }
+    if (off <= 1e-30 * std::max(diag, 1e-300)) break;
+    for (int64_t p = 0; p < n; ++p)
+      for (int64_t q = p + 1; q < n; ++q) {
+        const double apq = a[p * n + q];
+        if (apq == 0) continue;
+        const double theta = (a[q * n + q] - a[p * n + p]) / (2 * apq);
+        const double t = (theta >= 0 ? 1.0 : -1.0) / (std::abs(theta) + std::sqrt(theta * theta + 1));
+        const double c = 1 / std::sqrt(t * t + 1), s = t * c;
+        for (int64_t k = 0; k < n; ++k) {  // columns p and q: A <- A J
+          const double akp = a[k * n + p], akq = a[k * n + q];
+          a[k * n + p] = c * akp - s * akq;
+          a[k * n + q] = s * akp + c * akq;
+        }
+        for (int64_t k = 0; k < n; ++k) {  // rows p and q: A <- J^T A
+          const double apk = a[p * n + k], aqk = a[q * n + k];
+          a[p * n + k] = c * apk - s * aqk;
+          a[q * n + k] = s * apk + c * aqk;
+        }
+        for (int64_t k = 0; k < n; ++k) {  // V <- V J
+          const double vkp = vectors[k * n + p], vkq = vectors[k * n + q];
+          vectors[k * n + p] = c * vkp - s * vkq;
+          vectors[k * n + q] = s * vkp + c * vkq;
+        }
+      }
+  }
+  // Ascending order, eigenvectors alongside.
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int64_t i, int64_t j) { return a[i * n + i] < a[j * n + j]; });
+  values.resize(static_cast<size_t>(n));
+  std::vector<double> sorted(static_cast<size_t>(n * n));
+  for (int64_t j = 0; j < n; ++j) {
+    values[j] = a[order[j] * n + order[j]];
+    for (int64_t k = 0; k < n; ++k) sorted[k * n + j] = vectors[k * n + order[j]];
+  }
+  vectors = std::move(sorted);
+}
+
+namespace {
+
+// The symmetric positive semi-definite square root V diag(sqrt(max(l, 0))) V^T.
+std::vector<double> psd_sqrt(const std::vector<double>& a, int64_t n) {
+  std::vector<double> l, v;
+  symmetric_eigen(a, n, l, v);
+  std::vector<double> out(static_cast<size_t>(n * n), 0.0);
+  for (int64_t e = 0; e < n; ++e) {
+    const double r = std::sqrt(std::max(l[e], 0.0));
+    if (r == 0) continue;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) out[i * n + j] += r * v[i * n + e] * v[j * n + e];
+  }
+  return out;
+}
+
+std::vector<double> matmul(const std::vector<double>& a, const std::vector<double>& b, int64_t n) {
+  std::vector<double> c(static_cast<size_t>(n * n), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < n; ++k) {
+      const double aik = a[i * n + k];
+      for (int64_t j = 0; j < n; ++j) c[i * n + j] += aik * b[k * n + j];
+    }
+  return c;
+}
+
+}  // namespace
+
+double frechet_distance(const Gaussian& a, const Gaussian& b) {
+  IRIS_CHECK(a.dim == b.dim && a.dim > 0, "frechet_distance: dimensions differ (", a.dim, " vs ", b.dim, ")");
+  const int64_t n = a.dim;
+  double d = 0;
+  for (int64_t i = 0; i < n; ++i) d += (a.mean[i] - b.mean[i]) * (a.mean[i] - b.mean[i]);
+  for (int64_t i = 0; i < n; ++i) d += a.cov[i * n + i] + b.cov[i * n + i];
+  const std::vector<double> r = psd_sqrt(a.cov, n);
+  std::vector<double> m = matmul(matmul(r, b.cov, n), r, n);
+  for (int64_t i = 0; i < n; ++i)  // symmetric up to rounding; make it exactly so for Jacobi
+    for (int64_t j = i + 1; j < n; ++j) m[i * n + j] = m[j * n + i] = 0.5 * (m[i * n + j] + m[j * n + i]);
+  std::vector<double> l, v;
+  symmetric_eigen(m, n, l, v);
+  for (double e : l) d -= 2 * std::sqrt(std::max(e, 0.0));
+  return std::max(d, 0.0);
+}
+
+}  // namespace iris::diffusion

@@ -1,0 +1,293 @@
+// Scores of generated images made with a classifier trained by Iris (diffusion/cas.h):
+//
+// `iris cas --generated PATH --real PATH`: the Classification Accuracy Score of class-conditional samples: a
+// classifier trained from scratch on the generated images only, scored top-1 / top-5 on the real ones. Run it
+// with a real training set as --generated for the reference the score is read against.
+//
+// `iris fd --train PATH --generated PATH --real PATH`: the Fréchet distance (FID's statistic) between the
+// generated and the real images in the features of a classifier trained on the real training images, with
+// the floor of the same count of real training images. Not comparable with Inception FIDs.
+//
+// PATH is a shard folder (iris shard; PATH:lowres_<h> for its low-res copies), or an HDF5 file with uint8 (or
+// float in [-1, 1]) images [N, H, W, C] and, where labels are needed, int `labels` [N] beside them:
+// `iris sample`'s samples.h5 (dataset "images"), or `iris cascade`'s cascade.h5 with PATH:stage_<i> for a
+// stage. Class names come from the files when they have them (attribute class_names of an HDF5 file, the
+// shard index) and must agree.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "data/image.h"
+#include "data/shard.h"
+#include "diffusion/cas.h"
+#include "framework/io/hdf5.h"
+#include "framework/iris.h"
+#include "tools/commands.h"
+#include "tools/common.h"
+#include "tools/progress.h"
+
+namespace iris::tools {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct CasCliOptions {
+  std::string train, generated, real, device = "auto", json;  // train: iris fd's real training images
+  int64_t limit = -1;  // use the first `limit` generated images (-1: all)
+  diffusion::CasOptions cas;
+  int threads = 0;
+};
+
+diffusion::LabeledImages load_labeled(const std::string& spec, bool need_labels = true) {
+  diffusion::LabeledImages s;
+  s.what = spec;
+  // PATH or PATH:NAME (the last ':' separates a dataset name when what precedes it exists).
+  std::string path = spec, name;
+  const size_t colon = spec.rfind(':');
+  if (colon != std::string::npos && fs::exists(spec.substr(0, colon))) {
+    path = spec.substr(0, colon);
+    name = spec.substr(colon + 1);
+  }
+  if (fs::is_directory(path)) {  // a shard folder: its images, or DIR:lowres_<h>
+    const data::ShardSet set = data::ShardSet::open(path);
+    IRIS_CHECK(set.spec().has_labels || !need_labels, "cas: the shard folder '", path, "' has no labels");
+    if (name.empty() || name == "images") {
+      s.images = set.images(0, set.size());
+    } else {
+      const std::string prefix = "lowres_";
+      int h = 0;
+      if (name.rfind(prefix, 0) == 0) h = std::atoi(name.c_str() + prefix.size());
+      const auto& sizes = set.spec().lowres_sizes;
+      std::string have = "images";
+      for (int sz : sizes) have += ", " + data::lowres_dataset_name(sz);
+      IRIS_CHECK(std::find(sizes.begin(), sizes.end(), h) != sizes.end(), "cas: the shard folder '", path,
+                 "' has no '", name, "' (it has: ", have, ")");
+      s.images = set.lowres(h, 0, set.size());
+    }
+    if (set.spec().has_labels)
+      for (int64_t l : set.labels(0, set.size()).to_vector<int64_t>()) s.labels.push_back(l);
+    s.class_names = set.spec().class_names;
+    return s;
+  }
+  if (name.empty()) name = "images";
+  IRIS_CHECK(fs::exists(path), "cas: '", path, "' does not exist (a shard folder or an HDF5 file)");
+  const h5::File f = h5::File::open(path);
+  const h5::Group root = f.root();
+  IRIS_CHECK(root.has(name), "cas: '", path, "' has no dataset '", name, "'");
+  IRIS_CHECK(root.has("labels") || !need_labels, "cas: '", path,
+             "' has no 'labels' dataset (sample a class-conditional model)");
+  Tensor images = root.read_tensor(name);
+  IRIS_CHECK(images.dim() == 4, "cas: '", path, "' dataset '", name, "' must be images [N, H, W, C], got ",
+             shape_str(images.shape()));
+  if (images.dtype() != DType::u8) images = data::float_to_u8(images);  // as saved to PNG
+  s.images = images;
+  if (root.has("labels"))
+    for (int64_t l : root.read_tensor("labels").to_vector<int64_t>()) s.labels.push_back(l);
+  if (root.has_attr("class_names")) s.class_names = root.strings_attr("class_names");
+  return s;
+}
+
+std::string percent(double v) {
+  char b[32];
+  std::snprintf(b, sizeof(b), "%.2f%%", 100.0 * v);
+  return b;
+}
+
+std::string set_line(const char* role, const std::string& path, const Tensor& images) {
+  char b[64];
+  std::snprintf(b, sizeof(b), " images %lldx%lld", static_cast<long long>(images.size(1)),
+                static_cast<long long>(images.size(2)));
+  return std::string("  ") + role + std::string(11 - std::strlen(role), ' ') + path + ": " +
+         with_commas(images.size(0)) + b + "\n";
+}
+
+// A line per logging interval of the classifier's training, as iris train prints them (plain lines read
+// well in job logs).
+std::function<void(int64_t, double)> step_logger(int64_t steps) {
+  const auto started = std::chrono::steady_clock::now();
+  return [started, steps](int64_t step, double loss) {
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::printf("step %lld/%lld  loss %.4f  %s  elapsed %s  ETA %s\n", static_cast<long long>(step),
+                static_cast<long long>(steps), loss,
+                format_rate(static_cast<double>(step) / std::max(secs, 1e-9), "step").c_str(),
+                human_duration(secs).c_str(), format_eta(step, steps, secs).c_str());
+    std::fflush(stdout);
+  };
+}
+
+void write_json_file(const std::string& path, const nlohmann::json& j) {
+  if (path.empty()) return;
+  const std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << j.dump(2) << "\n";
+  fs::rename(tmp, path);
+}
+
+void run_cas(const CasCliOptions& o) {
+  if (o.threads > 0) set_num_threads(o.threads);
+  diffusion::CasOptions c = o.cas;
+  c.device = resolve_device(o.device);
+  diffusion::LabeledImages gen = load_labeled(o.generated);
+  const diffusion::LabeledImages real = load_labeled(o.real);
+  if (o.limit >= 0 && o.limit < gen.images.size(0)) {  // e.g. a real reference as large as a generated set
+    IRIS_CHECK(o.limit > 0, "cas: --limit must be positive");
+    gen.images = gen.images.slice(0, 0, o.limit).contiguous();
+    gen.labels.resize(static_cast<size_t>(o.limit));
+  }
+  std::printf("iris cas: %s\n%s%s", compute_banner(c.device).c_str(),
+              set_line("generated", o.generated, gen.images).c_str(),
+              set_line("real", o.real, real.images).c_str());
+  std::fflush(stdout);
+  c.on_log = step_logger(c.steps);
+  const diffusion::CasResult r = diffusion::classification_accuracy_score(gen, real, c);
+
+  const std::vector<std::string>& names = gen.class_names.empty() ? real.class_names : gen.class_names;
+  auto class_name = [&](int64_t k) {
+    return k < static_cast<int64_t>(names.size()) ? names[k] : std::to_string(k);
+  };
+  std::printf("\nclassifier  %s parameters, %lld steps of batch %lld%s\n", with_commas(r.parameters).c_str(),
+              static_cast<long long>(c.steps), static_cast<long long>(c.batch_size),
+              r.test_resized ? " (real images resized to the generated size, antialiased bicubic)" : "");
+  std::printf("%-16s %8s\n", "class", "top-1");
+  for (int64_t k = 0; k < r.classes; ++k)
+    if (r.class_count[k] > 0)
+      std::printf("%-16s %8s\n", class_name(k).c_str(), percent(r.class_top1[k]).c_str());
+  std::printf("\nCAS top-1  %s   top-5  %s   (on %s real images; %lld classes; chance %s)\n",
+              percent(r.top1).c_str(), percent(r.top5).c_str(), with_commas(r.test_count).c_str(),
+              static_cast<long long>(r.classes), percent(1.0 / static_cast<double>(r.classes)).c_str());
+  std::printf("fit        top-1 %s on (up to 10,000 of) the images it trained on\n",
+              percent(r.train_top1).c_str());
+  nlohmann::json j = {{"generated", o.generated},
+                      {"real", o.real},
+                      {"top1", r.top1},
+                      {"top5", r.top5},
+                      {"train_top1", r.train_top1},
+                      {"classes", r.classes},
+                      {"generated_count", r.train_count},
+                      {"real_count", r.test_count},
+                      {"steps", c.steps},
+                      {"seed", c.seed},
+                      {"final_loss", r.final_loss}};
+  nlohmann::json per_class = nlohmann::json::array();
+  for (int64_t k = 0; k < r.classes; ++k)
+    per_class.push_back(
+        {{"class", class_name(k)},
+         {"count", r.class_count[k]},
+         {"top1", r.class_count[k] > 0 ? nlohmann::json(r.class_top1[k]) : nlohmann::json()}});
+  if (!o.json.empty()) {
+    nlohmann::json full = j;
+    full["per_class"] = per_class;
+    write_json_file(o.json, full);
+  }
+  std::printf("%s\n", j.dump().c_str());
+}
+
+void run_fd(const CasCliOptions& o) {
+  if (o.threads > 0) set_num_threads(o.threads);
+  diffusion::CasOptions c = o.cas;
+  c.device = resolve_device(o.device);
+  const diffusion::LabeledImages train = load_labeled(o.train), real = load_labeled(o.real);
+  diffusion::LabeledImages gen = load_labeled(o.generated, /*need_labels=*/false);
+  if (o.limit >= 0 && o.limit < gen.images.size(0)) {
+    IRIS_CHECK(o.limit > 0, "fd: --limit must be positive");
+    gen.images = gen.images.slice(0, 0, o.limit).contiguous();
+  }
+  std::printf("iris fd: %s\n%s%s%s", compute_banner(c.device).c_str(),
+              set_line("train", o.train, train.images).c_str(),
+              set_line("generated", o.generated, gen.images).c_str(),
+              set_line("real", o.real, real.images).c_str());
+  std::fflush(stdout);
+  c.on_log = step_logger(c.steps);
+  const diffusion::FrechetResult r = diffusion::classifier_frechet_distance(train, gen.images, real, c);
+  std::printf(
+      "\nfeature classifier  %lld steps of batch %lld on the real training images, top-1 %s on the real "
+      "images%s\n",
+      static_cast<long long>(c.steps), static_cast<long long>(c.batch_size),
+      percent(r.classifier_top1).c_str(),
+      r.real_resized ? " (real images resized to the generated size, antialiased bicubic)" : "");
+  std::printf("FD  %.4f   generated (%s) vs real (%s), %lld features\n", r.fd,
+              with_commas(r.generated_count).c_str(), with_commas(r.real_count).c_str(),
+              static_cast<long long>(r.feature_dim));
+  std::printf("    %.4f   floor: %s real training images vs the same real images\n", r.reference_fd,
+              with_commas(r.reference_count).c_str());
+  const nlohmann::json j = {{"train", o.train},
+                            {"generated", o.generated},
+                            {"real", o.real},
+                            {"fd", r.fd},
+                            {"reference_fd", r.reference_fd},
+                            {"generated_count", r.generated_count},
+                            {"real_count", r.real_count},
+                            {"reference_count", r.reference_count},
+                            {"feature_dim", r.feature_dim},
+                            {"classifier_top1", r.classifier_top1},
+                            {"steps", c.steps},
+                            {"seed", c.seed}};
+  write_json_file(o.json, j);
+  std::printf("%s\n", j.dump().c_str());
+}
+
+// The classifier options iris cas and iris fd share.
+void add_classifier_options(CLI::App* cmd, CasCliOptions& o) {
+  cmd->add_option("--steps", o.cas.steps, "classifier training steps")->capture_default_str();
+  cmd->add_option("--batch", o.cas.batch_size, "training batch size")->capture_default_str();
+  cmd->add_option("--lr", o.cas.lr, "AdamW learning rate (warm-up, then cosine decay)")
+      ->capture_default_str();
+  cmd->add_option("--width", o.cas.width, "classifier width (a multiple of 8)")->capture_default_str();
+  cmd->add_option("--blocks", o.cas.blocks, "residual blocks per stage")->capture_default_str();
+  cmd->add_flag("--hflip", o.cas.hflip, "random horizontal flips of the training images");
+  cmd->add_option("--seed", o.cas.seed, "seed of the weights, batch order and flips")->capture_default_str();
+  cmd->add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--threads", o.threads, "CPU threads (0: all cores)");
+  cmd->add_option("--limit", o.limit, "use only the first N images of --generated");
+  cmd->add_option("--json", o.json, "also write the results to this JSON file")->type_name("FILE");
+}
+
+}  // namespace
+
+void register_cas(CLI::App& app) {
+  auto o = std::make_shared<CasCliOptions>();
+  auto* cmd = app.add_subcommand(
+      "cas", "Classification Accuracy Score: a classifier trained on generated images, scored on real ones");
+  cmd->footer(
+      "PATH: a shard folder with labels (PATH:lowres_<h> for its low-res copies), or an HDF5 file with "
+      "images [N, H, W, C] and 'labels' [N] (samples.h5 of iris sample; cascade.h5:stage_<i> of iris "
+      "cascade). The real images are resized to "
+      "the generated ones' size when they differ. For the reference, run it again with the real training "
+      "set as --generated.");
+  cmd->add_option("--generated", o->generated, "the class-conditional samples to train on")
+      ->type_name("PATH")
+      ->required();
+  cmd->add_option("--real", o->real, "real images with labels to score on (a held-out set)")
+      ->type_name("PATH")
+      ->required();
+  add_classifier_options(cmd, *o);
+  cmd->callback([o] { run_cas(*o); });
+}
+
+void register_fd(CLI::App& app) {
+  auto o = std::make_shared<CasCliOptions>();
+  auto* cmd = app.add_subcommand(
+      "fd",
+      "Frechet distance of generated to real images in the features of a classifier trained on real ones");
+  cmd->footer(
+      "FID's statistic with a classifier trained here on --train standing in for Inception: compare runs "
+      "scored with the same real sets and options, never with published FIDs. The floor is the distance of "
+      "as many real training images as were generated. PATH as for iris cas; --generated needs no labels.");
+  cmd->add_option("--train", o->train,
+                  "real training images with labels (the feature classifier learns on them)")
+      ->type_name("PATH")
+      ->required();
+  cmd->add_option("--generated", o->generated, "the samples to score")->type_name("PATH")->required();
+  cmd->add_option("--real", o->real, "real held-out images with labels")->type_name("PATH")->required();
+  add_classifier_options(cmd, *o);
+  cmd->callback([o] { run_fd(*o); });
+}
+
+}  // namespace iris::tools
