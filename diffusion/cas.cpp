@@ -19,22 +19,22 @@ namespace iris::diffusion {
 
 namespace {
 
-void check_set(const LabeledImages& s, const char* role) {
-  IRIS_CHECK(s.images.defined() && s.images.dim() == 4 && s.images.dtype() == DType::u8, "cas: the ", role,
+void check_set(const char* tool, const LabeledImages& s, const char* role) {
+  IRIS_CHECK(s.images.defined() && s.images.dim() == 4 && s.images.dtype() == DType::u8, tool, ": the ", role,
              " images of '", s.what, "' must be uint8 [N, H, W, C]",
              s.images.defined()
                  ? ", got " + std::string(dtype_name(s.images.dtype())) + " " + shape_str(s.images.shape())
                  : std::string());
   const Shape& sh = s.images.shape();
-  IRIS_CHECK(sh[0] > 0, "cas: the ", role, " set '", s.what, "' holds no images");
-  IRIS_CHECK(sh[3] == 1 || sh[3] == 3, "cas: the ", role, " images of '", s.what,
+  IRIS_CHECK(sh[0] > 0, tool, ": the ", role, " set '", s.what, "' holds no images");
+  IRIS_CHECK(sh[3] == 1 || sh[3] == 3, tool, ": the ", role, " images of '", s.what,
              "' must have 1 or 3 channels, got ", sh[3]);
-  IRIS_CHECK(sh[1] == sh[2], "cas: the ", role, " images of '", s.what, "' must be square, got ", sh[1], "x",
-             sh[2]);
-  IRIS_CHECK(static_cast<int64_t>(s.labels.size()) == sh[0], "cas: '", s.what, "' has ", sh[0],
+  IRIS_CHECK(sh[1] == sh[2], tool, ": the ", role, " images of '", s.what, "' must be square, got ", sh[1],
+             "x", sh[2]);
+  IRIS_CHECK(static_cast<int64_t>(s.labels.size()) == sh[0], tool, ": '", s.what, "' has ", sh[0],
              " images but ", s.labels.size(), " labels");
   for (size_t i = 0; i < s.labels.size(); ++i)
-    IRIS_CHECK(s.labels[i] >= 0, "cas: '", s.what, "' has a negative label (", s.labels[i], ") at ", i);
+    IRIS_CHECK(s.labels[i] >= 0, tool, ": '", s.what, "' has a negative label (", s.labels[i], ") at ", i);
 }
 
 // Images at `rows` of u8 [N, H, W, C] as a new u8 tensor, each flipped left-right where `flip` says so.
@@ -95,22 +95,22 @@ Scores score(const Classifier& model, const Tensor& images, const std::vector<in
 
 // The number of classes the sets share: checks that they name their classes alike and that every label
 // has a class; at least 2.
-int64_t agreed_classes(const std::vector<const LabeledImages*>& sets) {
+int64_t agreed_classes(const char* tool, const std::vector<const LabeledImages*>& sets) {
   const std::vector<std::string>* names = nullptr;
   for (const LabeledImages* s : sets) {
     if (s->class_names.empty()) continue;
-    IRIS_CHECK(names == nullptr || *names == s->class_names, "cas: '", sets.front()->what, "' and '", s->what,
-               "' name their classes differently");
+    IRIS_CHECK(names == nullptr || *names == s->class_names, tool, ": '", sets.front()->what, "' and '",
+               s->what, "' name their classes differently");
     names = &s->class_names;
   }
   int64_t classes = names ? static_cast<int64_t>(names->size()) : 0;
   for (const LabeledImages* s : sets) {
     const int64_t top = *std::max_element(s->labels.begin(), s->labels.end());
-    IRIS_CHECK(!names || top < static_cast<int64_t>(names->size()), "cas: '", s->what, "' has label ", top,
+    IRIS_CHECK(!names || top < static_cast<int64_t>(names->size()), tool, ": '", s->what, "' has label ", top,
                " but there are ", names->size(), " named classes");
     classes = std::max(classes, top + 1);
   }
-  IRIS_CHECK(classes >= 2, "cas: the labels name only one class; a classification score needs at least 2");
+  IRIS_CHECK(classes >= 2, tool, ": the labels name only one class; a classification score needs at least 2");
   return classes;
 }
 
@@ -122,15 +122,16 @@ Tensor images_at(const LabeledImages& s, int64_t resolution, bool* resized) {
   return data::float_to_u8(data::resize(data::u8_to_float(s.images), resolution, resolution));
 }
 
-void check_options(const CasOptions& o) {
-  IRIS_CHECK(o.steps >= 1 && o.batch_size >= 1 && o.eval_batch >= 1 && o.log_every >= 1,
-             "cas: steps, batch size, evaluation batch and logging interval must be positive");
+void check_options(const char* tool, const CasOptions& o) {
+  IRIS_CHECK(o.steps >= 1 && o.batch_size >= 1 && o.eval_batch >= 1 && o.log_every >= 1, tool,
+             ": steps, batch size, evaluation batch and logging interval must be positive");
 }
 
 // A classifier trained from scratch on `images` (uint8 [N, R, R, C]) with `labels`; `final_loss` gets the
 // mean loss of the last logging window.
-std::unique_ptr<Classifier> train_classifier(const Tensor& images, const std::vector<int64_t>& labels_of,
-                                             int64_t classes, const CasOptions& o, double* final_loss) {
+std::unique_ptr<Classifier> train_classifier(const char* tool, const Tensor& images,
+                                             const std::vector<int64_t>& labels_of, int64_t classes,
+                                             const CasOptions& o, double* final_loss) {
   ClassifierConfig cc;
   cc.resolution = images.size(1);
   cc.channels = images.size(3);
@@ -179,7 +180,7 @@ std::unique_ptr<Classifier> train_classifier(const Tensor& images, const std::ve
     ++window;
     if ((step + 1) % o.log_every == 0 || step + 1 == o.steps) {
       *final_loss = loss_sum.item() / static_cast<double>(window);
-      IRIS_CHECK(std::isfinite(*final_loss), "cas: the classifier's training diverged by step ", step + 1,
+      IRIS_CHECK(std::isfinite(*final_loss), tool, ": the classifier's training diverged by step ", step + 1,
                  " (mean loss ", *final_loss, "); try a lower learning rate");
       if (o.on_log) o.on_log(step + 1, *final_loss);
       loss_sum = Tensor::zeros({1}, DType::f64, o.device);
@@ -206,13 +207,13 @@ Tensor features_of(const Classifier& model, const Tensor& images, int64_t count,
 
 CasResult classification_accuracy_score(const LabeledImages& train, const LabeledImages& real,
                                         const CasOptions& o) {
-  check_set(train, "generated");
-  check_set(real, "real");
-  check_options(o);
+  check_set("cas", train, "generated");
+  check_set("cas", real, "real");
+  check_options("cas", o);
   IRIS_CHECK(train.images.size(3) == real.images.size(3), "cas: the generated images of '", train.what,
              "' have ", train.images.size(3), " channel(s) but the real images of '", real.what, "' have ",
              real.images.size(3));
-  const int64_t classes = agreed_classes({&train, &real});
+  const int64_t classes = agreed_classes("cas", {&train, &real});
 
   CasResult r;
   r.classes = classes;
@@ -221,7 +222,7 @@ CasResult classification_accuracy_score(const LabeledImages& train, const Labele
   r.resolution = train.images.size(1);
   const Tensor real_images = images_at(real, r.resolution, &r.test_resized);
   const std::unique_ptr<Classifier> model =
-      train_classifier(train.images, train.labels, classes, o, &r.final_loss);
+      train_classifier("cas", train.images, train.labels, classes, o, &r.final_loss);
   r.parameters = model->num_parameters();
 
   const Scores test = score(*model, real_images, real.labels, r.test_count, classes, o);
@@ -241,9 +242,9 @@ CasResult classification_accuracy_score(const LabeledImages& train, const Labele
 
 FrechetResult classifier_frechet_distance(const LabeledImages& real_train, const Tensor& generated,
                                           const LabeledImages& real_test, const CasOptions& o) {
-  check_set(real_train, "real training");
-  check_set(real_test, "real");
-  check_options(o);
+  check_set("fd", real_train, "real training");
+  check_set("fd", real_test, "real");
+  check_options("fd", o);
   IRIS_CHECK(generated.defined() && generated.dim() == 4 && generated.dtype() == DType::u8 &&
                  generated.size(0) >= 2 && generated.size(1) == generated.size(2),
              "fd: the generated images must be uint8 [N, H, H, C] with N >= 2, got ",
@@ -251,7 +252,7 @@ FrechetResult classifier_frechet_distance(const LabeledImages& real_train, const
   for (const LabeledImages* s : {&real_train, &real_test})
     IRIS_CHECK(s->images.size(3) == generated.size(3), "fd: the generated images have ", generated.size(3),
                " channel(s) but '", s->what, "' has ", s->images.size(3));
-  const int64_t classes = agreed_classes({&real_train, &real_test});
+  const int64_t classes = agreed_classes("fd", {&real_train, &real_test});
 
   FrechetResult r;
   r.resolution = generated.size(1);
@@ -262,7 +263,7 @@ FrechetResult classifier_frechet_distance(const LabeledImages& real_train, const
   const Tensor test_images = images_at(real_test, r.resolution, &resized_test);
   r.real_resized = resized_train || resized_test;
   const std::unique_ptr<Classifier> model =
-      train_classifier(train_images, real_train.labels, classes, o, &r.final_loss);
+      train_classifier("fd", train_images, real_train.labels, classes, o, &r.final_loss);
   r.classifier_top1 = score(*model, test_images, real_test.labels, r.real_count, classes, o).top1;
 
   const Gaussian real = fit_gaussian(features_of(*model, test_images, r.real_count, o));

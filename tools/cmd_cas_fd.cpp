@@ -46,7 +46,7 @@ struct CasCliOptions {
   int threads = 0;
 };
 
-diffusion::LabeledImages load_labeled(const std::string& spec, bool need_labels = true) {
+diffusion::LabeledImages load_labeled(const char* tool, const std::string& spec, bool need_labels = true) {
   diffusion::LabeledImages s;
   s.what = spec;
   // PATH or PATH:NAME (the last ':' separates a dataset name when what precedes it exists).
@@ -58,7 +58,7 @@ diffusion::LabeledImages load_labeled(const std::string& spec, bool need_labels 
   }
   if (fs::is_directory(path)) {  // a shard folder: its images, or DIR:lowres_<h>
     const data::ShardSet set = data::ShardSet::open(path);
-    IRIS_CHECK(set.spec().has_labels || !need_labels, "cas: the shard folder '", path, "' has no labels");
+    IRIS_CHECK(set.spec().has_labels || !need_labels, tool, ": the shard folder '", path, "' has no labels");
     if (name.empty() || name == "images") {
       s.images = set.images(0, set.size());
     } else {
@@ -68,7 +68,7 @@ diffusion::LabeledImages load_labeled(const std::string& spec, bool need_labels 
       const auto& sizes = set.spec().lowres_sizes;
       std::string have = "images";
       for (int sz : sizes) have += ", " + data::lowres_dataset_name(sz);
-      IRIS_CHECK(std::find(sizes.begin(), sizes.end(), h) != sizes.end(), "cas: the shard folder '", path,
+      IRIS_CHECK(std::find(sizes.begin(), sizes.end(), h) != sizes.end(), tool, ": the shard folder '", path,
                  "' has no '", name, "' (it has: ", have, ")");
       s.images = set.lowres(h, 0, set.size());
     }
@@ -78,14 +78,14 @@ diffusion::LabeledImages load_labeled(const std::string& spec, bool need_labels 
     return s;
   }
   if (name.empty()) name = "images";
-  IRIS_CHECK(fs::exists(path), "cas: '", path, "' does not exist (a shard folder or an HDF5 file)");
+  IRIS_CHECK(fs::exists(path), tool, ": '", path, "' does not exist (a shard folder or an HDF5 file)");
   const h5::File f = h5::File::open(path);
   const h5::Group root = f.root();
-  IRIS_CHECK(root.has(name), "cas: '", path, "' has no dataset '", name, "'");
-  IRIS_CHECK(root.has("labels") || !need_labels, "cas: '", path,
+  IRIS_CHECK(root.has(name), tool, ": '", path, "' has no dataset '", name, "'");
+  IRIS_CHECK(root.has("labels") || !need_labels, tool, ": '", path,
              "' has no 'labels' dataset (sample a class-conditional model)");
   Tensor images = root.read_tensor(name);
-  IRIS_CHECK(images.dim() == 4, "cas: '", path, "' dataset '", name, "' must be images [N, H, W, C], got ",
+  IRIS_CHECK(images.dim() == 4, tool, ": '", path, "' dataset '", name, "' must be images [N, H, W, C], got ",
              shape_str(images.shape()));
   if (images.dtype() != DType::u8) images = data::float_to_u8(images);  // as saved to PNG
   s.images = images;
@@ -134,8 +134,8 @@ void run_cas(const CasCliOptions& o) {
   if (o.threads > 0) set_num_threads(o.threads);
   diffusion::CasOptions c = o.cas;
   c.device = resolve_device(o.device);
-  diffusion::LabeledImages gen = load_labeled(o.generated);
-  const diffusion::LabeledImages real = load_labeled(o.real);
+  diffusion::LabeledImages gen = load_labeled("cas", o.generated);
+  const diffusion::LabeledImages real = load_labeled("cas", o.real);
   if (o.limit >= 0 && o.limit < gen.images.size(0)) {  // e.g. a real reference as large as a generated set
     IRIS_CHECK(o.limit > 0, "cas: --limit must be positive");
     gen.images = gen.images.slice(0, 0, o.limit).contiguous();
@@ -193,8 +193,8 @@ void run_fd(const CasCliOptions& o) {
   if (o.threads > 0) set_num_threads(o.threads);
   diffusion::CasOptions c = o.cas;
   c.device = resolve_device(o.device);
-  const diffusion::LabeledImages train = load_labeled(o.train), real = load_labeled(o.real);
-  diffusion::LabeledImages gen = load_labeled(o.generated, /*need_labels=*/false);
+  const diffusion::LabeledImages train = load_labeled("fd", o.train), real = load_labeled("fd", o.real);
+  diffusion::LabeledImages gen = load_labeled("fd", o.generated, /*need_labels=*/false);
   if (o.limit >= 0 && o.limit < gen.images.size(0)) {
     IRIS_CHECK(o.limit > 0, "fd: --limit must be positive");
     gen.images = gen.images.slice(0, 0, o.limit).contiguous();
