@@ -240,39 +240,70 @@ CasResult classification_accuracy_score(const LabeledImages& train, const Labele
   return r;
 }
 
-FrechetResult classifier_frechet_distance(const LabeledImages& real_train, const Tensor& generated,
-                                          const LabeledImages& real_test, const CasOptions& o) {
-  check_set("fd", real_train, "real training");
+FrechetResult classifier_frechet_distance(const Classifier& model, const Tensor& generated,
+                                          const LabeledImages& real_test, const LabeledImages* real_train,
+                                          const CasOptions& o) {
   check_set("fd", real_test, "real");
+  if (real_train) check_set("fd", *real_train, "real training");
   check_options("fd", o);
+  const ClassifierConfig& cc = model.config();
   IRIS_CHECK(generated.defined() && generated.dim() == 4 && generated.dtype() == DType::u8 &&
                  generated.size(0) >= 2 && generated.size(1) == generated.size(2),
              "fd: the generated images must be uint8 [N, H, H, C] with N >= 2, got ",
              generated.defined() ? shape_str(generated.shape()) : std::string("none"));
-  for (const LabeledImages* s : {&real_train, &real_test})
-    IRIS_CHECK(s->images.size(3) == generated.size(3), "fd: the generated images have ", generated.size(3),
+  IRIS_CHECK(generated.size(1) == cc.resolution && generated.size(3) == cc.channels,
+             "fd: the classifier takes ", cc.resolution, "x", cc.resolution, "x", cc.channels,
+             " images but the generated ones are ", generated.size(1), "x", generated.size(2), "x",
+             generated.size(3));
+  std::vector<const LabeledImages*> sets{&real_test};
+  if (real_train) sets.push_back(real_train);
+  for (const LabeledImages* s : sets)
+    IRIS_CHECK(s->images.size(3) == cc.channels, "fd: the generated images have ", cc.channels,
                " channel(s) but '", s->what, "' has ", s->images.size(3));
-  const int64_t classes = agreed_classes("fd", {&real_train, &real_test});
+  const int64_t classes = agreed_classes("fd", sets);
+  IRIS_CHECK(classes <= cc.num_classes, "fd: the real images have ", classes, " classes but the classifier ",
+             cc.num_classes);
 
   FrechetResult r;
-  r.resolution = generated.size(1);
+  r.resolution = cc.resolution;
   r.generated_count = generated.size(0);
   r.real_count = real_test.images.size(0);
-  bool resized_train = false, resized_test = false;
-  const Tensor train_images = images_at(real_train, r.resolution, &resized_train);
-  const Tensor test_images = images_at(real_test, r.resolution, &resized_test);
-  r.real_resized = resized_train || resized_test;
-  const std::unique_ptr<Classifier> model =
-      train_classifier("fd", train_images, real_train.labels, classes, o, &r.final_loss);
-  r.classifier_top1 = score(*model, test_images, real_test.labels, r.real_count, classes, o).top1;
-
-  const Gaussian real = fit_gaussian(features_of(*model, test_images, r.real_count, o));
-  r.fd = frechet_distance(fit_gaussian(features_of(*model, generated, r.generated_count, o)), real);
-  // The floor: as many real training images as were generated (the estimate's own bias at this count).
-  r.reference_count = std::min(r.generated_count, train_images.size(0));
-  r.reference_fd =
-      frechet_distance(fit_gaussian(features_of(*model, train_images, r.reference_count, o)), real);
+  const Tensor test_images = images_at(real_test, r.resolution, &r.real_resized);
+  r.classifier_top1 = score(model, test_images, real_test.labels, r.real_count, cc.num_classes, o).top1;
+  const Gaussian real = fit_gaussian(features_of(model, test_images, r.real_count, o));
+  r.fd = frechet_distance(fit_gaussian(features_of(model, generated, r.generated_count, o)), real);
   r.feature_dim = real.dim;
+  if (real_train) {
+    // The floor: as many real training images as were generated (the estimate's own bias at this count).
+    bool resized = false;
+    const Tensor train_images = images_at(*real_train, r.resolution, &resized);
+    r.real_resized = r.real_resized || resized;
+    r.reference_count = std::min(r.generated_count, train_images.size(0));
+    r.reference_fd =
+        frechet_distance(fit_gaussian(features_of(model, train_images, r.reference_count, o)), real);
+    r.has_reference = r.reference_count >= 2;
+  }
+  return r;
+}
+
+FrechetResult classifier_frechet_distance(const LabeledImages& real_train, const Tensor& generated,
+                                          const LabeledImages& real_test, const CasOptions& o,
+                                          std::unique_ptr<Classifier>* trained) {
+  check_set("fd", real_train, "real training");
+  check_set("fd", real_test, "real");
+  check_options("fd", o);
+  IRIS_CHECK(generated.defined() && generated.dim() == 4, "fd: the generated images must be [N, H, H, C]");
+  IRIS_CHECK(real_train.images.size(3) == generated.size(3), "fd: the generated images have ",
+             generated.size(3), " channel(s) but '", real_train.what, "' has ", real_train.images.size(3));
+  const int64_t classes = agreed_classes("fd", {&real_train, &real_test});
+  bool resized = false;
+  const Tensor train_images = images_at(real_train, generated.size(1), &resized);
+  double final_loss = 0;
+  std::unique_ptr<Classifier> model =
+      train_classifier("fd", train_images, real_train.labels, classes, o, &final_loss);
+  FrechetResult r = classifier_frechet_distance(*model, generated, real_test, &real_train, o);
+  r.final_loss = final_loss;
+  if (trained) *trained = std::move(model);
   return r;
 }
 

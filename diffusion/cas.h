@@ -10,9 +10,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "diffusion/classifier.h"
 #include "framework/core/device.h"
 #include "framework/core/tensor.h"
 
@@ -61,6 +63,7 @@ struct FrechetResult {
   int64_t resolution = 0, generated_count = 0, real_count = 0, reference_count = 0, feature_dim = 0;
   bool real_resized = false;   // the real images were resized to the generated ones' resolution
   double fd = 0;               // generated vs real (held-out) images
+  bool has_reference = false;  // reference_fd was measured (real training images were given)
   double reference_fd = 0;     // reference_count real training images vs the same real images: the floor
   double classifier_top1 = 0;  // the feature classifier's top-1 on the real held-out images (a sanity check)
   double final_loss = 0;
@@ -70,7 +73,13 @@ struct FrechetResult {
 // feature statistics of `generated` (uint8 [N, H, H, C], N >= 2; labels not needed) with those of
 // `real_test`.
 FrechetResult classifier_frechet_distance(const LabeledImages& real_train, const Tensor& generated,
-                                          const LabeledImages& real_test, const CasOptions& options);
+                                          const LabeledImages& real_test, const CasOptions& options,
+                                          std::unique_ptr<Classifier>* trained = nullptr);
+// The same with a classifier trained before (load_classifier): `real_train`, when given, only gives the
+// floor. The generated images must be at the classifier's resolution.
+FrechetResult classifier_frechet_distance(const Classifier& model, const Tensor& generated,
+                                          const LabeledImages& real_test, const LabeledImages* real_train,
+                                          const CasOptions& options);
 
 // Checks that the sets agree (channels, class names; every label < the number of classes), resizes the real
 // images to the training images' size when they differ (antialiased bicubic), trains, and scores. Throws

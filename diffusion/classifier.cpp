@@ -4,6 +4,7 @@
 #include <string>
 
 #include "framework/core/error.h"
+#include "framework/io/hdf5.h"
 #include "framework/ops/elementwise.h"
 #include "framework/ops/reduce.h"
 
@@ -82,6 +83,54 @@ Tensor Classifier::forward(const Tensor& x) const {
 
 int64_t Classifier::feature_dim() const {
   return head_norm_->weight.size(0);
+}
+
+void save_classifier(const std::string& path, const Classifier& model,
+                     const std::vector<std::string>& class_names, const std::string& trained_on) {
+  h5::AtomicWriter w(path);
+  {
+    h5::Group root = w.root();
+    const ClassifierConfig& c = model.config();
+    root.set_string_attr("format", "iris-classifier");
+    root.set_int_attr("resolution", c.resolution);
+    root.set_int_attr("channels", c.channels);
+    root.set_int_attr("num_classes", c.num_classes);
+    root.set_int_attr("width", c.width);
+    root.set_int_attr("blocks", c.blocks);
+    root.set_string_attr("trained_on", trained_on);
+    if (!class_names.empty()) root.set_strings_attr("class_names", class_names);
+    h5::Group params = root.create_group("params");
+    for (const auto& [name, t] : model.state_dict()) params.write_tensor(name, t.cpu(), /*checksum=*/true);
+  }
+  w.commit();
+}
+
+LoadedClassifier load_classifier(const std::string& path) {
+  const h5::File f = h5::File::open(path);
+  const h5::Group root = f.root();
+  IRIS_CHECK(root.has_attr("format") && root.string_attr("format") == "iris-classifier", "'", path,
+             "' is not a saved classifier (iris fd --save-classifier writes them)");
+  ClassifierConfig c;
+  c.resolution = root.int_attr("resolution");
+  c.channels = root.int_attr("channels");
+  c.num_classes = root.int_attr("num_classes");
+  c.width = root.int_attr("width");
+  c.blocks = root.int_attr("blocks");
+  LoadedClassifier out;
+  Generator init(0);
+  out.model = std::make_unique<Classifier>(c, init);
+  nn::StateDict state;
+  const h5::Group params = root.open_group("params");
+  for (const auto& name : params.children()) state[name] = params.read_tensor(name);
+  try {
+    out.model->load_state_dict(state);
+  } catch (const Error& e) {
+    IRIS_THROW("'", path, "': its parameters do not fit the classifier it describes: ", e.what());
+  }
+  out.model->eval();
+  if (root.has_attr("class_names")) out.class_names = root.strings_attr("class_names");
+  out.trained_on = root.string_attr("trained_on");
+  return out;
 }
 
 }  // namespace iris::diffusion

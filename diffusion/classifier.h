@@ -12,6 +12,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "framework/core/generator.h"
@@ -58,5 +59,18 @@ class Classifier : public nn::Module {
   std::shared_ptr<nn::GroupNorm> head_norm_;
   std::shared_ptr<nn::Linear> head_;
 };
+
+// Saved classifiers: an HDF5 file (format "iris-classifier") with the config as attributes, the class names,
+// what it was trained on, and its parameters in group "params" (CRC-checked); written to a temporary name
+// and renamed. A feature classifier saved once scores many checkpoints with the same features.
+void save_classifier(const std::string& path, const Classifier& model,
+                     const std::vector<std::string>& class_names, const std::string& trained_on);
+struct LoadedClassifier {
+  std::unique_ptr<Classifier> model;  // on the CPU, in eval mode
+  std::vector<std::string> class_names;
+  std::string trained_on;
+};
+// Throws iris::Error naming the file when it is not a saved classifier or its parameters do not fit.
+LoadedClassifier load_classifier(const std::string& path);
 
 }  // namespace iris::diffusion

@@ -23,6 +23,7 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "data/image.h"
 #include "data/shard.h"
@@ -41,6 +42,7 @@ namespace {
 
 struct CasCliOptions {
   std::string train, generated, real, device = "auto", json;  // train: iris fd's real training images
+  std::string classifier, save_classifier;                    // iris fd: load / save the feature classifier
   int64_t limit = -1;  // use the first `limit` generated images (-1: all)
   diffusion::CasOptions cas;
   int threads = 0;
@@ -193,42 +195,72 @@ void run_fd(const CasCliOptions& o) {
   if (o.threads > 0) set_num_threads(o.threads);
   diffusion::CasOptions c = o.cas;
   c.device = resolve_device(o.device);
-  const diffusion::LabeledImages train = load_labeled("fd", o.train), real = load_labeled("fd", o.real);
+  IRIS_CHECK(!o.train.empty() || !o.classifier.empty(),
+             "fd: give --train (real training images for the feature classifier) or --classifier (one saved "
+             "before)");
+  IRIS_CHECK(o.classifier.empty() || o.save_classifier.empty(),
+             "fd: --save-classifier saves a classifier trained here; with --classifier none is trained");
+  std::optional<diffusion::LabeledImages> train;
+  if (!o.train.empty()) train = load_labeled("fd", o.train);
+  const diffusion::LabeledImages real = load_labeled("fd", o.real);
   diffusion::LabeledImages gen = load_labeled("fd", o.generated, /*need_labels=*/false);
   if (o.limit >= 0 && o.limit < gen.images.size(0)) {
     IRIS_CHECK(o.limit > 0, "fd: --limit must be positive");
     gen.images = gen.images.slice(0, 0, o.limit).contiguous();
   }
   std::printf("iris fd: %s\n%s%s%s", compute_banner(c.device).c_str(),
-              set_line("train", o.train, train.images).c_str(),
+              train ? set_line("train", o.train, train->images).c_str() : "",
               set_line("generated", o.generated, gen.images).c_str(),
               set_line("real", o.real, real.images).c_str());
   std::fflush(stdout);
-  c.on_log = step_logger(c.steps);
-  const diffusion::FrechetResult r = diffusion::classifier_frechet_distance(train, gen.images, real, c);
-  std::printf(
-      "\nfeature classifier  %lld steps of batch %lld on the real training images, top-1 %s on the real "
-      "images%s\n",
-      static_cast<long long>(c.steps), static_cast<long long>(c.batch_size),
-      percent(r.classifier_top1).c_str(),
-      r.real_resized ? " (real images resized to the generated size, antialiased bicubic)" : "");
+  diffusion::FrechetResult r;
+  std::string trained_on = o.train;
+  if (!o.classifier.empty()) {
+    diffusion::LoadedClassifier loaded = diffusion::load_classifier(o.classifier);
+    IRIS_CHECK(
+        loaded.class_names.empty() || real.class_names.empty() || loaded.class_names == real.class_names,
+        "fd: the classifier '", o.classifier, "' and '", o.real, "' name their classes differently");
+    loaded.model->to(c.device);
+    trained_on = loaded.trained_on;
+    std::printf("classifier  %s\n", o.classifier.c_str());
+    r = diffusion::classifier_frechet_distance(*loaded.model, gen.images, real, train ? &*train : nullptr, c);
+  } else {
+    c.on_log = step_logger(c.steps);
+    std::unique_ptr<diffusion::Classifier> model;
+    r = diffusion::classifier_frechet_distance(*train, gen.images, real, c, &model);
+    if (!o.save_classifier.empty()) {
+      const std::vector<std::string>& names =
+          train->class_names.empty() ? real.class_names : train->class_names;
+      diffusion::save_classifier(o.save_classifier, *model, names, o.train);
+      std::printf("saved the feature classifier to %s\n", o.save_classifier.c_str());
+    }
+  }
+  std::printf("\nfeature classifier  trained on %s, top-1 %s on the real images%s\n", trained_on.c_str(),
+              percent(r.classifier_top1).c_str(),
+              r.real_resized ? " (real images resized to the generated size, antialiased bicubic)" : "");
   std::printf("FD  %.4f   generated (%s) vs real (%s), %lld features\n", r.fd,
               with_commas(r.generated_count).c_str(), with_commas(r.real_count).c_str(),
               static_cast<long long>(r.feature_dim));
-  std::printf("    %.4f   floor: %s real training images vs the same real images\n", r.reference_fd,
-              with_commas(r.reference_count).c_str());
-  const nlohmann::json j = {{"train", o.train},
-                            {"generated", o.generated},
-                            {"real", o.real},
-                            {"fd", r.fd},
-                            {"reference_fd", r.reference_fd},
-                            {"generated_count", r.generated_count},
-                            {"real_count", r.real_count},
-                            {"reference_count", r.reference_count},
-                            {"feature_dim", r.feature_dim},
-                            {"classifier_top1", r.classifier_top1},
-                            {"steps", c.steps},
-                            {"seed", c.seed}};
+  if (r.has_reference)
+    std::printf("    %.4f   floor: %s real training images vs the same real images\n", r.reference_fd,
+                with_commas(r.reference_count).c_str());
+  nlohmann::json j = {{"train", trained_on},
+                      {"generated", o.generated},
+                      {"real", o.real},
+                      {"fd", r.fd},
+                      {"generated_count", r.generated_count},
+                      {"real_count", r.real_count},
+                      {"feature_dim", r.feature_dim},
+                      {"classifier_top1", r.classifier_top1},
+                      {"classifier", o.classifier.empty() ? o.save_classifier : o.classifier}};
+  if (o.classifier.empty()) {  // the options of the classifier trained here
+    j["steps"] = c.steps;
+    j["seed"] = c.seed;
+  }
+  if (r.has_reference) {
+    j["reference_fd"] = r.reference_fd;
+    j["reference_count"] = r.reference_count;
+  }
   write_json_file(o.json, j);
   std::printf("%s\n", j.dump().c_str());
 }
@@ -279,11 +311,19 @@ void register_fd(CLI::App& app) {
   cmd->footer(
       "FID's statistic with a classifier trained here on --train standing in for Inception: compare runs "
       "scored with the same real sets and options, never with published FIDs. The floor is the distance of "
-      "as many real training images as were generated. PATH as for iris cas; --generated needs no labels.");
-  cmd->add_option("--train", o->train,
-                  "real training images with labels (the feature classifier learns on them)")
-      ->type_name("PATH")
-      ->required();
+      "as many real training images as were generated. PATH as for iris cas; --generated needs no labels. "
+      "Train the feature classifier once (--save-classifier) and score every checkpoint's samples with it "
+      "(--classifier): the same features, and no retraining.");
+  cmd->add_option(
+         "--train", o->train,
+         "real training images with labels: the feature classifier learns on them; they give the floor")
+      ->type_name("PATH");
+  cmd->add_option("--classifier", o->classifier,
+                  "a feature classifier saved before (then --train only gives the floor)")
+      ->type_name("FILE");
+  cmd->add_option("--save-classifier", o->save_classifier,
+                  "save the classifier trained here, to score more sample sets with the same features")
+      ->type_name("FILE");
   cmd->add_option("--generated", o->generated, "the samples to score")->type_name("PATH")->required();
   cmd->add_option("--real", o->real, "real held-out images with labels")->type_name("PATH")->required();
   add_classifier_options(cmd, *o);

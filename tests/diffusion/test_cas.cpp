@@ -4,12 +4,14 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <filesystem>
 
 #include "data/image.h"
 
 #include "diffusion/cas.h"
 #include "diffusion/classifier.h"
 #include "diffusion/stage.h"
+#include "framework/io/hdf5.h"
 #include "framework/iris.h"
 #include "tests/common/test_util.h"
 #include "tests/diffusion/cas_test_util.h"
@@ -192,4 +194,34 @@ TEST_CASE("a class-conditional base stage learns its classes: CAS of its samples
   MESSAGE("CAS of 60 samples: top-1 " << r.top1 << " (with permuted labels " << w.top1 << ", chance 0.33)");
   CHECK(r.top1 >= 0.8);
   CHECK(w.top1 <= 0.4);
+}
+
+TEST_CASE("a saved classifier loads with the same outputs, and a file of something else is named") {
+  ClassifierConfig c;
+  c.resolution = 8;
+  c.channels = 3;
+  c.num_classes = 4;
+  c.width = 8;
+  c.blocks = 2;
+  Generator init(7);
+  Classifier m(c, init);
+  const std::string path = (std::filesystem::temp_directory_path() / "iris-test-classifier.h5").string();
+  save_classifier(path, m, {"a", "b", "c", "d"}, "somewhere");
+  const LoadedClassifier l = load_classifier(path);
+  CHECK(l.class_names == std::vector<std::string>{"a", "b", "c", "d"});
+  CHECK(l.trained_on == "somewhere");
+  CHECK(l.model->config().blocks == 2);
+  m.eval();
+  const Tensor x = uniform({3, 8, 8, 3}, 8, -1, 1, DType::f32);
+  CHECK(max_abs_diff(m.forward(x), l.model->forward(x)) == 0.0);
+  CHECK(max_abs_diff(m.features(x), l.model->features(x)) == 0.0);
+  const std::string other = (std::filesystem::temp_directory_path() / "iris-test-not-classifier.h5").string();
+  {
+    h5::AtomicWriter w(other);
+    w.root().set_string_attr("format", "iris-samples");
+    w.commit();
+  }
+  check_throws_with([&] { (void)load_classifier(other); }, {other, "is not a saved classifier"});
+  std::filesystem::remove(path);
+  std::filesystem::remove(other);
 }

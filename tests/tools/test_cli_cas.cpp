@@ -123,7 +123,9 @@ TEST_CASE("iris fd ranks faithful samples closer to the real images than collaps
   one.images = band_images(270, 8, 3, 4).images.slice(0, 0, 270, 3).contiguous();  // every image of class 0
   write_samples_h5(bad, one);
   const std::string opts = " --real " + real + " --steps 60 --batch 32 --width 8 --device cpu --threads 1";
-  const IrisRun g = run_iris("fd --train " + train + " --generated " + good + opts + " --json " + json);
+  const std::string clf = dir.file("features.h5");
+  const IrisRun g = run_iris("fd --train " + train + " --generated " + good + opts + " --json " + json +
+                             " --save-classifier " + clf);
   INFO(g.out);
   REQUIRE(g.code == 0);
   CHECK(g.has("floor: 90 real training images vs the same real images"));
@@ -139,6 +141,19 @@ TEST_CASE("iris fd ranks faithful samples closer to the real images than collaps
   std::ifstream f(json);
   REQUIRE(f.good());
   CHECK(nlohmann::json::parse(f)["fd"] == jg["fd"]);
+  // The saved classifier scores again without training (no --train: no floor), with the same result.
+  const IrisRun again = run_iris("fd --classifier " + clf + " --generated " + good + opts);
+  INFO(again.out);
+  REQUIRE(again.code == 0);
+  CHECK_FALSE(again.has("step "));
+  CHECK_FALSE(again.has("floor"));
+  const nlohmann::json ja = nlohmann::json::parse(again.out.substr(again.out.rfind("\n{") + 1));
+  CHECK(ja["fd"] == jg["fd"]);
+  CHECK(ja["train"] == train);
+  CHECK_FALSE(ja.contains("reference_fd"));
+  CHECK(run_iris("fd --classifier " + good + " --generated " + good + opts)
+            .has("'" + good + "' is not a saved classifier"));
+  CHECK(run_iris("fd --generated " + good + opts).has("give --train"));
   // The real training set must have labels (the classifier learns from them).
   const IrisRun e = run_iris("fd --train " + good + " --generated " + good + opts);
   CHECK(e.code == 1);
