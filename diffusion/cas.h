@@ -55,6 +55,12 @@ struct CasResult {
   double final_loss = 0;             // mean training loss of the last logging window
 };
 
+// The Classification Accuracy Score of `train` (generated) on `real`. Checks that the sets agree (channels,
+// class names; every label < the number of classes), resizes the real images to the training images' size
+// when they differ (antialiased bicubic), trains, and scores. Throws iris::Error naming the set at fault.
+CasResult classification_accuracy_score(const LabeledImages& train, const LabeledImages& real,
+                                        const CasOptions& options);
+
 // The Fréchet distance in a classifier's features: FID's statistic (diffusion/frechet.h), with a classifier
 // trained on the real training images standing in for Inception (which Iris does not ship). Smaller is
 // better; it sees diversity and per-class fidelity, but its values are comparable only between runs with the
@@ -80,11 +86,5 @@ FrechetResult classifier_frechet_distance(const LabeledImages& real_train, const
 FrechetResult classifier_frechet_distance(const Classifier& model, const Tensor& generated,
                                           const LabeledImages& real_test, const LabeledImages* real_train,
                                           const CasOptions& options);
-
-// Checks that the sets agree (channels, class names; every label < the number of classes), resizes the real
-// images to the training images' size when they differ (antialiased bicubic), trains, and scores. Throws
-// iris::Error naming the set at fault.
-CasResult classification_accuracy_score(const LabeledImages& train, const LabeledImages& real,
-                                        const CasOptions& options);
 
 }  // namespace iris::diffusion
