@@ -296,13 +296,16 @@ FrechetResult classifier_frechet_distance(const LabeledImages& real_train, const
   IRIS_CHECK(real_train.images.size(3) == generated.size(3), "fd: the generated images have ",
              generated.size(3), " channel(s) but '", real_train.what, "' has ", real_train.images.size(3));
   const int64_t classes = agreed_classes("fd", {&real_train, &real_test});
+  // Resized once, here: the classifier trains on these images and the floor is measured on them.
+  LabeledImages train_at = real_train;
   bool resized = false;
-  const Tensor train_images = images_at(real_train, generated.size(1), &resized);
+  train_at.images = images_at(real_train, generated.size(1), &resized);
   double final_loss = 0;
   std::unique_ptr<Classifier> model =
-      train_classifier("fd", train_images, real_train.labels, classes, o, &final_loss);
-  FrechetResult r = classifier_frechet_distance(*model, generated, real_test, &real_train, o);
+      train_classifier("fd", train_at.images, train_at.labels, classes, o, &final_loss);
+  FrechetResult r = classifier_frechet_distance(*model, generated, real_test, &train_at, o);
   r.final_loss = final_loss;
+  r.real_resized = r.real_resized || resized;
   if (trained) *trained = std::move(model);
   return r;
 }

@@ -5,32 +5,34 @@
 #include <numeric>
 
 #include "framework/core/error.h"
+#include "framework/iris.h"
 
 namespace iris::diffusion {
+
+namespace {
+
+// A matrix symmetric up to rounding (a GEMM's), made exactly so: the eigensolver assumes it.
+void symmetrize(std::vector<double>& a, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = i + 1; j < n; ++j) a[i * n + j] = a[j * n + i] = 0.5 * (a[i * n + j] + a[j * n + i]);
+}
+
+}  // namespace
 
 Gaussian fit_gaussian(const Tensor& x) {
   IRIS_CHECK(x.defined() && x.dim() == 2 && x.size(0) >= 2, "fit_gaussian: needs [N, D] with N >= 2, got ",
              x.defined() ? shape_str(x.shape()) : std::string("none"));
-  const int64_t n = x.size(0), d = x.size(1);
-  const std::vector<double> v = x.to_vector<double>();
+  NoGradGuard no_grad;
+  const Tensor v = x.cpu().to(DType::f64);
+  const Tensor mu = mean(v, {0});  // [D]
+  const Tensor centred = sub(v, mu);
+  // [D, N] x [N, D] through BLAS: the N x D^2 sum is the cost of fitting many features.
+  const Tensor cov = mul(matmul(centred.permute({1, 0}), centred), 1.0 / static_cast<double>(x.size(0) - 1));
   Gaussian g;
-  g.dim = d;
-  g.mean.assign(static_cast<size_t>(d), 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < d; ++j) g.mean[j] += v[i * d + j];
-  for (double& m : g.mean) m /= static_cast<double>(n);
-  g.cov.assign(static_cast<size_t>(d * d), 0.0);
-  std::vector<double> c(static_cast<size_t>(d));
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < d; ++j) c[j] = v[i * d + j] - g.mean[j];
-    for (int64_t j = 0; j < d; ++j)
-      for (int64_t k = j; k < d; ++k) g.cov[j * d + k] += c[j] * c[k];
-  }
-  for (int64_t j = 0; j < d; ++j)
-    for (int64_t k = j; k < d; ++k) {
-      g.cov[j * d + k] /= static_cast<double>(n - 1);
-      g.cov[k * d + j] = g.cov[j * d + k];
-    }
+  g.dim = x.size(1);
+  g.mean = mu.to_vector<double>();
+  g.cov = cov.to_vector<double>();
+  symmetrize(g.cov, g.dim);
   return g;
 }
 
@@ -88,28 +90,17 @@ void symmetric_eigen(const std::vector<double>& a_in, int64_t n, std::vector<dou
 
 namespace {
 
-// The symmetric positive semi-definite square root V diag(sqrt(max(l, 0))) V^T.
-std::vector<double> psd_sqrt(const std::vector<double>& a, int64_t n) {
-  std::vector<double> l, v;
-  symmetric_eigen(a, n, l, v);
-  std::vector<double> out(static_cast<size_t>(n * n), 0.0);
-  for (int64_t e = 0; e < n; ++e) {
-    const double r = std::sqrt(std::max(l[e], 0.0));
-    if (r == 0) continue;
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < n; ++j) out[i * n + j] += r * v[i * n + e] * v[j * n + e];
-  }
-  return out;
+Tensor square_matrix(const std::vector<double>& a, int64_t n) {
+  return Tensor::from_vector<double>(a, {n, n});
 }
 
-std::vector<double> matmul(const std::vector<double>& a, const std::vector<double>& b, int64_t n) {
-  std::vector<double> c(static_cast<size_t>(n * n), 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t k = 0; k < n; ++k) {
-      const double aik = a[i * n + k];
-      for (int64_t j = 0; j < n; ++j) c[i * n + j] += aik * b[k * n + j];
-    }
-  return c;
+// The symmetric positive semi-definite square root V diag(sqrt(max(l, 0))) V^T.
+Tensor psd_sqrt(const std::vector<double>& a, int64_t n) {
+  std::vector<double> l, v;
+  symmetric_eigen(a, n, l, v);
+  for (double& e : l) e = std::sqrt(std::max(e, 0.0));
+  const Tensor vecs = square_matrix(v, n);
+  return matmul(mul(vecs, Tensor::from_vector<double>(l, {1, n})), vecs.permute({1, 0}));
 }
 
 }  // namespace
@@ -120,10 +111,10 @@ double frechet_distance(const Gaussian& a, const Gaussian& b) {
   double d = 0;
   for (int64_t i = 0; i < n; ++i) d += (a.mean[i] - b.mean[i]) * (a.mean[i] - b.mean[i]);
   for (int64_t i = 0; i < n; ++i) d += a.cov[i * n + i] + b.cov[i * n + i];
-  const std::vector<double> r = psd_sqrt(a.cov, n);
-  std::vector<double> m = matmul(matmul(r, b.cov, n), r, n);
-  for (int64_t i = 0; i < n; ++i)  // symmetric up to rounding; make it exactly so for Jacobi
-    for (int64_t j = i + 1; j < n; ++j) m[i * n + j] = m[j * n + i] = 0.5 * (m[i * n + j] + m[j * n + i]);
+  NoGradGuard no_grad;
+  const Tensor r = psd_sqrt(a.cov, n);
+  std::vector<double> m = matmul(matmul(r, square_matrix(b.cov, n)), r).to_vector<double>();
+  symmetrize(m, n);
   std::vector<double> l, v;
   symmetric_eigen(m, n, l, v);
   for (double e : l) d -= 2 * std::sqrt(std::max(e, 0.0));

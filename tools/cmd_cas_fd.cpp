@@ -51,29 +51,12 @@ struct CasCliOptions {
 diffusion::LabeledImages load_labeled(const char* tool, const std::string& spec, bool need_labels = true) {
   diffusion::LabeledImages s;
   s.what = spec;
-  // PATH or PATH:NAME (the last ':' separates a dataset name when what precedes it exists).
-  std::string path = spec, name;
-  const size_t colon = spec.rfind(':');
-  if (colon != std::string::npos && fs::exists(spec.substr(0, colon))) {
-    path = spec.substr(0, colon);
-    name = spec.substr(colon + 1);
-  }
+  auto [path, name] = split_dataset(spec);
   if (fs::is_directory(path)) {  // a shard folder: its images, or DIR:lowres_<h>
     const data::ShardSet set = data::ShardSet::open(path);
     IRIS_CHECK(set.spec().has_labels || !need_labels, tool, ": the shard folder '", path, "' has no labels");
-    if (name.empty() || name == "images") {
-      s.images = set.images(0, set.size());
-    } else {
-      const std::string prefix = "lowres_";
-      int h = 0;
-      if (name.rfind(prefix, 0) == 0) h = std::atoi(name.c_str() + prefix.size());
-      const auto& sizes = set.spec().lowres_sizes;
-      std::string have = "images";
-      for (int sz : sizes) have += ", " + data::lowres_dataset_name(sz);
-      IRIS_CHECK(std::find(sizes.begin(), sizes.end(), h) != sizes.end(), tool, ": the shard folder '", path,
-                 "' has no '", name, "' (it has: ", have, ")");
-      s.images = set.lowres(h, 0, set.size());
-    }
+    const int h = shard_lowres_height(set, name, tool);
+    s.images = h > 0 ? set.lowres(h, 0, set.size()) : set.images(0, set.size());
     if (set.spec().has_labels)
       for (int64_t l : set.labels(0, set.size()).to_vector<int64_t>()) s.labels.push_back(l);
     s.class_names = set.spec().class_names;
@@ -95,6 +78,14 @@ diffusion::LabeledImages load_labeled(const char* tool, const std::string& spec,
     for (int64_t l : root.read_tensor("labels").to_vector<int64_t>()) s.labels.push_back(l);
   if (root.has_attr("class_names")) s.class_names = root.strings_attr("class_names");
   return s;
+}
+
+// --limit: only the first `limit` images (and labels) of `s`; -1 keeps them all.
+void keep_first(diffusion::LabeledImages& s, int64_t limit, const char* tool) {
+  IRIS_CHECK(limit == -1 || limit > 0, tool, ": --limit must be positive");
+  if (limit < 0 || limit >= s.images.size(0)) return;
+  s.images = s.images.slice(0, 0, limit).contiguous();
+  if (!s.labels.empty()) s.labels.resize(static_cast<size_t>(limit));
 }
 
 std::string percent(double v) {
@@ -138,11 +129,7 @@ void run_cas(const CasCliOptions& o) {
   c.device = resolve_device(o.device);
   diffusion::LabeledImages gen = load_labeled("cas", o.generated);
   const diffusion::LabeledImages real = load_labeled("cas", o.real);
-  if (o.limit >= 0 && o.limit < gen.images.size(0)) {  // e.g. a real reference as large as a generated set
-    IRIS_CHECK(o.limit > 0, "cas: --limit must be positive");
-    gen.images = gen.images.slice(0, 0, o.limit).contiguous();
-    gen.labels.resize(static_cast<size_t>(o.limit));
-  }
+  keep_first(gen, o.limit, "cas");  // e.g. a real reference as large as a generated set
   std::printf("iris cas: %s\n%s%s", compute_banner(c.device).c_str(),
               set_line("generated", o.generated, gen.images).c_str(),
               set_line("real", o.real, real.images).c_str());
@@ -204,10 +191,7 @@ void run_fd(const CasCliOptions& o) {
   if (!o.train.empty()) train = load_labeled("fd", o.train);
   const diffusion::LabeledImages real = load_labeled("fd", o.real);
   diffusion::LabeledImages gen = load_labeled("fd", o.generated, /*need_labels=*/false);
-  if (o.limit >= 0 && o.limit < gen.images.size(0)) {
-    IRIS_CHECK(o.limit > 0, "fd: --limit must be positive");
-    gen.images = gen.images.slice(0, 0, o.limit).contiguous();
-  }
+  keep_first(gen, o.limit, "fd");
   std::printf("iris fd: %s\n%s%s%s", compute_banner(c.device).c_str(),
               train ? set_line("train", o.train, train->images).c_str() : "",
               set_line("generated", o.generated, gen.images).c_str(),

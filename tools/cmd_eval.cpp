@@ -123,39 +123,17 @@ class ShardSource : public Source {
   ShardSource(std::string what_, const std::string& dir, const std::string& dataset)
       : set_(data::ShardSet::open(dir)) {
     what = std::move(what_);
-    if (dataset != "images") {
-      const std::string prefix = "lowres_";
-      int h = 0;
-      if (dataset.rfind(prefix, 0) == 0) h = std::atoi(dataset.c_str() + prefix.size());
-      const auto& sizes = set_.spec().lowres_sizes;
-      IRIS_CHECK(std::find(sizes.begin(), sizes.end(), h) != sizes.end(), "eval: shard folder '", dir,
-                 "' has no '", dataset, "' (it has images", lowres_list(), ")");
-      lowres_ = h;
-    }
+    lowres_ = shard_lowres_height(set_, dataset, "eval");
   }
   int64_t size() const override { return set_.size(); }
   bool indexed() const override { return true; }
   data::Image image(int64_t i) const override { return lowres_ ? set_.lowres(i, lowres_) : set_.image(i); }
-  std::string lowres_list() const {
-    std::string s;
-    for (int h : set_.spec().lowres_sizes) s += ", " + data::lowres_dataset_name(h);
-    return s;
-  }
   const data::ShardSet& set() const { return set_; }
 
  private:
   data::ShardSet set_;
   int lowres_ = 0;
 };
-
-// "path:name" -> {path, name} when path exists and name is not empty; else {arg, ""}.
-std::pair<std::string, std::string> split_dataset(const std::string& arg) {
-  const auto colon = arg.rfind(':');
-  if (colon != std::string::npos && colon + 1 < arg.size() && fs::exists(arg.substr(0, colon)) &&
-      !fs::exists(arg))
-    return {arg.substr(0, colon), arg.substr(colon + 1)};
-  return {arg, ""};
-}
 
 // role: "prediction", "reference" or "low-res"; the low-res default dataset is looked up by name.
 std::unique_ptr<Source> open_source(const std::string& arg, const std::string& role) {

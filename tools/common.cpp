@@ -1,7 +1,11 @@
 #include "tools/common.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 
+#include "data/shard.h"
 #include "framework/core/error.h"
 #include "framework/cpu/blas.h"
 #include "framework/cpu/parallel.h"
@@ -36,6 +40,28 @@ std::shared_ptr<dist::Communicator> launch_communicator(Device& device) {
 std::string compute_banner(Device device) {
   if (device.is_cuda()) return "device " + device.str();
   return "device cpu, " + std::to_string(num_threads()) + " threads, BLAS " + cpu::blas_info();
+}
+
+std::pair<std::string, std::string> split_dataset(const std::string& arg) {
+  namespace fs = std::filesystem;
+  const auto colon = arg.rfind(':');
+  if (colon != std::string::npos && colon + 1 < arg.size() && fs::exists(arg.substr(0, colon)) &&
+      !fs::exists(arg))
+    return {arg.substr(0, colon), arg.substr(colon + 1)};
+  return {arg, ""};
+}
+
+int shard_lowres_height(const data::ShardSet& set, const std::string& dataset, const char* tool) {
+  if (dataset.empty() || dataset == "images") return 0;
+  const std::string prefix = "lowres_";
+  int h = 0;
+  if (dataset.rfind(prefix, 0) == 0) h = std::atoi(dataset.c_str() + prefix.size());
+  const auto& sizes = set.spec().lowres_sizes;
+  std::string have = "images";
+  for (int s : sizes) have += ", " + data::lowres_dataset_name(s);
+  IRIS_CHECK(h > 0 && std::find(sizes.begin(), sizes.end(), h) != sizes.end(), tool, ": the shard folder '",
+             set.dir(), "' has no '", dataset, "' (it has: ", have, ")");
+  return h;
 }
 
 }  // namespace iris::tools

@@ -5,12 +5,16 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "framework/core/device.h"
 #include "framework/core/format.h"  // with_commas, human_bytes, human_duration
 
 namespace iris::dist {
 class Communicator;
+}
+namespace iris::data {
+class ShardSet;
 }
 
 namespace iris::tools {
@@ -22,5 +26,12 @@ Device resolve_device(const std::string& name);
 std::shared_ptr<dist::Communicator> launch_communicator(Device& device);
 // One line on what this process computes with: device, threads, BLAS path.
 std::string compute_banner(Device device);
+
+// Image-set arguments (iris eval, cas, fd): "PATH:NAME" -> {PATH, NAME} when PATH exists, NAME is not empty
+// and the whole argument is not itself a path; else {arg, ""}.
+std::pair<std::string, std::string> split_dataset(const std::string& arg);
+// The low-res height a shard folder's dataset name selects: 0 for "images" or "", h for "lowres_<h>" when the
+// set stores that size; otherwise an iris::Error from `tool` naming the folder and the datasets it has.
+int shard_lowres_height(const data::ShardSet& set, const std::string& dataset, const char* tool);
 
 }  // namespace iris::tools
