@@ -286,6 +286,19 @@ FrechetResult classifier_frechet_distance(const Classifier& model, const Tensor&
   return r;
 }
 
+double classifier_top1(const Classifier& model, const LabeledImages& set, const CasOptions& o) {
+  check_set("fd", set, "labelled");
+  const ClassifierConfig& cc = model.config();
+  IRIS_CHECK(set.images.size(3) == cc.channels, "fd: the classifier takes ", cc.channels, " channel(s) but '",
+             set.what, "' has ", set.images.size(3));
+  const int64_t classes = agreed_classes("fd", {&set});
+  IRIS_CHECK(classes <= cc.num_classes, "fd: '", set.what, "' has ", classes, " classes but the classifier ",
+             cc.num_classes);
+  bool resized = false;
+  const Tensor images = images_at(set, cc.resolution, &resized);
+  return score(model, images, set.labels, images.size(0), cc.num_classes, o).top1;
+}
+
 FrechetResult classifier_frechet_distance(const LabeledImages& real_train, const Tensor& generated,
                                           const LabeledImages& real_test, const CasOptions& o,
                                           std::unique_ptr<Classifier>* trained) {

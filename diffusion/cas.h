@@ -87,4 +87,9 @@ FrechetResult classifier_frechet_distance(const Classifier& model, const Tensor&
                                           const LabeledImages& real_test, const LabeledImages* real_train,
                                           const CasOptions& options);
 
+// Top-1 accuracy of a classifier trained on real images when run on `set` (resized to its resolution when
+// needed): for super-resolved outputs with their inputs' labels this is SR3's Table 3 (how much of what
+// makes the class survives the method). Throws naming the set when it has no labels or other channels.
+double classifier_top1(const Classifier& model, const LabeledImages& set, const CasOptions& options);
+
 }  // namespace iris::diffusion

@@ -9,8 +9,8 @@ void Cascade::add(CascadeStep step) {
   if (!steps_.empty()) {
     const Stage& prev = *steps_.back().stage;
     const Stage& cur = *step.stage;
-    IRIS_CHECK(cur.task() == Task::sr3, "cascade stage ", steps_.size(),
-               " must be a super-resolution (sr3) stage");
+    IRIS_CHECK(cur.super_resolution(), "cascade stage ", steps_.size(),
+               " must be a super-resolution (sr3 or regression) stage");
     IRIS_CHECK(cur.config().get_int("data.lowres_size") == prev.resolution(), "cascade stage ", steps_.size(),
                " expects ", cur.config().get_int("data.lowres_size"), "x",
                cur.config().get_int("data.lowres_size"), " inputs but stage ", steps_.size() - 1,

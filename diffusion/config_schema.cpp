@@ -15,8 +15,10 @@ const std::vector<ConfigKey>& config_schema() {
   static const std::vector<ConfigKey> keys = {
       // ---- model: the U-Net ------------------------------------------------------------------------------
       {"model.task", T::string, std::string("sr3"),
-       "what is trained: sr3 (super-resolution conditioned on an upsampled low-res image), base "
-       "(class-conditional or unconditional generator; a cascade's first stage)"},
+       "what is trained: sr3 (super-resolution conditioned on an upsampled low-res image), regression "
+       "(SR3's baseline: the same U-Net maps the upsampled low-res image straight to the high-res one, one "
+       "forward pass; in_channels = data.channels), base (class-conditional or unconditional generator; a "
+       "cascade's first stage)"},
       {"model.resolution", T::integer, int64_t{28}, "image size the U-Net works at (square)"},
       {"model.in_channels", T::integer, int64_t{2},
        "input channels (sr3: image channels x 2: low-res and y_t)"},
@@ -44,6 +46,9 @@ const std::vector<ConfigKey>& config_schema() {
       {"model.skip_rescale", T::boolean, false, "scale residual sums by 1/sqrt(2) (SR3)"},
       {"model.scale_shift_norm", T::boolean, false,
        "the embedding gives a scale and shift of the norm (ADM)"},
+      {"model.zero_init", T::boolean, false,
+       "ADM/DDPM initialisation: each res block's last conv, the attention output projection and the final "
+       "conv start at zero (every block starts as its skip connection)"},
       {"model.checkpoint_res_blocks", T::boolean, false,
        "activation checkpointing: recompute each res block in backward instead of keeping its activations"},
       // ---- diffusion: noise schedule, objective, sampling -------------------------------------------------

@@ -8,8 +8,18 @@ namespace iris::diffusion {
 
 Task task_from_name(const std::string& name) {
   if (name == "sr3") return Task::sr3;
+  if (name == "regression") return Task::regression;
   if (name == "base") return Task::base;
-  IRIS_THROW("model.task must be sr3 or base, got '", name, "'");
+  IRIS_THROW("model.task must be sr3, regression or base, got '", name, "'");
+}
+
+const char* task_name(Task task) {
+  switch (task) {
+    case Task::sr3: return "sr3";
+    case Task::regression: return "regression";
+    case Task::base: return "base";
+  }
+  return "?";
 }
 
 namespace {
@@ -41,6 +51,13 @@ Stage::Stage(const Config& config, Generator& init)
     IRIS_CHECK(u.in_channels == 2 * C, "model.in_channels must be 2 x data.channels = ", 2 * C,
                " for sr3 (the upsampled low-res image and y_t), got ", u.in_channels);
     IRIS_CHECK(u.num_classes == 0, "model.num_classes: class conditioning is for the base task");
+  } else if (task_ == Task::regression) {
+    IRIS_CHECK(u.in_channels == C, "model.in_channels must equal data.channels (", C,
+               ") for regression (its only input is the upsampled low-res image), got ", u.in_channels);
+    IRIS_CHECK(u.num_classes == 0, "model.num_classes: class conditioning is for the base task");
+    IRIS_CHECK(!u.aug_embedding,
+               "model.aug_embedding: noise conditioning augmentation is for sr3 stages (a regression "
+               "stage has no noise level to trade against it)");
   } else {
     IRIS_CHECK(u.in_channels == C, "model.in_channels must equal data.channels (", C, ") for base, got ",
                u.in_channels);
@@ -66,7 +83,7 @@ Stage::Stage(const Config& config, Generator& init)
   IRIS_CHECK(sig.size() == 2, "augment.blur_sigma must be [lo, hi]");
   blur_.sigma_lo = sig[0];
   blur_.sigma_hi = sig[1];
-  IRIS_CHECK(blur_.prob == 0 || task_ == Task::sr3, "augment.blur_prob is for sr3 stages");
+  IRIS_CHECK(blur_.prob == 0 || super_resolution(), "augment.blur_prob is for super-resolution stages");
   net_ = std::make_shared<UNet>(u, init);
 }
 
@@ -80,6 +97,12 @@ Tensor Stage::predict(const Tensor& x_t, const Tensor& gamma, const Tensor& cond
   return net_->forward(input, gamma, labels, aug_level, rng);
 }
 
+Tensor Stage::regress(const Tensor& cond_image, Generator* rng) const {
+  // The level is a constant: the embedding gives the blocks a learned bias, nothing else.
+  const Tensor gamma = Tensor::ones({cond_image.size(0)}, DType::f32, cond_image.device());
+  return net_->forward(cond_image, gamma, Tensor(), Tensor(), rng);
+}
+
 Tensor Stage::loss(const StageBatch& b, Generator& gen) const {
   check_defined(b.hr, "Stage::loss", "hr");
   const Tensor& x0 = b.hr;
@@ -89,9 +112,9 @@ Tensor Stage::loss(const StageBatch& b, Generator& gen) const {
       "Stage::loss: images must be [N, ", resolution(), ", ", resolution(), ", ", channels(), "], got ",
       x0.summary());
   Tensor cond, labels, aug_level;
-  if (task_ == Task::sr3) {
-    IRIS_CHECK(b.lowres.defined() && b.lowres.dim() == 4 && b.lowres.size(0) == N,
-               "Stage::loss: sr3 needs low-res images [N, h, w, C] for the ", N, " images, got ",
+  if (super_resolution()) {
+    IRIS_CHECK(b.lowres.defined() && b.lowres.dim() == 4 && b.lowres.size(0) == N, "Stage::loss: ",
+               task_name(task_), " needs low-res images [N, h, w, C] for the ", N, " images, got ",
                b.lowres.summary());
     Tensor z = blur_augment(b.lowres, blur_, gen);
     if (aug_noise_) {
@@ -102,6 +125,11 @@ Tensor Stage::loss(const StageBatch& b, Generator& gen) const {
       aug_level = Tensor::zeros({N}, DType::f32, x0.device());
     }
     cond = upsample_condition(z);
+    if (task_ == Task::regression) {
+      // Straight to the high-res image: mean over samples of the per-sample L1 or L2 distance.
+      const Tensor pred = regress(cond.to(x0.dtype()), &gen).to(x0.dtype());
+      return mean(per_sample_loss(pred, x0, objective_.norm));
+    }
   } else if (num_classes() > 0) {
     IRIS_CHECK(b.labels.defined() && b.labels.dim() == 1 && b.labels.size(0) == N,
                "Stage::loss: the class-"
@@ -125,6 +153,11 @@ Tensor Stage::loss(const StageBatch& b, Generator& gen) const {
 
 SampleSettings Stage::default_sample_settings() const {
   SampleSettings s;
+  if (!iterative()) {
+    s.sampler = "none";  // one forward pass (recorded so in run records)
+    s.steps = 1;
+    return s;
+  }
   s.sampler = config_.get_string("diffusion.sampler");
   s.steps = config_.get_int("diffusion.sample_steps");
   s.eta = config_.get_float("diffusion.ddim_eta");
@@ -157,9 +190,10 @@ Tensor Stage::sample(const StageBatch& c, int64_t count, Generator& gen, const S
   Device device = net_->parameters().front().device();
   Tensor cond, aug_level, labels;
   int64_t N = count;
-  if (task_ == Task::sr3) {
-    IRIS_CHECK(c.lowres.defined() && c.lowres.dim() == 4 && c.lowres.size(3) == channels(),
-               "sample: sr3 needs low-res images [N, h, w, ", channels(), "], got ", c.lowres.summary());
+  if (super_resolution()) {
+    IRIS_CHECK(c.lowres.defined() && c.lowres.dim() == 4 && c.lowres.size(3) == channels(), "sample: ",
+               task_name(task_), " needs low-res images [N, h, w, ", channels(), "], got ",
+               c.lowres.summary());
     N = c.lowres.size(0);
     Tensor z = c.lowres.to(device).to(DType::f32);
     if (net_->config().aug_embedding) {
@@ -170,6 +204,13 @@ Tensor Stage::sample(const StageBatch& c, int64_t count, Generator& gen, const S
       aug_level = Tensor::full({N}, s.aug_level, DType::f32, device);
     }
     cond = upsample_condition(z);
+    if (task_ == Task::regression) {
+      IRIS_CHECK(s.sampler == "none" && s.steps == 1 && s.stop_gamma == 1.0, "sample: a regression stage takes "
+                 "one forward pass; sampler '", s.sampler, "' with ", s.steps, " steps does not apply to it");
+      const Tensor out = clamp(regress(cond, nullptr), -1.0, 1.0);
+      if (s.on_step) s.on_step({1, 1, 1.0, out, out});
+      return out;
+    }
   } else if (num_classes() > 0) {
     IRIS_CHECK(c.labels.defined() && c.labels.dim() == 1, "sample: this base model is class-conditional (",
                num_classes(), " classes): give labels [N]");

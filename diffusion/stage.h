@@ -3,6 +3,10 @@
 //  - task "sr3": SR3 super-resolution. The low-res image (optionally augmented, CDM: Gaussian noise with its
 //    level fed to the augmentation embedding, or Gaussian blur) is upsampled to the model's resolution with
 //    the data pipeline's antialiased bicubic filter and concatenated with y_t along channels.
+//  - task "regression": SR3's regression baseline (SR3 Tables 1-3): the same U-Net maps the upsampled low-res
+//    image (its only input: model.in_channels = data.channels) straight to the high-res image, trained with
+//    diffusion.loss (L1 or L2) against it and sampled in one forward pass. It sees a constant noise level
+//    (gamma = 1), so its embedding MLP only adds learned biases. Low-res blur augmentation applies as for sr3.
 //  - task "base": a class-conditional (model.num_classes > 0, with classifier-free guidance: labels are
 //    replaced by the null class with probability diffusion.cond_drop_prob in training) or unconditional
 //    generator: a cascade's first stage.
@@ -23,7 +27,7 @@
 
 namespace iris::diffusion {
 
-enum class Task { sr3, base };
+enum class Task { sr3, regression, base };
 
 struct StageBatch {
   Tensor hr;      // [N, H, W, C] in [-1, 1]: the images to learn
@@ -49,6 +53,11 @@ class Stage {
   Stage(const Config& config, Generator& init);
 
   Task task() const { return task_; }
+  // Conditioned on a low-res image (sr3, regression): the stage super-resolves.
+  bool super_resolution() const { return task_ != Task::base; }
+  // Samples by walking a noise path with a sampler (sr3, base); a regression stage takes one forward pass, and
+  // sampler, steps and eta do not apply to it.
+  bool iterative() const { return task_ != Task::regression; }
   const Config& config() const { return config_; }
   UNet& net() { return *net_; }
   const UNet& net() const { return *net_; }
@@ -76,6 +85,8 @@ class Stage {
  private:
   Tensor predict(const Tensor& x_t, const Tensor& gamma, const Tensor& cond_image, const Tensor& labels,
                  const Tensor& aug_level, Generator* rng) const;
+  // regression: the network's high-res estimate [N, H, W, C] from the upsampled low-res image.
+  Tensor regress(const Tensor& cond_image, Generator* rng) const;
 
   Config config_;
   Task task_;
@@ -89,5 +100,6 @@ class Stage {
 };
 
 Task task_from_name(const std::string& name);
+const char* task_name(Task task);
 
 }  // namespace iris::diffusion

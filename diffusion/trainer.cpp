@@ -45,7 +45,7 @@ optim::LRScheduleOptions schedule_options(const Config& c) {
 
 // The keys whose change makes a checkpoint incompatible (the model's shape and task): the [model] section,
 // except model.checkpoint_res_blocks, which changes how much memory a step takes, not what it computes (a run
-// that ran out of memory may turn it on when it resumes).
+// that ran out of memory may turn it on when it resumes), and model.zero_init, which only concerns step 0.
 bool same_model(const Config& a, const Config& b) {
   const auto section = [](const Config& c) {
     std::string out;
@@ -54,7 +54,7 @@ bool same_model(const Config& a, const Config& b) {
     while (std::getline(in, line)) {
       if (!line.empty() && line[0] == '[')
         sec = line;
-      else if (sec == "[model]" && line.rfind("checkpoint_res_blocks", 0) != 0)
+      else if (sec == "[model]" && line.rfind("checkpoint_res_blocks", 0) != 0 && line.rfind("zero_init", 0) != 0)
         out += line + "\n";
     }
     return out;
@@ -171,7 +171,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   const bool hr_from_lowres = spec.height != image_size;
   std::vector<int> lowres_sizes;
   if (hr_from_lowres) lowres_sizes.push_back(image_size);
-  if (stage_->task() == Task::sr3) {
+  if (stage_->super_resolution()) {
     IRIS_CHECK(has_lowres(lowres_size), "data.lowres_size ", lowres_size, " is not stored in the shards of '",
                dir, "' (they have ", spec.lowres_sizes.size(), " low-res sizes); re-shard with --lowres ",
                lowres_size);
@@ -202,7 +202,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   const int64_t nval = std::min<int64_t>(config_.get_int("train.sample_count"), vset.size());
   if (nval > 0) {
     m.val.hr = data::u8_to_float(hr_from_lowres ? vset.lowres(image_size, 0, nval) : vset.images(0, nval));
-    if (stage_->task() == Task::sr3) m.val.lowres = data::u8_to_float(vset.lowres(lowres_size, 0, nval));
+    if (stage_->super_resolution()) m.val.lowres = data::u8_to_float(vset.lowres(lowres_size, 0, nval));
     if (vset.spec().has_labels) {
       m.val.labels = vset.labels(0, nval).to(DType::i64);
       const auto labels = m.val.labels.to_vector<int64_t>();
@@ -361,7 +361,7 @@ void Trainer::train_step() {
   data::Batch b = m.loader->next();
   StageBatch whole;
   whole.hr = b.hr.to(opts_.device);
-  if (stage_->task() == Task::sr3) {
+  if (stage_->super_resolution()) {
     const int lowres_size = static_cast<int>(config_.get_int("data.lowres_size"));
     for (size_t i = 0; i < b.lowres_sizes.size(); ++i)
       if (b.lowres_sizes[i] == lowres_size) whole.lowres = b.lowres[i].to(opts_.device);
@@ -478,11 +478,11 @@ void Trainer::write_sample_grid() {
   std::vector<std::vector<data::Image>> rows;
   std::vector<std::string> cols;
   Tensor bicubic;
-  if (stage_->task() == Task::sr3) {
+  if (stage_->super_resolution()) {
     const auto lows = data::tensor_to_images(m.val.lowres);
     bicubic = data::resize(m.val.lowres, stage_->resolution(), stage_->resolution(), data::Filter::bicubic);
     const auto bicubic_images = data::tensor_to_images(bicubic);
-    cols = {"low-res", "bicubic", "SR3", "truth"};
+    cols = {"low-res", "bicubic", stage_->iterative() ? "SR3" : "regression", "truth"};
     for (size_t i = 0; i < samples.size(); ++i)
       rows.push_back({lows[i], bicubic_images[i], samples[i], truth[i]});
   } else {

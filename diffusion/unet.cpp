@@ -30,6 +30,7 @@ UNetConfig UNetConfig::from_config(const Config& c) {
   u.skip_rescale = c.get_bool("model.skip_rescale");
   u.scale_shift_norm = c.get_bool("model.scale_shift_norm");
   u.checkpoint_res_blocks = c.get_bool("model.checkpoint_res_blocks");
+  u.zero_init = c.get_bool("model.zero_init");
   u.validate();
   return u;
 }
@@ -77,11 +78,23 @@ Tensor sinusoidal_embedding(const Tensor& values, int64_t dim) {
 
 // ---- blocks ---------------------------------------------------------------------------------------------
 
-AttentionBlock::AttentionBlock(int64_t channels, int64_t heads, int64_t groups, Generator& init)
+namespace {
+// Zero-initialises a convolution (weight and bias). The generator has already drawn its weights, so the draws
+// of every later layer are the same with and without zero_init.
+void zero_conv(nn::Conv2d& conv) {
+  NoGradGuard no_grad;
+  conv.weight.zero_();
+  if (conv.bias.defined()) conv.bias.zero_();
+}
+}  // namespace
+
+AttentionBlock::AttentionBlock(int64_t channels, int64_t heads, int64_t groups, bool zero_init,
+                               Generator& init)
     : channels_(channels), heads_(heads) {
   norm_ = register_module("norm", std::make_shared<nn::GroupNorm>(groups, channels));
   qkv_ = register_module("qkv", std::make_shared<nn::Conv2d>(channels, 3 * channels, 1, init, 1, 0, false));
   proj_ = register_module("proj", std::make_shared<nn::Conv2d>(channels, channels, 1, init));
+  if (zero_init) zero_conv(*proj_);
 }
 
 Tensor AttentionBlock::forward(const Tensor& x) const {
@@ -110,10 +123,11 @@ ResBlock::ResBlock(int64_t cin, int64_t cout, const UNetConfig& cfg, bool attent
       "emb_proj", std::make_shared<nn::Linear>(cfg.embedding_dim(), scale_shift_ ? 2 * cout : cout, init));
   norm2_ = register_module("norm2", std::make_shared<nn::GroupNorm>(cfg.norm_groups, cout));
   conv2_ = register_module("conv2", std::make_shared<nn::Conv2d>(cout, cout, 3, init, 1, 1));
+  if (cfg.zero_init) zero_conv(*conv2_);
   if (cin != cout) skip_ = register_module("skip", std::make_shared<nn::Conv2d>(cin, cout, 1, init));
   if (attention)
-    attn_ = register_module(
-        "attn", std::make_shared<AttentionBlock>(cout, cfg.attention_heads, cfg.norm_groups, init));
+    attn_ = register_module("attn", std::make_shared<AttentionBlock>(cout, cfg.attention_heads, cfg.norm_groups,
+                                                                     cfg.zero_init, init));
 }
 
 Tensor ResBlock::forward(const Tensor& x, const Tensor& emb, Generator* rng) const {
@@ -281,6 +295,7 @@ UNet::UNet(const UNetConfig& cfg, Generator& init) : cfg_(cfg) {
   register_module("up", up_list_);
   out_norm_ = register_module("out_norm", std::make_shared<nn::GroupNorm>(cfg.norm_groups, ch));
   out_conv_ = register_module("out_conv", std::make_shared<nn::Conv2d>(ch, cfg.out_channels, 3, init, 1, 1));
+  if (cfg.zero_init) zero_conv(*out_conv_);
   note("head", *out_conv_, conv_flops(cfg.resolution, ch, cfg.out_channels, 3), cfg.resolution,
        cfg.out_channels);
   info_.back().params += out_norm_->num_parameters();

@@ -36,6 +36,10 @@ struct UNetConfig {
   // Activation checkpointing of every ResBlock (with its attention) in training with grad on: less memory,
   // about one more forward pass of compute per step. Same results (see framework/autograd/checkpoint.h).
   bool checkpoint_res_blocks = false;
+  // ADM/DDPM initialisation: the last convolution of every residual branch, the attention output projection
+  // and the final convolution start at zero, so every block starts as the identity (its skip) and the
+  // network's first output is 0. Only the initial weights differ; checkpoints load either way.
+  bool zero_init = false;
 
   static UNetConfig from_config(const Config& c);
   // Throws iris::Error naming the first inconsistent setting (widths not divisible by the groups, ...).
@@ -47,7 +51,7 @@ struct UNetConfig {
 // Self-attention over the H*W positions of [N, H, W, C]: x + proj(attention(qkv(norm(x)))).
 class AttentionBlock : public nn::Module {
  public:
-  AttentionBlock(int64_t channels, int64_t heads, int64_t groups, Generator& init);
+  AttentionBlock(int64_t channels, int64_t heads, int64_t groups, bool zero_init, Generator& init);
   Tensor forward(const Tensor& x) const;
 
  private:

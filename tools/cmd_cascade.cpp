@@ -54,6 +54,14 @@ diffusion::SampleSettings stage_settings(const LoadedStage& L, const CascadeOpti
   const diffusion::Stage& st = *L.stage;
   diffusion::SampleSettings s = st.default_sample_settings();
   const std::string where = "stage " + std::to_string(i) + " ('" + L.path + "')";
+  if (!st.iterative()) {
+    // One forward pass: a single --sampler/--steps/--eta value concerns the other stages only; a value given
+    // for this stage by position is an error.
+    for (size_t count : {o.samplers.size(), o.steps.size(), o.etas.size()})
+      IRIS_CHECK(count <= 1 || count != n, where, " is a regression stage (one forward pass): give it no "
+                 "per-stage --sampler, --steps or --eta value (a single value applies to the other stages)");
+    return s;
+  }
   if (const auto* v = pick(o.samplers, i, n, "--sampler")) s.sampler = *v;
   IRIS_CHECK(s.sampler == "ddpm" || s.sampler == "ddim" || s.sampler == "dpmpp2m", "--sampler for ", where,
              " must be ddpm, ddim or dpmpp2m, got '", s.sampler, "'");

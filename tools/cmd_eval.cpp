@@ -220,9 +220,25 @@ std::string cell(double v, const char* format) {
 }
 
 struct EvalOptions {
-  std::string pred, truth, lowres, json;
+  std::string pred, truth, lowres, json, save_bicubic;
   bool quiet = false;
 };
+
+// --save-bicubic: the bicubic baseline as a method's output, for the scores eval does not compute (iris fd's
+// Fréchet distance and classifier accuracy, or eval's consistency when given as --pred): an HDF5 file with
+// uint8 `images` [N, H, W, C], plus the `labels` of --pred when it is an HDF5 file that has them.
+void save_bicubic(const EvalOptions& o, const std::vector<data::Image>& images) {
+  h5::File f = h5::File::create(o.save_bicubic);
+  h5::Group root = f.root();
+  root.write_tensor("images", data::stack_images(images));
+  const std::string path = split_dataset(o.pred).first;
+  if (fs::is_regular_file(path) && fs::path(path).extension() == ".h5") {
+    const h5::File src = h5::File::open(path);
+    if (src.root().has("labels")) root.write_tensor("labels", src.root().read_tensor("labels"));
+  }
+  std::printf("wrote %s (the bicubic baseline, %s images)\n", o.save_bicubic.c_str(),
+              with_commas(static_cast<int64_t>(images.size())).c_str());
+}
 
 void run_eval(const EvalOptions& o) {
   std::vector<std::string> notes;
@@ -232,7 +248,9 @@ void run_eval(const EvalOptions& o) {
   if (!o.lowres.empty()) low = align(open_source(o.lowres, "low-res"), *pred, "low-res", notes);
 
   const int64_t n = pred->size();
+  IRIS_CHECK(o.save_bicubic.empty() || low, "eval: --save-bicubic needs --lowres (the images to upsample)");
   std::vector<Row> rows(static_cast<size_t>(n));
+  std::vector<data::Image> bicubic_images(o.save_bicubic.empty() ? 0 : static_cast<size_t>(n));
   std::vector<std::string> errors(static_cast<size_t>(n));
   std::unique_ptr<Progress> bar;
   if (n >= 200) bar = std::make_unique<Progress>("eval", n);
@@ -260,6 +278,7 @@ void run_eval(const EvalOptions& o) {
           r.bicubic_psnr = data::psnr(b, t);
           if (p.height >= data::kSsimWindow && p.width >= data::kSsimWindow)
             r.bicubic_ssim = data::ssim(b, t);
+          if (!bicubic_images.empty()) bicubic_images[static_cast<size_t>(i)] = b;
         }
       } catch (const std::exception& e) {
         const auto* ie = dynamic_cast<const Error*>(&e);
@@ -321,6 +340,7 @@ void run_eval(const EvalOptions& o) {
   if (small) std::printf("note: SSIM needs images of at least 11x11; not computed\n");
   for (const auto& note : notes) std::printf("note: %s\n", note.c_str());
 
+  if (!o.save_bicubic.empty()) save_bicubic(o, bicubic_images);
   if (!o.json.empty()) {
     nlohmann::ordered_json j;
     j["pred"] = o.pred;
@@ -380,6 +400,10 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--json", opts->json, "also write the per-image values and means to this JSON file")
       ->type_name("FILE");
   cmd->add_flag("--quiet,-q", opts->quiet, "print only the means, not a line per image");
+  cmd->add_option("--save-bicubic", opts->save_bicubic,
+                  "write the bicubic baseline's images (and --pred's labels) to this HDF5 file, to score it "
+                  "like a method (iris fd, or iris eval --pred FILE)")
+      ->type_name("FILE");
   cmd->callback([opts] { run_eval(*opts); });
 }
 

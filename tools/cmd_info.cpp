@@ -28,9 +28,9 @@ std::string fmt(const char* format, double v) {
 std::string task_line(const Config& c, const diffusion::Stage& stage) {
   const int64_t C = stage.channels(), R = stage.resolution();
   const std::string channels = std::to_string(C) + (C == 1 ? " channel" : " channels");
-  if (stage.task() == diffusion::Task::sr3) {
+  if (stage.super_resolution()) {
     const int64_t r = c.get_int("data.lowres_size");
-    std::string s = "sr3: " + std::to_string(r) + "x" + std::to_string(r) + " -> " + std::to_string(R) + "x" +
+    std::string s = std::string(diffusion::task_name(stage.task())) + ": " + std::to_string(r) + "x" + std::to_string(r) + " -> " + std::to_string(R) + "x" +
                     std::to_string(R) + " super-resolution";
     if (r > 0 && R % r == 0) s += " (" + std::to_string(R / r) + "x)";
     s += ", " + channels;
@@ -134,7 +134,7 @@ void run_info(const InfoOptions& o) {
   // Sampling: one U-Net evaluation per step, two with classifier-free guidance (a doubled batch).
   const bool guided = stage.task() == diffusion::Task::base && stage.num_classes() > 0 &&
                       cfg.get_float("diffusion.guidance_scale") != 1.0;
-  const int64_t steps = cfg.get_int("diffusion.sample_steps");
+  const int64_t steps = stage.iterative() ? cfg.get_int("diffusion.sample_steps") : 1;
   std::printf("%-18s %.4g GFLOP per image (%lld steps x %d U-Net evaluation%s)\n", "sampling",
               net.flops_per_sample() * static_cast<double>(steps) * (guided ? 2 : 1) / 1e9,
               static_cast<long long>(steps), guided ? 2 : 1, guided ? "s, guidance" : "");

@@ -47,8 +47,13 @@ struct SampleOptions : SamplingRunOptions {
 diffusion::SampleSettings settings_for(const LoadedStage& L, const SampleOptions& o) {
   const diffusion::Stage& st = *L.stage;
   diffusion::SampleSettings s = st.default_sample_settings();
+  if (!st.iterative()) {
+    IRIS_CHECK(o.sampler.empty() && o.steps == 0 && !o.eta_opt->count(), "'", L.path,
+               "' is a regression stage: it samples in one forward pass, so --sampler, --steps and --eta do not "
+               "apply to it");
+  }
   if (!o.sampler.empty()) s.sampler = o.sampler;
-  IRIS_CHECK(s.sampler == "ddpm" || s.sampler == "ddim" || s.sampler == "dpmpp2m",
+  IRIS_CHECK(!st.iterative() || s.sampler == "ddpm" || s.sampler == "ddim" || s.sampler == "dpmpp2m",
              "--sampler must be ddpm, ddim or "
              "dpmpp2m, got '",
              s.sampler, "'");
@@ -63,11 +68,11 @@ diffusion::SampleSettings settings_for(const LoadedStage& L, const SampleOptions
     IRIS_CHECK(st.task() == Task::base && st.num_classes() > 0,
                "--guidance applies to class-conditional base "
                "stages; '",
-               L.path, "' is a", st.task() == Task::sr3 ? "n sr3" : "n unconditional base", " stage");
+               L.path, "' is ", st.super_resolution() ? "a super-resolution" : "an unconditional base", " stage");
     s.guidance = o.guidance;
   }
   if (o.aug_opt->count()) {
-    IRIS_CHECK(st.task() == Task::sr3 && st.net().config().aug_embedding,
+    IRIS_CHECK(st.net().config().aug_embedding,
                "--aug-level applies to super-resolution "
                "stages trained with noise conditioning augmentation (model.aug_embedding); '",
                L.path, "' is not one");
@@ -82,7 +87,7 @@ void write_grid_png(const std::string& path, const diffusion::Stage& st, const I
   const auto samples = data::unstack_images(images);
   std::vector<std::vector<data::Image>> grid;
   std::vector<std::string> cols, row_titles;
-  if (st.task() == Task::sr3) {
+  if (st.super_resolution()) {
     const size_t n = std::min(samples.size(), kGridMaxRows);
     const Tensor low = in.lowres.slice(0, 0, static_cast<int64_t>(n)).contiguous();
     const auto lows = data::unstack_images(low);
@@ -91,7 +96,7 @@ void write_grid_png(const std::string& path, const diffusion::Stage& st, const I
     const auto truth = in.truth.defined()
                            ? data::unstack_images(in.truth.slice(0, 0, static_cast<int64_t>(n)).contiguous())
                            : std::vector<data::Image>{};
-    cols = {"low-res", "bicubic", "SR3"};
+    cols = {"low-res", "bicubic", st.iterative() ? "SR3" : "regression"};
     if (!truth.empty()) cols.push_back("truth");
     for (size_t i = 0; i < n; ++i) {
       grid.push_back({lows[i], bicubic[i], samples[i]});

@@ -241,7 +241,7 @@ Inputs gather_inputs(const LoadedStage& L, const ConditionOptions& o, int truth_
   const diffusion::Stage& st = *L.stage;
   const bool want_labels = !o.labels.empty() || o.per_class > 0;
   class_names = class_names_in(o.input.shard.empty() ? L.config.get_string("data.dir") : o.input.shard);
-  if (st.task() == diffusion::Task::sr3) {
+  if (st.super_resolution()) {
     IRIS_CHECK(!want_labels, "--labels and --per-class are for base stages; '", L.path,
                "' is a super-resolution stage (it samples from low-res inputs)");
     return read_lowres_inputs(o.input, static_cast<int>(L.config.get_int("data.lowres_size")),
@@ -299,7 +299,7 @@ Generator batch_generator(uint64_t seed, const std::vector<uint64_t>& stream_of,
 diffusion::StageBatch condition_rows(const Inputs& in, const std::vector<int64_t>& rows,
                                      const diffusion::Stage& first, Device device) {
   diffusion::StageBatch c;
-  if (first.task() == diffusion::Task::sr3)
+  if (first.super_resolution())
     c.lowres = data::u8_to_float(take_rows(in.lowres, rows)).to(device);
   if (!in.labels.empty() && first.num_classes() > 0) {
     std::vector<int64_t> labels;

@@ -15,6 +15,7 @@ packages=(
   nlohmann-json3-dev         # metrics.jsonl, bench output
   doctest-dev                # tests
   dataset-fashion-mnist      # the demo's data
+  jq                         # tools/experiments/*/run.sh read the JSON results
 )
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi

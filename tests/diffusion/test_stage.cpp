@@ -166,3 +166,83 @@ TEST_CASE("an SR stage with noise and blur augmentation trains, and cascades run
   wrong.add({base, base->default_sample_settings(), false});
   check_throws_with([&] { wrong.add({sr2, sr2->default_sample_settings(), false}); }, {"expects 16x16", "8x8"});
 }
+
+TEST_CASE("a regression stage learns block images in one forward pass and refuses sampler settings") {
+  Config c = tiny_sr3();
+  c.set("model.task=regression");
+  c.set("model.in_channels=1");
+  c.set("model.zero_init=true");
+  Generator init(0);
+  Stage stage(c, init);
+  CHECK(stage.super_resolution());
+  CHECK_FALSE(stage.iterative());
+  optim::AdamW opt(stage.net().named_parameters(), 2e-3);
+  Generator data(1);
+  double first = 0, last = 0;
+  const int steps = 150;
+  for (int step = 0; step < steps; ++step) {
+    StageBatch b;
+    b.hr = block_images(16, data);
+    b.lowres = data::resize(b.hr, 4, 4, data::Filter::bicubic);
+    Generator g(2 + static_cast<uint64_t>(step));
+    Tensor loss = stage.loss(b, g);
+    loss.backward();
+    opt.step();
+    opt.zero_grad();
+    const double l = loss.item();
+    if (step == 0) {
+      // zero_init: the first prediction is 0, so the loss is the mean |x0| of the batch exactly.
+      CHECK(l == doctest::Approx(mean(abs(b.hr)).item()).epsilon(1e-6));
+    }
+    if (step < 10) first += l / 10;
+    if (step >= steps - 20) last += l / 20;
+  }
+  MESSAGE("regression L1 loss: first 10 steps ", first, ", last 20 steps ", last);
+  CHECK(last < 0.5 * first);
+  stage.net().eval();
+  Generator held(99);
+  const Tensor hr = block_images(16, held);
+  StageBatch cond;
+  cond.lowres = data::resize(hr, 4, 4, data::Filter::bicubic);
+  const SampleSettings s = stage.default_sample_settings();
+  CHECK(s.sampler == "none");
+  CHECK(s.steps == 1);
+  Generator sg(5), sg2(6);
+  int64_t callbacks = 0;
+  SampleSettings counted = s;
+  counted.on_step = [&](const SamplerStep& k) {
+    ++callbacks;
+    CHECK(k.count == 1);
+  };
+  const Tensor out = stage.sample(cond, 0, sg, counted);
+  CHECK(callbacks == 1);
+  CHECK(out.shape() == Shape{16, 16, 16, 1});
+  CHECK(max(abs(out)).item() <= 1.0);
+  // Deterministic: no noise is drawn, whatever the generator.
+  CHECK(max(abs(sub(out, stage.sample(cond, 0, sg2, s)))).item() == 0.0);
+  const Tensor bicubic = data::resize(cond.lowres, 16, 16, data::Filter::bicubic);
+  const double p_reg = psnr(out, hr), p_bicubic = psnr(bicubic, hr);
+  MESSAGE("PSNR: regression ", p_reg, " dB, bicubic ", p_bicubic, " dB");
+  CHECK(p_reg > p_bicubic + 1.0);
+  SampleSettings ddim = s;
+  ddim.sampler = "ddim";
+  ddim.steps = 10;
+  check_throws_with([&] { (void)stage.sample(cond, 0, sg, ddim); }, {"regression", "one forward pass", "ddim"});
+  // A regression stage is a super-resolution stage of a cascade like any other.
+  Cascade cascade;
+  cascade.add({std::make_shared<Stage>(c, init), s, false});
+  CHECK(cascade.run(cond, 0, sg)[0].shape() == Shape{16, 16, 16, 1});
+}
+
+TEST_CASE("regression stage configuration errors name the key") {
+  Generator init(0);
+  Config c = tiny_sr3();
+  c.set("model.task=regression");
+  check_throws_with([&] { Stage s(c, init); }, {"model.in_channels", "regression", "1"});
+  c.set("model.in_channels=1");
+  c.set("model.aug_embedding=true");
+  check_throws_with([&] { Stage s(c, init); }, {"model.aug_embedding", "sr3"});
+  c.set("model.aug_embedding=false");
+  c.set("model.task=regresion");
+  check_throws_with([&] { Stage s(c, init); }, {"model.task", "regression", "regresion"});
+}

@@ -129,3 +129,38 @@ TEST_CASE("the summary covers every parameter and counts the benchmark's FLOPs")
   for (const auto& b : small.summary()) small_params += b.params;
   CHECK(small_params == small.num_parameters());
 }
+
+TEST_CASE("zero_init starts every residual branch, attention projection and the head at zero") {
+  Config c = Config::load("configs/fmnist_sr3_7to28.toml");
+  Generator g0(3), g1(3);
+  const UNet plain(UNetConfig::from_config(c), g0);
+  c.set("model.zero_init=true");
+  const UNet zeroed(UNetConfig::from_config(c), g1);
+  const auto a = plain.named_parameters(), b = zeroed.named_parameters();
+  REQUIRE(a.size() == b.size());
+  const auto is_zeroed_name = [](const std::string& n) {
+    return n.find(".conv2.") != std::string::npos || n.find(".attn.proj.") != std::string::npos ||
+           n.rfind("out_conv.", 0) == 0;
+  };
+  int zeroed_count = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(a[i].first);
+    const double abs_sum = sum(abs(b[i].second)).item();
+    if (is_zeroed_name(a[i].first)) {
+      ++zeroed_count;
+      CHECK(abs_sum == 0.0);
+      if (a[i].first.find(".bias") == std::string::npos) CHECK(sum(abs(a[i].second)).item() > 0.0);
+    } else {
+      // Every other tensor is drawn exactly as without zero_init (the generator is consumed the same way).
+      CHECK(max(abs(sub(a[i].second, b[i].second))).item() == 0.0);
+    }
+  }
+  // Weight and bias of: 17 res blocks' conv2 (6 down, 2 mid, 9 up), 6 attention projections (the 7x7 level's 2
+  // down and 3 up blocks, mid1) and the head.
+  CHECK(zeroed_count == 2 * 17 + 2 * 6 + 2);
+  // The network's first output is exactly zero.
+  Generator data(5);
+  const Tensor x = rand({2, 28, 28, 2}, data, DType::f32, Device::cpu(), -1, 1);
+  const Tensor level = Tensor::full({2}, 0.5, DType::f32, Device::cpu());
+  CHECK(max(abs(zeroed.forward(x, level))).item() == 0.0);
+}

@@ -6,9 +6,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "data/resize.h"
 #include "data/shard.h"
 #include "diffusion/cas.h"
 #include "framework/io/hdf5.h"
+#include "framework/iris.h"
 #include "tests/data/data_test_util.h"
 #include "tests/diffusion/cas_test_util.h"
 #include "tests/tools/tool_test_util.h"
@@ -158,4 +160,68 @@ TEST_CASE("iris fd ranks faithful samples closer to the real images than collaps
   const IrisRun e = run_iris("fd --train " + good + " --generated " + good + opts);
   CHECK(e.code == 1);
   CHECK(e.has("'" + good + "' has no 'labels' dataset"));
+}
+
+TEST_CASE("iris fd scores its real-trained classifier on labelled generated images (SR3 Table 3)") {
+  TempDir dir("fd_top1");
+  const std::string train = dir.file("train"), real = dir.file("real"), right = dir.file("right.h5"),
+                    wrong = dir.file("wrong.h5"), clf = dir.file("features.h5");
+  write_real_shards(train, band_images(150, 8, 3, 1));
+  write_real_shards(real, band_images(90, 8, 3, 2));
+  diffusion::LabeledImages gen = band_images(90, 8, 3, 3);
+  write_samples_h5(right, gen);
+  for (auto& l : gen.labels) l = (l + 1) % 3;  // every image labelled with another class
+  write_samples_h5(wrong, gen);
+  const std::string opts = " --real " + real + " --steps 60 --batch 32 --width 8 --device cpu --threads 1";
+  const IrisRun r = run_iris("fd --train " + train + " --generated " + right + opts + " --save-classifier " + clf);
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  CHECK(r.has("classifier top-1 on the generated images"));
+  const nlohmann::json jr = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
+  CHECK(jr["generated_top1"].get<double>() >= 0.9);
+  const IrisRun w = run_iris("fd --classifier " + clf + " --generated " + wrong + opts);
+  INFO(w.out);
+  REQUIRE(w.code == 0);
+  const nlohmann::json jw = nlohmann::json::parse(w.out.substr(w.out.rfind("\n{") + 1));
+  CHECK(jw["generated_top1"].get<double>() <= 0.1);
+  CHECK(jw["fd"] == jr["fd"]);  // the FD does not look at labels
+  // Without labels there is no accuracy to report.
+  diffusion::LabeledImages plain = band_images(90, 8, 3, 3);
+  write_samples_h5(dir.file("plain.h5"), plain, /*with_labels=*/false);
+  const IrisRun p = run_iris("fd --classifier " + clf + " --generated " + dir.file("plain.h5") + opts);
+  REQUIRE(p.code == 0);
+  CHECK_FALSE(p.has("generated_top1"));
+}
+
+TEST_CASE("iris eval --save-bicubic writes the bicubic baseline with the predictions' labels") {
+  TempDir dir("bicubic");
+  const std::string samples = dir.file("samples.h5"), out = dir.file("bicubic.h5");
+  const diffusion::LabeledImages truth = band_images(6, 16, 3, 1);
+  const Tensor low = data::float_to_u8(data::resize(data::u8_to_float(truth.images), 4, 4));
+  {
+    h5::AtomicWriter w(samples);
+    h5::Group root = w.root();
+    root.write_tensor("images", truth.images);
+    root.write_tensor("truth", truth.images);
+    root.write_tensor("lowres", low);
+    std::vector<int32_t> l(truth.labels.begin(), truth.labels.end());
+    root.write_tensor("labels", Tensor::from_vector<int32_t>(l, {6}));
+    w.commit();
+  }
+  const IrisRun r = run_iris("eval --pred " + samples + " --truth " + samples + ":truth --lowres " + samples +
+                             ":lowres -q --save-bicubic " + out);
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  const h5::File f = h5::File::open(out);
+  const Tensor saved = f.root().read_tensor("images");
+  std::vector<data::Image> upsampled;  // as eval computes its bicubic column
+  for (const data::Image& l : data::unstack_images(low))
+    upsampled.push_back(data::resize(l, 16, 16, data::Filter::bicubic));
+  const Tensor expected = data::stack_images(upsampled);
+  REQUIRE(saved.shape() == expected.shape());
+  CHECK(max(abs(sub(saved.to(DType::f32), expected.to(DType::f32)))).item() == 0.0);
+  CHECK(f.root().read_tensor("labels").to_vector<int64_t>() == std::vector<int64_t>(truth.labels.begin(),
+                                                                                     truth.labels.end()));
+  CHECK(run_iris("eval --pred " + samples + " --truth " + samples + ":truth --save-bicubic " + out)
+            .has("--save-bicubic needs --lowres"));
 }
