@@ -48,46 +48,6 @@ struct CasCliOptions {
   int threads = 0;
 };
 
-diffusion::LabeledImages load_labeled(const char* tool, const std::string& spec, bool need_labels = true) {
-  diffusion::LabeledImages s;
-  s.what = spec;
-  auto [path, name] = split_dataset(spec);
-  if (fs::is_directory(path)) {  // a shard folder: its images, or DIR:lowres_<h>
-    const data::ShardSet set = data::ShardSet::open(path);
-    IRIS_CHECK(set.spec().has_labels || !need_labels, tool, ": the shard folder '", path, "' has no labels");
-    const int h = shard_lowres_height(set, name, tool);
-    s.images = h > 0 ? set.lowres(h, 0, set.size()) : set.images(0, set.size());
-    if (set.spec().has_labels)
-      for (int64_t l : set.labels(0, set.size()).to_vector<int64_t>()) s.labels.push_back(l);
-    s.class_names = set.spec().class_names;
-    return s;
-  }
-  if (name.empty()) name = "images";
-  IRIS_CHECK(fs::exists(path), tool, ": '", path, "' does not exist (a shard folder or an HDF5 file)");
-  const h5::File f = h5::File::open(path);
-  const h5::Group root = f.root();
-  IRIS_CHECK(root.has(name), tool, ": '", path, "' has no dataset '", name, "'");
-  IRIS_CHECK(root.has("labels") || !need_labels, tool, ": '", path,
-             "' has no 'labels' dataset (sample a class-conditional model)");
-  Tensor images = root.read_tensor(name);
-  IRIS_CHECK(images.dim() == 4, tool, ": '", path, "' dataset '", name, "' must be images [N, H, W, C], got ",
-             shape_str(images.shape()));
-  if (images.dtype() != DType::u8) images = data::float_to_u8(images);  // as saved to PNG
-  s.images = images;
-  if (root.has("labels"))
-    for (int64_t l : root.read_tensor("labels").to_vector<int64_t>()) s.labels.push_back(l);
-  if (root.has_attr("class_names")) s.class_names = root.strings_attr("class_names");
-  return s;
-}
-
-// --limit: only the first `limit` images (and labels) of `s`; -1 keeps them all.
-void keep_first(diffusion::LabeledImages& s, int64_t limit, const char* tool) {
-  IRIS_CHECK(limit == -1 || limit > 0, tool, ": --limit must be positive");
-  if (limit < 0 || limit >= s.images.size(0)) return;
-  s.images = s.images.slice(0, 0, limit).contiguous();
-  if (!s.labels.empty()) s.labels.resize(static_cast<size_t>(limit));
-}
-
 std::string percent(double v) {
   char b[32];
   std::snprintf(b, sizeof(b), "%.2f%%", 100.0 * v);

@@ -126,22 +126,15 @@ std::vector<int64_t> share_rows(const std::shared_ptr<dist::Communicator>& comm,
 // -------------------------------------------------------------------------------------------
 
 namespace {
-
 constexpr const char* kRecordName = "run.json";
+}  // namespace
 
-// The first setting that differs between two identities, named by its path ("stage.weights",
-// "stages[1].steps"), with both values; an empty path when they are equal.
-struct Difference {
-  std::string path;
-  nlohmann::json saved, now;
-};
-Difference first_difference(const nlohmann::json& saved, const nlohmann::json& now,
-                            const std::string& at = "") {
+JsonDifference first_difference(const nlohmann::json& saved, const nlohmann::json& now, const std::string& at) {
   if (saved.is_object() && now.is_object()) {
     for (const auto& [key, value] : now.items()) {
       const std::string path = at.empty() ? key : at + "." + key;
       if (!saved.contains(key)) return {path, nullptr, value};
-      Difference d = first_difference(saved[key], value, path);
+      JsonDifference d = first_difference(saved[key], value, path);
       if (!d.path.empty()) return d;
     }
     for (const auto& [key, value] : saved.items())
@@ -150,7 +143,7 @@ Difference first_difference(const nlohmann::json& saved, const nlohmann::json& n
   }
   if (saved.is_array() && now.is_array() && saved.size() == now.size()) {
     for (size_t i = 0; i < now.size(); ++i) {
-      Difference d = first_difference(saved[i], now[i], at + "[" + std::to_string(i) + "]");
+      JsonDifference d = first_difference(saved[i], now[i], at + "[" + std::to_string(i) + "]");
       if (!d.path.empty()) return d;
     }
     return {};
@@ -159,7 +152,10 @@ Difference first_difference(const nlohmann::json& saved, const nlohmann::json& n
   return {};
 }
 
-}  // namespace
+std::string JsonDifference::describe() const {
+  return "'" + path + "' was " + (saved.is_null() ? "absent" : saved.dump()) + ", now " +
+         (now.is_null() ? "absent" : now.dump());
+}
 
 SampleRecord::SampleRecord(std::string out, std::vector<std::string> dirs, std::vector<Shape> row_shapes,
                            std::vector<std::string> names, nlohmann::json identity, bool resume,
@@ -182,10 +178,8 @@ SampleRecord::SampleRecord(std::string out, std::vector<std::string> dirs, std::
     } catch (const std::exception& e) {
       IRIS_THROW("--resume: cannot read '", record.string(), "': ", e.what());
     }
-    const Difference d = first_difference(saved, identity);
-    IRIS_CHECK(d.path.empty(), "--resume: '", out_, "' holds a run with other settings ('", d.path, "' was ",
-               d.saved.is_null() ? "absent" : d.saved.dump(), ", now ",
-               d.now.is_null() ? "absent" : d.now.dump(),
+    const JsonDifference d = first_difference(saved, identity);
+    IRIS_CHECK(d.path.empty(), "--resume: '", out_, "' holds a run with other settings (", d.describe(),
                "); resume with the same command, or choose another --out");
     // Temporary files of PNGs a killed run was writing: never complete, never renamed; remove them.
     for (const auto& d : dirs_) {

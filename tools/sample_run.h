@@ -100,6 +100,16 @@ std::vector<int64_t> share_rows(const std::shared_ptr<dist::Communicator>& comm,
 // its resolved config (with --set overrides) and its sampler settings.
 nlohmann::json stage_identity(const LoadedStage& stage, const diffusion::SampleSettings& settings);
 
+// The first setting that differs between two JSON identities of a run, named by its path ("stage.weights",
+// "stages[1].steps"), with both values (null: absent); an empty path when they are equal.
+struct JsonDifference {
+  std::string path;
+  nlohmann::json saved, now;
+  std::string describe() const;  // "'stages[1].steps' was 50, now 25"
+};
+JsonDifference first_difference(const nlohmann::json& saved, const nlohmann::json& now,
+                                const std::string& at = "");
+
 // CRC-32C of the sample names, low-res inputs and labels: part of a run's identity (the inputs must not
 // change under a resumed run).
 uint32_t inputs_checksum(const std::vector<std::string>& names, const Tensor& lowres,
