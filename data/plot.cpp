@@ -13,8 +13,8 @@ namespace {
 
 const uint8_t kBlack[3] = {0, 0, 0};
 const uint8_t kGridGrey[3] = {225, 225, 225};
-const uint8_t kPalette[8][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},
-                                {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127}};
+const uint8_t kPalette[8][3] = {{31, 119, 180},  {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
+                                {148, 103, 189}, {140, 86, 75},  {227, 119, 194}, {127, 127, 127}};
 
 // The y axis: [lo, hi] in steps of `step` (1, 2 or 5 times a power of ten), labels with `decimals` digits.
 struct YAxis {

@@ -200,7 +200,8 @@ void register_cascade(CLI::App& app) {
   cmd->add_flag("--raw", o->raw, "use the raw weights instead of the EMA");
   cmd->add_option("--steps", o->lists.steps, "sampling steps per stage: 50,25 (or one value for all)")
       ->delimiter(',');
-  cmd->add_option("--sampler", o->lists.samplers, "ddpm, ddim or dpmpp2m per stage: dpmpp2m,ddim")->delimiter(',');
+  cmd->add_option("--sampler", o->lists.samplers, "ddpm, ddim or dpmpp2m per stage: dpmpp2m,ddim")
+      ->delimiter(',');
   cmd->add_option("--eta", o->lists.etas, "DDIM noise per stage (ddim stages)")->delimiter(',');
   cmd->add_option("--guidance", o->lists.guidances,
                   "classifier-free guidance per stage (class-conditional base stages)")

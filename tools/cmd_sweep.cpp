@@ -89,8 +89,9 @@ Scoring check_scoring(const SweepOptions& o, const std::vector<LoadedStage>& sta
     if (wants(s.metrics, m)) {
       IRIS_CHECK(!base_first, "--metrics ", m, " compares each output with its truth, and '", first.path,
                  "' is a base stage (it has no truth per sample): use fd, cas or ms");
-      IRIS_CHECK(in.truth.defined(), "--metrics ", m, " needs the truth: give --shard with a shard set that stores ",
-                 R, "x", R, " images (the last stage's output size)");
+      IRIS_CHECK(in.truth.defined(), "--metrics ", m,
+                 " needs the truth: give --shard with a shard set that stores ", R, "x", R,
+                 " images (the last stage's output size)");
     }
   if (wants(s.metrics, "ssim"))
     IRIS_CHECK(R >= data::kSsimWindow, "--metrics ssim needs images of at least ", data::kSsimWindow, "x",
@@ -99,14 +100,16 @@ Scoring check_scoring(const SweepOptions& o, const std::vector<LoadedStage>& sta
     IRIS_CHECK(in.lowres.defined(), "--metrics consistency compares the output with its low-res input, and '",
                first.path, "' is a base stage (no low-res input)");
   if (wants(s.metrics, "fd")) {
-    IRIS_CHECK(!o.fd_train.empty() || !o.classifier.empty(),
-               "--metrics fd needs a feature classifier: give --fd-train (real training images with labels) or "
-               "--classifier (saved by iris fd --save-classifier)");
+    IRIS_CHECK(
+        !o.fd_train.empty() || !o.classifier.empty(),
+        "--metrics fd needs a feature classifier: give --fd-train (real training images with labels) or "
+        "--classifier (saved by iris fd --save-classifier)");
     IRIS_CHECK(!o.real.empty(), "--metrics fd needs --real (real held-out images with labels)");
   }
   if (wants(s.metrics, "cas")) {
-    IRIS_CHECK(!in.labels.empty(), "--metrics cas needs class labels on the samples: a class-conditional base "
-                                   "first stage, or --shard with labels");
+    IRIS_CHECK(!in.labels.empty(),
+               "--metrics cas needs class labels on the samples: a class-conditional base "
+               "first stage, or --shard with labels");
     IRIS_CHECK(!o.real.empty(), "--metrics cas needs --real (real held-out images with labels)");
   }
   if (!o.real.empty()) s.real = load_labeled("sweep", o.real);
@@ -135,8 +138,9 @@ std::unique_ptr<diffusion::Classifier> feature_classifier(const SweepOptions& o,
     if (root) std::printf("feature classifier: %s\n", from.c_str());
     model = std::move(loaded.model);
   } else {
-    if (root) std::printf("training the feature classifier on %s (%lld steps)\n", o.fd_train.c_str(),
-                          static_cast<long long>(o.cas.steps));
+    if (root)
+      std::printf("training the feature classifier on %s (%lld steps)\n", o.fd_train.c_str(),
+                  static_cast<long long>(o.cas.steps));
     std::fflush(stdout);
     diffusion::CasOptions c = o.cas;
     c.device = device;
@@ -192,10 +196,10 @@ double mean(const std::vector<double>& v) {
 }
 
 // Samples point k and scores it; `outputs` gets every stage's output (u8 [N, H_i, W_i, C]).
-PointResult run_point(size_t k, const std::vector<StageChoice>& choice, const std::vector<LoadedStage>& stages,
-                      const Inputs& in, const std::vector<uint64_t>& streams, const SweepOptions& o,
-                      const Scoring& s, const diffusion::Classifier* feature, Device device,
-                      std::vector<Tensor>& outputs) {
+PointResult run_point(size_t k, const std::vector<StageChoice>& choice,
+                      const std::vector<LoadedStage>& stages, const Inputs& in,
+                      const std::vector<uint64_t>& streams, const SweepOptions& o, const Scoring& s,
+                      const diffusion::Classifier* feature, Device device, std::vector<Tensor>& outputs) {
   diffusion::Cascade cascade;
   for (size_t i = 0; i < stages.size(); ++i)
     add_cascade_stage(cascade, stages, i, {stages[i].stage, choice[i].settings, choice[i].truncated});
@@ -261,8 +265,8 @@ void write_point(const std::string& out, const PointResult& p, const std::vector
 
 // Rank 0's bookkeeping of OUT: a sweep with another identity is refused (naming what changed) unless
 // --overwrite; the finished points' records are read back. Returns the finished points by index.
-std::map<size_t, PointResult> open_record(const SweepOptions& o, const nlohmann::json& identity,
-                                          uint32_t crc, const std::vector<SweepPoint>& points,
+std::map<size_t, PointResult> open_record(const SweepOptions& o, const nlohmann::json& identity, uint32_t crc,
+                                          const std::vector<SweepPoint>& points,
                                           const std::vector<SweepAxis>& axes) {
   const fs::path record = fs::path(o.out) / "run.json";
   if (fs::exists(record)) {
@@ -275,8 +279,9 @@ std::map<size_t, PointResult> open_record(const SweepOptions& o, const nlohmann:
     }
     const JsonDifference d = first_difference(saved, identity);
     if (!d.path.empty()) {
-      IRIS_CHECK(o.overwrite, "'", o.out, "' holds a sweep with other settings (", d.describe(),
-                 "): run the same command to continue it, --overwrite to start again, or choose another --out");
+      IRIS_CHECK(
+          o.overwrite, "'", o.out, "' holds a sweep with other settings (", d.describe(),
+          "): run the same command to continue it, --overwrite to start again, or choose another --out");
     }
     if (!d.path.empty() || o.overwrite) {
       std::error_code ec;
@@ -301,9 +306,10 @@ std::map<size_t, PointResult> open_record(const SweepOptions& o, const nlohmann:
                    e.what());
       continue;
     }
-    IRIS_CHECK(j.value("identity_crc32c", 0u) == crc && p.index == k && p.values == point_values(axes, points[k]),
-               "'", file.string(), "' belongs to another sweep than '", record.string(),
-               "' (pass --overwrite to start again)");
+    IRIS_CHECK(
+        j.value("identity_crc32c", 0u) == crc && p.index == k && p.values == point_values(axes, points[k]),
+        "'", file.string(), "' belongs to another sweep than '", record.string(),
+        "' (pass --overwrite to start again)");
     done[k] = std::move(p);
   }
   return done;
@@ -340,7 +346,8 @@ std::vector<Gathered> gather_round(dist::Communicator& comm, const std::string& 
     comm.all_gather(send.to(comm.device()).contiguous(), recv);
     if (comm.rank() != 0) continue;
     const Tensor host = recv.cpu();
-    for (int q = 0; q < ranks; ++q) got[static_cast<size_t>(q)].outputs.push_back(host.select(0, q).contiguous());
+    for (int q = 0; q < ranks; ++q)
+      got[static_cast<size_t>(q)].outputs.push_back(host.select(0, q).contiguous());
   }
   return got;
 }
@@ -370,7 +377,8 @@ void run_sweep(const SweepOptions& o) {
   const std::shared_ptr<dist::Communicator> comm = launch_communicator(device);
   const bool root = !comm || comm->rank() == 0;
 
-  // Stages, grid and every point's settings first: a bad checkpoint or setting fails before any input is read.
+  // Stages, grid and every point's settings first: a bad checkpoint or setting fails before any input is
+  // read.
   std::vector<LoadedStage> stages;
   for (const std::string& path : o.stages) stages.push_back(load_stage(path, o.raw, {}, device));
   check_axes(axes, stages);
@@ -383,18 +391,19 @@ void run_sweep(const SweepOptions& o) {
       add_cascade_stage(chain, stages, i, {stages[i].stage, choices[0][i].settings, choices[0][i].truncated});
   }
   std::vector<std::string> class_names;
-  const Inputs in = gather_inputs(stages.front(), cond, static_cast<int>(stages.back().stage->resolution()),
-                                  class_names);
+  const Inputs in =
+      gather_inputs(stages.front(), cond, static_cast<int>(stages.back().stage->resolution()), class_names);
   const int64_t N = in.size();
   IRIS_CHECK(N > 0, "nothing to sample: the inputs given select no samples");
   const Scoring scoring = check_scoring(o, stages, in);
   const int64_t R = stages.back().stage->resolution();
 
   nlohmann::json stage_ids = nlohmann::json::array(), grid = nlohmann::json::array();
-  for (const LoadedStage& L : stages) stage_ids.push_back(stage_identity(L, L.stage->default_sample_settings()));
+  for (const LoadedStage& L : stages)
+    stage_ids.push_back(stage_identity(L, L.stage->default_sample_settings()));
   for (const SweepAxis& a : axes) grid.push_back({{"stage", a.stage}, {"key", a.key}, {"values", a.values}});
-  nlohmann::json cas_options = {{"steps", o.cas.steps}, {"batch", o.cas.batch_size}, {"width", o.cas.width},
-                                {"seed", o.cas.seed}};
+  nlohmann::json cas_options = {
+      {"steps", o.cas.steps}, {"batch", o.cas.batch_size}, {"width", o.cas.width}, {"seed", o.cas.seed}};
   const nlohmann::json identity = {{"command", "sweep"},
                                    {"stages", stage_ids},
                                    {"seed", o.seed},
@@ -446,7 +455,8 @@ void run_sweep(const SweepOptions& o) {
   for (const LoadedStage& L : stages)
     shapes.push_back({N, L.stage->resolution(), L.stage->resolution(), L.stage->channels()});
   const std::vector<uint64_t> streams = noise_streams(in, N);
-  const auto rounds = static_cast<int64_t>((pending.size() + static_cast<size_t>(ranks) - 1) / static_cast<size_t>(ranks));
+  const auto rounds =
+      static_cast<int64_t>((pending.size() + static_cast<size_t>(ranks) - 1) / static_cast<size_t>(ranks));
   for (int64_t r = 0; r < rounds; ++r) {
     const size_t j = static_cast<size_t>(r * ranks + rank);
     std::vector<Tensor> outputs;
@@ -460,7 +470,8 @@ void run_sweep(const SweepOptions& o) {
     if (!comm) {
       if (mine) finished.emplace_back(*mine, outputs);
     } else {
-      const std::vector<Gathered> got = gather_round(*comm, mine ? mine->to_json().dump() : "", outputs, shapes);
+      const std::vector<Gathered> got =
+          gather_round(*comm, mine ? mine->to_json().dump() : "", outputs, shapes);
       for (const Gathered& g : got)
         if (!g.record.empty()) {
           PointResult p = PointResult::from_json(nlohmann::json::parse(g.record));
@@ -483,8 +494,8 @@ void run_sweep(const SweepOptions& o) {
   std::printf("\n");
   print_table(axes, results, scoring.metrics);
   if (refs.contains("fd_floor"))
-    std::printf("FD floor: %.4f (%lld real training images vs the real set)\n", refs["fd_floor"].get<double>(),
-                refs["fd_floor_count"].get<long long>());
+    std::printf("FD floor: %.4f (%lld real training images vs the real set)\n",
+                refs["fd_floor"].get<double>(), refs["fd_floor_count"].get<long long>());
   if (refs.contains("classifier_top1_real"))
     std::printf("feature classifier top-1 on the real set: %.4f (the accuracy of real images)\n",
                 refs["classifier_top1_real"].get<double>());
@@ -497,8 +508,9 @@ void run_sweep(const SweepOptions& o) {
   j["metrics"] = nlohmann::json::object();
   for (const std::string& m : scoring.metrics) {
     const size_t b = best_point(results, m);
-    j["metrics"][m] = {{"better", metric_info(m).higher_better ? "higher" : "lower"},
-                       {"best_point", b == std::string::npos ? nlohmann::json() : nlohmann::json(results[b].index)}};
+    j["metrics"][m] = {
+        {"better", metric_info(m).higher_better ? "higher" : "lower"},
+        {"best_point", b == std::string::npos ? nlohmann::json() : nlohmann::json(results[b].index)}};
   }
   j["references"] = refs.is_null() ? nlohmann::json::object() : refs;
   j["points"] = nlohmann::json::array();
@@ -513,9 +525,10 @@ void run_sweep(const SweepOptions& o) {
 
 void register_sweep(CLI::App& app) {
   auto o = std::make_shared<SweepOptions>();
-  auto* cmd = app.add_subcommand("sweep",
-                                 "Score a grid of sampling settings of a stage or a cascade on the same inputs "
-                                 "and noise (e.g. CDM's augmentation level s)");
+  auto* cmd =
+      app.add_subcommand("sweep",
+                         "Score a grid of sampling settings of a stage or a cascade on the same inputs "
+                         "and noise (e.g. CDM's augmentation level s)");
   cmd->footer(
       "--vary KEY=V1,V2,... (repeat for a grid; STAGE:KEY=... for one stage of a cascade): KEY is sampler, "
       "steps, eta, guidance, aug_level or truncated (0/1); without a stage index a value goes to every stage "
@@ -531,14 +544,17 @@ void register_sweep(CLI::App& app) {
   cmd->add_flag("--raw", o->raw, "use the raw weights instead of the EMA");
   cmd->add_option("--labels", o->cond.labels, "class labels for a base first stage: indices or names")
       ->delimiter(',');
-  o->per_class_opt = cmd->add_option("--per-class", o->cond.per_class, "K samples of every class (default 4)");
-  o->count_opt = cmd->add_option("--count", o->cond.input.count,
-                                 "samples of an unconditional base stage, or shard samples to take (default 16)");
+  o->per_class_opt =
+      cmd->add_option("--per-class", o->cond.per_class, "K samples of every class (default 4)");
+  o->count_opt =
+      cmd->add_option("--count", o->cond.input.count,
+                      "samples of an unconditional base stage, or shard samples to take (default 16)");
   cmd->add_option("--shard", o->cond.input.shard, "shard folder of the first stage's inputs (and truth)");
   cmd->add_option("--start", o->cond.input.start, "first shard sample (default 0)");
   cmd->add_option("--real", o->real, "real held-out images with labels (fd, cas)")->type_name("PATH");
-  cmd->add_option("--fd-train", o->fd_train, "real training images with labels: the feature classifier (fd, "
-                                             "accuracy) learns on them once; they give the FD floor")
+  cmd->add_option("--fd-train", o->fd_train,
+                  "real training images with labels: the feature classifier (fd, "
+                  "accuracy) learns on them once; they give the FD floor")
       ->type_name("PATH");
   cmd->add_option("--classifier", o->classifier, "a feature classifier saved by iris fd --save-classifier")
       ->type_name("FILE");

@@ -129,7 +129,8 @@ namespace {
 constexpr const char* kRecordName = "run.json";
 }  // namespace
 
-JsonDifference first_difference(const nlohmann::json& saved, const nlohmann::json& now, const std::string& at) {
+JsonDifference first_difference(const nlohmann::json& saved, const nlohmann::json& now,
+                                const std::string& at) {
   if (saved.is_object() && now.is_object()) {
     for (const auto& [key, value] : now.items()) {
       const std::string path = at.empty() ? key : at + "." + key;

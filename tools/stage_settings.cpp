@@ -37,7 +37,8 @@ bool stage_truncatable(const LoadedStage& L, size_t i) {
 }
 
 const std::vector<std::string>& setting_keys() {
-  static const std::vector<std::string> keys = {"sampler", "steps", "eta", "guidance", "aug_level", "truncated"};
+  static const std::vector<std::string> keys = {"sampler",  "steps",     "eta",
+                                                "guidance", "aug_level", "truncated"};
   return keys;
 }
 

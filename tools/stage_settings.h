@@ -1,5 +1,6 @@
-// Which sampling settings a stage has, and each stage's settings of a run: shared by `iris cascade` (per-stage
-// lists on its command line) and `iris sweep` (one value per grid point, for every stage or one stage).
+// Which sampling settings a stage has, and each stage's settings of a run: shared by `iris cascade`
+// (per-stage lists on its command line) and `iris sweep` (one value per grid point, for every stage or one
+// stage).
 //
 // The rule for a value given for "every stage": it goes to the stages it concerns (guidance to
 // class-conditional base stages, the augmentation level to stages trained with noise augmentation); a

@@ -104,7 +104,8 @@ void check_axes(const std::vector<SweepAxis>& axes, const std::vector<LoadedStag
   for (size_t a = 0; a < axes.size(); ++a) {
     const SweepAxis& x = axes[a];
     for (size_t b = 0; b < a; ++b)
-      IRIS_CHECK(axes[b].name() != x.name(), "--vary ", x.name(), " is given twice: give all its values in one");
+      IRIS_CHECK(axes[b].name() != x.name(), "--vary ", x.name(),
+                 " is given twice: give all its values in one");
     if (x.stage >= 0) {
       IRIS_CHECK(static_cast<size_t>(x.stage) < stages.size(), "--vary ", x.name(), ": there is no stage ",
                  x.stage, " (", stages.size(), " stage", stages.size() == 1 ? "" : "s", ", numbered from 0)");
@@ -172,9 +173,8 @@ std::vector<StageChoice> point_settings(const std::vector<SweepAxis>& axes, cons
 }
 
 nlohmann::json choice_json(const StageChoice& c) {
-  return {{"sampler", c.settings.sampler}, {"steps", c.settings.steps},
-          {"eta", c.settings.eta},         {"guidance", c.settings.guidance},
-          {"aug_level", c.settings.aug_level}, {"truncated", c.truncated}};
+  return {{"sampler", c.settings.sampler},   {"steps", c.settings.steps},         {"eta", c.settings.eta},
+          {"guidance", c.settings.guidance}, {"aug_level", c.settings.aug_level}, {"truncated", c.truncated}};
 }
 
 }  // namespace iris::tools

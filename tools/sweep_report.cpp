@@ -53,8 +53,9 @@ const MetricInfo& metric_info(const std::string& name) {
 std::vector<std::string> parse_metrics(const std::vector<std::string>& items) {
   std::vector<std::string> out;
   for (const std::string& m : items) {
-    IRIS_CHECK(m != "accuracy", "--metrics: accuracy is recorded by itself when the samples carry labels and "
-                                "a feature classifier is there (--fd-train or --classifier)");
+    IRIS_CHECK(m != "accuracy",
+               "--metrics: accuracy is recorded by itself when the samples carry labels and "
+               "a feature classifier is there (--fd-train or --classifier)");
     metric_info(m);
     IRIS_CHECK(std::find(out.begin(), out.end(), m) == out.end(), "--metrics: '", m, "' is given twice");
     out.push_back(m);
@@ -72,7 +73,8 @@ nlohmann::json score_json(double v) {
 double score_from_json(const nlohmann::json& j) {
   if (j.is_null()) return std::numeric_limits<double>::quiet_NaN();
   if (j.is_string()) {
-    IRIS_CHECK(j == "inf" || j == "-inf", "a score must be a number, null, \"inf\" or \"-inf\", got ", j.dump());
+    IRIS_CHECK(j == "inf" || j == "-inf", "a score must be a number, null, \"inf\" or \"-inf\", got ",
+               j.dump());
     return j == "inf" ? INFINITY : -INFINITY;
   }
   return j.get<double>();
@@ -81,8 +83,8 @@ double score_from_json(const nlohmann::json& j) {
 nlohmann::json PointResult::to_json() const {
   nlohmann::json s = nlohmann::json::object();
   for (const auto& [k, v] : scores) s[k] = score_json(v);
-  return {{"index", index},   {"values", values}, {"stages", stages},
-          {"scores", s},      {"wall_s", wall_s}, {"ms_per_image", ms_per_image}};
+  return {{"index", index}, {"values", values}, {"stages", stages},
+          {"scores", s},    {"wall_s", wall_s}, {"ms_per_image", ms_per_image}};
 }
 
 PointResult PointResult::from_json(const nlohmann::json& j) {
@@ -134,7 +136,8 @@ void print_table(const std::vector<SweepAxis>& axes, const std::vector<PointResu
     for (const auto& r : rows) width[c] = std::max(width[c], r[c].size());
   }
   auto print_row = [&](const std::vector<std::string>& r) {
-    for (size_t c = 0; c < r.size(); ++c) std::printf("%s%*s", c ? "  " : "", static_cast<int>(width[c]), r[c].c_str());
+    for (size_t c = 0; c < r.size(); ++c)
+      std::printf("%s%*s", c ? "  " : "", static_cast<int>(width[c]), r[c].c_str());
     std::printf("\n");
   };
   print_row(header);
@@ -144,8 +147,9 @@ void print_table(const std::vector<SweepAxis>& axes, const std::vector<PointResu
     std::string& list = metric_info(m).higher_better ? higher : lower;
     list += (list.empty() ? "" : ", ") + m;
   }
-  std::printf("* the best value of each metric.%s%s%s%s\n", higher.empty() ? "" : " Higher is better: ",
-              higher.c_str(), lower.empty() ? "" : (higher.empty() ? " Lower is better: " : "; lower is better: "),
+  std::printf("* the best value of each metric.%s%s%s%s\n",
+              higher.empty() ? "" : " Higher is better: ", higher.c_str(),
+              lower.empty() ? "" : (higher.empty() ? " Lower is better: " : "; lower is better: "),
               lower.c_str());
 }
 
@@ -192,7 +196,8 @@ std::vector<std::string> write_plots(const std::string& out, const std::vector<S
     int legend = 0;
     for (const auto& e : series) legend = std::max(legend, data::text_width(e.label, o.text_scale) + 120);
     o.width = 600 + (series.size() > 1 ? legend : 0);
-    if (const size_t b = best_point(points, m); b != std::string::npos && std::isfinite(score_of(points[b], m))) {
+    if (const size_t b = best_point(points, m);
+        b != std::string::npos && std::isfinite(score_of(points[b], m))) {
       o.best_series = static_cast<int>(series_of[b]);
       o.best_x = static_cast<int>(x_of[b]);
     }

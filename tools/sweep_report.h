@@ -25,11 +25,11 @@ std::vector<std::string> parse_metrics(const std::vector<std::string>& items);
 
 // One scored point of the grid.
 struct PointResult {
-  size_t index = 0;                         // its number in grid_points order
-  nlohmann::json values;            // its value of each axis, by axis name
-  nlohmann::json stages;                    // every stage's settings (choice_json)
-  std::map<std::string, double> scores;     // by metric name; NaN when not measurable
-  double wall_s = 0, ms_per_image = 0;      // of sampling the point's images
+  size_t index = 0;                      // its number in grid_points order
+  nlohmann::json values;                 // its value of each axis, by axis name
+  nlohmann::json stages;                 // every stage's settings (choice_json)
+  std::map<std::string, double> scores;  // by metric name; NaN when not measurable
+  double wall_s = 0, ms_per_image = 0;   // of sampling the point's images
   nlohmann::json to_json() const;
   static PointResult from_json(const nlohmann::json& j);  // throws on a malformed record
 };

@@ -37,7 +37,8 @@ PlotOptions options() {
 }  // namespace
 
 TEST_CASE("line_plot draws each series' points at the frame's pixels, in its colour") {
-  const std::vector<PlotSeries> series = {{"truncated=0", {20.0, 22.5, 21.0}}, {"truncated=1", {19.0, 23.0, 24.0}}};
+  const std::vector<PlotSeries> series = {{"truncated=0", {20.0, 22.5, 21.0}},
+                                          {"truncated=1", {19.0, 23.0, 24.0}}};
   PlotOptions o = options();
   o.best_series = 1;
   o.best_x = 2;

@@ -30,9 +30,11 @@ nlohmann::json read_json(const std::string& path) {
 std::string grid_command(const TrainedFixture& fx, const std::string& out) {
   return "sweep --stage " + fx.sr3_ckpt + " --shard " + fx.data +
          " --count 6 --vary sampler=ddim,dpmpp2m --vary steps=2,3 --metrics psnr,ssim,consistency,fd,cas,ms"
-         " --fd-train " + fx.data + " --real " + fx.data +
+         " --fd-train " +
+         fx.data + " --real " + fx.data +
          " --classifier-steps 4 --classifier-batch 8 --classifier-width 8 --batch 4 --device cpu --threads 2"
-         " --out " + fx.path(out);
+         " --out " +
+         fx.path(out);
 }
 
 }  // namespace
@@ -110,14 +112,15 @@ TEST_CASE("iris sweep scores a 2x2 grid, resumes after a lost point bit for bit 
 TEST_CASE("iris sweep over a cascade: a per-stage augmentation level and truncation") {
   TrainedFixture fx("sweep-cascade", {.sr3_aug = true, .base = true});
   const RunResult r = run_iris("sweep --stage " + fx.base_ckpt + " --stage " + fx.sr3_aug_ckpt +
-                               " --per-class 2 --vary 1:aug_level=0.1,0.5 --vary truncated=0,1 --vary steps=2"
-                               " --metrics ms --device cpu --threads 2 --out " + fx.path("c"));
+                               " --per-class 2 --vary 1:aug_level=0.05,0.2 --vary truncated=0,1 --vary steps=2"
+                               " --metrics ms --device cpu --threads 2 --out " +
+                               fx.path("c"));
   REQUIRE_MESSAGE(r.exit_code == 0, r.output);
   const nlohmann::json j = read_json(fx.path("c") + "/sweep.json");
   REQUIRE(j["points"].size() == 4);
   const nlohmann::json& p = j["points"][3];
-  CHECK(p["values"]["1:aug_level"] == "0.5");
-  CHECK(p["stages"][1]["aug_level"] == 0.5);
+  CHECK(p["values"]["1:aug_level"] == "0.2");
+  CHECK(p["stages"][1]["aug_level"] == 0.2);
   CHECK(p["stages"][1]["truncated"] == true);
   CHECK(p["stages"][0]["truncated"] == false);  // the base stage takes no truncation
   CHECK(p["stages"][0]["steps"] == 2);
@@ -140,8 +143,7 @@ TEST_CASE("iris sweep names the setting and the checkpoint for settings a stage 
       {sr3, shard + " --vary guidance=1,2 --metrics ms",
        "--vary guidance: no stage has the setting guidance (stage 0 ('" + fx.sr3_ckpt +
            "'): classifier-free guidance applies to class-conditional base stages only)"},
-      {sr3, shard + " --vary aug_level=0,0.2 --metrics ms",
-       "(model.aug_embedding is false)"},
+      {sr3, shard + " --vary aug_level=0,0.2 --metrics ms", "(model.aug_embedding is false)"},
       {"--stage " + fx.base_uncond_ckpt, " --count 4 --vary 0:guidance=1,2 --metrics ms",
        "--vary 0:guidance: stage 0 ('" + fx.base_uncond_ckpt + "') has no setting guidance"},
       {sr3, shard + " --vary 1:steps=2 --metrics ms", "--vary 1:steps: there is no stage 1 (1 stage"},
