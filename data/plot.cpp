@@ -131,7 +131,8 @@ PlotFrame plot_frame(const std::vector<PlotSeries>& series, const PlotOptions& o
   f.y_min = axis.lo;
   f.y_max = axis.hi;
   f.ticks = static_cast<int>(o.x_ticks.size());
-  f.top = pad + (o.title.empty() ? 0 : ch + pad) + (o.y_label.empty() ? 0 : ch + pad) + ch / 2;
+  // Half a line more above the area: its top tick label is centred on its top edge.
+  f.top = pad + (o.title.empty() ? 0 : ch + pad) + (o.y_label.empty() ? 0 : ch + pad) + ch / 2 + pad;
   f.left = pad + max_text_width(axis.labels(), s) + pad + tick;
   int legend = 0;
   if (has_legend(series)) {

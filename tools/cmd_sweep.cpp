@@ -445,11 +445,10 @@ void run_sweep(const SweepOptions& o) {
   }
 
   std::unique_ptr<diffusion::Classifier> feature;
-  if (scoring.feature && !pending.empty()) feature = feature_classifier(o, scoring, R, device, root);
-  if (comm) comm->barrier();  // the classifier file is complete before another rank may look for it
-  nlohmann::json refs;
-  if (root && (scoring.feature || (wants(scoring.metrics, "cas") && scoring.train)))
-    refs = references(o, scoring, feature.get(), N, device, crc);
+  // The feature classifier for the points left, or for references a killed run did not get to.
+  const bool refs_missing = root && !fs::exists(fs::path(o.out) / "references.json");
+  if (scoring.feature && (!pending.empty() || refs_missing))
+    feature = feature_classifier(o, scoring, R, device, root);
 
   std::vector<Shape> shapes;
   for (const LoadedStage& L : stages)
@@ -488,6 +487,10 @@ void run_sweep(const SweepOptions& o) {
     }
   }
   if (!root) return;
+  // After the points: the other ranks are done and wait in no collective meanwhile.
+  nlohmann::json refs;
+  if (scoring.feature || (wants(scoring.metrics, "cas") && scoring.train))
+    refs = references(o, scoring, feature.get(), N, device, crc);
 
   std::vector<PointResult> results;
   for (auto& [k, p] : done) results.push_back(p);
