@@ -32,18 +32,14 @@ struct CascadeOptions : SamplingRunOptions {
   std::vector<std::string> stages;
   bool raw = false, truncated = false;
   StageSettingLists lists;
-  ConditionOptions cond;
-  CLI::Option *per_class_opt = nullptr, *count_opt = nullptr;
+  StageInputOptions inputs;
 };
 
 void run_cascade(const CascadeOptions& o) {
   IRIS_CHECK(!o.stages.empty(), "give at least one --stage CHECKPOINT");
   IRIS_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
-  IRIS_CHECK(!o.per_class_opt->count() || o.cond.per_class > 0, "--per-class must be positive, got ",
-             o.cond.per_class);
+  const ConditionOptions cond = o.inputs.conditions();
   if (o.threads > 0) set_num_threads(o.threads);
-  ConditionOptions cond = o.cond;
-  cond.count_given = o.count_opt->count() > 0;
   Device device = resolve_device(o.device);
   // Under mpirun/srun the samples are split over the ranks (each on its node-local GPU); rank 0 writes.
   const std::shared_ptr<dist::Communicator> comm = launch_communicator(device);
@@ -213,17 +209,7 @@ void register_cascade(CLI::App& app) {
       "--truncated", o->truncated,
       "truncated conditioning: a stage trained with noise augmentation takes the previous chain's x_s "
       "(stopped at its augmentation level) instead of a re-noised final output");
-  cmd->add_option("--labels", o->cond.labels, "class labels for a base first stage: indices or names")
-      ->delimiter(',');
-  o->per_class_opt =
-      cmd->add_option("--per-class", o->cond.per_class, "K samples of every class (default 4)");
-  o->count_opt = cmd->add_option(
-      "--count", o->cond.input.count,
-      "samples of an unconditional base stage, or shard samples to take (-1: to the end; default 16)");
-  cmd->add_option("--shard", o->cond.input.shard, "shard folder to take the first stage's inputs from");
-  cmd->add_option("--start", o->cond.input.start, "first shard sample (default 0)");
-  cmd->add_option("--input", o->cond.input.files, "low-res image files for an sr3 first stage");
-  cmd->add_option("--input-dir", o->cond.input.dir, "folder of low-res images for an sr3 first stage");
+  add_stage_input_options(*cmd, o->inputs);
   add_sampling_run_options(*cmd, *o);
   cmd->callback([o] { run_cascade(*o); });
 }

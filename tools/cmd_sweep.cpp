@@ -51,8 +51,7 @@ constexpr int64_t kMaxRecordBytes = 1 << 16;  // a point's JSON record when gath
 struct SweepOptions {
   std::vector<std::string> stages, vary, metrics;
   bool raw = false, overwrite = false;
-  ConditionOptions cond;
-  CLI::Option *per_class_opt = nullptr, *count_opt = nullptr;
+  StageInputOptions inputs;
   std::string out, device = "auto";
   uint64_t seed = 0;
   int64_t batch = 16;
@@ -365,11 +364,8 @@ std::string scores_line(const PointResult& p) {
 void run_sweep(const SweepOptions& o) {
   IRIS_CHECK(!o.stages.empty(), "give at least one --stage CHECKPOINT");
   IRIS_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
-  IRIS_CHECK(!o.per_class_opt->count() || o.cond.per_class > 0, "--per-class must be positive, got ",
-             o.cond.per_class);
+  const ConditionOptions cond = o.inputs.conditions();
   if (o.threads > 0) set_num_threads(o.threads);
-  ConditionOptions cond = o.cond;
-  cond.count_given = o.count_opt->count() > 0;
   std::vector<SweepAxis> axes;
   for (const std::string& v : o.vary) axes.push_back(parse_axis(v));
   IRIS_CHECK(!axes.empty(), "give at least one --vary KEY=V1,V2,... (the settings to sweep)");
@@ -545,15 +541,7 @@ void register_sweep(CLI::App& app) {
       ->delimiter(',')
       ->required();
   cmd->add_flag("--raw", o->raw, "use the raw weights instead of the EMA");
-  cmd->add_option("--labels", o->cond.labels, "class labels for a base first stage: indices or names")
-      ->delimiter(',');
-  o->per_class_opt =
-      cmd->add_option("--per-class", o->cond.per_class, "K samples of every class (default 4)");
-  o->count_opt =
-      cmd->add_option("--count", o->cond.input.count,
-                      "samples of an unconditional base stage, or shard samples to take (default 16)");
-  cmd->add_option("--shard", o->cond.input.shard, "shard folder of the first stage's inputs (and truth)");
-  cmd->add_option("--start", o->cond.input.start, "first shard sample (default 0)");
+  add_stage_input_options(*cmd, o->inputs);
   cmd->add_option("--real", o->real, "real held-out images with labels (fd, cas)")->type_name("PATH");
   cmd->add_option("--fd-train", o->fd_train,
                   "real training images with labels: the feature classifier (fd, "

@@ -26,6 +26,28 @@ void add_sampling_run_options(CLI::App& cmd, SamplingRunOptions& o) {
   cmd.add_flag("--overwrite", o.overwrite, "replace the run in --out instead of refusing");
 }
 
+ConditionOptions StageInputOptions::conditions() const {
+  IRIS_CHECK(!per_class_opt->count() || cond.per_class > 0, "--per-class must be positive, got ",
+             cond.per_class);
+  ConditionOptions c = cond;
+  c.count_given = count_opt->count() > 0;
+  return c;
+}
+
+void add_stage_input_options(CLI::App& cmd, StageInputOptions& o) {
+  cmd.add_option("--labels", o.cond.labels, "class labels for a base first stage: indices or names")
+      ->delimiter(',');
+  o.per_class_opt = cmd.add_option("--per-class", o.cond.per_class, "K samples of every class (default 4)");
+  o.count_opt = cmd.add_option(
+      "--count", o.cond.input.count,
+      "samples of an unconditional base stage, or shard samples to take (-1: to the end; default 16)");
+  cmd.add_option("--shard", o.cond.input.shard,
+                 "shard folder to take the first stage's inputs (and truth, labels) from");
+  cmd.add_option("--start", o.cond.input.start, "first shard sample (default 0)");
+  cmd.add_option("--input", o.cond.input.files, "low-res image files for an sr3 first stage");
+  cmd.add_option("--input-dir", o.cond.input.dir, "folder of low-res images for an sr3 first stage");
+}
+
 // ---- SampleSplit
 // --------------------------------------------------------------------------------------------
 

@@ -37,6 +37,17 @@ struct SamplingRunOptions {
 // Registers --seed, --batch, --device, --threads, --out, --resume and --overwrite on `cmd`.
 void add_sampling_run_options(CLI::App& cmd, SamplingRunOptions& o);
 
+// What a run of one or more stages (iris cascade, iris sweep) is conditioned on, as its command line gives
+// it.
+struct StageInputOptions {
+  ConditionOptions cond;
+  CLI::Option *per_class_opt = nullptr, *count_opt = nullptr;
+  // The conditions, checked: --per-class positive when given; whether --count was given.
+  ConditionOptions conditions() const;
+};
+// Registers --labels, --per-class, --count, --shard, --start, --input and --input-dir on `cmd`.
+void add_stage_input_options(CLI::App& cmd, StageInputOptions& o);
+
 class SampleSplit {
  public:
   // `pending`: the rows (sample indices, ascending) still to sample; every rank passes the same list.
