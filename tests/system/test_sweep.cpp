@@ -111,10 +111,11 @@ TEST_CASE("iris sweep scores a 2x2 grid, resumes after a lost point bit for bit 
 
 TEST_CASE("iris sweep over a cascade: a per-stage augmentation level and truncation") {
   TrainedFixture fx("sweep-cascade", {.sr3_aug = true, .base = true});
-  const RunResult r = run_iris("sweep --stage " + fx.base_ckpt + " --stage " + fx.sr3_aug_ckpt +
-                               " --per-class 2 --vary 1:aug_level=0.05,0.2 --vary truncated=0,1 --vary steps=2"
-                               " --metrics ms --device cpu --threads 2 --out " +
-                               fx.path("c"));
+  const RunResult r =
+      run_iris("sweep --stage " + fx.base_ckpt + " --stage " + fx.sr3_aug_ckpt +
+               " --per-class 2 --vary 1:aug_level=0.05,0.2 --vary truncated=0,1 --vary steps=2"
+               " --metrics ms --device cpu --threads 2 --out " +
+               fx.path("c"));
   REQUIRE_MESSAGE(r.exit_code == 0, r.output);
   const nlohmann::json j = read_json(fx.path("c") + "/sweep.json");
   REQUIRE(j["points"].size() == 4);
@@ -127,6 +128,27 @@ TEST_CASE("iris sweep over a cascade: a per-stage augmentation level and truncat
   CHECK(p["stages"][1]["steps"] == 2);
   CHECK(read_h5(fx.path("c") + "/points/3/samples.h5", "stage_0").shape() == Shape{6, 4, 4, 1});
   CHECK(fs::exists(fx.path("c") + "/ms.png"));
+}
+
+TEST_CASE("iris sweep scores FD with a classifier saved by iris fd, without training one") {
+  TrainedFixture fx("sweep-classifier", {.sr3 = true});
+  const std::string clf = fx.path("features.h5");
+  const RunResult fd =
+      run_iris("fd --train " + fx.data + " --generated " + fx.data + " --real " + fx.data +
+               " --steps 4 --batch 8 --width 8 --device cpu --threads 2 --save-classifier " + clf);
+  REQUIRE_MESSAGE(fd.exit_code == 0, fd.output);
+  const RunResult r = run_iris("sweep --stage " + fx.sr3_ckpt + " --shard " + fx.data +
+                               " --count 4 --vary steps=2,3 --metrics fd --classifier " + clf + " --real " +
+                               fx.data + " --device cpu --threads 2 --out " + fx.path("s"));
+  REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  check_contains(r, "feature classifier: " + clf);
+  CHECK(r.output.find("training the feature classifier") == std::string::npos);
+  const nlohmann::json j = read_json(fx.path("s") + "/sweep.json");
+  REQUIRE(j["points"].size() == 2);
+  CHECK(j["points"][1]["scores"]["fd"].is_number());
+  CHECK(j["points"][1]["scores"]["accuracy"].is_number());  // labelled shard samples, a feature classifier
+  CHECK(j["references"].contains("classifier_top1_real"));
+  CHECK_FALSE(j["references"].contains("fd_floor"));  // no real training images: no floor
 }
 
 TEST_CASE("iris sweep names the setting and the checkpoint for settings a stage lacks and bad input") {
