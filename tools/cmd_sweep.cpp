@@ -134,6 +134,10 @@ std::unique_ptr<diffusion::Classifier> feature_classifier(const SweepOptions& o,
     const diffusion::ClassifierConfig& cc = loaded.model->config();
     IRIS_CHECK(cc.resolution == resolution, "--classifier '", from, "' takes ", cc.resolution, "x",
                cc.resolution, " images but the sweep's last stage makes ", resolution, "x", resolution);
+    IRIS_CHECK(loaded.class_names.empty() || s.real->class_names.empty() ||
+                   loaded.class_names == s.real->class_names,
+               "the feature classifier '", from, "' and --real '", o.real,
+               "' name their classes differently");
     if (root) std::printf("feature classifier: %s\n", from.c_str());
     model = std::move(loaded.model);
   } else {

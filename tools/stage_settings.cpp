@@ -65,16 +65,24 @@ diffusion::SampleSettings stage_settings(const LoadedStage& L, const StageSettin
   const diffusion::Stage& st = *L.stage;
   diffusion::SampleSettings s = st.default_sample_settings();
   const std::string where = "stage " + std::to_string(i) + " ('" + L.path + "')";
-  if (const auto* v = pick(o.samplers, i, n, "--sampler")) s.sampler = *v;
-  IRIS_CHECK(s.sampler == "ddpm" || s.sampler == "ddim" || s.sampler == "dpmpp2m", "--sampler for ", where,
-             " must be ddpm, ddim or dpmpp2m, got '", s.sampler, "'");
-  if (const auto* v = pick(o.steps, i, n, "--steps")) s.steps = *v;
-  IRIS_CHECK(s.steps >= 1, "--steps for ", where, " must be at least 1, got ", s.steps);
-  if (const auto* v = pick(o.etas, i, n, "--eta")) {
-    IRIS_CHECK(*v >= 0 && *v <= 1, "--eta for ", where, " must be in [0, 1], got ", *v);
-    IRIS_CHECK(*v == 0 || s.sampler == "ddim" || o.etas.size() == 1, "--eta for ", where,
-               " applies to the ddim sampler; this stage uses ", s.sampler);
-    s.eta = *v;
+  // A one-pass stage takes no sampler settings: a value meant for it alone (a per-stage value, or the value
+  // of a one-stage run) is an error; a value for every stage goes to the iterative ones.
+  if (const std::string why = setting_missing(L, "sampler", i); !why.empty()) {
+    const auto aimed = [n](size_t size) { return size > 0 && (size > 1 || n == 1); };
+    IRIS_CHECK(!aimed(o.samplers.size()) && !aimed(o.steps.size()) && !aimed(o.etas.size()),
+               "--sampler, --steps and --eta do not apply to ", where, ": ", why);
+  } else {
+    if (const auto* v = pick(o.samplers, i, n, "--sampler")) s.sampler = *v;
+    IRIS_CHECK(s.sampler == "ddpm" || s.sampler == "ddim" || s.sampler == "dpmpp2m", "--sampler for ", where,
+               " must be ddpm, ddim or dpmpp2m, got '", s.sampler, "'");
+    if (const auto* v = pick(o.steps, i, n, "--steps")) s.steps = *v;
+    IRIS_CHECK(s.steps >= 1, "--steps for ", where, " must be at least 1, got ", s.steps);
+    if (const auto* v = pick(o.etas, i, n, "--eta")) {
+      IRIS_CHECK(*v >= 0 && *v <= 1, "--eta for ", where, " must be in [0, 1], got ", *v);
+      IRIS_CHECK(*v == 0 || s.sampler == "ddim" || o.etas.size() == 1, "--eta for ", where,
+                 " applies to the ddim sampler; this stage uses ", s.sampler);
+      s.eta = *v;
+    }
   }
   // Settings that concern some stages only: a single value goes to the stages it concerns; a per-stage
   // value for another stage must be the neutral one.
