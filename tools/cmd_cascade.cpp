@@ -29,29 +29,24 @@ namespace {
 namespace fs = std::filesystem;
 
 struct CascadeOptions : SamplingRunOptions {
-  std::vector<std::string> stages;
-  bool raw = false, truncated = false;
+  bool truncated = false;
   StageSettingLists lists;
   StageInputOptions inputs;
 };
 
 void run_cascade(const CascadeOptions& o) {
-  IRIS_CHECK(!o.stages.empty(), "give at least one --stage CHECKPOINT");
   IRIS_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
   const ConditionOptions cond = o.inputs.conditions();
   if (o.threads > 0) set_num_threads(o.threads);
   Device device = resolve_device(o.device);
   // Under mpirun/srun the samples are split over the ranks (each on its node-local GPU); rank 0 writes.
   const std::shared_ptr<dist::Communicator> comm = launch_communicator(device);
-  const size_t n_stages = o.stages.size();
+  const size_t n_stages = o.inputs.stages.size();
 
   // Stages and their settings first: a bad checkpoint or option fails before any input is read.
-  std::vector<LoadedStage> stages;
+  const std::vector<LoadedStage> stages = load_stages(o.inputs, device);
   std::vector<diffusion::SampleSettings> settings;
-  for (size_t i = 0; i < n_stages; ++i) {
-    stages.push_back(load_stage(o.stages[i], o.raw, {}, device));
-    settings.push_back(stage_settings(stages[i], o.lists, i, n_stages));
-  }
+  for (size_t i = 0; i < n_stages; ++i) settings.push_back(stage_settings(stages[i], o.lists, i, n_stages));
   const LoadedStage& first = stages.front();
   std::vector<std::string> class_names;
   const Inputs in =
@@ -159,7 +154,7 @@ void run_cascade(const CascadeOptions& o) {
     root.set_string_attr("format", "iris-cascade-samples");
     root.set_int_attr("num_stages", static_cast<int64_t>(n_stages));
     root.set_int_attr("seed", static_cast<int64_t>(o.seed));
-    root.set_strings_attr("checkpoints", o.stages);
+    root.set_strings_attr("checkpoints", o.inputs.stages);
     root.set_strings_attr("names", in.names);
     if (!class_names.empty()) root.set_strings_attr("class_names", class_names);
     for (size_t i = 0; i < n_stages; ++i) {
@@ -190,10 +185,6 @@ void register_cascade(CLI::App& app) {
   auto* cmd = app.add_subcommand("cascade",
                                  "Sample a cascade of stages (base or sr3, then super-resolution "
                                  "stages), each from its own checkpoint");
-  cmd->add_option("--stage", o->stages,
-                  "a stage's checkpoint, in cascade order (repeat: --stage A --stage B)")
-      ->required();
-  cmd->add_flag("--raw", o->raw, "use the raw weights instead of the EMA");
   cmd->add_option("--steps", o->lists.steps, "sampling steps per stage: 50,25 (or one value for all)")
       ->delimiter(',');
   cmd->add_option("--sampler", o->lists.samplers, "ddpm, ddim or dpmpp2m per stage: dpmpp2m,ddim")

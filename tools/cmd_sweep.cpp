@@ -49,8 +49,8 @@ constexpr const char* kClassifierFile = "feature_classifier.h5";
 constexpr int64_t kMaxRecordBytes = 1 << 16;  // a point's JSON record when gathered over ranks
 
 struct SweepOptions {
-  std::vector<std::string> stages, vary, metrics;
-  bool raw = false, overwrite = false;
+  std::vector<std::string> vary, metrics;
+  bool overwrite = false;
   StageInputOptions inputs;
   std::string out, device = "auto";
   uint64_t seed = 0;
@@ -366,7 +366,6 @@ std::string scores_line(const PointResult& p) {
 }
 
 void run_sweep(const SweepOptions& o) {
-  IRIS_CHECK(!o.stages.empty(), "give at least one --stage CHECKPOINT");
   IRIS_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
   const ConditionOptions cond = o.inputs.conditions();
   if (o.threads > 0) set_num_threads(o.threads);
@@ -379,8 +378,7 @@ void run_sweep(const SweepOptions& o) {
 
   // Stages, grid and every point's settings first: a bad checkpoint or setting fails before any input is
   // read.
-  std::vector<LoadedStage> stages;
-  for (const std::string& path : o.stages) stages.push_back(load_stage(path, o.raw, {}, device));
+  const std::vector<LoadedStage> stages = load_stages(o.inputs, device);
   check_axes(axes, stages);
   const std::vector<SweepPoint> points = grid_points(axes);
   std::vector<std::vector<StageChoice>> choices;
@@ -539,12 +537,10 @@ void register_sweep(CLI::App& app) {
       "shard's truth and low-res inputs; fd (lower; --real and --fd-train or --classifier), cas (higher; "
       "--real, labelled samples), ms (sampling time per image, lower). With labelled samples and a feature "
       "classifier, accuracy (higher) is recorded too. Re-running the same command skips finished points.");
-  cmd->add_option("--stage", o->stages, "a stage's checkpoint, in cascade order (repeat)")->required();
   cmd->add_option("--vary", o->vary, "KEY=V1,V2,... or STAGE:KEY=V1,V2,... (repeat)")->required();
   cmd->add_option("--metrics", o->metrics, "psnr,ssim,consistency,fd,cas,ms (any of them)")
       ->delimiter(',')
       ->required();
-  cmd->add_flag("--raw", o->raw, "use the raw weights instead of the EMA");
   add_stage_input_options(*cmd, o->inputs);
   cmd->add_option("--real", o->real, "real held-out images with labels (fd, cas)")->type_name("PATH");
   cmd->add_option("--fd-train", o->fd_train,

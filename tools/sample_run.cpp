@@ -27,6 +27,7 @@ void add_sampling_run_options(CLI::App& cmd, SamplingRunOptions& o) {
 }
 
 ConditionOptions StageInputOptions::conditions() const {
+  IRIS_CHECK(!stages.empty(), "give at least one --stage CHECKPOINT");
   IRIS_CHECK(!per_class_opt->count() || cond.per_class > 0, "--per-class must be positive, got ",
              cond.per_class);
   ConditionOptions c = cond;
@@ -35,6 +36,9 @@ ConditionOptions StageInputOptions::conditions() const {
 }
 
 void add_stage_input_options(CLI::App& cmd, StageInputOptions& o) {
+  cmd.add_option("--stage", o.stages, "a stage's checkpoint, in cascade order (repeat: --stage A --stage B)")
+      ->required();
+  cmd.add_flag("--raw", o.raw, "use the raw weights instead of the EMA");
   cmd.add_option("--labels", o.cond.labels, "class labels for a base first stage: indices or names")
       ->delimiter(',');
   o.per_class_opt = cmd.add_option("--per-class", o.cond.per_class, "K samples of every class (default 4)");
@@ -46,6 +50,12 @@ void add_stage_input_options(CLI::App& cmd, StageInputOptions& o) {
   cmd.add_option("--start", o.cond.input.start, "first shard sample (default 0)");
   cmd.add_option("--input", o.cond.input.files, "low-res image files for an sr3 first stage");
   cmd.add_option("--input-dir", o.cond.input.dir, "folder of low-res images for an sr3 first stage");
+}
+
+std::vector<LoadedStage> load_stages(const StageInputOptions& o, Device device) {
+  std::vector<LoadedStage> stages;
+  for (const std::string& path : o.stages) stages.push_back(load_stage(path, o.raw, {}, device));
+  return stages;
 }
 
 // ---- SampleSplit

@@ -37,16 +37,21 @@ struct SamplingRunOptions {
 // Registers --seed, --batch, --device, --threads, --out, --resume and --overwrite on `cmd`.
 void add_sampling_run_options(CLI::App& cmd, SamplingRunOptions& o);
 
-// What a run of one or more stages (iris cascade, iris sweep) is conditioned on, as its command line gives
-// it.
+// The stages of a run of one or more stages (iris cascade, iris sweep) and what its first stage is
+// conditioned on, as its command line gives them.
 struct StageInputOptions {
+  std::vector<std::string> stages;  // checkpoints, in cascade order
+  bool raw = false;                 // their raw weights instead of the EMA
   ConditionOptions cond;
   CLI::Option *per_class_opt = nullptr, *count_opt = nullptr;
-  // The conditions, checked: --per-class positive when given; whether --count was given.
+  // The conditions, checked: a stage given, --per-class positive when given; whether --count was given.
   ConditionOptions conditions() const;
 };
-// Registers --labels, --per-class, --count, --shard, --start, --input and --input-dir on `cmd`.
+// Registers --stage (required), --raw, --labels, --per-class, --count, --shard, --start, --input and
+// --input-dir on `cmd`.
 void add_stage_input_options(CLI::App& cmd, StageInputOptions& o);
+// Every --stage checkpoint loaded (load_stage) on `device`, in order.
+std::vector<LoadedStage> load_stages(const StageInputOptions& o, Device device);
 
 class SampleSplit {
  public:
