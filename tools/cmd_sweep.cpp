@@ -198,25 +198,37 @@ double mean(const std::vector<double>& v) {
   return v.empty() ? NAN : s / static_cast<double>(v.size());
 }
 
-// Samples point k and scores it; `outputs` gets every stage's output (u8 [N, H_i, W_i, C]).
+// Samples point k and scores it; `outputs` gets every stage's output (u8 [N, H_i, W_i, C]). `progress` shows
+// the sampling (disabled on the ranks other than 0).
 PointResult run_point(size_t k, const std::vector<StageChoice>& choice,
                       const std::vector<LoadedStage>& stages, const Inputs& in,
                       const std::vector<uint64_t>& streams, const SweepOptions& o, const Scoring& s,
-                      const diffusion::Classifier* feature, Device device, std::vector<Tensor>& outputs) {
+                      const diffusion::Classifier* feature, Device device, SamplingProgress& progress,
+                      std::vector<Tensor>& outputs) {
+  int64_t batch = 0;  // the batch being sampled, for the step callbacks
   diffusion::Cascade cascade;
-  for (size_t i = 0; i < stages.size(); ++i)
-    add_cascade_stage(cascade, stages, i, {stages[i].stage, choice[i].settings, choice[i].truncated});
+  for (size_t i = 0; i < stages.size(); ++i) {
+    diffusion::CascadeStep step{stages[i].stage, choice[i].settings, choice[i].truncated};
+    const std::string phase =
+        stages.size() > 1 ? "stage " + std::to_string(i + 1) + "/" + std::to_string(stages.size()) : "";
+    step.settings.on_step = [&progress, &batch, phase](const diffusion::SamplerStep& st) {
+      progress.step(batch, phase, st.index, st.count);
+    };
+    add_cascade_stage(cascade, stages, i, step);
+  }
   const int64_t N = in.size();
   outputs.assign(stages.size(), Tensor());
   const auto started = std::chrono::steady_clock::now();
-  for (int64_t lo = 0; lo < N; lo += o.batch) {
+  for (int64_t lo = 0; lo < N; lo += o.batch, ++batch) {
     std::vector<int64_t> rows;
     for (int64_t r = lo; r < std::min(N, lo + o.batch); ++r) rows.push_back(r);
     Generator gen = batch_generator(o.seed, streams, rows);
     const diffusion::StageBatch c = condition_rows(in, rows, *stages.front().stage, device);
     const std::vector<Tensor> out = cascade.run(c, static_cast<int64_t>(rows.size()), gen);
     for (size_t i = 0; i < out.size(); ++i) put_rows(outputs[i], N, rows, to_u8(out[i]));
+    progress.batch_done(batch, rows.back() + 1);
   }
+  progress.finish();
   PointResult p;
   p.index = k;
   p.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -460,7 +472,10 @@ void run_sweep(const SweepOptions& o) {
     std::optional<PointResult> mine;
     if (j < pending.size()) {
       const auto k = static_cast<size_t>(pending[j]);
-      mine = run_point(k, choices[k], stages, in, streams, o, scoring, feature.get(), device, outputs);
+      SamplingProgress progress("point " + std::to_string(k + 1) + "/" + std::to_string(points.size()), N,
+                                (N + o.batch - 1) / o.batch, root);
+      mine =
+          run_point(k, choices[k], stages, in, streams, o, scoring, feature.get(), device, progress, outputs);
       mine->values = point_values(axes, points[k]);
     }
     std::vector<std::pair<PointResult, std::vector<Tensor>>> finished;
