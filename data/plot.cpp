@@ -199,6 +199,8 @@ Image line_plot(const std::vector<PlotSeries>& series, const PlotOptions& o) {
       const int tw = text_width("best", s);
       const int tx = x + 6 * s + tw <= f.right ? x + 6 * s : x - 6 * s - tw;  // inside the plot area
       const int ty = y - 6 * s - ch >= f.top ? y - 6 * s - ch : y + 6 * s;
+      const uint8_t white[3] = {255, 255, 255};  // a clear patch: readable where a line runs under it
+      for (int yy = ty - s; yy < ty + ch + s; ++yy) line(img, tx - s, yy, tx + tw + s, yy, 1, white);
       draw_text(img, tx, ty, "best", s, kBlack);
     }
   }

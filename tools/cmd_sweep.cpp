@@ -474,8 +474,13 @@ void run_sweep(const SweepOptions& o) {
       const auto k = static_cast<size_t>(pending[j]);
       SamplingProgress progress("point " + std::to_string(k + 1) + "/" + std::to_string(points.size()), N,
                                 (N + o.batch - 1) / o.batch, root);
-      mine =
-          run_point(k, choices[k], stages, in, streams, o, scoring, feature.get(), device, progress, outputs);
+      try {
+        mine = run_point(k, choices[k], stages, in, streams, o, scoring, feature.get(), device, progress,
+                         outputs);
+      } catch (const Error& e) {  // say which point: the finished ones are kept, a re-run skips them
+        IRIS_THROW("point ", k + 1, "/", points.size(), " ", point_values(axes, points[k]).dump(), ": ",
+                   e.message());
+      }
       mine->values = point_values(axes, points[k]);
     }
     std::vector<std::pair<PointResult, std::vector<Tensor>>> finished;
