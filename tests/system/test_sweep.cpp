@@ -79,6 +79,23 @@ TEST_CASE("iris sweep scores a 2x2 grid, resumes after a lost point bit for bit 
           Shape{6, 16, 16, 1});
   }
 
+  // The scores are iris eval's and iris fd's on the point's samples.h5 (the same code, the same numbers).
+  const std::string samples = (out / "points" / "1" / "samples.h5").string();
+  const RunResult eval = run_iris("eval --pred " + samples + " --truth " + fx.data + " --lowres " + fx.data +
+                                  ":lowres_4 --json " + fx.path("eval.json"));
+  REQUIRE_MESSAGE(eval.exit_code == 0, eval.output);
+  const nlohmann::json mean = read_json(fx.path("eval.json"))["mean"];
+  const nlohmann::json& scores = j["points"][1]["scores"];
+  CHECK(scores["psnr"].get<double>() == doctest::Approx(mean["psnr"].get<double>()).epsilon(1e-12));
+  CHECK(scores["ssim"].get<double>() == doctest::Approx(mean["ssim"].get<double>()).epsilon(1e-12));
+  CHECK(scores["consistency"].get<double>() ==
+        doctest::Approx(mean["consistency"].get<double>()).epsilon(1e-12));
+  const RunResult fd =
+      run_iris("fd --classifier " + (out / "feature_classifier.h5").string() + " --generated " + samples +
+               " --real " + fx.data + " --device cpu --json " + fx.path("fd.json"));
+  REQUIRE_MESSAGE(fd.exit_code == 0, fd.output);
+  CHECK(scores["fd"].get<double>() == doctest::Approx(read_json(fx.path("fd.json"))["fd"].get<double>()));
+
   // Lose point 2, run the same command: only point 2 is sampled again, with the same pixels and scores.
   const std::string h5 = (out / "points" / "2" / "samples.h5").string();
   const Tensor before = read_h5(h5, "images");
