@@ -395,6 +395,7 @@ void run_sweep(const SweepOptions& o) {
   const std::vector<SweepPoint> points = grid_points(axes);
   std::vector<std::vector<StageChoice>> choices;
   for (const SweepPoint& p : points) choices.push_back(point_settings(axes, p, stages));
+  check_eta(axes, choices, stages);
   {
     diffusion::Cascade chain;  // stages that do not chain are refused now, naming both checkpoints
     for (size_t i = 0; i < stages.size(); ++i)

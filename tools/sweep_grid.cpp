@@ -177,4 +177,21 @@ nlohmann::json choice_json(const StageChoice& c) {
           {"guidance", c.settings.guidance}, {"aug_level", c.settings.aug_level}, {"truncated", c.truncated}};
 }
 
+void check_eta(const std::vector<SweepAxis>& axes, const std::vector<std::vector<StageChoice>>& choices,
+               const std::vector<LoadedStage>& stages) {
+  for (const SweepAxis& x : axes) {
+    if (x.key != "eta") continue;
+    bool any = false;
+    std::string samplers;
+    for (size_t i = 0; i < stages.size(); ++i) {
+      if (!applies(x, stages[i], i)) continue;
+      for (const auto& point : choices) any = any || point[i].settings.sampler == "ddim";
+      samplers += (samplers.empty() ? "" : "; ") + std::string("stage ") + std::to_string(i) + " ('" +
+                  stages[i].path + "') uses " + choices.front()[i].settings.sampler;
+    }
+    IRIS_CHECK(any, "--vary ", x.name(), ": eta applies to the ddim sampler, and no point samples with it (",
+               samplers, "): add --vary sampler=ddim");
+  }
+}
+
 }  // namespace iris::tools

@@ -49,4 +49,9 @@ std::vector<StageChoice> point_settings(const std::vector<SweepAxis>& axes, cons
                                         const std::vector<LoadedStage>& stages);
 nlohmann::json choice_json(const StageChoice& c);
 
+// An eta axis must reach a stage that samples with ddim at some point (eta means nothing to the others).
+// `choices[k]` holds point k's settings; throws naming the stage and its checkpoint.
+void check_eta(const std::vector<SweepAxis>& axes, const std::vector<std::vector<StageChoice>>& choices,
+               const std::vector<LoadedStage>& stages);
+
 }  // namespace iris::tools

@@ -193,6 +193,9 @@ TEST_CASE("iris sweep names the setting and the checkpoint for settings a stage 
       {sr3, shard + " --vary temperature=1 --metrics ms", "unknown setting 'temperature'"},
       {sr3, shard + " --vary truncated=0,1 --metrics ms", "no stage has the setting truncated"},
       {sr3, shard + " --vary steps=2 --vary steps=3 --metrics ms", "--vary steps is given twice"},
+      {sr3, shard + " --vary sampler=ddpm --vary eta=0,1 --metrics ms",
+       "--vary eta: eta applies to the ddim sampler, and no point samples with it (stage 0 ('" + fx.sr3_ckpt +
+           "') uses ddpm)"},
       {sr3, shard + ok + ",fd --real " + fx.data, "--metrics fd needs a feature classifier"},
       {sr3, shard + ok + ",fd --fd-train " + fx.data, "--metrics fd needs --real"},
       {sr3, shard + ok + ",bogus", "unknown metric 'bogus'"},
