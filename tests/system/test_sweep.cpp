@@ -126,6 +126,30 @@ TEST_CASE("iris sweep scores a 2x2 grid, resumes after a lost point bit for bit 
   check_contains(overwritten, "point 1/4 ");
 }
 
+TEST_CASE("iris sweep killed part way keeps its finished points, and the same command completes it exactly") {
+  TrainedFixture fx("sweep-kill", {.sr3 = true});
+  // Enough work that a kill lands part way: 3 points of 8 samples, 40-60 DDPM steps (~0.5 s a point here).
+  const std::string args = "sweep --stage " + fx.sr3_ckpt + " --shard " + fx.data +
+                           " --count 8 --vary sampler=ddpm --vary steps=40,50,60 --metrics psnr,consistency"
+                           " --batch 4 --threads 1 --device cpu --out ";
+  const std::string full = fx.path("full"), killed = fx.path("killed");
+  REQUIRE(run_iris(args + full).exit_code == 0);
+  const bool was_killed =
+      kill_iris_when(args + killed, [&] { return fs::exists(killed + "/points/0.json"); });
+  CHECK_MESSAGE(was_killed, "the sweep was not killed");
+  const RunResult resumed = run_iris(args + killed);
+  REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.output);
+  check_contains(resumed, " of 3 points already in ");
+  for (int k = 0; k < 3; ++k) {
+    CAPTURE(k);
+    const std::string point = "/points/" + std::to_string(k);
+    CHECK(same_bytes(read_h5(full + point + "/samples.h5", "images"),
+                     read_h5(killed + point + "/samples.h5", "images")));
+    CHECK(read_json(full + point + ".json")["scores"]["psnr"] ==
+          read_json(killed + point + ".json")["scores"]["psnr"]);
+  }
+}
+
 TEST_CASE("iris sweep over a cascade: a per-stage augmentation level and truncation") {
   TrainedFixture fx("sweep-cascade", {.sr3_aug = true, .base = true});
   const RunResult r =
