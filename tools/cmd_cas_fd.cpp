@@ -159,18 +159,19 @@ void run_fd(const CasCliOptions& o) {
   std::fflush(stdout);
   diffusion::FrechetResult r;
   std::string trained_on = o.train;
+  std::unique_ptr<diffusion::Classifier> model;
   if (!o.classifier.empty()) {
     diffusion::LoadedClassifier loaded = diffusion::load_classifier(o.classifier);
     IRIS_CHECK(
         loaded.class_names.empty() || real.class_names.empty() || loaded.class_names == real.class_names,
         "fd: the classifier '", o.classifier, "' and '", o.real, "' name their classes differently");
-    loaded.model->to(c.device);
+    model = std::move(loaded.model);
+    model->to(c.device);
     trained_on = loaded.trained_on;
     std::printf("classifier  %s\n", o.classifier.c_str());
-    r = diffusion::classifier_frechet_distance(*loaded.model, gen.images, real, train ? &*train : nullptr, c);
+    r = diffusion::classifier_frechet_distance(*model, gen.images, real, train ? &*train : nullptr, c);
   } else {
     c.on_log = step_logger(c.steps);
-    std::unique_ptr<diffusion::Classifier> model;
     r = diffusion::classifier_frechet_distance(*train, gen.images, real, c, &model);
     if (!o.save_classifier.empty()) {
       const std::vector<std::string>& names =
@@ -188,6 +189,11 @@ void run_fd(const CasCliOptions& o) {
   if (r.has_reference)
     std::printf("    %.4f   floor: %s real training images vs the same real images\n", r.reference_fd,
                 with_commas(r.reference_count).c_str());
+  // Labelled samples: does the real-trained classifier see their classes (SR3's Table 3)?
+  const double generated_top1 = gen.labels.empty() ? NAN : diffusion::classifier_accuracy(*model, gen, c);
+  if (!gen.labels.empty())
+    std::printf("accuracy  %s   the feature classifier's top-1 on the generated images (their labels)\n",
+                percent(generated_top1).c_str());
   nlohmann::json j = {{"train", trained_on},
                       {"generated", o.generated},
                       {"real", o.real},
@@ -201,6 +207,7 @@ void run_fd(const CasCliOptions& o) {
     j["steps"] = c.steps;
     j["seed"] = c.seed;
   }
+  if (!gen.labels.empty()) j["generated_top1"] = generated_top1;
   if (r.has_reference) {
     j["reference_fd"] = r.reference_fd;
     j["reference_count"] = r.reference_count;

@@ -138,6 +138,10 @@ TEST_CASE("iris fd ranks faithful samples closer to the real images than collaps
   CHECK(jg["classifier_top1"].get<double>() >= 0.9);
   CHECK(jb["fd"].get<double>() > 5 * jg["fd"].get<double>());
   CHECK(jb["reference_fd"] == jg["reference_fd"]);  // the same classifier and real sets: the same floor
+  // Labelled samples also get the real-trained classifier's accuracy on them (class-0 images labelled 0).
+  CHECK_FALSE(jg.contains("generated_top1"));
+  CHECK(jb["generated_top1"].get<double>() >= 0.9);
+  CHECK(b.has("the feature classifier's top-1 on the generated images"));
   std::ifstream f(json);
   REQUIRE(f.good());
   CHECK(nlohmann::json::parse(f)["fd"] == jg["fd"]);
