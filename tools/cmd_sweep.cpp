@@ -516,7 +516,7 @@ void run_sweep(const SweepOptions& o) {
   std::printf("\n");
   print_table(axes, results, scoring.metrics);
   if (refs.contains("fd_floor"))
-    std::printf("FD floor: %.4f (%lld real training images vs the real set)\n",
+    std::printf("FD floor: %.4g (%lld real training images vs the real set)\n",
                 refs["fd_floor"].get<double>(), refs["fd_floor_count"].get<long long>());
   if (refs.contains("classifier_top1_real"))
     std::printf("feature classifier top-1 on the real set: %.4f (the accuracy of real images)\n",

@@ -21,7 +21,7 @@ const std::vector<MetricInfo>& metrics_known() {
       {"psnr", "PSNR (dB)", true, "%.3f"},
       {"ssim", "SSIM", true, "%.4f"},
       {"consistency", "consistency (MSE)", false, "%.3e"},
-      {"fd", "FD", false, "%.4f"},
+      {"fd", "FD", false, "%.4g"},
       {"cas", "CAS top-1", true, "%.4f"},
       {"accuracy", "classifier accuracy", true, "%.4f"},
       {"ms", "ms per image", false, "%.1f"},
