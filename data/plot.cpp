@@ -34,14 +34,16 @@ struct YAxis {
   }
 };
 
-YAxis y_axis(const std::vector<PlotSeries>& series) {
+YAxis y_axis(const std::vector<PlotSeries>& series, double reference) {
   double lo = INFINITY, hi = -INFINITY;
+  auto include = [&](double v) {
+    if (!std::isfinite(v)) return;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  };
   for (const auto& s : series)
-    for (double v : s.y)
-      if (std::isfinite(v)) {
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
-      }
+    for (double v : s.y) include(v);
+  include(reference);
   if (!std::isfinite(lo)) lo = 0, hi = 1;  // nothing to show: an empty frame
   if (hi - lo < 1e-12 * std::max(1.0, std::fabs(hi))) {
     const double d = lo == 0 ? 1 : std::fabs(lo) * 0.1;
@@ -126,7 +128,7 @@ PlotFrame plot_frame(const std::vector<PlotSeries>& series, const PlotOptions& o
     IRIS_CHECK(s.y.size() == o.x_ticks.size(), "line_plot: series '", s.label, "' has ", s.y.size(),
                " values for ", o.x_ticks.size(), " x ticks");
   const int s = o.text_scale, ch = 7 * s, pad = 4 * s, tick = 2 * s;
-  const YAxis axis = y_axis(series);
+  const YAxis axis = y_axis(series, o.reference);
   PlotFrame f;
   f.y_min = axis.lo;
   f.y_max = axis.hi;
@@ -149,7 +151,7 @@ PlotFrame plot_frame(const std::vector<PlotSeries>& series, const PlotOptions& o
 
 Image line_plot(const std::vector<PlotSeries>& series, const PlotOptions& o) {
   const PlotFrame f = plot_frame(series, o);
-  const YAxis axis = y_axis(series);
+  const YAxis axis = y_axis(series, o.reference);
   const int s = o.text_scale, ch = 7 * s, pad = 4 * s, tick = 2 * s;
   Image img(o.height, o.width, 3, 255);
 
@@ -180,6 +182,18 @@ Image line_plot(const std::vector<PlotSeries>& series, const PlotOptions& o) {
     draw_text(img, f.left + (f.right - f.left - text_width(o.x_label, s)) / 2, o.height - pad - ch, o.x_label,
               s, kBlack);
 
+  const uint8_t white[3] = {255, 255, 255};
+  if (std::isfinite(o.reference)) {
+    const uint8_t grey[3] = {110, 110, 110};
+    const int y = f.y_pixel(o.reference);
+    for (int x = f.left + 1; x <= f.right; x += 7 * s)
+      line(img, x, y, std::min(f.right, x + 4 * s), y, s, grey);
+    const int tw = text_width(o.reference_label, s);
+    const int above = y - s - ch - pad / 2;  // the label above the line, or below it at the area's top
+    const int tx = f.right - pad / 2 - tw, ty = above >= f.top ? above : y + s + pad / 2;
+    for (int yy = ty - s; yy < ty + ch + s; ++yy) line(img, tx - s, yy, tx + tw + s, yy, 1, white);
+    draw_text(img, tx, ty, o.reference_label, s, grey);
+  }
   // The series: lines between neighbouring finite values, a square on each value.
   for (size_t k = 0; k < series.size(); ++k) {
     const uint8_t* c = series_color(k);
@@ -199,7 +213,7 @@ Image line_plot(const std::vector<PlotSeries>& series, const PlotOptions& o) {
       const int tw = text_width("best", s);
       const int tx = x + 6 * s + tw <= f.right ? x + 6 * s : x - 6 * s - tw;  // inside the plot area
       const int ty = y - 6 * s - ch >= f.top ? y - 6 * s - ch : y + 6 * s;
-      const uint8_t white[3] = {255, 255, 255};  // a clear patch: readable where a line runs under it
+      // A clear patch under the label: readable where a line runs under it.
       for (int yy = ty - s; yy < ty + ch + s; ++yy) line(img, tx - s, yy, tx + tw + s, yy, 1, white);
       draw_text(img, tx, ty, "best", s, kBlack);
     }

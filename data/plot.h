@@ -7,6 +7,7 @@
 // to its right when there is more than one series), tick labels, x label.
 #pragma once
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,10 @@ struct PlotOptions {
   int text_scale = 2;                // font scale: 2 draws 10x14 pixel characters
   // A point to mark (a ring and "best"): series index and x index, or -1 for none.
   int best_series = -1, best_x = -1;
+  // A horizontal reference line (a real-data floor, say): dashed grey across the plot area, its label above
+  // its right end; NaN: none. The y axis spans it too.
+  double reference = std::numeric_limits<double>::quiet_NaN();
+  std::string reference_label;
 };
 
 // Where the plot area lies and how values map into it (pixels, y down). Computed from the data and options

@@ -538,7 +538,7 @@ void run_sweep(const SweepOptions& o) {
   j["points"] = nlohmann::json::array();
   for (const PointResult& p : results) j["points"].push_back(p.to_json());
   h5::write_file_atomic((fs::path(o.out) / "sweep.json").string(), j.dump(2) + "\n");
-  const std::vector<std::string> plots = write_plots(o.out, axes, results, scoring.metrics);
+  const std::vector<std::string> plots = write_plots(o.out, axes, results, scoring.metrics, refs);
   std::printf("wrote %s/sweep.json, %zu plot%s (%s/<metric>.png) and every point's samples under %s/points\n",
               o.out.c_str(), plots.size(), plots.size() == 1 ? "" : "s", o.out.c_str(), o.out.c_str());
 }

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <limits>
+#include <tuple>
 
 #include "data/grid.h"
 #include "data/plot.h"
@@ -155,7 +156,8 @@ void print_table(const std::vector<SweepAxis>& axes, const std::vector<PointResu
 
 std::vector<std::string> write_plots(const std::string& out, const std::vector<SweepAxis>& axes,
                                      const std::vector<PointResult>& points,
-                                     const std::vector<std::string>& metrics) {
+                                     const std::vector<std::string>& metrics,
+                                     const nlohmann::json& references) {
   // The x axis: the one with the most values; the series: every combination of the other axes' values.
   size_t x_axis = 0;
   for (size_t a = 1; a < axes.size(); ++a)
@@ -201,6 +203,13 @@ std::vector<std::string> write_plots(const std::string& out, const std::vector<S
       o.best_series = static_cast<int>(series_of[b]);
       o.best_x = static_cast<int>(x_of[b]);
     }
+    for (const auto& [metric, key, label] : {std::tuple{"fd", "fd_floor", "real data (floor)"},
+                                             std::tuple{"cas", "cas_real", "real training data"},
+                                             std::tuple{"accuracy", "classifier_top1_real", "real data"}})
+      if (m == metric && references.is_object() && references.contains(key)) {
+        o.reference = references[key].get<double>();
+        o.reference_label = label;
+      }
     const std::string path = (fs::path(out) / (m + ".png")).string();
     data::write_line_plot(path, series, o);
     paths.push_back(path);

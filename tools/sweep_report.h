@@ -43,10 +43,13 @@ void print_table(const std::vector<SweepAxis>& axes, const std::vector<PointResu
                  const std::vector<std::string>& metrics);
 
 // OUT/<metric>.png for each metric: the score against the axis with the most values (the first of them on a
-// tie), one line per combination of the other axes' values, the best point ringed. Returns the paths.
+// tie), one line per combination of the other axes' values, the best point ringed, and the real-data
+// reference of fd (fd_floor), cas (cas_real) and accuracy (classifier_top1_real) as a dashed line when
+// `references` has it. Returns the paths.
 std::vector<std::string> write_plots(const std::string& out, const std::vector<SweepAxis>& axes,
                                      const std::vector<PointResult>& points,
-                                     const std::vector<std::string>& metrics);
+                                     const std::vector<std::string>& metrics,
+                                     const nlohmann::json& references);
 
 // JSON numbers for scores: NaN -> null, +-inf -> "inf" / "-inf" (JSON has neither).
 nlohmann::json score_json(double v);

@@ -81,6 +81,18 @@ TEST_CASE("line_plot breaks lines at NaN, draws no legend for one series and wri
   // Nothing between the two points (the middle one is missing).
   CHECK(count_color(img, f.x_pixel(0) + 6, f.top, f.x_pixel(2) - 6, f.bottom, c) == 0);
   CHECK(count_color(img, f.right + 1, 0, img.width - 1, img.height - 1, c) == 0);
+  // A reference line widens the frame to contain it and is drawn dashed in grey across the area.
+  PlotOptions with_floor = o;
+  with_floor.reference = 0.5e-4;
+  with_floor.reference_label = "floor";
+  const PlotFrame ff = plot_frame(series, with_floor);
+  CHECK(ff.y_min <= 0.5e-4);
+  const Image floored = line_plot(series, with_floor);
+  const uint8_t grey[3] = {110, 110, 110};
+  const int fy = ff.y_pixel(0.5e-4);
+  const int dashes = count_color(floored, ff.left + 1, fy, ff.right, fy, grey);
+  CHECK(dashes > (ff.right - ff.left) / 3);
+  CHECK(dashes < ff.right - ff.left);  // with gaps
   // A constant series still gets a frame that contains it.
   const PlotFrame flat = plot_frame({{"", {5.0, 5.0, 5.0}}}, o);
   CHECK(flat.y_min < 5.0);
