@@ -377,6 +377,65 @@ std::string scores_line(const PointResult& p) {
   return s;
 }
 
+// What determines a sweep's results: checkpoints, inputs, seed, grid, metrics and the scoring sets and
+// options (not --batch, --device or --threads). A re-run with another identity is refused, naming the
+// difference.
+nlohmann::json sweep_identity(const SweepOptions& o, const std::vector<LoadedStage>& stages,
+                              const std::vector<SweepAxis>& axes, const Inputs& in,
+                              const std::vector<std::string>& metrics) {
+  nlohmann::json stage_ids = nlohmann::json::array(), grid = nlohmann::json::array();
+  for (const LoadedStage& L : stages)
+    stage_ids.push_back(stage_identity(L, L.stage->default_sample_settings()));
+  for (const SweepAxis& a : axes) grid.push_back({{"stage", a.stage}, {"key", a.key}, {"values", a.values}});
+  nlohmann::json cas_options = {
+      {"steps", o.cas.steps}, {"batch", o.cas.batch_size}, {"width", o.cas.width}, {"seed", o.cas.seed}};
+  return {{"command", "sweep"},
+          {"stages", stage_ids},
+          {"seed", o.seed},
+          {"samples", in.size()},
+          {"inputs_crc32c", inputs_checksum(in.names, in.lowres, in.labels)},
+          {"grid", grid},
+          {"metrics", metrics},
+          {"real", absolute(o.real)},
+          {"fd_train", absolute(o.fd_train)},
+          {"classifier", absolute(o.classifier)},
+          {"classifier_options", cas_options}};
+}
+
+// The end of a sweep (rank 0): the table and references on stdout, OUT/sweep.json and the plots.
+void report(const SweepOptions& o, const std::vector<SweepAxis>& axes,
+            const std::vector<PointResult>& results, const std::vector<std::string>& metrics,
+            const nlohmann::json& refs, const nlohmann::json& identity) {
+  std::printf("\n");
+  print_table(axes, results, metrics);
+  if (refs.contains("fd_floor"))
+    std::printf("FD floor: %.4g (%lld real training images vs the real set)\n",
+                refs["fd_floor"].get<double>(), refs["fd_floor_count"].get<long long>());
+  if (refs.contains("classifier_top1_real"))
+    std::printf("feature classifier top-1 on the real set: %.4f (the accuracy of real images)\n",
+                refs["classifier_top1_real"].get<double>());
+  if (refs.contains("cas_real"))
+    std::printf("CAS of %lld real training images: %.4f\n", refs["cas_real_count"].get<long long>(),
+                refs["cas_real"].get<double>());
+
+  nlohmann::json j;
+  j["identity"] = identity;
+  j["metrics"] = nlohmann::json::object();
+  for (const std::string& m : metrics) {
+    const size_t b = best_point(results, m);
+    j["metrics"][m] = {
+        {"better", metric_info(m).higher_better ? "higher" : "lower"},
+        {"best_point", b == std::string::npos ? nlohmann::json() : nlohmann::json(results[b].index)}};
+  }
+  j["references"] = refs.is_null() ? nlohmann::json::object() : refs;
+  j["points"] = nlohmann::json::array();
+  for (const PointResult& p : results) j["points"].push_back(p.to_json());
+  h5::write_file_atomic((fs::path(o.out) / "sweep.json").string(), j.dump(2) + "\n");
+  const std::vector<std::string> plots = write_plots(o.out, axes, results, metrics, refs);
+  std::printf("wrote %s/sweep.json, %zu plot%s (%s/<metric>.png) and every point's samples under %s/points\n",
+              o.out.c_str(), plots.size(), plots.size() == 1 ? "" : "s", o.out.c_str(), o.out.c_str());
+}
+
 void run_sweep(const SweepOptions& o) {
   IRIS_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
   const ConditionOptions cond = o.inputs.conditions();
@@ -409,23 +468,7 @@ void run_sweep(const SweepOptions& o) {
   const Scoring scoring = check_scoring(o, stages, in);
   const int64_t R = stages.back().stage->resolution();
 
-  nlohmann::json stage_ids = nlohmann::json::array(), grid = nlohmann::json::array();
-  for (const LoadedStage& L : stages)
-    stage_ids.push_back(stage_identity(L, L.stage->default_sample_settings()));
-  for (const SweepAxis& a : axes) grid.push_back({{"stage", a.stage}, {"key", a.key}, {"values", a.values}});
-  nlohmann::json cas_options = {
-      {"steps", o.cas.steps}, {"batch", o.cas.batch_size}, {"width", o.cas.width}, {"seed", o.cas.seed}};
-  const nlohmann::json identity = {{"command", "sweep"},
-                                   {"stages", stage_ids},
-                                   {"seed", o.seed},
-                                   {"samples", N},
-                                   {"inputs_crc32c", inputs_checksum(in.names, in.lowres, in.labels)},
-                                   {"grid", grid},
-                                   {"metrics", scoring.metrics},
-                                   {"real", absolute(o.real)},
-                                   {"fd_train", absolute(o.fd_train)},
-                                   {"classifier", absolute(o.classifier)},
-                                   {"classifier_options", cas_options}};
+  const nlohmann::json identity = sweep_identity(o, stages, axes, in, scoring.metrics);
   const std::string identity_text = identity.dump();
   const uint32_t crc = h5::crc32c(identity_text.data(), identity_text.size());
 
@@ -513,34 +556,7 @@ void run_sweep(const SweepOptions& o) {
 
   std::vector<PointResult> results;
   for (auto& [k, p] : done) results.push_back(p);
-  std::printf("\n");
-  print_table(axes, results, scoring.metrics);
-  if (refs.contains("fd_floor"))
-    std::printf("FD floor: %.4g (%lld real training images vs the real set)\n",
-                refs["fd_floor"].get<double>(), refs["fd_floor_count"].get<long long>());
-  if (refs.contains("classifier_top1_real"))
-    std::printf("feature classifier top-1 on the real set: %.4f (the accuracy of real images)\n",
-                refs["classifier_top1_real"].get<double>());
-  if (refs.contains("cas_real"))
-    std::printf("CAS of %lld real training images: %.4f\n", refs["cas_real_count"].get<long long>(),
-                refs["cas_real"].get<double>());
-
-  nlohmann::json j;
-  j["identity"] = identity;
-  j["metrics"] = nlohmann::json::object();
-  for (const std::string& m : scoring.metrics) {
-    const size_t b = best_point(results, m);
-    j["metrics"][m] = {
-        {"better", metric_info(m).higher_better ? "higher" : "lower"},
-        {"best_point", b == std::string::npos ? nlohmann::json() : nlohmann::json(results[b].index)}};
-  }
-  j["references"] = refs.is_null() ? nlohmann::json::object() : refs;
-  j["points"] = nlohmann::json::array();
-  for (const PointResult& p : results) j["points"].push_back(p.to_json());
-  h5::write_file_atomic((fs::path(o.out) / "sweep.json").string(), j.dump(2) + "\n");
-  const std::vector<std::string> plots = write_plots(o.out, axes, results, scoring.metrics, refs);
-  std::printf("wrote %s/sweep.json, %zu plot%s (%s/<metric>.png) and every point's samples under %s/points\n",
-              o.out.c_str(), plots.size(), plots.size() == 1 ? "" : "s", o.out.c_str(), o.out.c_str());
+  report(o, axes, results, scoring.metrics, refs, identity);
 }
 
 }  // namespace
