@@ -286,19 +286,6 @@ FrechetResult classifier_frechet_distance(const Classifier& model, const Tensor&
   return r;
 }
 
-double classifier_top1(const Classifier& model, const LabeledImages& set, const CasOptions& o) {
-  check_set("fd", set, "labelled");
-  const ClassifierConfig& cc = model.config();
-  IRIS_CHECK(set.images.size(3) == cc.channels, "fd: the classifier takes ", cc.channels, " channel(s) but '",
-             set.what, "' has ", set.images.size(3));
-  const int64_t classes = agreed_classes("fd", {&set});
-  IRIS_CHECK(classes <= cc.num_classes, "fd: '", set.what, "' has ", classes, " classes but the classifier ",
-             cc.num_classes);
-  bool resized = false;
-  const Tensor images = images_at(set, cc.resolution, &resized);
-  return score(model, images, set.labels, images.size(0), cc.num_classes, o).top1;
-}
-
 FrechetResult classifier_frechet_distance(const LabeledImages& real_train, const Tensor& generated,
                                           const LabeledImages& real_test, const CasOptions& o,
                                           std::unique_ptr<Classifier>* trained) {
@@ -308,19 +295,60 @@ FrechetResult classifier_frechet_distance(const LabeledImages& real_train, const
   IRIS_CHECK(generated.defined() && generated.dim() == 4, "fd: the generated images must be [N, H, H, C]");
   IRIS_CHECK(real_train.images.size(3) == generated.size(3), "fd: the generated images have ",
              generated.size(3), " channel(s) but '", real_train.what, "' has ", real_train.images.size(3));
-  const int64_t classes = agreed_classes("fd", {&real_train, &real_test});
   // Resized once, here: the classifier trains on these images and the floor is measured on them.
   LabeledImages train_at = real_train;
   bool resized = false;
   train_at.images = images_at(real_train, generated.size(1), &resized);
   double final_loss = 0;
   std::unique_ptr<Classifier> model =
-      train_classifier("fd", train_at.images, train_at.labels, classes, o, &final_loss);
+      train_feature_classifier(train_at, real_test, generated.size(1), o, &final_loss);
   FrechetResult r = classifier_frechet_distance(*model, generated, real_test, &train_at, o);
   r.final_loss = final_loss;
   r.real_resized = r.real_resized || resized;
   if (trained) *trained = std::move(model);
   return r;
+}
+
+std::unique_ptr<Classifier> train_feature_classifier(const LabeledImages& real_train,
+                                                     const LabeledImages& real_test, int64_t resolution,
+                                                     const CasOptions& o, double* final_loss) {
+  check_set("fd", real_train, "real training");
+  check_set("fd", real_test, "real");
+  check_options("fd", o);
+  const int64_t classes = agreed_classes("fd", {&real_train, &real_test});
+  bool resized = false;
+  const Tensor images = images_at(real_train, resolution, &resized);
+  double loss = 0;
+  std::unique_ptr<Classifier> model = train_classifier("fd", images, real_train.labels, classes, o, &loss);
+  if (final_loss) *final_loss = loss;
+  return model;
+}
+
+double frechet_floor(const Classifier& model, const LabeledImages& real_train, int64_t count,
+                     const LabeledImages& real_test, const CasOptions& o, int64_t* used) {
+  check_set("fd", real_train, "real training");
+  check_set("fd", real_test, "real");
+  const int64_t r = model.config().resolution;
+  bool resized = false;
+  const Tensor train = images_at(real_train, r, &resized), test = images_at(real_test, r, &resized);
+  const int64_t n = std::min(count, train.size(0));
+  IRIS_CHECK(n >= 2, "fd: the floor needs at least 2 real training images, got ", n);
+  if (used) *used = n;
+  return frechet_distance(fit_gaussian(features_of(model, train, n, o)),
+                          fit_gaussian(features_of(model, test, test.size(0), o)));
+}
+
+double classifier_accuracy(const Classifier& model, const LabeledImages& s, const CasOptions& o) {
+  check_set("accuracy", s, "labelled");
+  const ClassifierConfig& cc = model.config();
+  IRIS_CHECK(s.images.size(3) == cc.channels, "accuracy: the classifier takes ", cc.channels,
+             " channel(s) but the images of '", s.what, "' have ", s.images.size(3));
+  for (int64_t l : s.labels)
+    IRIS_CHECK(l < cc.num_classes, "accuracy: '", s.what, "' has label ", l, " but the classifier knows ",
+               cc.num_classes, " classes");
+  bool resized = false;
+  const Tensor images = images_at(s, cc.resolution, &resized);
+  return score(model, images, s.labels, images.size(0), cc.num_classes, o).top1;
 }
 
 }  // namespace iris::diffusion

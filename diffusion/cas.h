@@ -81,15 +81,25 @@ struct FrechetResult {
 FrechetResult classifier_frechet_distance(const LabeledImages& real_train, const Tensor& generated,
                                           const LabeledImages& real_test, const CasOptions& options,
                                           std::unique_ptr<Classifier>* trained = nullptr);
+// The feature classifier of classifier_frechet_distance, trained alone on `real_train` (resized to
+// `resolution` when it differs, antialiased bicubic); its classes are those `real_train` and `real_test`
+// agree on. `final_loss` (optional) gets the mean loss of the last logging window. Train it once and score
+// many sample sets with it.
+std::unique_ptr<Classifier> train_feature_classifier(const LabeledImages& real_train,
+                                                     const LabeledImages& real_test, int64_t resolution,
+                                                     const CasOptions& options, double* final_loss = nullptr);
+// The floor of classifier_frechet_distance on its own: the distance of the first `count` real training
+// images (at the classifier's resolution) to `real_test` in `model`'s features; `count` is capped at the
+// training set's size (the count used goes to *used).
+double frechet_floor(const Classifier& model, const LabeledImages& real_train, int64_t count,
+                     const LabeledImages& real_test, const CasOptions& options, int64_t* used = nullptr);
+// Top-1 accuracy (in [0, 1]) of `model` on labelled images, resized to its resolution when they differ: a
+// classifier trained on real images run on generated ones says whether they keep their class (SR3, Table 3).
+double classifier_accuracy(const Classifier& model, const LabeledImages& images, const CasOptions& options);
 // The same with a classifier trained before (load_classifier): `real_train`, when given, only gives the
 // floor. The generated images must be at the classifier's resolution.
 FrechetResult classifier_frechet_distance(const Classifier& model, const Tensor& generated,
                                           const LabeledImages& real_test, const LabeledImages* real_train,
                                           const CasOptions& options);
-
-// Top-1 accuracy of a classifier trained on real images when run on `set` (resized to its resolution when
-// needed): for super-resolved outputs with their inputs' labels this is SR3's Table 3 (how much of what
-// makes the class survives the method). Throws naming the set when it has no labels or other channels.
-double classifier_top1(const Classifier& model, const LabeledImages& set, const CasOptions& options);
 
 }  // namespace iris::diffusion

@@ -48,46 +48,6 @@ struct CasCliOptions {
   int threads = 0;
 };
 
-diffusion::LabeledImages load_labeled(const char* tool, const std::string& spec, bool need_labels = true) {
-  diffusion::LabeledImages s;
-  s.what = spec;
-  auto [path, name] = split_dataset(spec);
-  if (fs::is_directory(path)) {  // a shard folder: its images, or DIR:lowres_<h>
-    const data::ShardSet set = data::ShardSet::open(path);
-    IRIS_CHECK(set.spec().has_labels || !need_labels, tool, ": the shard folder '", path, "' has no labels");
-    const int h = shard_lowres_height(set, name, tool);
-    s.images = h > 0 ? set.lowres(h, 0, set.size()) : set.images(0, set.size());
-    if (set.spec().has_labels)
-      for (int64_t l : set.labels(0, set.size()).to_vector<int64_t>()) s.labels.push_back(l);
-    s.class_names = set.spec().class_names;
-    return s;
-  }
-  if (name.empty()) name = "images";
-  IRIS_CHECK(fs::exists(path), tool, ": '", path, "' does not exist (a shard folder or an HDF5 file)");
-  const h5::File f = h5::File::open(path);
-  const h5::Group root = f.root();
-  IRIS_CHECK(root.has(name), tool, ": '", path, "' has no dataset '", name, "'");
-  IRIS_CHECK(root.has("labels") || !need_labels, tool, ": '", path,
-             "' has no 'labels' dataset (sample a class-conditional model)");
-  Tensor images = root.read_tensor(name);
-  IRIS_CHECK(images.dim() == 4, tool, ": '", path, "' dataset '", name, "' must be images [N, H, W, C], got ",
-             shape_str(images.shape()));
-  if (images.dtype() != DType::u8) images = data::float_to_u8(images);  // as saved to PNG
-  s.images = images;
-  if (root.has("labels"))
-    for (int64_t l : root.read_tensor("labels").to_vector<int64_t>()) s.labels.push_back(l);
-  if (root.has_attr("class_names")) s.class_names = root.strings_attr("class_names");
-  return s;
-}
-
-// --limit: only the first `limit` images (and labels) of `s`; -1 keeps them all.
-void keep_first(diffusion::LabeledImages& s, int64_t limit, const char* tool) {
-  IRIS_CHECK(limit == -1 || limit > 0, tool, ": --limit must be positive");
-  if (limit < 0 || limit >= s.images.size(0)) return;
-  s.images = s.images.slice(0, 0, limit).contiguous();
-  if (!s.labels.empty()) s.labels.resize(static_cast<size_t>(limit));
-}
-
 std::string percent(double v) {
   char b[32];
   std::snprintf(b, sizeof(b), "%.2f%%", 100.0 * v);
@@ -199,25 +159,20 @@ void run_fd(const CasCliOptions& o) {
   std::fflush(stdout);
   diffusion::FrechetResult r;
   std::string trained_on = o.train;
-  // When the generated images carry labels (super-resolved test images keep their inputs' classes), the
-  // real-trained classifier's accuracy on them is SR3's Table 3 score.
-  const bool gen_labelled = static_cast<int64_t>(gen.labels.size()) == gen.images.size(0);
-  std::optional<double> generated_top1;
+  std::unique_ptr<diffusion::Classifier> model;
   if (!o.classifier.empty()) {
     diffusion::LoadedClassifier loaded = diffusion::load_classifier(o.classifier);
     IRIS_CHECK(
         loaded.class_names.empty() || real.class_names.empty() || loaded.class_names == real.class_names,
         "fd: the classifier '", o.classifier, "' and '", o.real, "' name their classes differently");
-    loaded.model->to(c.device);
+    model = std::move(loaded.model);
+    model->to(c.device);
     trained_on = loaded.trained_on;
     std::printf("classifier  %s\n", o.classifier.c_str());
-    r = diffusion::classifier_frechet_distance(*loaded.model, gen.images, real, train ? &*train : nullptr, c);
-    if (gen_labelled) generated_top1 = diffusion::classifier_top1(*loaded.model, gen, c);
+    r = diffusion::classifier_frechet_distance(*model, gen.images, real, train ? &*train : nullptr, c);
   } else {
     c.on_log = step_logger(c.steps);
-    std::unique_ptr<diffusion::Classifier> model;
     r = diffusion::classifier_frechet_distance(*train, gen.images, real, c, &model);
-    if (gen_labelled) generated_top1 = diffusion::classifier_top1(*model, gen, c);
     if (!o.save_classifier.empty()) {
       const std::vector<std::string>& names =
           train->class_names.empty() ? real.class_names : train->class_names;
@@ -234,9 +189,11 @@ void run_fd(const CasCliOptions& o) {
   if (r.has_reference)
     std::printf("    %.4f   floor: %s real training images vs the same real images\n", r.reference_fd,
                 with_commas(r.reference_count).c_str());
-  if (generated_top1)
-    std::printf("classifier top-1 on the generated images (their own labels): %s\n",
-                percent(*generated_top1).c_str());
+  // Labelled samples: does the real-trained classifier see their classes (SR3's Table 3)?
+  const double generated_top1 = gen.labels.empty() ? NAN : diffusion::classifier_accuracy(*model, gen, c);
+  if (!gen.labels.empty())
+    std::printf("accuracy  %s   the feature classifier's top-1 on the generated images (their labels)\n",
+                percent(generated_top1).c_str());
   nlohmann::json j = {{"train", trained_on},
                       {"generated", o.generated},
                       {"real", o.real},
@@ -250,7 +207,7 @@ void run_fd(const CasCliOptions& o) {
     j["steps"] = c.steps;
     j["seed"] = c.seed;
   }
-  if (generated_top1) j["generated_top1"] = *generated_top1;
+  if (!gen.labels.empty()) j["generated_top1"] = generated_top1;
   if (r.has_reference) {
     j["reference_fd"] = r.reference_fd;
     j["reference_count"] = r.reference_count;

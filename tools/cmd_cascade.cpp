@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <memory>
 
-#include "data/grid.h"
 #include "diffusion/cascade.h"
 #include "framework/cpu/parallel.h"
 #include "framework/dist/communicator.h"
@@ -21,133 +20,33 @@
 #include "tools/common.h"
 #include "tools/sample_run.h"
 #include "tools/sampling.h"
+#include "tools/stage_settings.h"
 
 namespace iris::tools {
 
 namespace {
 
 namespace fs = std::filesystem;
-using diffusion::Task;
-
-constexpr size_t kGridMaxRows = 32;
 
 struct CascadeOptions : SamplingRunOptions {
-  std::vector<std::string> stages;
-  bool raw = false, truncated = false;
-  std::vector<int64_t> steps;
-  std::vector<std::string> samplers;
-  std::vector<double> etas, guidances, aug_levels;
-  ConditionOptions cond;
-  CLI::Option *per_class_opt = nullptr, *count_opt = nullptr;
+  bool truncated = false;
+  StageSettingLists lists;
+  StageInputOptions inputs;
 };
 
-// The value of a per-stage list for stage i of n: none given (nullptr), one for all, or one per stage.
-template <class T>
-const T* pick(const std::vector<T>& values, size_t i, size_t n, const char* option) {
-  if (values.empty()) return nullptr;
-  IRIS_CHECK(values.size() == 1 || values.size() == n, option, " has ", values.size(), " values for ", n,
-             " stages: give one value for all stages or one per stage");
-  return values.size() == 1 ? &values[0] : &values[i];
-}
-
-diffusion::SampleSettings stage_settings(const LoadedStage& L, const CascadeOptions& o, size_t i, size_t n) {
-  const diffusion::Stage& st = *L.stage;
-  diffusion::SampleSettings s = st.default_sample_settings();
-  const std::string where = "stage " + std::to_string(i) + " ('" + L.path + "')";
-  if (!st.iterative()) {
-    // One forward pass: a single --sampler/--steps/--eta value concerns the other stages only; a value given
-    // for this stage by position is an error.
-    for (size_t count : {o.samplers.size(), o.steps.size(), o.etas.size()})
-      IRIS_CHECK(count <= 1 || count != n, where, " is a regression stage (one forward pass): give it no "
-                 "per-stage --sampler, --steps or --eta value (a single value applies to the other stages)");
-    return s;
-  }
-  if (const auto* v = pick(o.samplers, i, n, "--sampler")) s.sampler = *v;
-  IRIS_CHECK(s.sampler == "ddpm" || s.sampler == "ddim" || s.sampler == "dpmpp2m", "--sampler for ", where,
-             " must be ddpm, ddim or dpmpp2m, got '", s.sampler, "'");
-  if (const auto* v = pick(o.steps, i, n, "--steps")) s.steps = *v;
-  IRIS_CHECK(s.steps >= 1, "--steps for ", where, " must be at least 1, got ", s.steps);
-  if (const auto* v = pick(o.etas, i, n, "--eta")) {
-    IRIS_CHECK(*v >= 0 && *v <= 1, "--eta for ", where, " must be in [0, 1], got ", *v);
-    IRIS_CHECK(*v == 0 || s.sampler == "ddim" || o.etas.size() == 1, "--eta for ", where,
-               " applies to the ddim sampler; this stage uses ", s.sampler);
-    s.eta = *v;
-  }
-  // Settings that concern some stages only: a single value goes to the stages it concerns; a per-stage
-  // value for another stage must be the neutral one.
-  const bool guided = st.task() == Task::base && st.num_classes() > 0;
-  if (const auto* v = pick(o.guidances, i, n, "--guidance")) {
-    if (guided)
-      s.guidance = *v;
-    else
-      IRIS_CHECK(o.guidances.size() == 1 || *v == 1.0, "--guidance for ", where,
-                 ": guidance applies to class-conditional base stages (give 1 for this stage)");
-  }
-  const bool augmented = st.task() == Task::sr3 && st.net().config().aug_embedding;
-  if (const auto* v = pick(o.aug_levels, i, n, "--aug-level")) {
-    IRIS_CHECK(*v >= 0 && *v <= 1, "--aug-level for ", where, " must be in [0, 1], got ", *v);
-    if (augmented)
-      s.aug_level = *v;
-    else
-      IRIS_CHECK(o.aug_levels.size() == 1 || *v == 0.0, "--aug-level for ", where,
-                 ": this stage was not trained "
-                 "with noise conditioning augmentation (give 0 for it)");
-  }
-  return s;
-}
-
-void write_cascade_grid(const std::string& path, const std::vector<LoadedStage>& stages, const Inputs& in,
-                        const std::vector<Tensor>& outputs, const std::vector<std::string>& class_names) {
-  const size_t n = std::min(static_cast<size_t>(in.size()), kGridMaxRows);
-  auto first_rows = [&](const Tensor& t) {
-    return data::unstack_images(t.slice(0, 0, static_cast<int64_t>(n)).contiguous());
-  };
-  std::vector<std::vector<data::Image>> columns;
-  std::vector<std::string> titles;
-  if (in.lowres.defined()) {
-    columns.push_back(first_rows(in.lowres));
-    titles.push_back("input");
-  }
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    columns.push_back(first_rows(outputs[i]));
-    const int64_t r = stages[i].stage->resolution();
-    titles.push_back(std::to_string(i) + ": " + std::to_string(r) + "x" + std::to_string(r));
-  }
-  if (in.truth.defined()) {
-    // After a base first stage the shard's image is a real example of the class, not the truth of a sample.
-    columns.push_back(first_rows(in.truth));
-    titles.push_back(stages.front().stage->task() == Task::base ? "real" : "truth");
-  }
-  std::vector<std::vector<data::Image>> grid(n);
-  std::vector<std::string> row_titles;
-  for (size_t r = 0; r < n; ++r) {
-    for (const auto& col : columns) grid[r].push_back(col[r]);
-    if (!in.labels.empty()) row_titles.push_back(label_name(in.labels[r], class_names));
-  }
-  enlarge_for_grid(grid);
-  data::write_grid(path, grid, titles, row_titles);
-}
-
 void run_cascade(const CascadeOptions& o) {
-  IRIS_CHECK(!o.stages.empty(), "give at least one --stage CHECKPOINT");
   IRIS_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
-  IRIS_CHECK(!o.per_class_opt->count() || o.cond.per_class > 0, "--per-class must be positive, got ",
-             o.cond.per_class);
+  const ConditionOptions cond = o.inputs.conditions();
   if (o.threads > 0) set_num_threads(o.threads);
-  ConditionOptions cond = o.cond;
-  cond.count_given = o.count_opt->count() > 0;
   Device device = resolve_device(o.device);
   // Under mpirun/srun the samples are split over the ranks (each on its node-local GPU); rank 0 writes.
   const std::shared_ptr<dist::Communicator> comm = launch_communicator(device);
-  const size_t n_stages = o.stages.size();
+  const size_t n_stages = o.inputs.stages.size();
 
   // Stages and their settings first: a bad checkpoint or option fails before any input is read.
-  std::vector<LoadedStage> stages;
+  const std::vector<LoadedStage> stages = load_stages(o.inputs, device);
   std::vector<diffusion::SampleSettings> settings;
-  for (size_t i = 0; i < n_stages; ++i) {
-    stages.push_back(load_stage(o.stages[i], o.raw, {}, device));
-    settings.push_back(stage_settings(stages[i], o, i, n_stages));
-  }
+  for (size_t i = 0; i < n_stages; ++i) settings.push_back(stage_settings(stages[i], o.lists, i, n_stages));
   const LoadedStage& first = stages.front();
   std::vector<std::string> class_names;
   const Inputs in =
@@ -165,19 +64,13 @@ void run_cascade(const CascadeOptions& o) {
     diffusion::CascadeStep step;
     step.stage = stages[i].stage;
     step.settings = settings[i];
-    step.truncated = o.truncated && i > 0 && stages[i].stage->net().config().aug_embedding;
+    step.truncated = o.truncated && stage_truncatable(stages[i], i);
     any_truncated = any_truncated || step.truncated;
     const std::string phase = "stage " + std::to_string(i + 1) + "/" + std::to_string(n_stages);
     step.settings.on_step = [&progress, &current, phase](const diffusion::SamplerStep& k) {
       if (progress) progress->step(current, phase, k.index, k.count);
     };
-    try {
-      cascade.add(step);
-    } catch (const Error& e) {
-      if (i == 0) throw;
-      IRIS_THROW("--stage '", o.stages[i], "' (stage ", i, ") cannot follow --stage '", o.stages[i - 1],
-                 "' (stage ", i - 1, "): ", e.message());
-    }
+    add_cascade_stage(cascade, stages, i, step);
   }
   IRIS_CHECK(!o.truncated || any_truncated,
              "--truncated: no stage after the first was trained with noise "
@@ -252,7 +145,7 @@ void run_cascade(const CascadeOptions& o) {
   const std::vector<Tensor>& outputs = record->outputs();
 
   const std::string grid = (fs::path(o.out) / "grid.png").string();
-  write_cascade_grid(grid, stages, in, outputs, class_names);
+  write_stage_grid(grid, stages, in, outputs, class_names);
 
   const std::string h5_path = (fs::path(o.out) / "cascade.h5").string();
   h5::AtomicWriter w(h5_path);
@@ -261,7 +154,7 @@ void run_cascade(const CascadeOptions& o) {
     root.set_string_attr("format", "iris-cascade-samples");
     root.set_int_attr("num_stages", static_cast<int64_t>(n_stages));
     root.set_int_attr("seed", static_cast<int64_t>(o.seed));
-    root.set_strings_attr("checkpoints", o.stages);
+    root.set_strings_attr("checkpoints", o.inputs.stages);
     root.set_strings_attr("names", in.names);
     if (!class_names.empty()) root.set_strings_attr("class_names", class_names);
     for (size_t i = 0; i < n_stages; ++i) {
@@ -292,35 +185,22 @@ void register_cascade(CLI::App& app) {
   auto* cmd = app.add_subcommand("cascade",
                                  "Sample a cascade of stages (base or sr3, then super-resolution "
                                  "stages), each from its own checkpoint");
-  cmd->add_option("--stage", o->stages,
-                  "a stage's checkpoint, in cascade order (repeat: --stage A --stage B)")
-      ->required();
-  cmd->add_flag("--raw", o->raw, "use the raw weights instead of the EMA");
-  cmd->add_option("--steps", o->steps, "sampling steps per stage: 50,25 (or one value for all)")
+  cmd->add_option("--steps", o->lists.steps, "sampling steps per stage: 50,25 (or one value for all)")
       ->delimiter(',');
-  cmd->add_option("--sampler", o->samplers, "ddpm, ddim or dpmpp2m per stage: dpmpp2m,ddim")->delimiter(',');
-  cmd->add_option("--eta", o->etas, "DDIM noise per stage (ddim stages)")->delimiter(',');
-  cmd->add_option("--guidance", o->guidances,
+  cmd->add_option("--sampler", o->lists.samplers, "ddpm, ddim or dpmpp2m per stage: dpmpp2m,ddim")
+      ->delimiter(',');
+  cmd->add_option("--eta", o->lists.etas, "DDIM noise per stage (ddim stages)")->delimiter(',');
+  cmd->add_option("--guidance", o->lists.guidances,
                   "classifier-free guidance per stage (class-conditional base stages)")
       ->delimiter(',');
-  cmd->add_option("--aug-level", o->aug_levels,
+  cmd->add_option("--aug-level", o->lists.aug_levels,
                   "conditioning-augmentation level s per stage (stages trained with noise augmentation)")
       ->delimiter(',');
   cmd->add_flag(
       "--truncated", o->truncated,
       "truncated conditioning: a stage trained with noise augmentation takes the previous chain's x_s "
       "(stopped at its augmentation level) instead of a re-noised final output");
-  cmd->add_option("--labels", o->cond.labels, "class labels for a base first stage: indices or names")
-      ->delimiter(',');
-  o->per_class_opt =
-      cmd->add_option("--per-class", o->cond.per_class, "K samples of every class (default 4)");
-  o->count_opt = cmd->add_option(
-      "--count", o->cond.input.count,
-      "samples of an unconditional base stage, or shard samples to take (-1: to the end; default 16)");
-  cmd->add_option("--shard", o->cond.input.shard, "shard folder to take the first stage's inputs from");
-  cmd->add_option("--start", o->cond.input.start, "first shard sample (default 0)");
-  cmd->add_option("--input", o->cond.input.files, "low-res image files for an sr3 first stage");
-  cmd->add_option("--input-dir", o->cond.input.dir, "folder of low-res images for an sr3 first stage");
+  add_stage_input_options(*cmd, o->inputs);
   add_sampling_run_options(*cmd, *o);
   cmd->callback([o] { run_cascade(*o); });
 }

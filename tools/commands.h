@@ -20,5 +20,6 @@ void register_cascade(CLI::App& app);
 void register_ckpt(CLI::App& app);
 void register_cas(CLI::App& app);
 void register_fd(CLI::App& app);
+void register_sweep(CLI::App& app);
 
 }  // namespace iris::tools

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   iris::tools::register_ckpt(app);
   iris::tools::register_cas(app);
   iris::tools::register_fd(app);
+  iris::tools::register_sweep(app);
   try {
     iris::cpu::check_cpu_support();
     app.parse(argc, argv);

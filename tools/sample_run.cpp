@@ -26,6 +26,38 @@ void add_sampling_run_options(CLI::App& cmd, SamplingRunOptions& o) {
   cmd.add_flag("--overwrite", o.overwrite, "replace the run in --out instead of refusing");
 }
 
+ConditionOptions StageInputOptions::conditions() const {
+  IRIS_CHECK(!stages.empty(), "give at least one --stage CHECKPOINT");
+  IRIS_CHECK(!per_class_opt->count() || cond.per_class > 0, "--per-class must be positive, got ",
+             cond.per_class);
+  ConditionOptions c = cond;
+  c.count_given = count_opt->count() > 0;
+  return c;
+}
+
+void add_stage_input_options(CLI::App& cmd, StageInputOptions& o) {
+  cmd.add_option("--stage", o.stages, "a stage's checkpoint, in cascade order (repeat: --stage A --stage B)")
+      ->required();
+  cmd.add_flag("--raw", o.raw, "use the raw weights instead of the EMA");
+  cmd.add_option("--labels", o.cond.labels, "class labels for a base first stage: indices or names")
+      ->delimiter(',');
+  o.per_class_opt = cmd.add_option("--per-class", o.cond.per_class, "K samples of every class (default 4)");
+  o.count_opt = cmd.add_option(
+      "--count", o.cond.input.count,
+      "samples of an unconditional base stage, or shard samples to take (-1: to the end; default 16)");
+  cmd.add_option("--shard", o.cond.input.shard,
+                 "shard folder to take the first stage's inputs (and truth, labels) from");
+  cmd.add_option("--start", o.cond.input.start, "first shard sample (default 0)");
+  cmd.add_option("--input", o.cond.input.files, "low-res image files for an sr3 first stage");
+  cmd.add_option("--input-dir", o.cond.input.dir, "folder of low-res images for an sr3 first stage");
+}
+
+std::vector<LoadedStage> load_stages(const StageInputOptions& o, Device device) {
+  std::vector<LoadedStage> stages;
+  for (const std::string& path : o.stages) stages.push_back(load_stage(path, o.raw, {}, device));
+  return stages;
+}
+
 // ---- SampleSplit
 // --------------------------------------------------------------------------------------------
 
@@ -126,22 +158,16 @@ std::vector<int64_t> share_rows(const std::shared_ptr<dist::Communicator>& comm,
 // -------------------------------------------------------------------------------------------
 
 namespace {
-
 constexpr const char* kRecordName = "run.json";
+}  // namespace
 
-// The first setting that differs between two identities, named by its path ("stage.weights",
-// "stages[1].steps"), with both values; an empty path when they are equal.
-struct Difference {
-  std::string path;
-  nlohmann::json saved, now;
-};
-Difference first_difference(const nlohmann::json& saved, const nlohmann::json& now,
-                            const std::string& at = "") {
+JsonDifference first_difference(const nlohmann::json& saved, const nlohmann::json& now,
+                                const std::string& at) {
   if (saved.is_object() && now.is_object()) {
     for (const auto& [key, value] : now.items()) {
       const std::string path = at.empty() ? key : at + "." + key;
       if (!saved.contains(key)) return {path, nullptr, value};
-      Difference d = first_difference(saved[key], value, path);
+      JsonDifference d = first_difference(saved[key], value, path);
       if (!d.path.empty()) return d;
     }
     for (const auto& [key, value] : saved.items())
@@ -150,7 +176,7 @@ Difference first_difference(const nlohmann::json& saved, const nlohmann::json& n
   }
   if (saved.is_array() && now.is_array() && saved.size() == now.size()) {
     for (size_t i = 0; i < now.size(); ++i) {
-      Difference d = first_difference(saved[i], now[i], at + "[" + std::to_string(i) + "]");
+      JsonDifference d = first_difference(saved[i], now[i], at + "[" + std::to_string(i) + "]");
       if (!d.path.empty()) return d;
     }
     return {};
@@ -159,7 +185,10 @@ Difference first_difference(const nlohmann::json& saved, const nlohmann::json& n
   return {};
 }
 
-}  // namespace
+std::string JsonDifference::describe() const {
+  return "'" + path + "' was " + (saved.is_null() ? "absent" : saved.dump()) + ", now " +
+         (now.is_null() ? "absent" : now.dump());
+}
 
 SampleRecord::SampleRecord(std::string out, std::vector<std::string> dirs, std::vector<Shape> row_shapes,
                            std::vector<std::string> names, nlohmann::json identity, bool resume,
@@ -182,10 +211,8 @@ SampleRecord::SampleRecord(std::string out, std::vector<std::string> dirs, std::
     } catch (const std::exception& e) {
       IRIS_THROW("--resume: cannot read '", record.string(), "': ", e.what());
     }
-    const Difference d = first_difference(saved, identity);
-    IRIS_CHECK(d.path.empty(), "--resume: '", out_, "' holds a run with other settings ('", d.path, "' was ",
-               d.saved.is_null() ? "absent" : d.saved.dump(), ", now ",
-               d.now.is_null() ? "absent" : d.now.dump(),
+    const JsonDifference d = first_difference(saved, identity);
+    IRIS_CHECK(d.path.empty(), "--resume: '", out_, "' holds a run with other settings (", d.describe(),
                "); resume with the same command, or choose another --out");
     // Temporary files of PNGs a killed run was writing: never complete, never renamed; remove them.
     for (const auto& d : dirs_) {

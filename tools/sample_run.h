@@ -37,6 +37,22 @@ struct SamplingRunOptions {
 // Registers --seed, --batch, --device, --threads, --out, --resume and --overwrite on `cmd`.
 void add_sampling_run_options(CLI::App& cmd, SamplingRunOptions& o);
 
+// The stages of a run of one or more stages (iris cascade, iris sweep) and what its first stage is
+// conditioned on, as its command line gives them.
+struct StageInputOptions {
+  std::vector<std::string> stages;  // checkpoints, in cascade order
+  bool raw = false;                 // their raw weights instead of the EMA
+  ConditionOptions cond;
+  CLI::Option *per_class_opt = nullptr, *count_opt = nullptr;
+  // The conditions, checked: a stage given, --per-class positive when given; whether --count was given.
+  ConditionOptions conditions() const;
+};
+// Registers --stage (required), --raw, --labels, --per-class, --count, --shard, --start, --input and
+// --input-dir on `cmd`.
+void add_stage_input_options(CLI::App& cmd, StageInputOptions& o);
+// Every --stage checkpoint loaded (load_stage) on `device`, in order.
+std::vector<LoadedStage> load_stages(const StageInputOptions& o, Device device);
+
 class SampleSplit {
  public:
   // `pending`: the rows (sample indices, ascending) still to sample; every rank passes the same list.
@@ -99,6 +115,16 @@ std::vector<int64_t> share_rows(const std::shared_ptr<dist::Communicator>& comm,
 // What makes a stage's samples what they are: its checkpoint (absolute path, step, EMA or raw), a checksum of
 // its resolved config (with --set overrides) and its sampler settings.
 nlohmann::json stage_identity(const LoadedStage& stage, const diffusion::SampleSettings& settings);
+
+// The first setting that differs between two JSON identities of a run, named by its path ("stage.weights",
+// "stages[1].steps"), with both values (null: absent); an empty path when they are equal.
+struct JsonDifference {
+  std::string path;
+  nlohmann::json saved, now;
+  std::string describe() const;  // "'stages[1].steps' was 50, now 25"
+};
+JsonDifference first_difference(const nlohmann::json& saved, const nlohmann::json& now,
+                                const std::string& at = "");
 
 // CRC-32C of the sample names, low-res inputs and labels: part of a run's identity (the inputs must not
 // change under a resumed run).

@@ -11,6 +11,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "data/grid.h"
 #include "data/resize.h"
 #include "data/shard.h"
 #include "framework/core/error.h"
@@ -424,6 +425,39 @@ void enlarge_for_grid(std::vector<std::vector<data::Image>>& grid, int min_cell)
   for (auto& row : grid)
     for (auto& img : row)
       img = data::resize(img, img.height * factor, img.width * factor, data::Filter::nearest);
+}
+
+void write_stage_grid(const std::string& path, const std::vector<LoadedStage>& stages, const Inputs& in,
+                      const std::vector<Tensor>& outputs, const std::vector<std::string>& class_names) {
+  constexpr size_t kGridMaxRows = 32;
+  const size_t n = std::min(static_cast<size_t>(in.size()), kGridMaxRows);
+  auto first_rows = [&](const Tensor& t) {
+    return data::unstack_images(t.slice(0, 0, static_cast<int64_t>(n)).contiguous());
+  };
+  std::vector<std::vector<data::Image>> columns;
+  std::vector<std::string> titles;
+  if (in.lowres.defined()) {
+    columns.push_back(first_rows(in.lowres));
+    titles.push_back("input");
+  }
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    columns.push_back(first_rows(outputs[i]));
+    const int64_t r = stages[i].stage->resolution();
+    titles.push_back(std::to_string(i) + ": " + std::to_string(r) + "x" + std::to_string(r));
+  }
+  if (in.truth.defined()) {
+    // After a base first stage the shard's image is a real example of the class, not the truth of a sample.
+    columns.push_back(first_rows(in.truth));
+    titles.push_back(stages.front().stage->task() == diffusion::Task::base ? "real" : "truth");
+  }
+  std::vector<std::vector<data::Image>> grid(n);
+  std::vector<std::string> row_titles;
+  for (size_t r = 0; r < n; ++r) {
+    for (const auto& col : columns) grid[r].push_back(col[r]);
+    if (!in.labels.empty()) row_titles.push_back(label_name(in.labels[r], class_names));
+  }
+  enlarge_for_grid(grid);
+  data::write_grid(path, grid, titles, row_titles);
 }
 
 void write_inputs(h5::Group& root, const Inputs& in) {

@@ -133,6 +133,12 @@ class SamplingProgress {
 // at least `min_cell` pixels high: small models' 4x4 or 16x16 outputs are unreadable at their own size.
 void enlarge_for_grid(std::vector<std::vector<data::Image>>& grid, int min_cell = 48);
 
+// The grid of a cascade's (or one stage's) samples, at most 32 rows: a column for the low-res input when
+// there is one, one per stage's output (u8 [N, H_i, W_i, C]) and one for the truth (or a real image of the
+// class after a base first stage); rows titled with their class names when labelled.
+void write_stage_grid(const std::string& path, const std::vector<LoadedStage>& stages, const Inputs& in,
+                      const std::vector<Tensor>& outputs, const std::vector<std::string>& class_names);
+
 // Writes the inputs of a sampling run beside its outputs: `lowres`, `truth` (u8), `labels` (int32) and
 // `indices` (int64) datasets, each only when the inputs have it.
 void write_inputs(h5::Group& root, const Inputs& in);

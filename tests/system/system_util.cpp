@@ -1,12 +1,17 @@
 #include "tests/system/system_util.h"
 
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
+#include <thread>
 
 #include "data/shard.h"
 #include "tests/common/test_util.h"
@@ -93,6 +98,34 @@ RunResult run_iris(const std::string& args) {
   const int status = ::pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+bool kill_iris_when(const std::string& args, const std::function<bool()>& ready) {
+  std::vector<std::string> words;
+  {
+    std::istringstream in(args);
+    for (std::string w; in >> w;) words.push_back(w);
+  }
+  std::vector<char*> argv{const_cast<char*>(iris_binary())};
+  for (auto& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    FILE* f = std::freopen("/dev/null", "w", stdout);
+    (void)f;
+    ::dup2(::fileno(stdout), 2);
+    ::execv(iris_binary(), argv.data());
+    ::_exit(127);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60) && !ready())
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
 }
 
 }  // namespace iris::test

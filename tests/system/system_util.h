@@ -2,6 +2,7 @@
 // a tiny SR3 config, running iris and waiting for files.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,10 @@ double max_rel_diff(const nn::StateDict& a, const nn::StateDict& b);
 
 // Runs iris with `args` (shell-quoted by the caller where needed), capturing stdout+stderr.
 RunResult run_iris(const std::string& args);
+// Runs `iris <args>` (split at spaces; iris itself, not a shell, so the signal reaches it) with its output
+// discarded until `ready()` holds (polled every 20 ms; at most 60 s), then kills it with SIGKILL. True when
+// it died of that signal, false when it had ended before.
+bool kill_iris_when(const std::string& args, const std::function<bool()>& ready);
 // Fails the current test (without stopping it) when `text` is not in the output, showing the output.
 void check_contains(const RunResult& r, const std::string& text);
 

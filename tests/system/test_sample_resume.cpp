@@ -2,15 +2,9 @@
 // written atomically as each round finishes) and samples only the rest, giving the same output bit for bit as
 // an uninterrupted run; a run in --out is never silently replaced, and a resume with other settings is
 // refused naming the setting.
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-#include <thread>
 
 #include "data/image.h"
 #include "tests/common/test_util.h"
@@ -97,35 +91,10 @@ TEST_CASE("iris sample killed mid-run leaves only complete PNGs, and --resume fi
   const std::string full = fx.path("full"), killed = fx.path("killed");
   REQUIRE(run_iris(args + full).exit_code == 0);
 
-  // The child execs iris itself (not a shell), so that SIGKILL reaches the sampling process.
-  std::vector<std::string> argv_s;
-  {
-    std::istringstream words(args + killed);
-    for (std::string w; words >> w;) argv_s.push_back(w);
-  }
-  std::vector<char*> argv{const_cast<char*>(iris_binary())};
-  for (auto& w : argv_s) argv.push_back(w.data());
-  argv.push_back(nullptr);
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    FILE* f = std::freopen("/dev/null", "w", stdout);
-    (void)f;
-    ::dup2(::fileno(stdout), 2);
-    ::execv(iris_binary(), argv.data());
-    ::_exit(127);
-  }
-  // Kill it once a few samples are on disk (or give up waiting after 60 s and kill it anyway).
-  const auto t0 = std::chrono::steady_clock::now();
-  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60)) {
-    if (fs::exists(killed) && pngs_in(killed).size() >= 4) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  CHECK_MESSAGE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL), "the sampling process was not killed");
+  // Kill it once a few samples are on disk.
+  const bool was_killed =
+      kill_iris_when(args + killed, [&] { return fs::exists(killed) && pngs_in(killed).size() >= 4; });
+  CHECK_MESSAGE(was_killed, "the sampling process was not killed");
   const size_t on_disk = pngs_in(killed).size();
   MESSAGE("killed with ", on_disk, " of 24 samples on disk");
   CHECK(on_disk < 24);
