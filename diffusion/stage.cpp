@@ -160,6 +160,7 @@ SampleSettings Stage::default_sample_settings() const {
   }
   s.sampler = config_.get_string("diffusion.sampler");
   s.steps = config_.get_int("diffusion.sample_steps");
+  s.schedule = config_.get_string("diffusion.sample_schedule");
   s.eta = config_.get_float("diffusion.ddim_eta");
   s.guidance = config_.get_float("diffusion.guidance_scale");
   s.clip_x0 = config_.get_bool("diffusion.clip_x0");
@@ -169,7 +170,7 @@ SampleSettings Stage::default_sample_settings() const {
 
 std::vector<double> Stage::sampling_path(const SampleSettings& s) const {
   IRIS_CHECK(s.steps >= 1, "sampling needs at least one step, got ", s.steps);
-  const std::string kind = config_.get_string("diffusion.sample_schedule");
+  const std::string kind = s.schedule.empty() ? config_.get_string("diffusion.sample_schedule") : s.schedule;
   std::vector<double> path;
   if (kind == "linear")
     path = NoiseSchedule::linear(config_.get_float("diffusion.sample_beta_start"),
@@ -180,7 +181,15 @@ std::vector<double> Stage::sampling_path(const SampleSettings& s) const {
   else if (kind == "respaced")
     path = schedule_.respaced(s.steps).sampling_path();
   else
-    IRIS_THROW("diffusion.sample_schedule must be linear, cosine or respaced, got '", kind, "'");
+    IRIS_THROW("the sampling schedule (diffusion.sample_schedule) must be linear, cosine or respaced, got '",
+               kind, "'");
+  // Every sampler starts from pure noise, x ~ N(0, I), at the path's first level: that level must be close
+  // to pure noise. A fresh linear schedule with the training beta range and few steps is not (linear(1e-4,
+  // 0.1) over 10 steps starts at gamma 0.59): the samples would come out wrong without any error.
+  IRIS_CHECK(path.front() <= kMaxStartGamma, "sampling: the ", kind, " schedule with ", s.steps,
+             " steps starts at gamma ", path.front(), " (the signal fraction), but sampling starts from pure noise "
+             "(gamma <= ", kMaxStartGamma, " needed): use more steps or the respaced schedule (--schedule "
+             "respaced, diffusion.sample_schedule = \"respaced\")");
   if (s.stop_gamma < 1.0) path = sub_path(path, path.front(), s.stop_gamma);
   return path;
 }

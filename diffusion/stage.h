@@ -38,6 +38,9 @@ struct StageBatch {
 struct SampleSettings {
   std::string sampler = "ddpm";  // ddpm, ddim, dpmpp2m
   int64_t steps = 100;
+  // The sampling path: linear or cosine (a fresh schedule of `steps`), respaced (the training levels),
+  // or "" for the config's diffusion.sample_schedule.
+  std::string schedule;
   double eta = 0.0;               // ddim
   double guidance = 1.0;          // classifier-free guidance scale (base with classes)
   double aug_level = 0.0;         // sr3 with noise augmentation: s as a fraction of T (0: none)
@@ -50,6 +53,9 @@ struct SampleSettings {
 
 class Stage {
  public:
+  // The highest first level of a sampling path: samplers start from pure noise there.
+  static constexpr double kMaxStartGamma = 0.05;
+
   Stage(const Config& config, Generator& init);
 
   Task task() const { return task_; }

@@ -211,6 +211,8 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
                                    ? vset.spec().class_names[l]
                                    : std::to_string(l));
     }
+    // The grids' sampling settings are checked now, not at the first grid hours into the run.
+    if (stage_->iterative()) (void)stage_->sampling_path(validation_settings());
   }
 
   // Resume.
@@ -438,17 +440,23 @@ void Trainer::train_step() {
   ++m.window_steps;
 }
 
-Tensor Trainer::sample_validation(int64_t steps_override) {
-  Impl& m = *impl_;
-  IRIS_CHECK(m.val.hr.defined(), "no validation batch (train.sample_count is 0 or the set is empty)");
-  auto swap = m.ema->swap_in();
-  stage_->net().eval();
+SampleSettings Trainer::validation_settings(int64_t steps_override) const {
   SampleSettings s = stage_->default_sample_settings();
+  if (!stage_->iterative()) return s;  // one forward pass: no steps to choose
   const int64_t ts = config_.get_int("train.sample_steps");
   if (steps_override > 0)
     s.steps = steps_override;
   else if (ts > 0)
     s.steps = ts;
+  return s;
+}
+
+Tensor Trainer::sample_validation(int64_t steps_override) {
+  Impl& m = *impl_;
+  IRIS_CHECK(m.val.hr.defined(), "no validation batch (train.sample_count is 0 or the set is empty)");
+  auto swap = m.ema->swap_in();
+  stage_->net().eval();
+  const SampleSettings s = validation_settings(steps_override);
   StageBatch c;
   if (m.val.lowres.defined()) c.lowres = m.val.lowres.to(opts_.device);
   if (m.val.labels.defined()) c.labels = m.val.labels.to(opts_.device);

@@ -62,6 +62,8 @@ class Trainer {
   std::string save_checkpoint_now();    // rank 0 writes; returns the path
   // EMA weights, in eval mode, on `lowres`/labels of the fixed validation batch: [N, H, W, C].
   Tensor sample_validation(int64_t steps_override = 0);
+  // The sampling settings of the validation grids: the config's, with train.sample_steps (or the override).
+  SampleSettings validation_settings(int64_t steps_override = 0) const;
 
  private:
   struct Impl;

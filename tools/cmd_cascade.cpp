@@ -187,6 +187,10 @@ void register_cascade(CLI::App& app) {
                                  "stages), each from its own checkpoint");
   cmd->add_option("--steps", o->lists.steps, "sampling steps per stage: 50,25 (or one value for all)")
       ->delimiter(',');
+  cmd->add_option("--schedule", o->lists.schedules,
+                  "sampling schedule per stage: linear, cosine or respaced (default: each config's "
+                  "diffusion.sample_schedule)")
+      ->delimiter(',');
   cmd->add_option("--sampler", o->lists.samplers, "ddpm, ddim or dpmpp2m per stage: dpmpp2m,ddim")
       ->delimiter(',');
   cmd->add_option("--eta", o->lists.etas, "DDIM noise per stage (ddim stages)")->delimiter(',');

@@ -33,7 +33,7 @@ constexpr size_t kGridMaxCols = 8;   // base grids: samples per class row
 constexpr size_t kGridMaxClasses = 16;
 
 struct SampleOptions : SamplingRunOptions {
-  std::string ckpt, sampler;
+  std::string ckpt, sampler, schedule;
   bool raw = false;
   InputOptions input;
   std::vector<std::string> labels, sets;
@@ -48,15 +48,20 @@ diffusion::SampleSettings settings_for(const LoadedStage& L, const SampleOptions
   const diffusion::Stage& st = *L.stage;
   diffusion::SampleSettings s = st.default_sample_settings();
   if (!st.iterative()) {
-    IRIS_CHECK(o.sampler.empty() && o.steps == 0 && !o.eta_opt->count(), "'", L.path,
-               "' is a regression stage: it samples in one forward pass, so --sampler, --steps and --eta do not "
-               "apply to it");
+    IRIS_CHECK(o.sampler.empty() && o.schedule.empty() && o.steps == 0 && !o.eta_opt->count(), "'", L.path,
+               "' is a regression stage: it samples in one forward pass, so --sampler, --schedule, --steps and "
+               "--eta do not apply to it");
   }
   if (!o.sampler.empty()) s.sampler = o.sampler;
   IRIS_CHECK(!st.iterative() || s.sampler == "ddpm" || s.sampler == "ddim" || s.sampler == "dpmpp2m",
              "--sampler must be ddpm, ddim or "
              "dpmpp2m, got '",
              s.sampler, "'");
+  if (!o.schedule.empty()) {
+    IRIS_CHECK(o.schedule == "linear" || o.schedule == "cosine" || o.schedule == "respaced",
+               "--schedule must be linear, cosine or respaced, got '", o.schedule, "'");
+    s.schedule = o.schedule;
+  }
   if (o.steps != 0) s.steps = o.steps;
   IRIS_CHECK(s.steps >= 1, "--steps must be at least 1, got ", s.steps);
   if (o.eta_opt->count()) {
@@ -260,6 +265,9 @@ void register_sample(CLI::App& app) {
       cmd->add_option("--per-class", o->per_class, "K samples of every class (base; default 4)");
   cmd->add_option("--sampler", o->sampler, "ddpm, ddim or dpmpp2m (default: the config's diffusion.sampler)");
   cmd->add_option("--steps", o->steps, "sampling steps (default: the config's diffusion.sample_steps)");
+  cmd->add_option("--schedule", o->schedule,
+                  "sampling schedule: linear, cosine (a fresh schedule of --steps) or respaced (the training "
+                  "levels); default: the config's diffusion.sample_schedule");
   o->eta_opt = cmd->add_option("--eta", o->eta, "DDIM noise, 0 (deterministic) to 1");
   o->guidance_opt =
       cmd->add_option("--guidance", o->guidance, "classifier-free guidance scale (base with classes)");

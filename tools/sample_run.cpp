@@ -282,6 +282,7 @@ nlohmann::json stage_identity(const LoadedStage& stage, const diffusion::SampleS
           {"weights", stage.ema ? "ema" : "raw"},
           {"config_crc32c", h5::crc32c(toml.data(), toml.size())},
           {"sampler", s.sampler},
+          {"schedule", s.schedule},
           {"steps", s.steps},
           {"eta", s.eta},
           {"guidance", s.guidance},

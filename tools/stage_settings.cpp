@@ -32,13 +32,13 @@ bool stage_truncatable(const LoadedStage& L, size_t i) {
 }
 
 const std::vector<std::string>& setting_keys() {
-  static const std::vector<std::string> keys = {"sampler",  "steps",     "eta",
+  static const std::vector<std::string> keys = {"sampler",  "schedule",  "steps",    "eta",
                                                 "guidance", "aug_level", "truncated"};
   return keys;
 }
 
 std::string setting_missing(const LoadedStage& L, const std::string& key, size_t i) {
-  if (key == "sampler" || key == "steps" || key == "eta")
+  if (key == "sampler" || key == "schedule" || key == "steps" || key == "eta")
     return L.stage->iterative() ? "" : "it is a regression stage, sampled in one forward pass (no sampler)";
   if (key == "guidance")
     return guided(L) ? "" : "classifier-free guidance applies to class-conditional base stages only";
@@ -64,12 +64,16 @@ diffusion::SampleSettings stage_settings(const LoadedStage& L, const StageSettin
   // of a one-stage run) is an error; a value for every stage goes to the iterative ones.
   if (const std::string why = setting_missing(L, "sampler", i); !why.empty()) {
     const auto aimed = [n](size_t size) { return size > 0 && (size > 1 || n == 1); };
-    IRIS_CHECK(!aimed(o.samplers.size()) && !aimed(o.steps.size()) && !aimed(o.etas.size()),
-               "--sampler, --steps and --eta do not apply to ", where, ": ", why);
+    IRIS_CHECK(!aimed(o.samplers.size()) && !aimed(o.steps.size()) && !aimed(o.etas.size()) &&
+                   !aimed(o.schedules.size()),
+               "--sampler, --schedule, --steps and --eta do not apply to ", where, ": ", why);
   } else {
     if (const auto* v = pick(o.samplers, i, n, "--sampler")) s.sampler = *v;
     IRIS_CHECK(s.sampler == "ddpm" || s.sampler == "ddim" || s.sampler == "dpmpp2m", "--sampler for ", where,
                " must be ddpm, ddim or dpmpp2m, got '", s.sampler, "'");
+    if (const auto* v = pick(o.schedules, i, n, "--schedule")) s.schedule = *v;
+    IRIS_CHECK(s.schedule == "linear" || s.schedule == "cosine" || s.schedule == "respaced", "--schedule for ",
+               where, " must be linear, cosine or respaced, got '", s.schedule, "'");
     if (const auto* v = pick(o.steps, i, n, "--steps")) s.steps = *v;
     IRIS_CHECK(s.steps >= 1, "--steps for ", where, " must be at least 1, got ", s.steps);
     if (const auto* v = pick(o.etas, i, n, "--eta")) {

@@ -20,7 +20,7 @@ namespace iris::tools {
 
 // Per-stage lists: empty (each stage's config), one value for every stage, or one value per stage.
 struct StageSettingLists {
-  std::vector<std::string> samplers;
+  std::vector<std::string> samplers, schedules;
   std::vector<int64_t> steps;
   std::vector<double> etas, guidances, aug_levels;
 };

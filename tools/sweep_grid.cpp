@@ -28,6 +28,11 @@ void check_value(const std::string& key, const std::string& v, const std::string
                "': sampler must be ddpm, ddim or dpmpp2m, got '", v, "'");
     return;
   }
+  if (key == "schedule") {
+    IRIS_CHECK(v == "linear" || v == "cosine" || v == "respaced", "--vary '", spec,
+               "': schedule must be linear, cosine or respaced, got '", v, "'");
+    return;
+  }
   double x = 0;
   IRIS_CHECK(parse_number(v, &x), "--vary '", spec, "': ", key, " takes numbers, got '", v, "'");
   if (key == "steps")
@@ -161,6 +166,7 @@ std::vector<StageChoice> point_settings(const std::vector<SweepAxis>& axes, cons
         if ((pass == 0) != (x.stage < 0) || !applies(x, stages[i], i)) continue;
         const std::string& v = x.values[point[a]];
         if (x.key == "sampler") lists.samplers = {v};
+        if (x.key == "schedule") lists.schedules = {v};
         if (x.key == "steps") lists.steps = {std::stoll(v)};
         if (x.key == "eta") lists.etas = {std::stod(v)};
         if (x.key == "guidance") lists.guidances = {std::stod(v)};
@@ -173,7 +179,8 @@ std::vector<StageChoice> point_settings(const std::vector<SweepAxis>& axes, cons
 }
 
 nlohmann::json choice_json(const StageChoice& c) {
-  return {{"sampler", c.settings.sampler},   {"steps", c.settings.steps},         {"eta", c.settings.eta},
+  return {{"sampler", c.settings.sampler},   {"schedule", c.settings.schedule},   {"steps", c.settings.steps},
+          {"eta", c.settings.eta},
           {"guidance", c.settings.guidance}, {"aug_level", c.settings.aug_level}, {"truncated", c.truncated}};
 }
 

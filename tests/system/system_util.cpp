@@ -77,7 +77,7 @@ std::string write_tiny_config(const std::string& dir, const std::string& data_di
   f << "[model]\ntask = \"sr3\"\nresolution = 16\nin_channels = 2\nout_channels = 1\nbase_channels = 8\n"
        "channel_mults = [1, 2]\nnum_res_blocks = 1\nattention_resolutions = [8]\nnorm_groups = 4\ndropout = "
        "0.1\n"
-       "[diffusion]\ntimesteps = 200\nsampler = \"ddim\"\nsample_steps = 4\n"
+       "[diffusion]\ntimesteps = 200\nsampler = \"ddim\"\nsample_steps = 4\nsample_schedule = \"cosine\"\n"
        "[data]\ndir = \""
     << data_dir
     << "\"\nimage_size = 16\nlowres_size = 4\nchannels = 1\nhflip = true\n"

@@ -21,7 +21,8 @@ std::string write_tiny_base_config(const std::string& dir, const std::string& da
   f << "[model]\ntask = \"base\"\nresolution = 4\nin_channels = 1\nout_channels = 1\nbase_channels = 8\n"
        "channel_mults = [1, 2]\nnum_res_blocks = 1\nattention_resolutions = [2]\nnorm_groups = "
        "4\nnum_classes = 3\n"
-       "[diffusion]\ntimesteps = 200\nsampler = \"ddim\"\nsample_steps = 4\ncond_drop_prob = 0.2\n"
+       "[diffusion]\ntimesteps = 200\nsampler = \"ddim\"\nsample_steps = 4\nsample_schedule = \"cosine\"\n"
+       "cond_drop_prob = 0.2\n"
        "[data]\ndir = \""
     << data_dir
     << "\"\nimage_size = 4\nlowres_size = 4\nchannels = 1\n"
