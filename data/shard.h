@@ -136,6 +136,10 @@ class ShardSet {
 
   // Checks the CRC-32C of every dataset of every shard; throws naming the first corrupted file and dataset.
   void verify_checksums() const;
+  // Throws unless every label is in [0, num_classes), naming the first bad one's shard file, its row there,
+  // its index in the set and its value (a label equal to num_classes would otherwise train as a model's
+  // null class). Reads the labels only (4 bytes a sample).
+  void check_labels(int64_t num_classes) const;
 
  private:
   struct Impl;

@@ -32,7 +32,12 @@ double max_rel_diff(const nn::StateDict& a, const nn::StateDict& b);
 
 // Runs iris with `args` (shell-quoted by the caller where needed), capturing stdout+stderr.
 RunResult run_iris(const std::string& args);
+// Runs iris with `args` after the shell commands `setup` (e.g. "ulimit -f 100;"), in the same process.
+RunResult run_iris_after(const std::string& setup, const std::string& args);
 // Fails the current test (without stopping it) when `text` is not in the output, showing the output.
 void check_contains(const RunResult& r, const std::string& text);
+// Checks that iris failed as it should on bad input: exit status 1 (an error, not a crash) and an output
+// holding every one of `parts`.
+void expect_error(const RunResult& r, const std::vector<std::string>& parts);
 
 }  // namespace iris::test
