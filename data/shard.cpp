@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "data/resize.h"
@@ -294,6 +295,7 @@ struct ShardSet::Impl {
 
   std::mutex mutex;  // guards the cache below
   std::map<int64_t, std::unique_ptr<OpenShard>> open;
+  std::set<std::pair<int64_t, int>> verified;  // (shard, dataset kind) checked (options.verify_on_first_read)
   uint64_t clock = 0;
 
   std::string shard_path(int64_t s) const {
@@ -337,6 +339,10 @@ struct ShardSet::Impl {
       const int64_t n = std::min(start + count - i, info.count - row);
       OpenShard& o = get(s);
       const h5::Dataset& ds = h == 0 ? o.images : h < 0 ? o.labels : o.lowres.at(h);
+      if (options.verify_on_first_read && !verified.count({s, h})) {
+        ds.verify_checksum();
+        verified.insert({s, h});
+      }
       ds.read_rows_into(row, n, dst + static_cast<size_t>(i - start) * row_bytes,
                         static_cast<size_t>(n) * row_bytes);
       i += n;

@@ -177,7 +177,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   m.microbatch = config_.get_int("train.microbatch");
   IRIS_CHECK(m.microbatch >= 0, "train.microbatch must be >= 0 (0: no micro-batches), got ", m.microbatch);
   const std::string dir = config_.get_string("data.dir");
-  data::ShardSet set = data::ShardSet::open(dir);
+  data::ShardSet set = data::ShardSet::open(dir, {.verify_on_first_read = true});
   m.data_samples = set.size();
   {
     // What the data is, for checkpoints: a resume on other data is worth a warning.
@@ -227,7 +227,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   // The fixed validation batch: the first train.sample_count samples of the validation set.
   const std::string val_dir =
       config_.get_string("data.val_dir").empty() ? dir : config_.get_string("data.val_dir");
-  data::ShardSet vset = val_dir == dir ? set : data::ShardSet::open(val_dir);
+  data::ShardSet vset = val_dir == dir ? set : data::ShardSet::open(val_dir, {.verify_on_first_read = true});
   if (stage_->num_classes() > 0) {  // a bad label would index past the class embedding, or hit its null class
     try {
       for (const data::ShardSet* s : {&set, &vset})
@@ -448,7 +448,7 @@ void Trainer::train_step() {
     step_loss = step_loss.defined() ? add(step_loss, l) : l;
   }
   if (m.reducer) m.reducer->finish();  // gradients averaged over ranks (all-reduced during backward)
-  if (step_ == m.nan_grad_step) {  // fault injection for tests: a NaN gradient as a bad batch could give
+  if (step_ == m.nan_grad_step) {      // fault injection for tests: a NaN gradient as a bad batch could give
     Tensor g = stage_->net().parameters().front().grad();
     if (g.defined()) g.fill_(std::numeric_limits<double>::quiet_NaN());
   }

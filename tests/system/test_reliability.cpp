@@ -291,3 +291,16 @@ TEST_CASE("a NaN gradient in iris train skips that update and training goes on")
       diffusion::load_checkpoint(ckpt_path(t.run, 6));  // verifies: finite
   CHECK(c.skipped_updates == 1);
 }
+
+TEST_CASE("damaged shard data is found during training, naming the shard") {
+  const TinyRun t("rel-shard-data");
+  const std::string shard = t.data + "/shard-00000.h5";
+  int64_t offset = -1;
+  {
+    const h5::File f = h5::File::open(shard);
+    offset = f.root().open_dataset("images").file_offset();
+  }
+  REQUIRE(offset > 0);
+  damage(shard, offset + 100);  // the data, not the metadata: the file still opens
+  expect_error(run_iris(t.train + "--set train.steps=2"), {"shard-00000.h5", "checksum mismatch", "/images"});
+}
