@@ -109,6 +109,15 @@ TEST_CASE("ckpt verify and iris sample refuse NaN weights, and verify refuses im
   const RunResult good = run_iris("ckpt verify " + fx.sr3_ckpt);
   CHECK_MESSAGE(good.exit_code == 0, good.output);
   check_contains(good, "seal (whole-file checksum) matches");
+  // A checkpoint without a seal (as older Iris versions wrote them) still verifies and loads, and verify
+  // says what could not be checked. Opening a file for writing removes its seal.
+  const std::string old_style = fx.path("old.h5");
+  fs::copy_file(fx.sr3_ckpt, old_style);
+  (void)h5::File::open(old_style, h5::File::Mode::read_write);
+  const RunResult unsealed = run_iris("ckpt verify " + old_style);
+  CHECK_MESSAGE(unsealed.exit_code == 0, unsealed.output);
+  check_contains(unsealed, "no whole-file checksum");
+  CHECK(diffusion::load_checkpoint(old_style).step == 2);
 }
 
 TEST_CASE("pruning keeps the newest checkpoints that verify and never deletes the one just written") {
