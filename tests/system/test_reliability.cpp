@@ -101,6 +101,12 @@ TEST_CASE("ckpt verify and iris sample refuse NaN weights, and verify refuses im
                                " --shard " + fx.data + " --count 2 --steps 2");
   expect_error(s, {"nan.h5", "NaN or infinite"});
   CHECK_FALSE(fs::exists(fx.path("s") + "/samples.h5"));
+  const std::string sample = "sample --ckpt " + fx.sr3_ckpt + " --device cpu --threads 1 --shard " + fx.data;
+  expect_error(run_iris(sample + " --out " + fx.path("c") + " --count -2 --steps 2"),
+               {"--count must be positive (or -1", "-2"});
+  CHECK(run_iris(sample + " --out " + fx.path("z") + " --count 2 --steps 0").exit_code != 0);
+  CHECK_FALSE(fs::exists(fx.path("c") + "/samples.h5"));
+  CHECK_FALSE(fs::exists(fx.path("z") + "/samples.h5"));
   edited_copy(fx.sr3_ckpt, far, [](diffusion::TrainingCheckpoint& c) { c.step = 999999; });
   expect_error(run_iris("ckpt verify " + far), {"far.h5", "step 999999 is outside [0, 2]"});
   edited_copy(fx.sr3_ckpt, cursor, [](diffusion::TrainingCheckpoint& c) { c.cursor.position = 5000; });
