@@ -247,8 +247,8 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
 CheckpointReport check_checkpoint(const std::string& path) {
   CheckpointReport r;
   try {
+    const h5::File f = open_checked(path);  // checks the seal first
     r.sealed = h5::check_seal(path).state == h5::SealState::sealed;
-    const h5::File f = open_checked(path);
     const h5::Group root = f.root();
     TrainingCheckpoint counters;
     read_counters(root, counters);
