@@ -242,7 +242,7 @@ void run_export(const std::string& path, const std::string& out, bool raw) {
   const fs::path parent = fs::path(out).parent_path();
   if (!parent.empty()) fs::create_directories(parent);
   int64_t elements = 0;
-  h5::AtomicWriter w(out);
+  h5::AtomicWriter w(out, static_cast<int64_t>(weights.size()));
   {
     h5::Group root = w.root();
     root.set_string_attr("format", kExportFormat);
