@@ -12,6 +12,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "framework/core/format.h"
+
 namespace iris::data {
 
 Image::Image(int h, int w, int c, uint8_t fill) : height(h), width(w), channels(c) {
@@ -32,14 +34,20 @@ void check_image(const Image& img, const std::string& what) {
 }
 
 namespace {
-// Images larger than this are refused before allocation: a corrupt header must not ask for terabytes.
-constexpr uint64_t kMaxImageBytes = uint64_t{1} << 31;
+// Checked against the header, before anything is allocated: a corrupt or hostile header must not make the
+// decoder ask for gigabytes. Empty when within the limit.
+std::string pixel_limit_error(uint64_t width, uint64_t height, int64_t max_pixels) {
+  if (width * height <= static_cast<uint64_t>(std::max<int64_t>(max_pixels, 0))) return "";
+  return "claims " + std::to_string(width) + "x" + std::to_string(height) + " = " +
+         with_commas(static_cast<int64_t>(width * height)) + " pixels, over the limit of " +
+         with_commas(max_pixels) + " (corrupt header? raise the limit with --max-pixels)";
+}
 }  // namespace
 
 // ---- PNG
 // ---------------------------------------------------------------------------------------------------
 
-Image read_png(const std::string& path) {
+Image read_png(const std::string& path, int64_t max_pixels) {
   png_image png;
   std::memset(&png, 0, sizeof(png));
   png.version = PNG_IMAGE_VERSION;
@@ -49,10 +57,9 @@ Image read_png(const std::string& path) {
     IRIS_THROW("png: cannot read '", path, "': ", msg);
   }
   png.format = (png.format & PNG_FORMAT_FLAG_COLOR) ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
-  if (static_cast<uint64_t>(png.width) * png.height * 3 > kMaxImageBytes) {
+  if (const std::string why = pixel_limit_error(png.width, png.height, max_pixels); !why.empty()) {
     png_image_free(&png);
-    IRIS_THROW("png: '", path, "' claims ", png.width, "x", png.height,
-               " pixels: too large (corrupt header?)");
+    IRIS_THROW("png: '", path, "' ", why);
   }
   Image img;
   img.height = static_cast<int>(png.height);
@@ -116,7 +123,7 @@ struct FileCloser {
 };
 }  // namespace
 
-Image read_jpeg(const std::string& path) {
+Image read_jpeg(const std::string& path, int64_t max_pixels) {
   Image img;
   FileCloser file;
   file.f = std::fopen(path.c_str(), "rb");
@@ -137,10 +144,10 @@ Image read_jpeg(const std::string& path) {
     jpeg_destroy_decompress(&cinfo);
     IRIS_THROW("jpeg: '", path, "' is a CMYK image; only grey and RGB/YCbCr JPEGs are supported");
   }
-  if (static_cast<uint64_t>(cinfo.image_width) * cinfo.image_height * 3 > kMaxImageBytes) {
-    const auto w = cinfo.image_width, h = cinfo.image_height;
+  if (const std::string why = pixel_limit_error(cinfo.image_width, cinfo.image_height, max_pixels);
+      !why.empty()) {
     jpeg_destroy_decompress(&cinfo);
-    IRIS_THROW("jpeg: '", path, "' claims ", w, "x", h, " pixels: too large (corrupt header?)");
+    IRIS_THROW("jpeg: '", path, "' ", why);
   }
   cinfo.out_color_space = cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
   jpeg_start_decompress(&cinfo);
@@ -199,15 +206,15 @@ void write_jpeg(const std::string& path, const Image& img, int quality) {
 // ---- by type
 // -------------------------------------------------------------------------------------------------
 
-Image read_image(const std::string& path) {
+Image read_image(const std::string& path, int64_t max_pixels) {
   std::ifstream in(path, std::ios::binary);
   IRIS_CHECK(in.good(), "cannot open image '", path, "'");
   unsigned char sig[8] = {0};
   in.read(reinterpret_cast<char*>(sig), 8);
   const auto got = in.gcount();
   static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
-  if (got == 8 && std::memcmp(sig, png_sig, 8) == 0) return read_png(path);
-  if (got >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF) return read_jpeg(path);
+  if (got == 8 && std::memcmp(sig, png_sig, 8) == 0) return read_png(path, max_pixels);
+  if (got >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF) return read_jpeg(path, max_pixels);
   IRIS_THROW("image '", path, "' is neither PNG nor JPEG (unknown signature)");
 }
 

@@ -33,15 +33,17 @@ struct Image {
 void check_image(const Image& img, const std::string& what);
 
 // ---- files: errors name the file --------------------------------------------------------------------------
+// Readers refuse files whose header claims more pixels than `max_pixels`, before allocating anything.
+inline constexpr int64_t kDefaultMaxImagePixels = 100'000'000;
 // PNG: any bit depth or colour type is read as 8-bit grey or RGB (16-bit is reduced, palettes expanded, an
 // alpha channel composited onto black). Written as 8-bit grey or RGB, losslessly.
-Image read_png(const std::string& path);
+Image read_png(const std::string& path, int64_t max_pixels = kDefaultMaxImagePixels);
 void write_png(const std::string& path, const Image& img);
 // JPEG: grey or YCbCr files, read as grey or RGB; corrupt-data warnings from libjpeg are errors here.
-Image read_jpeg(const std::string& path);
+Image read_jpeg(const std::string& path, int64_t max_pixels = kDefaultMaxImagePixels);
 void write_jpeg(const std::string& path, const Image& img, int quality = 95);
 // By content (PNG or JPEG signature) for reading, by extension (.png, .jpg, .jpeg) for writing.
-Image read_image(const std::string& path);
+Image read_image(const std::string& path, int64_t max_pixels = kDefaultMaxImagePixels);
 void write_image(const std::string& path, const Image& img);
 
 // ---- colour

@@ -188,7 +188,7 @@ struct Decoded {
 Decoded decode(const ImageFile& file, const ImageFolderShardOptions& o) {
   Decoded d;
   try {
-    const Image im = to_channels(read_image(file.path), o.channels);
+    const Image im = to_channels(read_image(file.path, o.max_pixels), o.channels);
     d.upscaled = std::min(im.height, im.width) < o.size;
     d.sample.image = square_crop(im, o.size, o.crop);
     d.sample.label = file.label;
@@ -357,6 +357,9 @@ ImageFolderShardReport write_image_folder_shards(const ImageFolder& folder, cons
     }
   });
   if (error) std::rethrow_exception(error);
+  // Skipping a few bad files is a convenience; a set made of none of its images is a failure.
+  IRIS_CHECK(report.skipped < total, "shard images: all ", total, " image file(s) in '", folder.root,
+             "' were unreadable (listed above); no shard set written");
 
   train.finish();
   report.train = train.count();

@@ -66,6 +66,9 @@ struct ImageFolderShardOptions {
   int64_t samples_per_shard = 1000;
   bool overwrite = false;  // replace existing sets in <out>/train and <out>/val
   bool strict = false;     // an unreadable image is an error (else it is reported and skipped)
+  // Files whose header claims more pixels are refused before decoding (a corrupt or hostile header would
+  // otherwise allocate gigabytes per decoding thread).
+  int64_t max_pixels = kDefaultMaxImagePixels;
   // Called on the calling thread, in file order: after each file (done, total), and for each skipped file.
   std::function<void(int64_t, int64_t)> progress;
   std::function<void(const std::string& path, const std::string& error)> on_skip;

@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "data/resize.h"
@@ -232,7 +233,8 @@ ShardSpec spec_from_index(const nlohmann::json& j, const std::string& index_path
 }
 
 // Checks one shard against the index; every message names the shard file.
-void validate_shard(const std::string& path, const ShardSpec& spec, const ShardInfo& info, bool verify) {
+void validate_shard(const std::string& path, const ShardSpec& spec, const ShardInfo& info, int64_t position,
+                    bool verify) {
   const int64_t count = info.count;
   IRIS_CHECK(fs::exists(path), "missing shard '", path, "' (listed in ", kShardIndexFile, ")");
   const h5::File file = h5::File::open(path);
@@ -257,6 +259,10 @@ void validate_shard(const std::string& path, const ShardSpec& spec, const ShardI
              "shard '", path, "' has other low-res sizes, labels or class names than the index");
   const int64_t n = root.int_attr("count");
   IRIS_CHECK(n == count, "shard '", path, "' holds ", n, " samples but the index says ", count);
+  const int64_t written_as = root.int_attr("shard_index");
+  IRIS_CHECK(written_as == position, "shard '", path, "' was written as shard ", written_as,
+             " but the index lists it ", "at position ", position,
+             " (files swapped or copied from another set?)");
 
   auto check_dataset = [&](const std::string& name, DType dtype, const Shape& shape) {
     IRIS_CHECK(root.has(name), "shard '", path, "' has no dataset '", name, "'");
@@ -289,6 +295,7 @@ struct ShardSet::Impl {
 
   std::mutex mutex;  // guards the cache below
   std::map<int64_t, std::unique_ptr<OpenShard>> open;
+  std::set<std::pair<int64_t, int>> verified;  // (shard, dataset kind) checked (options.verify_on_first_read)
   uint64_t clock = 0;
 
   std::string shard_path(int64_t s) const {
@@ -332,6 +339,10 @@ struct ShardSet::Impl {
       const int64_t n = std::min(start + count - i, info.count - row);
       OpenShard& o = get(s);
       const h5::Dataset& ds = h == 0 ? o.images : h < 0 ? o.labels : o.lowres.at(h);
+      if (options.verify_on_first_read && !verified.count({s, h})) {
+        ds.verify_checksum();
+        verified.insert({s, h});
+      }
       ds.read_rows_into(row, n, dst + static_cast<size_t>(i - start) * row_bytes,
                         static_cast<size_t>(n) * row_bytes);
       i += n;
@@ -381,8 +392,9 @@ ShardSet ShardSet::open(const std::string& dir, const ShardSetOptions& options) 
   } catch (const Error& e) {
     IRIS_THROW("shard index '", index_path, "': ", e.message());
   }
-  for (const ShardInfo& info : impl->shards)
-    validate_shard((fs::path(dir) / info.file).string(), impl->spec, info, options.verify_checksums);
+  for (size_t i = 0; i < impl->shards.size(); ++i)
+    validate_shard((fs::path(dir) / impl->shards[i].file).string(), impl->spec, impl->shards[i],
+                   static_cast<int64_t>(i), options.verify_checksums);
   ShardSet set;
   set.impl_ = std::move(impl);
   return set;
@@ -485,9 +497,22 @@ Tensor ShardSet::labels(int64_t start, int64_t count) const {
   return t;
 }
 
+void ShardSet::check_labels(int64_t num_classes) const {
+  IRIS_CHECK(impl_->spec.has_labels, "shard set '", impl_->dir, "' has no labels");
+  for (const ShardInfo& info : impl_->shards) {
+    const auto labels = this->labels(info.first, info.count).to_vector<int32_t>();
+    for (size_t row = 0; row < labels.size(); ++row)
+      IRIS_CHECK(labels[row] >= 0 && labels[row] < num_classes, "shard '",
+                 impl_->shard_path(&info - impl_->shards.data()), "' sample ", row, " (index ",
+                 info.first + static_cast<int64_t>(row), " of the set) has label ", labels[row],
+                 ", outside [0, ", num_classes, ")");
+  }
+}
+
 void ShardSet::verify_checksums() const {
-  for (const ShardInfo& info : impl_->shards)
-    validate_shard((fs::path(impl_->dir) / info.file).string(), impl_->spec, info, true);
+  for (size_t i = 0; i < impl_->shards.size(); ++i)
+    validate_shard(impl_->shard_path(static_cast<int64_t>(i)), impl_->spec, impl_->shards[i],
+                   static_cast<int64_t>(i), true);
 }
 
 }  // namespace iris::data

@@ -104,7 +104,11 @@ struct ShardInfo {
 
 struct ShardSetOptions {
   bool verify_checksums = false;  // read every dataset once at open and check its CRC-32C
-  int max_open_files = 32;        // shards kept open at once (least recently used are closed)
+  // Check each dataset's CRC-32C the first time samples are read from it (once per dataset and process):
+  // damaged data is an error naming the shard instead of being silently trained on, at the cost of reading
+  // the data once more, spread over the first epoch instead of up front.
+  bool verify_on_first_read = false;
+  int max_open_files = 32;  // shards kept open at once (least recently used are closed)
 };
 
 // A read-only view of a shard folder. open() checks the index and every shard (format, version, sizes,
@@ -136,6 +140,10 @@ class ShardSet {
 
   // Checks the CRC-32C of every dataset of every shard; throws naming the first corrupted file and dataset.
   void verify_checksums() const;
+  // Throws unless every label is in [0, num_classes), naming the first bad one's shard file, its row there,
+  // its index in the set and its value (a label equal to num_classes would otherwise train as a model's
+  // null class). Reads the labels only (4 bytes a sample).
+  void check_labels(int64_t num_classes) const;
 
  private:
   struct Impl;

@@ -2,10 +2,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <regex>
 
+#include "diffusion/config.h"
+#include "framework/io/file_seal.h"
 #include "framework/io/hdf5.h"
 
 namespace iris::diffusion {
@@ -18,9 +23,25 @@ void write_dict(h5::Group&& g, const nn::StateDict& d) {
   for (const auto& [name, t] : d) g.write_tensor(name, t, /*checksum=*/true);
 }
 
+// The number of NaN or infinite values of a floating-point tensor (0 for integer tensors).
+int64_t count_non_finite(const Tensor& t) {
+  if (t.dtype() != DType::f32 && t.dtype() != DType::f64 && t.dtype() != DType::bf16) return 0;
+  const auto v = t.to(DType::f64).to_vector<double>();
+  return std::count_if(v.begin(), v.end(), [](double x) { return !std::isfinite(x); });
+}
+
+// Weights that are used as read (sampling, export, resume) are checked against their stored checksum: a
+// damaged weight would otherwise give wrong images with no error.
 nn::StateDict read_dict(const h5::Group& g) {
   nn::StateDict d;
-  for (const auto& name : g.children()) d[name] = g.read_tensor(name);
+  for (const auto& name : g.children()) {
+    const h5::Dataset ds = g.open_dataset(name);
+    Tensor t = ds.read();
+    if (ds.has_checksum())
+      IRIS_CHECK(ds.int_attr(h5::kChecksumAttr) == static_cast<int64_t>(h5::crc32c(t.data_ptr(), t.nbytes())),
+                 "hdf5: checksum mismatch in ", ds.where(), " (the file is corrupted)");
+    d[name] = std::move(t);
+  }
   return d;
 }
 
@@ -62,6 +83,8 @@ std::string utc_now() {
 
 h5::File open_checked(const std::string& path) {
   IRIS_CHECK(fs::exists(path), "checkpoint '", path, "' does not exist");
+  // The seal first (h5::File::open checks it too): damage must be reported as such, not as "not HDF5".
+  (void)h5::check_seal(path);
   IRIS_CHECK(h5::File::is_hdf5(path), "checkpoint '", path,
              "' is not an HDF5 file (truncated or corrupted?)");
   h5::File f = h5::File::open(path);
@@ -76,12 +99,85 @@ h5::File open_checked(const std::string& path) {
   return f;
 }
 
-void verify_group(const h5::Group& g) {
+// Every dataset below `g`: its checksum and, for floating-point data, that every value is finite (a NaN
+// weight with a valid checksum is still a broken checkpoint). One message per problem.
+void check_group(const h5::Group& g, CheckpointReport& r) {
   for (const auto& name : g.children()) {
-    if (g.kind(name) == h5::ChildKind::group)
-      verify_group(g.open_group(name));
-    else
-      g.open_dataset(name).verify_checksum();
+    try {
+      if (g.kind(name) == h5::ChildKind::group) {
+        check_group(g.open_group(name), r);
+        continue;
+      }
+      ++r.datasets;
+      const h5::Dataset ds = g.open_dataset(name);
+      ds.verify_checksum();
+      if (const int64_t bad = count_non_finite(ds.read()); bad > 0)
+        r.problems.push_back(ds.where() + " holds " + std::to_string(bad) + " NaN or infinite value(s)");
+    } catch (const Error& e) {
+      r.problems.push_back(e.message());
+    }
+  }
+}
+
+// The counters must fit the run they describe; a damaged or edited counter would otherwise be believed.
+void check_counters(const std::string& path, const TrainingCheckpoint& c, CheckpointReport& r) {
+  auto problem = [&](const std::string& m) { r.problems.push_back("checkpoint '" + path + "': " + m); };
+  try {
+    const Config saved = Config::from_toml(c.config_toml, path + " (saved config)");
+    const int64_t steps = saved.get_int("train.steps");
+    if (c.step < 0 || c.step > steps)
+      problem("step " + std::to_string(c.step) + " is outside [0, " + std::to_string(steps) +
+              "] (train.steps of its saved config)");
+  } catch (const Error& e) {
+    problem("the saved config does not parse: " + e.message());
+  }
+  if (c.schedule_step < 0 || c.samples_seen < 0 || c.seed < 0 || c.world_size < 1)
+    problem("implausible counters (schedule step " + std::to_string(c.schedule_step) + ", samples seen " +
+            std::to_string(c.samples_seen) + ", seed " + std::to_string(c.seed) + ", world size " +
+            std::to_string(c.world_size) + ")");
+  const bool cursor_ok = c.cursor.epoch >= 0 && c.cursor.position >= 0 &&
+                         (c.data_samples < 0 || c.cursor.position <= c.data_samples);
+  if (!cursor_ok)
+    problem("data cursor (epoch " + std::to_string(c.cursor.epoch) + ", position " +
+            std::to_string(c.cursor.position) + ") does not fit its data of " +
+            std::to_string(c.data_samples) + " samples");
+}
+
+void check_ema_shadows_model(const std::string& path, const h5::Group& root, CheckpointReport& r) {
+  const h5::Group model = root.open_group("model"), ema = root.open_group("ema");
+  for (const auto& name : model.children()) {
+    if (!ema.has(name))
+      r.problems.push_back("'" + path + "': /ema lacks '" + name + "' (present in /model)");
+    else if (ema.open_dataset(name).shape() != model.open_dataset(name).shape())
+      r.problems.push_back("'" + path + "': /ema/" + name + " has shape " +
+                           shape_str(ema.open_dataset(name).shape()) + " but /model/" + name + " has " +
+                           shape_str(model.open_dataset(name).shape()));
+  }
+  for (const auto& name : ema.children())
+    if (!model.has(name)) r.problems.push_back("'" + path + "': /ema has '" + name + "', which /model lacks");
+}
+
+// The counters of /train and the root (no tensors).
+void read_counters(const h5::Group& root, TrainingCheckpoint& c) {
+  c.step = root.int_attr("step");
+  c.config_toml = root.string_attr("config");
+  c.world_size = root.has_attr("world_size") ? root.int_attr("world_size") : 1;
+  const h5::Group t = root.open_group("train");
+  c.schedule_step = t.int_attr("schedule_step");
+  c.cursor.epoch = t.int_attr("epoch");
+  c.cursor.position = t.int_attr("position");
+  c.seed = t.int_attr("seed");
+  c.samples_seen = t.int_attr("samples_seen");
+  c.elapsed_seconds = t.double_attr("elapsed_seconds");
+  if (t.has_attr("grad_norm_count")) {  // absent from checkpoints older than the spike guard
+    c.grad_norm_mean = t.double_attr("grad_norm_mean");
+    c.grad_norm_var = t.double_attr("grad_norm_var");
+    c.grad_norm_count = t.int_attr("grad_norm_count");
+    c.skipped_updates = t.int_attr("skipped_updates");
+  }
+  if (t.has_attr("data_samples")) {
+    c.data_samples = t.int_attr("data_samples");
+    c.data_index_crc32c = t.int_attr("data_index_crc32c");
   }
 }
 
@@ -90,7 +186,9 @@ void verify_group(const h5::Group& g) {
 void save_checkpoint(const std::string& path, const TrainingCheckpoint& c) {
   const fs::path parent = fs::path(path).parent_path();
   if (!parent.empty()) fs::create_directories(parent);
-  h5::AtomicWriter w(path);
+  const auto datasets = static_cast<int64_t>(c.model.size() + c.ema.size() + c.optimizer.tensors.size() +
+                                             c.ema_state.tensors.size());
+  h5::AtomicWriter w(path, datasets);
   {
     h5::Group root = w.root();
     root.set_string_attr("format", kCheckpointFormat);
@@ -126,30 +224,11 @@ TrainingCheckpoint load_checkpoint(const std::string& path, bool verify) {
   h5::File f = open_checked(path);
   const h5::Group root = f.root();
   TrainingCheckpoint c;
-  c.step = root.int_attr("step");
-  c.config_toml = root.string_attr("config");
-  c.world_size = root.has_attr("world_size") ? root.int_attr("world_size") : 1;
+  read_counters(root, c);
   c.model = read_dict(root.open_group("model"));
   c.ema = read_dict(root.open_group("ema"));
   c.optimizer = read_state(root.open_group("optimizer"));
   c.ema_state = read_state(root.open_group("ema_state"));
-  const h5::Group t = root.open_group("train");
-  c.schedule_step = t.int_attr("schedule_step");
-  c.cursor.epoch = t.int_attr("epoch");
-  c.cursor.position = t.int_attr("position");
-  c.seed = t.int_attr("seed");
-  c.samples_seen = t.int_attr("samples_seen");
-  c.elapsed_seconds = t.double_attr("elapsed_seconds");
-  if (t.has_attr("grad_norm_count")) {  // absent from checkpoints older than the spike guard
-    c.grad_norm_mean = t.double_attr("grad_norm_mean");
-    c.grad_norm_var = t.double_attr("grad_norm_var");
-    c.grad_norm_count = t.int_attr("grad_norm_count");
-    c.skipped_updates = t.int_attr("skipped_updates");
-  }
-  if (t.has_attr("data_samples")) {
-    c.data_samples = t.int_attr("data_samples");
-    c.data_index_crc32c = t.int_attr("data_index_crc32c");
-  }
   return c;
 }
 
@@ -165,14 +244,40 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
   return i;
 }
 
+CheckpointReport check_checkpoint(const std::string& path) {
+  CheckpointReport r;
+  try {
+    const h5::File f = open_checked(path);  // checks the seal first
+    r.sealed = h5::check_seal(path).state == h5::SealState::sealed;
+    const h5::Group root = f.root();
+    TrainingCheckpoint counters;
+    read_counters(root, counters);
+    r.step = counters.step;
+    check_group(root, r);
+    check_ema_shadows_model(path, root, r);
+    check_counters(path, counters, r);
+  } catch (const Error& e) {
+    r.problems.push_back(e.message());
+  }
+  return r;
+}
+
 void verify_checkpoint(const std::string& path) {
-  h5::File f = open_checked(path);
-  verify_group(f.root());
+  const CheckpointReport r = check_checkpoint(path);
+  if (r.problems.empty()) return;
+  IRIS_THROW(r.problems.front(), r.problems.size() > 1 ? " (and " + std::to_string(r.problems.size() - 1) +
+                                                             " more problem(s); see iris ckpt verify)"
+                                                       : std::string());
 }
 
 nn::StateDict load_checkpoint_weights(const std::string& path, bool ema) {
   h5::File f = open_checked(path);
-  return read_dict(f.root().open_group(ema ? "ema" : "model"));
+  const char* group = ema ? "ema" : "model";
+  nn::StateDict d = read_dict(f.root().open_group(group));
+  for (const auto& [name, t] : d)
+    IRIS_CHECK(count_non_finite(t) == 0, "checkpoint '", path, "': /", group, "/", name, " holds ",
+               count_non_finite(t), " NaN or infinite value(s): these weights cannot give images");
+  return d;
 }
 
 std::string checkpoint_name(int64_t step) {
@@ -210,9 +315,60 @@ std::optional<std::string> find_resume_checkpoint(const std::string& dir,
   return std::nullopt;
 }
 
-void prune_checkpoints(const std::string& dir, int64_t keep) {
-  const auto all = list_checkpoints(dir);
-  for (size_t i = static_cast<size_t>(std::max<int64_t>(keep, 1)); i < all.size(); ++i) fs::remove(all[i]);
+namespace {
+
+// verify_checkpoint, remembered per file while its size and modification time stay the same: pruning runs
+// after every checkpoint and should not re-read the ones it already checked.
+bool verifies_cached(const std::string& path, const std::function<void(const std::string&)>& warn) {
+  static std::mutex mutex;
+  static std::map<std::string, std::pair<fs::file_time_type, uintmax_t>> good;
+  std::error_code ec;
+  const auto stamp = std::make_pair(fs::last_write_time(path, ec), fs::file_size(path, ec));
+  if (ec) return false;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    const auto it = good.find(path);
+    if (it != good.end() && it->second == stamp) return true;
+  }
+  try {
+    verify_checkpoint(path);
+  } catch (const Error& e) {
+    if (warn) warn("keeping damaged checkpoint '" + path + "' out of the newest kept: " + e.message());
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(mutex);
+  good[path] = stamp;
+  return true;
+}
+
+int64_t step_of_name(const std::string& path) {
+  return std::stoll(fs::path(path).filename().string().substr(5, 9));  // "step_NNNNNNNNN.h5"
+}
+
+}  // namespace
+
+void prune_checkpoints(const std::string& dir, const PruneOptions& o) {
+  const auto all = list_checkpoints(dir);  // newest first
+  // The oldest step among the newest `keep` that verify; everything older may go.
+  int64_t good = 0, cutoff = -1;
+  for (const auto& path : all) {
+    if (good < std::max<int64_t>(o.keep, 1) && verifies_cached(path, o.warn)) {
+      ++good;
+      cutoff = step_of_name(path);
+    }
+  }
+  if (good >= std::max<int64_t>(o.keep, 1)) {
+    for (const auto& path : all) {
+      const int64_t step = step_of_name(path);
+      const bool milestone = o.keep_every > 0 && step % o.keep_every == 0;
+      const bool protected_file =
+          !o.just_written.empty() && fs::path(path).filename() == fs::path(o.just_written).filename();
+      if (step < cutoff && !milestone && !protected_file) {
+        std::error_code ec;
+        fs::remove(path, ec);
+      }
+    }
+  }
   // Temporary files of writers that died mid-write ("<name>.tmp-<pid>" whose process is gone).
   if (!fs::is_directory(dir)) return;
   static const std::regex tmp(R"(step_\d{9}\.h5\.tmp-(\d+))");

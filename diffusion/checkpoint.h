@@ -11,8 +11,9 @@
 //                     attrs: hyperparameters in effect
 //   /ema_state        attrs: the EMA's counters and decay
 //   /train            attrs: lr schedule step, data cursor (epoch, position), seed, samples seen, elapsed
-// Every dataset carries a CRC-32C checksum attribute. Files are written to a temporary name, fsynced and
-// renamed into place, so a crash mid-write leaves the previous checkpoint intact.
+// Every dataset carries a CRC-32C checksum attribute, and the file a seal (framework/io/file_seal.h) that is
+// checked before HDF5 parses it. Files are written to a temporary name, fsynced and renamed into place, so a
+// crash mid-write leaves the previous checkpoint intact.
 #pragma once
 
 #include <functional>
@@ -55,8 +56,10 @@ struct TrainingCheckpoint {
 // Writes atomically (temporary name, fsync, rename). Throws iris::Error naming the path on failure.
 void save_checkpoint(const std::string& path, const TrainingCheckpoint& ckpt);
 
-// Reads a checkpoint. With `verify`, every dataset's checksum is checked first. Throws iris::Error naming the
-// file and what is wrong (not HDF5, truncated, wrong format or version, missing groups, checksum mismatch).
+// Reads a checkpoint. With `verify`, the whole checkpoint is checked first (verify_checkpoint). Throws
+// iris::Error naming the file and what is wrong (damaged seal, truncated, not HDF5, wrong format or version,
+// missing groups, checksum mismatch, NaN values, a step beyond its config's train.steps, a data cursor beyond
+// its data). Weights read are always checked against their checksums.
 TrainingCheckpoint load_checkpoint(const std::string& path, bool verify = true);
 
 // Reads only the root attributes: format checks, step and config (for `iris ckpt inspect` and sampling).
@@ -69,10 +72,21 @@ struct CheckpointInfo {
 };
 CheckpointInfo read_checkpoint_info(const std::string& path);
 
-// Checks every dataset's checksum and the structure; throws naming the first problem.
+// Every problem of a checkpoint, one message each (empty: it verifies): the seal (before HDF5 parses the
+// file, see framework/io/file_seal.h), the structure, every dataset's checksum, NaN or infinite values, the
+// EMA shadowing the model, the saved config, counters that fit the config and data.
+struct CheckpointReport {
+  bool sealed = false;  // carries a seal (whole-file checksum); false for checkpoints of older Iris versions
+  int64_t step = -1;
+  int64_t datasets = 0;
+  std::vector<std::string> problems;
+};
+CheckpointReport check_checkpoint(const std::string& path);
+// Throws naming the first problem check_checkpoint finds.
 void verify_checkpoint(const std::string& path);
 
-// The model (or EMA) weights alone, as a StateDict on the CPU (for sampling and export).
+// The model (or EMA) weights alone, as a StateDict on the CPU (for sampling and export); throws when any
+// is damaged or not finite.
 nn::StateDict load_checkpoint_weights(const std::string& path, bool ema);
 
 // Checkpoint files in a run's checkpoint folder are "step_<9-digit step>.h5".
@@ -83,7 +97,17 @@ std::vector<std::string> list_checkpoints(const std::string& dir);
 // message naming each one skipped and why. nullopt when there is none.
 std::optional<std::string> find_resume_checkpoint(const std::string& dir,
                                                   const std::function<void(const std::string&)>& warn);
-// Deletes all but the newest `keep` checkpoints in `dir` (and stale temporary files of dead writers).
-void prune_checkpoints(const std::string& dir, int64_t keep);
+struct PruneOptions {
+  int64_t keep = 3;          // the newest checkpoints that verify, kept
+  int64_t keep_every = 0;    // milestones: checkpoints whose step is a multiple of this are never deleted
+  std::string just_written;  // never deleted, whatever else is in the folder
+  std::function<void(const std::string&)> warn;  // told about each damaged checkpoint found
+};
+// Keeps the newest `keep` checkpoints of `dir` that verify, and deletes only checkpoints older (by step)
+// than the oldest of those: a damaged checkpoint never displaces a good one, and nothing is deleted before
+// `keep` newer good ones exist (a kill while pruning therefore loses nothing). Each checkpoint is verified
+// once per process (the result is remembered while its size and modification time stay the same). Also
+// removes stale temporary files of dead writers.
+void prune_checkpoints(const std::string& dir, const PruneOptions& options);
 
 }  // namespace iris::diffusion

@@ -122,6 +122,8 @@ const std::vector<ConfigKey>& config_schema() {
       {"train.log_every", T::integer, int64_t{50}, "steps between progress lines and metrics records"},
       {"train.checkpoint_every", T::integer, int64_t{500}, "steps between checkpoints"},
       {"train.keep_checkpoints", T::integer, int64_t{3}, "newest checkpoints kept"},
+      {"train.keep_every", T::integer, int64_t{0},
+       "also keep every checkpoint whose step is a multiple of this (milestones; 0: none)"},
       {"train.sample_every", T::integer, int64_t{1000}, "steps between sample grids of the validation batch"},
       {"train.sample_count", T::integer, int64_t{8}, "images in the validation batch"},
       {"train.sample_steps", T::integer, int64_t{0},

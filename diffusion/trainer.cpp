@@ -3,9 +3,11 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -14,6 +16,7 @@
 #include "data/loader.h"
 #include "data/metrics.h"
 #include "data/resize.h"
+#include "diffusion/run_lock.h"
 #include "framework/core/format.h"
 #include "framework/core/philox.h"
 #include "framework/core/profiling.h"
@@ -87,6 +90,8 @@ struct SpikeGuard {
 }  // namespace
 
 struct Trainer::Impl {
+  std::unique_ptr<RunLock> lock;  // first, so that it is released last
+  int64_t nan_grad_step = -1;     // IRIS_TEST_NAN_GRAD_AT_STEP: the step whose gradient is made NaN (tests)
   std::unique_ptr<optim::AdamW> opt;
   std::unique_ptr<optim::LRSchedule> schedule;
   std::unique_ptr<optim::EMA> ema;
@@ -117,13 +122,37 @@ struct Trainer::Impl {
   std::string last_checkpoint;
 };
 
+namespace {
+
+// The [train] values a run cannot work with: refused before anything is built, so that a typo such as
+// train.steps=-5 is not silently a run that trains nothing.
+void check_train_values(const Config& c) {
+  for (const char* key : {"train.steps", "train.keep_checkpoints"})
+    IRIS_CHECK(c.get_int(key) > 0, key, " must be positive, got ", c.get_int(key));
+  IRIS_CHECK(c.get_int("train.checkpoint_every") >= 0,
+             "train.checkpoint_every must be >= 0 (0: only the final checkpoint), got ",
+             c.get_int("train.checkpoint_every"));
+  IRIS_CHECK(c.get_int("train.keep_every") >= 0, "train.keep_every must be >= 0 (0: no milestones), got ",
+             c.get_int("train.keep_every"));
+  IRIS_CHECK(c.get_float("train.grad_clip") >= 0, "train.grad_clip must be >= 0 (0: off), got ",
+             c.get_float("train.grad_clip"));
+}
+
+}  // namespace
+
 Trainer::Trainer(const Config& config, TrainerOptions options)
     : config_(config), opts_(std::move(options)), impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
+  check_train_values(config_);
+  if (const char* v = std::getenv("IRIS_TEST_NAN_GRAD_AT_STEP")) m.nan_grad_step = std::atoll(v);
   m.seed = static_cast<uint64_t>(config_.get_int("train.seed"));
   if (opts_.comm) {
     m.rank = opts_.comm->rank();
     m.world = opts_.comm->size();
+  }
+  if (m.rank == 0) {  // the rank that writes the run folder holds it
+    fs::create_directories(opts_.run_dir);
+    m.lock = std::make_unique<RunLock>(opts_.run_dir, [this](const std::string& w) { log("warning: " + w); });
   }
   apply_compute_settings();
   // Model, on the CPU from the seed, then moved: the same initial weights on every device.
@@ -148,7 +177,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   m.microbatch = config_.get_int("train.microbatch");
   IRIS_CHECK(m.microbatch >= 0, "train.microbatch must be >= 0 (0: no micro-batches), got ", m.microbatch);
   const std::string dir = config_.get_string("data.dir");
-  data::ShardSet set = data::ShardSet::open(dir);
+  data::ShardSet set = data::ShardSet::open(dir, {.verify_on_first_read = true});
   m.data_samples = set.size();
   {
     // What the data is, for checkpoints: a resume on other data is worth a warning.
@@ -198,7 +227,15 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   // The fixed validation batch: the first train.sample_count samples of the validation set.
   const std::string val_dir =
       config_.get_string("data.val_dir").empty() ? dir : config_.get_string("data.val_dir");
-  data::ShardSet vset = val_dir == dir ? set : data::ShardSet::open(val_dir);
+  data::ShardSet vset = val_dir == dir ? set : data::ShardSet::open(val_dir, {.verify_on_first_read = true});
+  if (stage_->num_classes() > 0) {  // a bad label would index past the class embedding, or hit its null class
+    try {
+      for (const data::ShardSet* s : {&set, &vset})
+        if (s->spec().has_labels) s->check_labels(stage_->num_classes());
+    } catch (const Error& e) {
+      IRIS_THROW(e.message(), " (model.num_classes is ", stage_->num_classes(), ")");
+    }
+  }
   const int64_t nval = std::min<int64_t>(config_.get_int("train.sample_count"), vset.size());
   if (nval > 0) {
     m.val.hr = data::u8_to_float(hr_from_lowres ? vset.lowres(image_size, 0, nval) : vset.images(0, nval));
@@ -235,7 +272,11 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
     IRIS_CHECK(same_model(saved, config_), "checkpoint '", *resume_from,
                "' was trained with a different model configuration ([model] section differs); it cannot be "
                "resumed with this config");
-    restore(c);
+    try {
+      restore(c);
+    } catch (const Error& e) {
+      IRIS_THROW("cannot resume from checkpoint '", *resume_from, "': ", e.message());
+    }
     if (c.data_samples >= 0 &&
         (c.data_samples != m.data_samples || c.data_index_crc32c != m.data_index_crc32c))
       log("warning: the training data in '" + dir + "' changed since " + *resume_from + " (" +
@@ -351,7 +392,10 @@ std::string Trainer::save_checkpoint_now() {
   const std::string path = (fs::path(dir) / checkpoint_name(step_)).string();
   if (m.rank == 0) {
     save_checkpoint(path, snapshot());
-    prune_checkpoints(dir, config_.get_int("train.keep_checkpoints"));
+    prune_checkpoints(dir, {.keep = config_.get_int("train.keep_checkpoints"),
+                            .keep_every = config_.get_int("train.keep_every"),
+                            .just_written = path,
+                            .warn = [this](const std::string& w) { log("warning: " + w); }});
   }
   if (opts_.comm && m.world > 1) opts_.comm->barrier();  // nobody runs ahead of a checkpoint being written
   m.last_checkpoint = path;
@@ -406,6 +450,10 @@ void Trainer::train_step() {
     step_loss = step_loss.defined() ? add(step_loss, l) : l;
   }
   if (m.reducer) m.reducer->finish();  // gradients averaged over ranks (all-reduced during backward)
+  if (step_ == m.nan_grad_step) {      // fault injection for tests: a NaN gradient as a bad batch could give
+    Tensor g = stage_->net().parameters().front().grad();
+    if (g.defined()) g.fill_(std::numeric_limits<double>::quiet_NaN());
+  }
   const double clip = config_.get_float("train.grad_clip");
   const double gnorm = clip > 0 ? optim::clip_grad_norm(stage_->net().parameters(), clip)
                                 : optim::grad_norm(stage_->net().parameters());

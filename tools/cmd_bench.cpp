@@ -154,7 +154,8 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--steps", opts->steps, "timed steps (the median is reported)");
   cmd->add_option("--warmup", opts->warmup, "untimed steps first");
   cmd->add_option("--device", opts->device, "auto, cpu, cuda or cuda:N");
-  cmd->add_option("--threads", opts->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--threads", opts->threads, "CPU threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--set", opts->sets,
                   "override a config key, e.g. --set model.checkpoint_res_blocks=true (repeatable)");
   cmd->callback([opts] { run_bench(*opts); });

@@ -227,7 +227,7 @@ void add_classifier_options(CLI::App* cmd, CasCliOptions& o) {
   cmd->add_flag("--hflip", o.cas.hflip, "random horizontal flips of the training images");
   cmd->add_option("--seed", o.cas.seed, "seed of the weights, batch order and flips")->capture_default_str();
   cmd->add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  cmd->add_option("--threads", o.threads, "CPU threads (0: all cores)");
+  cmd->add_option("--threads", o.threads, "CPU threads (0: all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--limit", o.limit, "use only the first N images of --generated");
   cmd->add_option("--json", o.json, "also write the results to this JSON file")->type_name("FILE");
 }

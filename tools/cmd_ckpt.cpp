@@ -1,8 +1,8 @@
 // `iris ckpt`: look at, check and export training checkpoints (format: diffusion/checkpoint.h).
 //  - inspect PATH: the tree (every group, every dataset's dtype, shape and size, group and file totals), the
 //    root and group attributes (step, created, world size, optimizer and EMA settings) and the config TOML;
-//  - verify PATH...: the structure and every dataset's CRC-32C; names each damaged file and dataset and
-//    exits non-zero when any fails;
+//  - verify PATH...: diffusion::check_checkpoint (seal, structure, checksums, finite values, counters); names
+//    each damaged file and what is wrong, and exits non-zero when any fails;
 //  - export PATH --out FILE.h5 [--raw]: the EMA (or raw) weights as a plain HDF5 file of float32 arrays
 //    (README.md, "Exporting weights");
 //  - diff A B [--tolerance R]: compares two checkpoints tensor by tensor (model, EMA, optimizer) and counter
@@ -205,66 +205,20 @@ void run_inspect(const std::string& path, bool summary, bool no_config) {
   if (!no_config) std::printf("# config (resolved, as trained)\n%s", info.config_toml.c_str());
 }
 
-// Checks the checksum of every dataset under `g`, collecting one message per damaged one.
-void verify_all(const h5::Group& g, int64_t& datasets, std::vector<std::string>& problems) {
-  for (const auto& name : g.children()) {
-    try {
-      if (g.kind(name) == h5::ChildKind::group) {
-        verify_all(g.open_group(name), datasets, problems);
-      } else {
-        ++datasets;
-        g.open_dataset(name).verify_checksum();
-      }
-    } catch (const Error& e) {
-      problems.push_back(e.message());
-    }
-  }
-}
-
-// Every problem of one checkpoint, one message each (empty: it verifies).
-std::vector<std::string> check_checkpoint(const std::string& path, int64_t& datasets, int64_t& step) {
-  std::vector<std::string> problems;
-  try {
-    const diffusion::CheckpointInfo info = diffusion::read_checkpoint_info(path);
-    step = info.step;
-    const h5::File f = h5::File::open(path);
-    // Every dataset's checksum, reporting each damaged one (not only the first).
-    verify_all(f.root(), datasets, problems);
-    // The EMA must shadow the model parameter for parameter.
-    const h5::Group model = f.root().open_group("model"), ema = f.root().open_group("ema");
-    for (const auto& name : model.children()) {
-      if (!ema.has(name))
-        problems.push_back("'" + path + "': /ema lacks '" + name + "' (present in /model)");
-      else if (ema.open_dataset(name).shape() != model.open_dataset(name).shape())
-        problems.push_back("'" + path + "': /ema/" + name + " has shape " +
-                           shape_text(ema.open_dataset(name).shape()) + " but /model/" + name + " has " +
-                           shape_text(model.open_dataset(name).shape()));
-    }
-    for (const auto& name : ema.children())
-      if (!model.has(name)) problems.push_back("'" + path + "': /ema has '" + name + "', which /model lacks");
-    try {
-      (void)Config::from_toml(info.config_toml, path + " (saved config)");
-    } catch (const Error& e) {
-      problems.push_back("the saved config does not parse: " + e.message());
-    }
-  } catch (const Error& e) {
-    problems.push_back(e.message());
-  }
-  return problems;
-}
-
 void run_verify(const std::vector<std::string>& paths) {
   int failed = 0;
   for (const auto& path : paths) {
-    int64_t datasets = 0, step = -1;
-    const auto problems = check_checkpoint(path, datasets, step);
-    if (problems.empty()) {
-      std::printf("OK      %s: step %lld, %lld datasets, checksums match\n", path.c_str(),
-                  static_cast<long long>(step), static_cast<long long>(datasets));
+    const diffusion::CheckpointReport r = diffusion::check_checkpoint(path);
+    if (r.problems.empty()) {
+      std::printf("OK      %s: step %lld, %lld datasets, checksums match%s\n", path.c_str(),
+                  static_cast<long long>(r.step), static_cast<long long>(r.datasets),
+                  r.sealed ? ", seal (whole-file checksum) matches"
+                           : "; no whole-file checksum (written by an older Iris: damage to its HDF5 "
+                             "structure cannot be ruled out)");
     } else {
       ++failed;
-      std::printf("FAILED  %s: %zu problem(s)\n", path.c_str(), problems.size());
-      for (const auto& p : problems) std::printf("        %s\n", p.c_str());
+      std::printf("FAILED  %s: %zu problem(s)\n", path.c_str(), r.problems.size());
+      for (const auto& p : r.problems) std::printf("        %s\n", p.c_str());
     }
   }
   std::fflush(stdout);
@@ -288,7 +242,7 @@ void run_export(const std::string& path, const std::string& out, bool raw) {
   const fs::path parent = fs::path(out).parent_path();
   if (!parent.empty()) fs::create_directories(parent);
   int64_t elements = 0;
-  h5::AtomicWriter w(out);
+  h5::AtomicWriter w(out, static_cast<int64_t>(weights.size()));
   {
     h5::Group root = w.root();
     root.set_string_attr("format", kExportFormat);

@@ -264,7 +264,8 @@ void register_sample(CLI::App& app) {
   o->per_class_opt =
       cmd->add_option("--per-class", o->per_class, "K samples of every class (base; default 4)");
   cmd->add_option("--sampler", o->sampler, "ddpm, ddim or dpmpp2m (default: the config's diffusion.sampler)");
-  cmd->add_option("--steps", o->steps, "sampling steps (default: the config's diffusion.sample_steps)");
+  cmd->add_option("--steps", o->steps, "sampling steps (default: the config's diffusion.sample_steps)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--schedule", o->schedule,
                   "sampling schedule: linear, cosine (a fresh schedule of --steps) or respaced (the training "
                   "levels); default: the config's diffusion.sample_schedule");

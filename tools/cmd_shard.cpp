@@ -190,6 +190,7 @@ struct ImagesOptions {
   double val_fraction = 0.05;
   uint64_t seed = 0;
   int64_t samples_per_shard = 1000;
+  int64_t max_pixels = data::kDefaultMaxImagePixels;
   bool overwrite = false, strict = false;
 };
 
@@ -205,6 +206,7 @@ void run_images(const ImagesOptions& o) {
   io.samples_per_shard = o.samples_per_shard;
   io.overwrite = o.overwrite;
   io.strict = o.strict;
+  io.max_pixels = o.max_pixels;
   IRIS_CHECK(o.size > 0, "shard images: --size must be positive, got ", o.size);
   for (int h : o.lowres)
     IRIS_CHECK(h > 0 && h < o.size, "shard images: low-res size ", h, " must be in [1, ", o.size,
@@ -303,10 +305,15 @@ void register_shard(CLI::App& app) {
       ->capture_default_str();
   im->add_option("--seed", io->seed, "seed of the train/val split and of the sample order")
       ->capture_default_str();
-  im->add_option("--threads", io->threads, "decoding threads (default: all cores)");
+  im->add_option("--threads", io->threads, "decoding threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
   im->add_option("--samples-per-shard", io->samples_per_shard, "samples per shard file")
       ->capture_default_str();
   im->add_flag("--overwrite", io->overwrite, "replace existing shard sets in OUT");
+  im->add_option("--max-pixels", io->max_pixels,
+                 "refuse images whose header claims more pixels (read before decoding)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   im->add_flag("--strict", io->strict, "stop at the first unreadable image (default: report and skip it)");
   im->callback([io] { run_images(*io); });
 }

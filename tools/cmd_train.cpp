@@ -82,12 +82,14 @@ void register_train(CLI::App& app) {
   cmd->add_option("--resume", o->resume,
                   "auto (newest valid checkpoint in the run folder) or a checkpoint path");
   cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N (default: the config's train.device)");
-  cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--stop-after", o->stop_after,
-                  "stop (with a checkpoint) after this many steps in this process");
+                  "stop (with a checkpoint) after this many steps in this process")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option(
-      "--time-limit", o->time_limit_minutes,
-      "stop (with a checkpoint) after this many minutes of training in this process (job time limits)");
+         "--time-limit", o->time_limit_minutes,
+         "stop (with a checkpoint) after this many minutes of training in this process (job time limits)")
+      ->check(CLI::PositiveNumber);
   cmd->callback([o] { run_train(*o); });
 }
 

@@ -6,6 +6,7 @@
 
 #include "framework/core/error.h"
 #include "framework/cpu/blas.h"
+#include "framework/cpu/parallel.h"
 #include "framework/dist/communicator.h"
 #include "tools/commands.h"
 
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
   iris::tools::register_sweep(app);
   try {
     iris::cpu::check_cpu_support();
+    (void)iris::num_threads();  // a malformed IRIS_NUM_THREADS is an error before any work starts
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

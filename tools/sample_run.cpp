@@ -19,7 +19,7 @@ void add_sampling_run_options(CLI::App& cmd, SamplingRunOptions& o) {
   cmd.add_option("--seed", o.seed, "seed of all noise (default 0)");
   cmd.add_option("--batch", o.batch, "samples per batch (default 16; results do not depend on it)");
   cmd.add_option("--device", o.device, "auto, cpu, cuda or cuda:N (default auto)");
-  cmd.add_option("--threads", o.threads, "CPU threads (default: all cores)");
+  cmd.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
   cmd.add_option("--out", o.out, "output folder")->required();
   cmd.add_flag("--resume", o.resume,
                "continue the run in --out (after preemption): keep its finished samples, sample the rest");

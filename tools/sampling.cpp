@@ -41,7 +41,8 @@ void verify_weights(const std::string& ckpt, bool ema) {
 std::pair<int64_t, int64_t> shard_range(const InputOptions& o, int64_t size) {
   IRIS_CHECK(o.start >= 0 && o.start < size, "--start ", o.start, " is outside the shard set '", o.shard,
              "' (", size, " samples)");
-  const int64_t n = o.count < 0 ? size - o.start : o.count;
+  IRIS_CHECK(o.count >= -1, "--count must be positive (or -1 for every sample from --start), got ", o.count);
+  const int64_t n = o.count == -1 ? size - o.start : o.count;
   IRIS_CHECK(n > 0, "--count must be positive (or -1 for every sample from --start), got ", o.count);
   IRIS_CHECK(o.start + n <= size, "--start ", o.start, " --count ", n,
              " runs past the end of the shard set '", o.shard, "' (", size, " samples)");

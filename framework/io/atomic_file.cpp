@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "framework/io/file_seal.h"
 #include "framework/io/hdf5.h"
 
 namespace iris::h5 {
@@ -17,6 +18,20 @@ namespace {
 std::string parent_dir(const std::string& path) {
   const fs::path parent = fs::path(path).parent_path();
   return parent.empty() ? std::string(".") : parent.string();
+}
+
+// Where the raw data of every dataset below `g` lies: the seal leaves these bytes to the datasets' own
+// checksums, so that a reader checks the metadata without reading the data.
+void collect_raw_extents(const Group& g, std::vector<Extent>& out) {
+  for (const auto& name : g.children()) {
+    if (g.kind(name) == ChildKind::group) {
+      collect_raw_extents(g.open_group(name), out);
+    } else if (g.kind(name) == ChildKind::dataset) {
+      const Dataset ds = g.open_dataset(name);
+      const int64_t offset = ds.file_offset();
+      if (offset >= 0) out.push_back({offset, ds.storage_bytes()});
+    }
+  }
 }
 
 void rename_over(const std::string& from, const std::string& to) {
@@ -65,8 +80,16 @@ void write_file_atomic(const std::string& target, const std::string& contents) {
   fsync_path(parent_dir(target), true);
 }
 
-AtomicWriter::AtomicWriter(std::string target) : target_(std::move(target)), temp_(temp_path_for(target_)) {
-  file_ = File::create(temp_);
+AtomicWriter::AtomicWriter(std::string target, int64_t max_datasets)
+    : target_(std::move(target)), temp_(temp_path_for(target_)), seal_bytes_(seal_block_bytes(max_datasets)) {
+  try {
+    file_ = File::create(temp_, seal_bytes_);
+  } catch (const Error&) {
+    // A create that fails part way (a full disk) can leave an empty temporary file; no destructor will run.
+    std::error_code ec;
+    fs::remove(temp_, ec);
+    throw;
+  }
 }
 
 AtomicWriter::~AtomicWriter() {
@@ -82,7 +105,10 @@ AtomicWriter::~AtomicWriter() {
 
 void AtomicWriter::commit() {
   IRIS_CHECK(!committed_, "AtomicWriter: '", target_, "' was already committed");
+  std::vector<Extent> extents;
+  collect_raw_extents(file_.root(), extents);
   file_.close();
+  write_seal(temp_, seal_bytes_, std::move(extents));
   fsync_path(temp_);
   rename_over(temp_, target_);
   committed_ = true;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "framework/io/file_seal.h"
 #include "framework/io/hdf5_detail.h"
 
 namespace iris::h5 {
@@ -27,6 +28,15 @@ static std::recursive_mutex& global_mutex() {
 }
 
 Guard::Guard() : lock_(global_mutex()) {
+  // HDF5's exit-time cleanup closes every file still registered. A file whose close failed (a full disk
+  // while its metadata was flushed) stays registered half torn down, and that cleanup then segfaults in
+  // H5F__close_cb. The wrapper closes every file it opens itself (RAII), so the cleanup is not needed: turn
+  // it off before the library initialises (H5dont_atexit must precede every other HDF5 call).
+  static const bool no_atexit_cleanup = [] {
+    (void)H5dont_atexit();
+    return true;
+  }();
+  (void)no_atexit_cleanup;
   thread_local bool silenced = false;
   if (!silenced) {
     // Cannot fail for the default stack; if it somehow did, HDF5 would merely print its own messages too.
@@ -283,6 +293,14 @@ int64_t Dataset::file_offset() const {
   return a == HADDR_UNDEF ? -1 : static_cast<int64_t>(a);
 }
 
+int64_t Dataset::storage_bytes() const {
+  Guard g;
+  // H5Dget_storage_size returns 0 both for "nothing allocated" and for errors; either way no raw data.
+  const hsize_t n = H5Dget_storage_size(id());
+  H5Eclear2(H5E_DEFAULT);
+  return static_cast<int64_t>(n);
+}
+
 // ---- Group
 // ---------------------------------------------------------------------------------------------------
 
@@ -396,10 +414,15 @@ Handle make_fapl(bool writable, const std::string& path) {
 }
 }  // namespace
 
-File File::create(const std::string& path) {
+File File::create(const std::string& path, int64_t user_block_bytes) {
   Guard g;
   Handle fapl = make_fapl(true, path);
-  Handle h(IRIS_H5(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), "hdf5: cannot create '",
+  Handle fcpl(IRIS_H5(H5Pcreate(H5P_FILE_CREATE), "cannot create file creation properties for '", path, "'"),
+              H5Pclose);
+  if (user_block_bytes > 0)
+    IRIS_H5(H5Pset_userblock(fcpl.get(), static_cast<hsize_t>(user_block_bytes)), "cannot reserve a ",
+            user_block_bytes, "-byte user block in '", path, "'");
+  Handle h(IRIS_H5(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()), "hdf5: cannot create '",
                    path, "'"),
            H5Fclose);
   return File(std::move(h), path, true);
@@ -409,6 +432,9 @@ File File::open(const std::string& path, Mode mode) {
   std::error_code ec;
   IRIS_CHECK(std::filesystem::is_regular_file(path, ec), "hdf5: cannot open '", path,
              "': no such file (or not a regular file)");
+  // Before HDF5 sees the file: its parser may crash on damaged metadata.
+  (void)check_seal(path);
+  if (mode == Mode::read_write) remove_seal(path);
   Guard g;
   Handle fapl = make_fapl(mode == Mode::read_write, path);
   const unsigned flags = mode == Mode::read_write ? H5F_ACC_RDWR : H5F_ACC_RDONLY;
@@ -421,6 +447,7 @@ File File::open(const std::string& path, Mode mode) {
 bool File::is_hdf5(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return false;
+  if (looks_sealed(path)) return true;  // H5Fis_accessible would parse a possibly damaged file
   Guard g;
 #if H5_VERSION_GE(1, 12, 0)
   const htri_t r = H5Fis_accessible(path.c_str(), H5P_DEFAULT);

@@ -115,6 +115,8 @@ class Dataset : public Object {
 
   // Byte offset of the data in the file (contiguous datasets), or -1 when it has none (chunked, empty).
   int64_t file_offset() const;
+  // Bytes of the data stored in the file (0 when none is allocated).
+  int64_t storage_bytes() const;
 
  private:
   friend class Group;
@@ -157,12 +159,15 @@ class File {
  public:
   enum class Mode { read_only, read_write };
   File() = default;
-  // Creates (truncating an existing file) for writing.
-  static File create(const std::string& path);
+  // Creates (truncating an existing file) for writing, reserving `user_block_bytes` at its start (0, or a
+  // power of two >= 512) that HDF5 leaves alone (AtomicWriter puts the file's seal there, file_seal.h).
+  static File create(const std::string& path, int64_t user_block_bytes = 0);
   // Opens an existing file; read-only files are opened without HDF5 file locking (they are immutable once
-  // renamed into place, and locking fails on some cluster file systems).
+  // renamed into place, and locking fails on some cluster file systems). A sealed file's seal is checked
+  // first, without HDF5 (file_seal.h): damaged metadata is refused before the HDF5 library could crash on
+  // it. Opening a sealed file for writing removes its seal, which the writes would invalidate.
   static File open(const std::string& path, Mode mode = Mode::read_only);
-  // True when `path` exists and carries the HDF5 signature.
+  // True when `path` exists and carries the HDF5 signature, or an Iris seal (whose check is left to open).
   static bool is_hdf5(const std::string& path);
 
   File(File&&) noexcept = default;
@@ -186,12 +191,14 @@ class File {
 };
 
 // Writes an HDF5 file atomically: the data goes to "<target>.tmp-<pid>", and commit() flushes and closes
-// it, fsyncs it, renames it over the target and fsyncs the directory. Readers therefore see either the old
-// file or the complete new one, never a partial file, even if the process is killed mid-write. Destroying
-// an uncommitted writer removes the temporary file.
+// it, seals it (file_seal.h), fsyncs it, renames it over the target and fsyncs the directory. Readers
+// therefore see either the old file or the complete new one, never a partial file, even if the process is
+// killed mid-write. Destroying an uncommitted writer removes the temporary file.
 class AtomicWriter {
  public:
-  explicit AtomicWriter(std::string target);
+  // `max_datasets`: how many datasets the seal should be able to list, so that readers can check the
+  // metadata alone; a file with more is sealed too, but readers then check every byte.
+  explicit AtomicWriter(std::string target, int64_t max_datasets = 64);
   ~AtomicWriter();
   AtomicWriter(const AtomicWriter&) = delete;
   AtomicWriter& operator=(const AtomicWriter&) = delete;
@@ -205,6 +212,7 @@ class AtomicWriter {
 
  private:
   std::string target_, temp_;
+  int64_t seal_bytes_ = 0;
   File file_;
   bool committed_ = false;
 };

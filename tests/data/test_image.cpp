@@ -97,7 +97,20 @@ TEST_CASE("bad image files give errors naming the file") {
   chunk("IEND");
   write_bytes(dir.file("huge.png"), std::vector<char>(huge.begin(), huge.end()));
   check_throws_with([&] { (void)read_png(dir.file("huge.png")); },
-                    {"huge.png", "100000x100000", "too large"});
+                    {"huge.png", "100000x100000", "over the limit of 100,000,000"});
+  check_throws_with([&] { (void)read_image(dir.file("huge.png")); }, {"huge.png", "over the limit"});
+}
+
+TEST_CASE("the pixel limit is checked against PNG and JPEG headers and can be chosen") {
+  TempDir dir("img-limit");
+  const std::string png = dir.file("a.png"), jpg = dir.file("a.jpg");
+  write_png(png, pattern_image(40, 30, 3, 0));
+  write_jpeg(jpg, smooth_image(40, 30, 3));
+  for (const std::string& f : {png, jpg}) {
+    CAPTURE(f);
+    check_throws_with([&] { (void)read_image(f, 1199); }, {f, "30x40 = 1,200 pixels", "limit of 1,199"});
+    CHECK(read_image(f, 1200).width == 30);
+  }
 }
 
 TEST_CASE("grey and RGB conversions") {

@@ -208,3 +208,18 @@ TEST_CASE("image folders: conversion to shards is the same for any thread count 
   CHECK(ShardSet::open(dir.file("out1/train")).size() == valid);
   CHECK(!fs::exists(dir.file("out1/val/index.json")));  // the old val set is gone
 }
+
+TEST_CASE("image folders: a folder of only unreadable images is an error naming the count") {
+  TempDir dir("imfolder-unreadable");
+  const std::string root = dir.file("src");
+  fs::create_directories(root);
+  for (const char* name : {"a.png", "b.png", "c.jpg"})
+    write_bytes(root + "/" + name, std::vector<char>(64, 'z'));
+  ImageFolderShardOptions o;
+  o.size = 8;
+  o.lowres_sizes = {4};
+  o.val_fraction = 0;
+  check_throws_with([&] { write_image_folder_shards(root, dir.file("out"), o); },
+                    {"all 3 image file(s)", "unreadable", "no shard set written"});
+  CHECK_FALSE(fs::exists(dir.file("out/train/index.json")));
+}

@@ -28,6 +28,13 @@ void check_contains(const RunResult& r, const std::string& text) {
   CHECK_MESSAGE(r.output.find(text) != std::string::npos, "expected '", text, "' in:\n", r.output);
 }
 
+void expect_error(const RunResult& r, const std::vector<std::string>& parts) {
+  CHECK_MESSAGE(r.exit_code == 1, r.output);
+  for (const auto& p : parts)
+    CHECK_MESSAGE(r.output.find(p) != std::string::npos, "'", p, "' not in:\n", r.output);
+  CHECK(r.output.find("Segmentation") == std::string::npos);
+}
+
 double max_rel_diff(const nn::StateDict& a, const nn::StateDict& b) {
   double worst = 0;
   for (const auto& [name, t] : a) {
@@ -88,8 +95,12 @@ std::string write_tiny_config(const std::string& dir, const std::string& data_di
 }
 
 RunResult run_iris(const std::string& args) {
+  return run_iris_after("", args);
+}
+
+RunResult run_iris_after(const std::string& setup, const std::string& args) {
   RunResult r;
-  const std::string cmd = std::string(iris_binary()) + " " + args + " 2>&1";
+  const std::string cmd = setup + " exec " + std::string(iris_binary()) + " " + args + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
   char buf[4096];

@@ -37,7 +37,12 @@ RunResult run_iris(const std::string& args);
 // discarded until `ready()` holds (polled every 20 ms; at most 60 s), then kills it with SIGKILL. True when
 // it died of that signal, false when it had ended before.
 bool kill_iris_when(const std::string& args, const std::function<bool()>& ready);
+// Runs iris with `args` after the shell commands `setup` (e.g. "ulimit -f 100;"), in the same process.
+RunResult run_iris_after(const std::string& setup, const std::string& args);
 // Fails the current test (without stopping it) when `text` is not in the output, showing the output.
 void check_contains(const RunResult& r, const std::string& text);
+// Checks that iris failed as it should on bad input: exit status 1 (an error, not a crash) and an output
+// holding every one of `parts`.
+void expect_error(const RunResult& r, const std::vector<std::string>& parts);
 
 }  // namespace iris::test

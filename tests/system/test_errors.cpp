@@ -11,15 +11,6 @@ using namespace iris;
 using namespace iris::test;
 namespace fs = std::filesystem;
 
-namespace {
-void expect_error(const RunResult& r, const std::vector<std::string>& parts) {
-  CHECK_MESSAGE(r.exit_code == 1, r.output);
-  for (const auto& p : parts)
-    CHECK_MESSAGE(r.output.find(p) != std::string::npos, "'", p, "' not in:\n", r.output);
-  CHECK(r.output.find("Segmentation") == std::string::npos);
-}
-}  // namespace
-
 TEST_CASE("iris train: bad config keys, values, data and checkpoints are named in the error") {
   const std::string root = fresh_dir("errors");
   const std::string data = (fs::path(root) / "data").string();
