@@ -103,7 +103,9 @@ Config tiny_sr_aug(int64_t lowres, int64_t res) {
         std::string("model.norm_groups=4"), std::string("model.aug_embedding=true"), std::string("augment.noise=true"),
         std::string("augment.sample_noise_level=0.2"), std::string("augment.blur_prob=0.5"),
         "data.image_size=" + std::to_string(res), "data.lowres_size=" + std::to_string(lowres),
-        std::string("data.channels=1"), std::string("diffusion.timesteps=100"), std::string("diffusion.sampler=ddpm"),
+        std::string("data.channels=1"), std::string("diffusion.timesteps=100"),
+        std::string("diffusion.beta_end=0.1"),  // linear betas over 100 steps reach noise (gamma_T 0.0067)
+        std::string("diffusion.sampler=ddpm"),
         std::string("diffusion.sample_steps=4"), std::string("diffusion.sample_schedule=respaced")})
     c.set(s);
   return c;
@@ -245,4 +247,25 @@ TEST_CASE("regression stage configuration errors name the key") {
   c.set("model.aug_embedding=false");
   c.set("model.task=regresion");
   check_throws_with([&] { Stage s(c, init); }, {"model.task", "regression", "regresion"});
+}
+
+TEST_CASE("a sampling path that starts far from pure noise is refused, naming the schedule") {
+  Generator init(0);
+  Stage sr3(tiny_sr3(), init);  // trained levels: linear betas to 0.02 over 1000 steps (gamma_T ~ 4.5e-5)
+  SampleSettings s = sr3.default_sample_settings();
+  s.schedule = "linear";  // a fresh linear schedule with the config's betas (1e-4 to 0.1) ...
+  s.steps = 10;           // ... over 10 steps ends at gamma 0.59
+  check_throws_with([&] { (void)sr3.sampling_path(s); }, {"linear schedule with 10 steps", "respaced"});
+  s.steps = 100;  // gamma 0.0067: far enough
+  CHECK(sr3.sampling_path(s).front() < Stage::kMaxStartGamma);
+  s.schedule = "respaced";
+  s.steps = 10;
+  CHECK(sr3.sampling_path(s).front() < Stage::kMaxStartGamma);
+  // A training schedule that never reaches noise cannot be respaced for sampling.
+  Config short_schedule = tiny_sr3();
+  short_schedule.set("diffusion.timesteps=100");
+  short_schedule.set("diffusion.beta_end=0.01");
+  Stage weak(short_schedule, init);
+  check_throws_with([&] { (void)weak.sampling_path(weak.default_sample_settings()); },
+                    {"training schedule", "far from the pure noise"});
 }

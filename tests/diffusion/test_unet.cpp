@@ -8,9 +8,11 @@ using namespace iris::diffusion;
 using iris::test::check_throws_with;
 
 namespace {
-UNet build(const std::string& config_path, uint64_t seed = 0) {
+UNet build(const std::string& config_path, uint64_t seed = 0, const std::vector<std::string>& sets = {}) {
   Generator g(seed);
-  return UNet(UNetConfig::from_config(Config::load(config_path)), g);
+  Config c = Config::load(config_path);
+  for (const auto& s : sets) c.set(s);
+  return UNet(UNetConfig::from_config(c), g);
 }
 }  // namespace
 
@@ -78,7 +80,8 @@ TEST_CASE("odd configurations give the right output shapes and every parameter a
 }
 
 TEST_CASE("eval mode is deterministic and the embedding sees the noise level") {
-  UNet net = build("configs/fmnist_sr3_7to28.toml");
+  // Without zero_init: a zero-initialised network outputs 0 whatever the level.
+  UNet net = build("configs/fmnist_sr3_7to28.toml", 0, {"model.zero_init=false"});
   net.eval();
   Generator g(5);
   const Tensor x = randn({2, 28, 28, 2}, g);
@@ -132,6 +135,7 @@ TEST_CASE("the summary covers every parameter and counts the benchmark's FLOPs")
 
 TEST_CASE("zero_init starts every residual branch, attention projection and the head at zero") {
   Config c = Config::load("configs/fmnist_sr3_7to28.toml");
+  c.set("model.zero_init=false");
   Generator g0(3), g1(3);
   const UNet plain(UNetConfig::from_config(c), g0);
   c.set("model.zero_init=true");

@@ -187,7 +187,7 @@ TEST_CASE("iris cascade chains a base stage and an sr3 stage, keeping every stag
   const RunResult reversed = run_iris("cascade --stage " + fx.sr3_ckpt + " --stage " + fx.base_ckpt +
                                       " --device cpu --shard " + fx.data + " --out " + fx.path("bad"));
   CHECK(reversed.exit_code != 0);
-  check_contains(reversed, "must be a super-resolution (sr3) stage");
+  check_contains(reversed, "must be a super-resolution (sr3 or regression) stage");
   check_contains(reversed, fx.base_ckpt);
   const RunResult sizes = run_iris("cascade --stage " + fx.sr3_ckpt + " --stage " + fx.sr3_ckpt +
                                    " --device cpu --shard " + fx.data + " --out " + fx.path("bad"));
@@ -274,4 +274,33 @@ TEST_CASE("iris cascade applies per-stage augmentation levels and truncated cond
   REQUIRE_MESSAGE(s.exit_code == 0, s.output);
   const h5::File f = h5::File::open(fx.path("s") + "/samples.h5");
   CHECK(f.root().double_attr("aug_level") == 0.25);
+}
+
+TEST_CASE("a regression stage samples in one pass with iris sample and iris cascade, and refuses samplers") {
+  TrainedFixture fx("sample-regression", {.base = true, .regression = true});
+  const RunResult r = sample(fx, fx.regression_ckpt, "reg", "--shard " + fx.data + " --count 4");
+  REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  check_contains(r, "none, 1 steps");
+  CHECK(count_pngs(fx.path("reg")) == 4);
+  const Tensor images = read_h5(fx.path("reg") + "/samples.h5", "images");
+  CHECK(images.shape() == Shape{4, 16, 16, 1});
+  // Deterministic: another seed gives the same pixels (no noise is drawn).
+  const RunResult again =
+      sample(fx, fx.regression_ckpt, "reg2", "--shard " + fx.data + " --count 4 --seed 7 --batch 3");
+  REQUIRE_MESSAGE(again.exit_code == 0, again.output);
+  CHECK(same_bytes(images, read_h5(fx.path("reg2") + "/samples.h5", "images")));
+  for (const char* bad : {"--sampler ddim", "--steps 10", "--schedule cosine"}) {
+    CAPTURE(bad);
+    const RunResult e = sample(fx, fx.regression_ckpt, "bad", "--shard " + fx.data + " --count 2 " + bad);
+    expect_error(e, {fx.regression_ckpt, "regression stage", "one forward pass"});
+  }
+  // In a cascade after a base stage: a single --steps value goes to the base stage only; a value aimed at
+  // the regression stage by position is refused naming it.
+  const std::string cascade = "cascade --stage " + fx.base_ckpt + " --stage " + fx.regression_ckpt +
+                              " --per-class 1 --device cpu --threads 2 ";
+  const RunResult c = run_iris(cascade + "--steps 2 --out " + fx.path("cascade"));
+  REQUIRE_MESSAGE(c.exit_code == 0, c.output);
+  CHECK(read_h5(fx.path("cascade") + "/cascade.h5", "stage_1").shape() == Shape{3, 16, 16, 1});
+  expect_error(run_iris(cascade + "--steps 2,3 --out " + fx.path("cascade_bad")),
+               {fx.regression_ckpt, "one forward pass"});
 }

@@ -52,6 +52,8 @@ TrainedFixture::TrainedFixture(const std::string& tag, TrainedStages stages) {
   if (stages.sr3_aug)
     sr3_aug_ckpt = train(sr3, path("run_sr3_aug"), "--set augment.noise=true --set model.aug_embedding=true");
   if (stages.base) base_ckpt = train(base, path("run_base"));
+  if (stages.regression)
+    regression_ckpt = train(sr3, path("run_regression"), "--set model.task=regression --set model.in_channels=1");
   if (stages.base_uncond)
     base_uncond_ckpt = train(base, path("run_base_uncond"), "--set model.num_classes=0");
 }

@@ -1,7 +1,8 @@
 // A folder with tiny trained checkpoints for the system tests of `iris sample`, `iris cascade` and
 // `iris ckpt`: the synthetic 16x16 shard set (labels a, b, c; 4x4 low-res copies) and the stages asked for,
 // each trained for two steps with `iris train`: an SR3 stage 4x4 -> 16x16, the same trained with noise
-// conditioning augmentation, a class-conditional base stage at 4x4 (3 classes), an unconditional one.
+// conditioning augmentation, a class-conditional base stage at 4x4 (3 classes), an unconditional one, and
+// a regression stage 4x4 -> 16x16 (model.task = regression, the SR3 config's U-Net).
 #pragma once
 
 #include <string>
@@ -11,11 +12,11 @@
 namespace iris::test {
 
 struct TrainedStages {
-  bool sr3 = false, sr3_aug = false, base = false, base_uncond = false;
+  bool sr3 = false, sr3_aug = false, base = false, base_uncond = false, regression = false;
 };
 
 struct TrainedFixture {
-  std::string root, data, sr3_ckpt, sr3_aug_ckpt, base_ckpt, base_uncond_ckpt;
+  std::string root, data, sr3_ckpt, sr3_aug_ckpt, base_ckpt, base_uncond_ckpt, regression_ckpt;
   // Writes the shards and trains the stages asked for (each takes well under a second).
   TrainedFixture(const std::string& tag, TrainedStages stages);
   ~TrainedFixture();

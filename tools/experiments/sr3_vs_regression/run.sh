@@ -2,9 +2,9 @@
 # SR3 against a regression model of the same architecture (SR3 Tables 1-3), on Fashion-MNIST 7x7 -> 28x28.
 #
 # Trains three models with the same U-Net, data, batch, learning rate and number of steps:
-#   sr3        configs/fmnist_sr3_7to28.toml as it is (every layer initialised alike)
+#   sr3        configs/fmnist_sr3_7to28.toml with model.zero_init = false (every layer initialised alike)
 #   sr3_zero   the same with model.zero_init = true (ADM/DDPM: residual branches, attention projections
-#              and the head start at zero)
+#              and the head start at zero; the shipped configs' choice since this experiment)
 #   regression model.task = regression (the upsampled low-res image in, the high-res image out; L1, one
 #              forward pass), with model.zero_init = true
 # then super-resolves the first N test images with each (SR3 with DDPM at the config's 100 steps and with
