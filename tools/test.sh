@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what Iris needs, builds it and runs every test through ctest (labels cpu, gpu, mpi; gpu tests
+# Installs what Iris needs, builds it and runs every test through ctest (labels cpu, gpu, mpi, experiment; gpu tests
 # report themselves skipped on a machine without a GPU). Usage: tools/test.sh [extra ctest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
