@@ -4,7 +4,7 @@
 #
 # On the build machine (CUDA toolkit, no GPU):
 #   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90
-#   ninja -C build test_gpu && ../shared/device/pack.sh build/tests/test_gpu
+#   ninja -C build test_gpu && tools/scripts/pack_binaries.sh build/tests/test_gpu
 # On the GPU machine, in the repository root (with .device/ carried along):
 #   tools/gpu_check.sh [doctest options, e.g. -tc="gpu bmm*"]
 # The full log goes to $OUT/gpu_check.log when OUT is set (the device tool's output folder), else

@@ -9,11 +9,11 @@
 #   run  carry [".device.tar.xz"]  command "tar xJf .device.tar.xz && bash tools/scripts/device_train.sh"
 #
 #   IRIS_CUDA_BUILD  build folder (default build-cuda); IRIS_CUDA_ARCH  CUDA architectures (default 90)
-#   IRIS_PACK        the workplace's pack script (default ../shared/device/pack.sh)
+#   IRIS_PACK        the packing script (default tools/scripts/pack_binaries.sh)
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 build=${IRIS_CUDA_BUILD:-build-cuda}
-pack=${IRIS_PACK:-../shared/device/pack.sh}
+pack=${IRIS_PACK:-tools/scripts/pack_binaries.sh}
 [ -x "$pack" ] || { echo "device_pack: no pack script at $pack (set IRIS_PACK)" >&2; exit 2; }
 
 if [ ! -f "$build/build.ninja" ]; then

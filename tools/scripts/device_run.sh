@@ -2,7 +2,7 @@
 # One prepared GPU session: the gpu test suite, `iris bench` on the benchmark U-Net in f32, tf32 and bf16
 # (training) and bf16 sampling at batch 32 and 1, and the PyTorch baseline of the same step measured on the
 # same card in the same run. Prints a short table last. Logs go to $OUT (the device tool's output folder) or
-# /tmp. Run from the repository root with a packed .device/ (../shared/device/pack.sh build/bin/iris
+# /tmp. Run from the repository root with a packed .device/ (tools/scripts/pack_binaries.sh build/bin/iris
 # build/tests/test_gpu).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
