@@ -186,15 +186,17 @@ std::vector<double> Stage::sampling_path(const SampleSettings& s) const {
   // Every sampler starts from pure noise, x ~ N(0, I), at the path's first level: that level must be close
   // to pure noise. A fresh linear schedule with the training beta range and few steps is not (linear(1e-4,
   // 0.1) over 10 steps starts at gamma 0.59): the samples would come out wrong without any error.
-  if (kind == "respaced")
-    IRIS_CHECK(path.front() <= kMaxStartGamma, "sampling: the training schedule (diffusion.schedule, timesteps, "
-               "beta_end) ends at gamma ", path.front(), " (the signal fraction), far from the pure noise "
-               "sampling starts from (gamma <= ", kMaxStartGamma, " needed): sample with a linear or cosine "
-               "schedule (--schedule), or train with a schedule that reaches noise");
-  IRIS_CHECK(path.front() <= kMaxStartGamma, "sampling: the ", kind, " schedule with ", s.steps,
-             " steps starts at gamma ", path.front(), " (the signal fraction), but sampling starts from pure noise "
-             "(gamma <= ", kMaxStartGamma, " needed): use more steps or the respaced schedule (--schedule "
-             "respaced, diffusion.sample_schedule = \"respaced\")");
+  if (path.front() > kMaxStartGamma) {
+    if (kind == "respaced")  // more steps cannot help: the training levels themselves stop short of noise
+      IRIS_THROW("sampling: the training schedule (diffusion.schedule, timesteps, beta_end) ends at gamma ",
+                 path.front(), " (the signal fraction), far from the pure noise sampling starts from (gamma <= ",
+                 kMaxStartGamma, " needed): sample with a linear or cosine schedule (--schedule), or train with a "
+                 "schedule that reaches noise");
+    IRIS_THROW("sampling: the ", kind, " schedule with ", s.steps, " steps starts at gamma ", path.front(),
+               " (the signal fraction), but sampling starts from pure noise (gamma <= ", kMaxStartGamma,
+               " needed): use more steps or the respaced schedule (--schedule respaced, "
+               "diffusion.sample_schedule = \"respaced\")");
+  }
   if (s.stop_gamma < 1.0) path = sub_path(path, path.front(), s.stop_gamma);
   return path;
 }
