@@ -122,14 +122,14 @@ class UNet : public nn::Module {
   std::shared_ptr<nn::Linear> emb1_, emb2_, aug1_, aug2_;
   std::shared_ptr<nn::Embedding> class_emb_;
   std::shared_ptr<nn::Conv2d> stem_;
-  // The down path as a flat list of stages: a ResBlock, or a downsampling conv (then the block is null).
-  struct Stage {
+  // The down and up paths as flat lists of layers: a ResBlock, or a resampling conv (then the block is null).
+  struct PathLayer {
     std::shared_ptr<ResBlock> block;   // a residual block, or
     std::shared_ptr<nn::Conv2d> conv;  // a Downsample conv (stride 2) / Upsample conv (after nearest x2)
     bool uses_skip = false;            // up path: the block takes concat(x, skip)
   };
-  std::vector<Stage> down_, up_;
-  std::shared_ptr<nn::ModuleList> down_list_, up_list_;  // own the stages' modules: "down.N", "up.N"
+  std::vector<PathLayer> down_, up_;
+  std::shared_ptr<nn::ModuleList> down_list_, up_list_;  // own the layers' modules: "down.N", "up.N"
   std::shared_ptr<ResBlock> mid1_, mid2_;
   std::shared_ptr<nn::GroupNorm> out_norm_;
   std::shared_ptr<nn::Conv2d> out_conv_;

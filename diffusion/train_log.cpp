@@ -1,0 +1,119 @@
+#include "diffusion/train_log.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "data/grid.h"
+#include "framework/core/format.h"
+#include "framework/iris.h"
+
+namespace iris::diffusion {
+
+namespace fs = std::filesystem;
+
+TrainingLog::TrainingLog(const std::string& run_dir, bool writer,
+                         std::function<void(const std::string&)> print)
+    : run_dir_(run_dir),
+      writer_(writer),
+      print_(std::move(print)),
+      window_start_(std::chrono::steady_clock::now()) {}
+
+void TrainingLog::open_metrics() {
+  if (!writer_) return;
+  const std::string path = (fs::path(run_dir_) / "metrics.jsonl").string();
+  metrics_.open(path, std::ios::app);
+  IRIS_CHECK(metrics_.good(), "cannot write '", path, "'");
+}
+
+void TrainingLog::say(const std::string& line) const {
+  if (!writer_) return;
+  if (print_) {
+    print_(line);
+  } else {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  }
+}
+
+void TrainingLog::record(const std::string& json_line) {
+  if (!writer_ || !metrics_.is_open()) return;
+  metrics_ << json_line << "\n";
+  metrics_.flush();
+}
+
+void TrainingLog::add_step(const Tensor& loss, double grad_norm, bool skipped) {
+  const Tensor l64 = loss.to(DType::f64);
+  loss_sum_ = loss_sum_.defined() ? add(loss_sum_, l64) : l64;
+  grad_norm_sum_ += std::isfinite(grad_norm) ? grad_norm : 0.0;
+  if (skipped) ++window_skipped_;
+  ++window_steps_;
+}
+
+double TrainingLog::window_seconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start_).count();
+}
+
+double TrainingLog::window_grad_norm() const {
+  return grad_norm_sum_ / static_cast<double>(std::max<int64_t>(window_steps_, 1));
+}
+
+void TrainingLog::reset_window() {
+  loss_sum_ = Tensor();
+  grad_norm_sum_ = 0;
+  window_skipped_ = 0;
+  window_steps_ = 0;
+  window_start_ = std::chrono::steady_clock::now();
+}
+
+void TrainingLog::progress(const ProgressRecord& r) {
+  char line[256];
+  std::snprintf(line, sizeof(line),
+                "step %lld/%lld  loss %.4f  lr %.2e  grad %.3f  %.1f img/s  elapsed %s  ETA %s",
+                static_cast<long long>(r.step), static_cast<long long>(r.total), r.loss, r.lr, r.grad_norm,
+                r.img_per_s, human_duration(r.elapsed_s).c_str(), human_duration(r.eta_s).c_str());
+  std::string full = line;
+  full += "  mem " + human_bytes(static_cast<double>(r.peak_bytes));
+  if (r.window_skipped > 0) full += "  skipped " + std::to_string(r.window_skipped);
+  full += r.extra;
+  say(full);
+  const nlohmann::json j = {{"step", r.step},
+                            {"loss", r.loss},
+                            {"lr", r.lr},
+                            {"grad_norm", r.grad_norm},
+                            {"img_per_s", r.img_per_s},
+                            {"elapsed_s", r.elapsed_s},
+                            {"samples_seen", r.samples_seen},
+                            {"peak_bytes", r.peak_bytes},
+                            {"skipped_updates", r.skipped_updates}};
+  record(j.dump());
+}
+
+std::string TrainingLog::validation(const ValidationScores& v) {
+  const nlohmann::json j = {{"step", v.step},
+                            {"val_psnr", v.psnr},
+                            {"val_ssim", v.ssim},
+                            {"val_bicubic_psnr", v.bicubic_psnr},
+                            {"val_bicubic_ssim", v.bicubic_ssim},
+                            {"val_images", v.images}};
+  record(j.dump());
+  char words[160];
+  std::snprintf(words, sizeof(words),
+                "  (EMA, %lld validation images: PSNR %.2f dB, SSIM %.3f; bicubic %.2f dB, %.3f)",
+                static_cast<long long>(v.images), v.psnr, v.ssim, v.bicubic_psnr, v.bicubic_ssim);
+  return words;
+}
+
+std::string TrainingLog::grid(int64_t step, const std::vector<std::vector<data::Image>>& rows,
+                              const std::vector<std::string>& columns,
+                              const std::vector<std::string>& row_titles) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "step_%09lld.png", static_cast<long long>(step));
+  const fs::path dir = fs::path(run_dir_) / "samples";
+  fs::create_directories(dir);
+  data::write_grid((dir / name).string(), rows, columns, row_titles);
+  return (dir / name).string();
+}
+
+}  // namespace iris::diffusion
