@@ -27,6 +27,29 @@ void TrainingLog::open_metrics() {
   IRIS_CHECK(metrics_.good(), "cannot write '", path, "'");
 }
 
+void TrainingLog::open_tensorboard(const std::string& dir, int64_t step, const std::string& config_toml) {
+  if (!writer_) return;
+  tensorboard_ = std::make_unique<data::EventWriter>(dir);
+  // The next step this process logs is step + 1: events of earlier processes from there on are dropped
+  // (those a stopped run logged after the checkpoint this one resumed from); step itself stays.
+  tensorboard_->session_start(step + 1);
+  // Markdown: a code block keeps the TOML's layout.
+  tensorboard_->text("config", "```\n" + config_toml + "```", step);
+  tensorboard_->flush();
+}
+
+template <typename Fn>
+void TrainingLog::to_tensorboard(Fn&& write) {
+  if (!tensorboard_) return;
+  try {
+    write(*tensorboard_);
+    tensorboard_->flush();
+  } catch (const Error& e) {
+    say("warning: " + e.message() + "; TensorBoard logging stops here, training goes on");
+    tensorboard_.reset();
+  }
+}
+
 void TrainingLog::say(const std::string& line) const {
   if (!writer_) return;
   if (print_) {
@@ -88,6 +111,14 @@ void TrainingLog::progress(const ProgressRecord& r) {
                             {"peak_bytes", r.peak_bytes},
                             {"skipped_updates", r.skipped_updates}};
   record(j.dump());
+  to_tensorboard([&](data::EventWriter& tb) {
+    tb.scalar("train/loss", r.loss, r.step);
+    tb.scalar("train/lr", r.lr, r.step);
+    tb.scalar("train/grad_norm", r.grad_norm, r.step);
+    tb.scalar("train/img_per_s", r.img_per_s, r.step);
+    tb.scalar("train/peak_memory_mib", static_cast<double>(r.peak_bytes) / (1024.0 * 1024.0), r.step);
+    tb.scalar("train/skipped_updates", static_cast<double>(r.skipped_updates), r.step);
+  });
 }
 
 std::string TrainingLog::validation(const ValidationScores& v) {
@@ -98,6 +129,12 @@ std::string TrainingLog::validation(const ValidationScores& v) {
                             {"val_bicubic_ssim", v.bicubic_ssim},
                             {"val_images", v.images}};
   record(j.dump());
+  to_tensorboard([&](data::EventWriter& tb) {
+    tb.scalar("val/psnr", v.psnr, v.step);
+    tb.scalar("val/ssim", v.ssim, v.step);
+    tb.scalar("val/bicubic_psnr", v.bicubic_psnr, v.step);
+    tb.scalar("val/bicubic_ssim", v.bicubic_ssim, v.step);
+  });
   char words[160];
   std::snprintf(words, sizeof(words),
                 "  (EMA, %lld validation images: PSNR %.2f dB, SSIM %.3f; bicubic %.2f dB, %.3f)",
@@ -112,7 +149,9 @@ std::string TrainingLog::grid(int64_t step, const std::vector<std::vector<data::
   std::snprintf(name, sizeof(name), "step_%09lld.png", static_cast<long long>(step));
   const fs::path dir = fs::path(run_dir_) / "samples";
   fs::create_directories(dir);
-  data::write_grid((dir / name).string(), rows, columns, row_titles);
+  const data::Image grid = data::make_grid(rows, columns, row_titles);
+  data::write_png((dir / name).string(), grid);
+  to_tensorboard([&](data::EventWriter& tb) { tb.image("samples", grid, step); });
   return (dir / name).string();
 }
 

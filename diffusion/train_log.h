@@ -1,6 +1,10 @@
 // What a training run tells its user: progress lines (rank 0 prints), the logging window they summarise,
 // the run folder's metrics.jsonl (one JSON record per window and per validation), and the sample grids.
 //
+// With train.tensorboard, the same scalars, the grids and the resolved config also go to TensorBoard event
+// files in RUN/tensorboard (rank 0). A TensorBoard write that fails mid-run is said once and TensorBoard is
+// dropped for the rest of the run; training goes on.
+//
 // A window's loss is summed on the device (a detached f64 tensor per step), so that a training step makes
 // no host read for the log; it is read once when the window closes.
 #pragma once
@@ -9,10 +13,12 @@
 #include <cstdint>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "data/image.h"
+#include "data/tensorboard.h"
 #include "framework/core/tensor.h"
 
 namespace iris::diffusion {
@@ -49,6 +55,10 @@ class TrainingLog {
   // Opens RUN/metrics.jsonl for appending (rank 0), once the run has started well (a run refused at start-up
   // leaves none behind); throws naming it when it cannot be written.
   void open_metrics();
+  // Starts TensorBoard logging into `dir` (rank 0) for a run at `step` (0, or the step it resumed from),
+  // marking a restart at step + 1 (see data/tensorboard.h) and recording `config_toml` as text. Throws naming
+  // the file when it cannot write.
+  void open_tensorboard(const std::string& dir, int64_t step, const std::string& config_toml);
 
   // The window: every step adds its loss (detached, on the device) and gradient norm.
   void add_step(const Tensor& loss, double grad_norm, bool skipped);
@@ -69,11 +79,15 @@ class TrainingLog {
 
  private:
   void record(const std::string& json_line);
+  // Runs a TensorBoard write; on failure says so once and drops TensorBoard.
+  template <typename Fn>
+  void to_tensorboard(Fn&& write);
 
   std::string run_dir_;
   bool writer_;
   std::function<void(const std::string&)> print_;
   std::ofstream metrics_;
+  std::unique_ptr<data::EventWriter> tensorboard_;
   Tensor loss_sum_;
   double grad_norm_sum_ = 0;
   int64_t window_steps_ = 0, window_skipped_ = 0;

@@ -48,6 +48,7 @@ TrainSettings TrainSettings::from_config(const Config& c) {
   t.conv_search = c.get_string("train.conv_search");
   t.log_every = std::max<int64_t>(1, c.get_int("train.log_every"));
   t.keep_best = c.get_bool("train.keep_best");
+  t.tensorboard = c.get_bool("train.tensorboard");
   t.sample_every = c.get_int("train.sample_every");
   t.sample_count = c.get_int("train.sample_count");
   t.sample_steps = c.get_int("train.sample_steps");

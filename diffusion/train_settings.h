@@ -28,6 +28,7 @@ struct TrainSettings {
   int64_t checkpoint_every = 0;  // 0: only the final checkpoint
   int64_t keep_checkpoints = 1, keep_every = 0;
   bool keep_best = false;
+  bool tensorboard = false;
   int64_t sample_every = 0, sample_count = 0, sample_steps = 0;
 
   static TrainSettings from_config(const Config& c);

@@ -121,6 +121,8 @@ Trainer::Trainer(const Config& config, TrainerOptions options)
   }
   if (m.rank == 0) {
     m.log->open_metrics();
+    if (m.s.tensorboard)
+      m.log->open_tensorboard((fs::path(opts_.run_dir) / "tensorboard").string(), step_, config_.to_toml());
     std::ofstream((fs::path(opts_.run_dir) / "config.toml").string()) << config_.to_toml();
   }
 }

@@ -203,6 +203,17 @@ TEST_CASE("train.keep_best keeps the state of the best validation PSNR as best.h
   CHECK_FALSE(fs::exists(fs::path(off.run) / "checkpoints" / diffusion::kBestCheckpointName));
 }
 
+TEST_CASE("a TensorBoard folder that cannot be made is an error naming it, and train.tensorboard=false writes none") {
+  const TinyRun t("rel-tb");
+  fs::create_directories(t.run);
+  std::ofstream(fs::path(t.run) / "tensorboard") << "a file where the folder should be";
+  expect_error(run_iris(t.train + "--set train.steps=1"), {"tensorboard", t.run + "/tensorboard"});
+  const TinyRun off("rel-tb-off");
+  REQUIRE(run_iris(off.train + "--set train.steps=1 --set train.tensorboard=false").exit_code == 0);
+  CHECK_FALSE(fs::exists(fs::path(off.run) / "tensorboard"));
+  CHECK(fs::exists(fs::path(off.run) / "metrics.jsonl"));
+}
+
 TEST_CASE("prune_checkpoints: keep counts only checkpoints that verify, milestones and the newest stay") {
   TempDir dir("rel-prune-unit");
   const std::string d = dir.path().string();
