@@ -75,14 +75,22 @@ Image read_png(const std::string& path, int64_t max_pixels) {
   return img;
 }
 
-void write_png(const std::string& path, const Image& img) {
-  check_image(img, "png: writing '" + path + "'");
+namespace {
+// libpng's simplified-API description of an 8-bit grey or RGB image.
+png_image png_image_of(const Image& img) {
   png_image png;
   std::memset(&png, 0, sizeof(png));
   png.version = PNG_IMAGE_VERSION;
   png.width = static_cast<png_uint_32>(img.width);
   png.height = static_cast<png_uint_32>(img.height);
   png.format = img.channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+  return png;
+}
+}  // namespace
+
+void write_png(const std::string& path, const Image& img) {
+  check_image(img, "png: writing '" + path + "'");
+  png_image png = png_image_of(img);
   if (!png_image_write_to_file(&png, path.c_str(), 0, img.pixels.data(), 0, nullptr)) {
     const std::string msg = png.message;
     png_image_free(&png);
@@ -92,12 +100,7 @@ void write_png(const std::string& path, const Image& img) {
 
 std::vector<uint8_t> encode_png(const Image& img) {
   check_image(img, "png: encoding");
-  png_image png;
-  std::memset(&png, 0, sizeof(png));
-  png.version = PNG_IMAGE_VERSION;
-  png.width = static_cast<png_uint_32>(img.width);
-  png.height = static_cast<png_uint_32>(img.height);
-  png.format = img.channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+  png_image png = png_image_of(img);
   // First call: the size; second: the bytes.
   png_alloc_size_t size = 0;
   std::vector<uint8_t> out;

@@ -3,9 +3,6 @@
 // Without it every case prints "skipped: no interop environment ..." (ctest reports it skipped) and returns.
 #pragma once
 
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -23,19 +20,6 @@
   } while (0)
 
 namespace iris::test {
-
-// Runs a shell command, capturing stdout and stderr.
-inline RunResult run_shell(const std::string& cmd) {
-  RunResult r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return r;
-}
 
 // Runs tests/interop/<script> with the environment's Python and parses what it prints as JSON.
 inline nlohmann::json run_python_json(const std::string& script, const std::string& args) {
