@@ -13,6 +13,8 @@ if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import tensorboard, safet
   exit 0
 fi
 rm -rf "$venv"
+# A half-made environment would make the tests fail instead of skip: remove it on any failure.
+trap 'rm -rf "$venv"; echo "interop: could not make $venv (python3-venv, PyPI?)" >&2' ERR
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check "${packages[@]}"
 "$venv/bin/python" -c "import tensorboard, safetensors, numpy; print('interop: tensorboard', tensorboard.__version__, '| safetensors', safetensors.__version__, '| numpy', numpy.__version__)"
