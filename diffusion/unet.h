@@ -1,6 +1,6 @@
 // The SR3/CDM U-Net (DDPM-style residual blocks with a noise-level embedding, self-attention at chosen
 // resolutions), channels-last, configurable from TOML. With the settings of configs/sr3_bench_128.toml it is
-// exactly the benchmark model of SR3_BENCH.md (97,807,491 parameters).
+// exactly the benchmark model of tools/bench/SR3_BENCH.md (97,807,491 parameters).
 //
 // Conditioning: a scalar noise level per sample (sinusoidal embedding of a scaled level + MLP), optionally a
 // class label (learned embedding with an extra "null" class for classifier-free guidance) and an
@@ -112,7 +112,7 @@ class UNet : public nn::Module {
   const std::vector<BlockInfo>& summary() const { return info_; }
   double flops_per_sample() const;  // forward
   // Forward + backward (2x forward, less the stem's input gradient, which is never needed): the work of a
-  // training step per sample, as SR3_BENCH.md counts it.
+  // training step per sample, as tools/bench/SR3_BENCH.md counts it.
   double train_flops_per_sample() const;
 
  private:

@@ -1,4 +1,5 @@
-// `iris bench`: times the training step or the sampling step of SR3_BENCH.md on any U-Net config.
+// `iris bench`: times the training step or the sampling step of tools/bench/SR3_BENCH.md on any U-Net
+// config.
 //
 // train: forward, L1 loss between the prediction and the target noise, backward, AdamW update of every
 // parameter (f32 state); sample: one U-Net forward without gradients (an SR3 refinement step). Inputs are
@@ -145,8 +146,8 @@ void run_bench(const BenchOptions& o) {
 
 void register_bench(CLI::App& app) {
   auto opts = std::make_shared<BenchOptions>();
-  auto* cmd =
-      app.add_subcommand("bench", "Time the U-Net training or sampling step of a config (SR3_BENCH.md)");
+  auto* cmd = app.add_subcommand(
+      "bench", "Time the U-Net training or sampling step of a config (see tools/bench/SR3_BENCH.md)");
   cmd->add_option("--config", opts->config, "model config (TOML)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--mode", opts->mode, "train (forward, L1, backward, AdamW) or sample (forward only)");
   cmd->add_option("--precision", opts->precision, "f32, tf32 or bf16 (autocast)");
