@@ -21,6 +21,23 @@ using iris::set_conv_algo_search;
 
 constexpr size_t kConvWorkspaceCap = size_t{256} << 20;
 
+// The overloads below take no stream and run on the compute stream of their output's device. They keep older
+// callers that name the CUDA kernels directly (tests/gpu, the GPU benchmarks of tools/) compiling unchanged;
+// new code passes the stream (the op layer passes cuda::compute_stream(device)).
+inline void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out,
+                           const ConvParams& p) {
+  conv2d_forward(x, w, bias, out, p, compute_stream(out.device().index));
+}
+inline void conv2d_backward_data(const Tensor& gout, const Tensor& w, Tensor& dx, const ConvParams& p) {
+  conv2d_backward_data(gout, w, dx, p, compute_stream(dx.device().index));
+}
+inline void conv2d_backward_weight(const Tensor& gout, const Tensor& x, Tensor& dw, const ConvParams& p) {
+  conv2d_backward_weight(gout, x, dw, p, compute_stream(dw.device().index));
+}
+inline void conv2d_backward_bias(const Tensor& gout, Tensor& db, const ConvParams& p) {
+  conv2d_backward_bias(gout, db, p, compute_stream(db.device().index));
+}
+
 // Convolution plans cached on `device` so far (one per direction, problem, dtype, math mode, search mode and
 // pointer-alignment class), and a one-line description of each ("fwd bf16 NHWC [2, 32, 32, 64] ... algo 1,
 // workspace 0 B, deterministic"), for tests and diagnostics.
