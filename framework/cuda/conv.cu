@@ -472,9 +472,16 @@ struct Scalars {
   const void* zero() const { return dbl ? static_cast<const void*>(&d0) : &f0; }
 };
 
+// A fresh contiguous copy of t in dtype dt (converted as Tensor::to does), made on `stream`.
+Tensor fresh_copy(const Tensor& t, DType dt, Stream stream) {
+  Tensor out = Tensor::empty(t.shape(), dt, t.device());
+  copy(t, out, stream);
+  return out;
+}
+
 // The operand itself when 16-byte aligned, else an aligned copy (fresh allocations are 256-byte aligned).
-Tensor aligned_operand(const Tensor& t) {
-  return aligned16(t.data_ptr()) ? t : t.clone();
+Tensor aligned_operand(const Tensor& t, Stream stream) {
+  return aligned16(t.data_ptr()) ? t : fresh_copy(t, t.dtype(), stream);
 }
 
 // [A, B, C, D] NHWC-ordered (or KRSC) -> a fresh [A, D, B, C] (NCHW / KCRS) copy.
@@ -518,11 +525,11 @@ void run_conv(Dir dir, ConvCall call, const ConvParams& p, const Tensor& a_in, c
   // times its candidates) on the stream it was given.
   IRIS_CUDNN_CHECK(cudnnSetStream(ctx.cudnn(), stream));
   const DType dt = out.dtype();
-  const Tensor a = aligned_operand(a_in), b = aligned_operand(b_in);
+  const Tensor a = aligned_operand(a_in, stream), b = aligned_operand(b_in, stream);
   Tensor o = aligned16(out.data_ptr()) ? out : Tensor::empty(out.shape(), dt, out.device());
   ConvPlan& plan = plan_for(ctx, dir, p, dt, {a.data_ptr(), b.data_ptr(), o.data_ptr()});
   auto prepare = [&](const Tensor& t) {
-    const Tensor u = plan.upcast ? t.to(DType::f32) : t;
+    const Tensor u = plan.upcast ? fresh_copy(t, DType::f32, stream) : t;
     return plan.nchw ? to_nchw(u, stream) : u;
   };
   const Tensor pa = prepare(a), pb = prepare(b);

@@ -191,6 +191,13 @@ bool try_bmm(Context& ctx, const Tensor& a, const BlasView& va, const Tensor& b,
   return true;
 }
 
+// A fresh contiguous copy of t (what Tensor::clone makes), made on `stream`.
+Tensor fresh_copy(const Tensor& t, Stream stream) {
+  Tensor out = Tensor::empty(t.shape(), t.dtype(), t.device());
+  copy(t, out, stream);
+  return out;
+}
+
 }  // namespace
 
 void bmm(const Tensor& a_in, const Tensor& b_in, Tensor& out, double alpha, double beta, Stream stream) {
@@ -211,23 +218,23 @@ void bmm(const Tensor& a_in, const Tensor& b_in, Tensor& out, double alpha, doub
   Tensor a = a_in.detach(), b = b_in.detach();
   auto va = blas_view(M, K, a.strides()[1], a.strides()[2]);
   if (!va) {  // unit stride along neither axis: copy
-    a = a.contiguous();
+    a = fresh_copy(a, stream);
     va = blas_view(M, K, a.strides()[1], a.strides()[2]);
   }
   auto vb = blas_view(K, N, b.strides()[1], b.strides()[2]);
   if (!vb) {
-    b = b.contiguous();
+    b = fresh_copy(b, stream);
     vb = blas_view(K, N, b.strides()[1], b.strides()[2]);
   }
   IRIS_ASSERT(va && vb);
   if (try_bmm(ctx, a, *va, b, *vb, out, alpha, beta, stream)) return;
   // No algorithm for these strides or this alignment (views that start mid-buffer): fresh contiguous copies
   // (allocator blocks are 256-byte aligned), then also a fresh output if that is what is misaligned.
-  const Tensor a2 = a.clone(), b2 = b.clone();
+  const Tensor a2 = fresh_copy(a, stream), b2 = fresh_copy(b, stream);
   const BlasView va2 = *blas_view(M, K, a2.strides()[1], a2.strides()[2]);
   const BlasView vb2 = *blas_view(K, N, b2.strides()[1], b2.strides()[2]);
   if (try_bmm(ctx, a2, va2, b2, vb2, out, alpha, beta, stream)) return;
-  Tensor tmp = beta != 0.0 ? out.detach().clone() : Tensor::empty(out.shape(), dt, out.device());
+  Tensor tmp = beta != 0.0 ? fresh_copy(out, stream) : Tensor::empty(out.shape(), dt, out.device());
   IRIS_CHECK(try_bmm(ctx, a2, va2, b2, vb2, tmp, alpha, beta, stream),
              "matmul: cuBLASLt has no algorithm for ", dtype_name(dt), " [", B, ", ", M, ", ", K, "] @ [", B,
              ", ", K, ", ", N,
