@@ -1,25 +1,18 @@
 #include "framework/core/device_backend.h"
 
-#include <atomic>
-
 #include "framework/core/error.h"
 
 namespace iris {
 
-namespace {
-std::atomic<const DeviceBackend*> g_cuda{nullptr};
-}
-
-void register_cuda_backend(const DeviceBackend* backend) {
-  g_cuda.store(backend);
-}
-
+#ifndef IRIS_WITH_CUDA
+// A build without CUDA has no backend; a CUDA build defines this in framework/cuda/runtime.cpp.
 const DeviceBackend* cuda_backend() {
-  return g_cuda.load();
+  return nullptr;
 }
+#endif
 
 const DeviceBackend& require_cuda_backend(const char* what) {
-  const DeviceBackend* b = g_cuda.load();
+  const DeviceBackend* b = cuda_backend();
   IRIS_CHECK(b != nullptr, what, ": this build of Iris has no CUDA support (IRIS_CUDA=OFF)");
   return *b;
 }

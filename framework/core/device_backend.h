@@ -1,10 +1,11 @@
 // What the core needs from a device backend, declared here so that the core depends on no backend: device
 // memory for Storage, and synchronisation, timing events and memory statistics for profiling.h.
 //
-// The CUDA backend (framework/cuda/runtime.cpp) fills in a DeviceBackend at start-up (static initialisation:
-// that file is always linked into a CUDA build, since it defines cuda_available() and the cross-device copy)
-// and registers it here. Without a registered backend, using a CUDA device throws an iris::Error saying that
-// this build of Iris has no CUDA support.
+// The table is found at link time, not registered at start-up: in a CUDA build framework/cuda/runtime.cpp
+// defines cuda_backend() (returning its table), in a build without CUDA device_backend.cpp defines it
+// (returning nullptr) -- the same split as cuda_available(). So no static-initialisation order or a linker
+// dropping an unreferenced object file can leave a CUDA build without its backend. Without a backend, using
+// a CUDA device throws an iris::Error saying that this build of Iris has no CUDA support.
 #pragma once
 
 #include <cstddef>
@@ -31,11 +32,9 @@ struct DeviceBackend {
   void (*event_destroy)(void* event) noexcept;
 };
 
-// Registers the backend that serves CUDA devices (called once, by the backend itself).
-void register_cuda_backend(const DeviceBackend* backend);
-// The registered CUDA backend, or nullptr in a build without CUDA.
+// The CUDA backend, or nullptr in a build without CUDA.
 const DeviceBackend* cuda_backend();
-// The registered CUDA backend; throws iris::Error naming `what` when there is none.
+// The CUDA backend; throws iris::Error naming `what` when there is none.
 const DeviceBackend& require_cuda_backend(const char* what);
 
 }  // namespace iris

@@ -115,12 +115,14 @@ constexpr DeviceBackend kBackend{device_alloc,        device_free,       pinned_
                                  reset_peak_memory,   event_create,      event_record,
                                  event_elapsed_ms,    event_destroy};
 
-// Registered during static initialisation, before main(): this file is linked into every program that uses
-// tensors (it defines cuda_available() and the cross-device copy that Tensor::copy_ calls), so the core finds
-// the table whenever CUDA support is built in.
-[[maybe_unused]] const bool g_registered = (register_cuda_backend(&kBackend), true);
-
 }  // namespace
 
 }  // namespace cuda
+
+// The core's way to CUDA (declared in framework/core/device_backend.h; a build without CUDA defines it in
+// device_backend.cpp, returning nullptr).
+const DeviceBackend* cuda_backend() {
+  return &cuda::kBackend;
+}
+
 }  // namespace iris
