@@ -298,8 +298,8 @@ std::vector<std::string> coverage_problems(const std::vector<OpDecl>& decls, con
     if (excluded.count(d.key)) continue;
     if (!rows_of.count(d.key)) {
       problems.push_back(d.key + " (framework/ops/" + d.file +
-                         ") has no row in tests/ops/op_cases.cpp (a tensor method that became an op: "
-                         "rename its 'Tensor::' key)");
+                         ") has no row in tests/ops/op_cases.cpp (if it used to be a tensor method, its rows are "
+                         "keyed 'Tensor::" + d.name + "')");
     } else if (!cuda_rows_of.count(d.key) && !no_cuda_keys.count(d.key)) {
       problems.push_back(
           d.key + " (framework/ops/" + d.file +

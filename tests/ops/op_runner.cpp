@@ -229,8 +229,8 @@ void compare(const Tensor& got, const Tensor& ref, double tol, const std::string
   }
   const std::vector<double> g = got.to_vector<double>(), r = ref.to_vector<double>();
   if (!is_floating(ref.dtype())) {
-    CHECK_MESSAGE(got.dtype() == ref.dtype(), what, ": dtype ", dtype_name(got.dtype()), " vs reference ",
-                  dtype_name(ref.dtype()));
+    CHECK_MESSAGE(got.dtype() == ref.dtype(), what, ": dtype ", std::string(dtype_name(got.dtype())),
+                  " vs reference ", std::string(dtype_name(ref.dtype())));
     int64_t bad = 0, first = -1;
     for (size_t i = 0; i < g.size(); ++i)
       if (g[i] != r[i] && bad++ == 0) first = static_cast<int64_t>(i);
@@ -354,7 +354,8 @@ int run_column(Backend b) {
     try {
       check_row(row, col);
     } catch (const std::exception& e) {
-      FAIL_CHECK("[", backend_name(b), "] ", row.name, ": threw ", e.what());
+      const std::string what = std::string("[") + backend_name(b) + "] " + row.name + ": threw " + e.what();
+      FAIL_CHECK(what);
     }
     times.emplace_back(static_cast<double>(std::clock() - start) / CLOCKS_PER_SEC, row.name);
   }
@@ -364,8 +365,8 @@ int run_column(Backend b) {
   std::string slowest;
   for (size_t i = 0; i < times.size() && i < 5; ++i)
     slowest += "\n  " + std::to_string(times[i].first) + " s  " + times[i].second;
-  MESSAGE(std::string("[") + backend_name(b) + "] " << run << " rows in " << total
-                                                   << " s of CPU time; the slowest:" << slowest);
+  const std::string head = std::string("[") + backend_name(b) + "] ";
+  MESSAGE(head << run << " rows in " << total << " s of CPU time; the slowest:" << slowest);
   return run;
 }
 
