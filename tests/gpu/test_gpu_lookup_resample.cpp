@@ -17,7 +17,7 @@ using namespace iris::gputest;
 namespace {
 
 // n indices in [0, V) with repeats (and some rows never used), as i32 or i64.
-Tensor make_indices(int64_t n, int64_t V, DType dt, uint64_t seed) {
+[[maybe_unused]] Tensor make_indices(int64_t n, int64_t V, DType dt, uint64_t seed) {
   std::vector<int64_t> v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) v[i] = static_cast<int64_t>((i * 7 + seed * 3 + (i * i) % 5) % V);
   return Tensor::from_vector(v, {n}, dt, Device::cpu());

@@ -205,6 +205,8 @@ void reductions(Table& t) {
       return f(x[0], {1, 2}, true);
     });
     t.add(op, "axis 0 of [131, 257]", {N({131, 257})}, [f](const Ins& x) { return f(x[0], {0}, false); });
+    t.add(op, "all of [1000003] (many blocks on CUDA)", {N({1000003})},
+          [f](const Ins& x) { return f(x[0], {}, false); });
     t.add(op, "last axis [33, 1000] misaligned", {N({33, 1000}).offset()},
           [f](const Ins& x) { return f(x[0], {-1}, false); });
     t.add(op, "axes {0, 2} [5, 9, 11] transposed", {N({5, 9, 11}).transposed()}, [f](const Ins& x) {
