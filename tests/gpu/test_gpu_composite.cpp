@@ -1,6 +1,7 @@
-// Whole-block checks on the GPU against the CPU: attention forward and backward (bmm + softmax), and a small
-// U-Net-like block (conv -> group_norm_silu -> conv with a class embedding, a residual, attention over the
-// pixels, down- and upsampling) in f32 and under bf16 autocast, forward and every gradient.
+// A whole-block check on the GPU against the CPU: a small U-Net-like block (conv -> group_norm_silu -> conv
+// with a class embedding, a residual, attention over the pixels, down- and upsampling) in f32 and under bf16
+// autocast, forward and every gradient. Each op on its own is checked by the op table
+// (test_gpu_op_table.cpp).
 #include "tests/gpu/gpu_util.h"
 
 using namespace iris;
@@ -56,45 +57,9 @@ Tensor block(const Tensor& x, const Tensor& labels, const BlockParams& p) {
 
 }  // namespace
 
-TEST_CASE("gpu attention forward and backward match the CPU in f32 and under bf16 autocast") {
-  IRIS_GPU_TEST_BEGIN();
-  const bool tf32_before = tf32_enabled();
-  set_tf32_enabled(false);
-  for (bool autocast : {false, true}) {
-    const Shape qs = {2, 3, 65, 24}, ks = {2, 3, 47, 24}, vs = {2, 3, 47, 20};  // Tq != Tk, d != dv
-    const Tensor q = test::randn(qs, 701, DType::f32), k = test::randn(ks, 702, DType::f32),
-                 v = test::randn(vs, 703, DType::f32);
-    Tensor qc = q.clone().set_requires_grad(), kc = k.clone().set_requires_grad(),
-           vc = v.clone().set_requires_grad();
-    Tensor qg = q.to(gpu()).set_requires_grad(), kg = k.to(gpu()).set_requires_grad(),
-           vg = v.to(gpu()).set_requires_grad();
-    const Tensor oc = attention(qc, kc, vc, 0.2);
-    poison_pool();
-    Tensor og;
-    {
-      AutocastGuard guard(autocast, DType::bf16);
-      og = attention(qg, kg, vg, 0.2);
-    }
-    const std::string what = autocast ? "attention (bf16 autocast)" : "attention f32";
-    const double tol = autocast ? 2e-2 : 1e-5;
-    expect_match(og, oc, tol, what + " forward");
-    const Tensor w = test::randn(oc.shape(), 704, DType::f32);
-    sum(mul(oc, w)).backward();
-    sum(mul(og.to(DType::f32), w.to(gpu()))).backward();
-    REQUIRE(qg.grad().defined());
-    REQUIRE(kg.grad().defined());
-    REQUIRE(vg.grad().defined());
-    expect_match(qg.grad(), qc.grad(), tol, what + " grad q");
-    expect_match(kg.grad(), kc.grad(), tol, what + " grad k");
-    expect_match(vg.grad(), vc.grad(), tol, what + " grad v");
-  }
-  set_tf32_enabled(tf32_before);
-}
-
 TEST_CASE("gpu U-Net-like block forward and backward match the CPU in f32 and under bf16 autocast") {
   IRIS_GPU_TEST_BEGIN();
-  const bool tf32_before = tf32_enabled();
-  set_tf32_enabled(false);
+  test::Tf32Guard tf32(false);
   const Tensor x = test::randn({3, 16, 16, 16}, 711, DType::f32);
   const Tensor labels = Tensor::from_vector(std::vector<int64_t>{3, 9, 3}, {3}, DType::i64, Device::cpu());
   BlockParams pc = make_params(720);
@@ -125,5 +90,4 @@ TEST_CASE("gpu U-Net-like block forward and backward match the CPU in f32 and un
       expect_match(gp[i]->grad(), cp[i]->grad(), tol, what + " grad " + kNames[i]);
     }
   }
-  set_tf32_enabled(tf32_before);
 }

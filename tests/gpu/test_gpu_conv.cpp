@@ -1,6 +1,6 @@
 // cuDNN convolution against the CPU kernels (kernel level, poisoned outputs, odd shapes, every dtype, both
-// algorithm-search modes, misaligned operands), the plan cache, and conv2d forward/backward through autograd
-// in f32 and under bf16 autocast.
+// algorithm-search modes, misaligned operands), the plan cache, and TF32. conv2d's forward/backward through
+// autograd (f32, bf16, autocast) is in the op table (test_gpu_op_table.cpp).
 #include "framework/cpu/conv.h"
 #include "tests/gpu/gpu_util.h"
 
@@ -86,32 +86,27 @@ void check_kernels(const ConvCase& c, DType dt, bool misalign, const std::string
 TEST_CASE("gpu conv2d kernels match the CPU on odd shapes in f32 and bf16 and f64") {
   IRIS_GPU_TEST_BEGIN();
 #ifdef IRIS_WITH_CUDA
-  const bool tf32_before = tf32_enabled();
-  set_tf32_enabled(false);
+  test::Tf32Guard tf32(false);
   for (DType dt : {DType::f32, DType::bf16, DType::f64})
     for (const ConvCase& c : kCases) check_kernels(c, dt, false, "");
-  set_tf32_enabled(tf32_before);
 #endif
 }
 
 TEST_CASE("gpu conv2d kernels handle misaligned operands and outputs") {
   IRIS_GPU_TEST_BEGIN();
 #ifdef IRIS_WITH_CUDA
-  const bool tf32_before = tf32_enabled();
-  set_tf32_enabled(false);
+  test::Tf32Guard tf32(false);
   for (DType dt : {DType::f32, DType::bf16}) {
     check_kernels(kCases[0], dt, true, " (misaligned)");
     check_kernels(kCases[2], dt, true, " (misaligned)");
   }
-  set_tf32_enabled(tf32_before);
 #endif
 }
 
 TEST_CASE("gpu conv2d kernels match the CPU with cuDNN's timed algorithm search") {
   IRIS_GPU_TEST_BEGIN();
 #ifdef IRIS_WITH_CUDA
-  const bool tf32_before = tf32_enabled();
-  set_tf32_enabled(false);
+  test::Tf32Guard tf32(false);
   const cuda::ConvAlgoSearch before = cuda::conv_algo_search();
   cuda::set_conv_algo_search(cuda::ConvAlgoSearch::find);
   // Every case: Find's rankings and reported workspaces differ per shape (on an H200 it reported 0 B for an
@@ -122,7 +117,6 @@ TEST_CASE("gpu conv2d kernels match the CPU with cuDNN's timed algorithm search"
     check_kernels(kCases[0], dt, true, " (find, misaligned)");
   }
   cuda::set_conv_algo_search(before);
-  set_tf32_enabled(tf32_before);
 #endif
 }
 
@@ -148,8 +142,7 @@ TEST_CASE("gpu conv2d with an empty image gives the bias and empty gradients giv
 TEST_CASE("gpu conv2d plans are cached per problem and reused") {
   IRIS_GPU_TEST_BEGIN();
 #ifdef IRIS_WITH_CUDA
-  const bool tf32_before = tf32_enabled();
-  set_tf32_enabled(false);
+  test::Tf32Guard tf32(false);
   const ConvParams p = make_conv_params({2, 12, 10, 6}, {7, 3, 3, 6}, {1, 1}, {1, 1});
   const Tensor x = test::randn({2, 12, 10, 6}, 321, DType::f32).to(gpu());
   const Tensor w = test::randn({7, 3, 3, 6}, 322, DType::f32).to(gpu());
@@ -175,7 +168,6 @@ TEST_CASE("gpu conv2d plans are cached per problem and reused") {
   CHECK(cuda::conv_plan_count(0) == n1 + 3);
   cuda::conv2d_forward(x, w, Tensor(), out2, p);
   CHECK(cuda::conv_plan_count(0) == n1 + 3);
-  set_tf32_enabled(tf32_before);
   const std::vector<std::string> desc = cuda::conv_plan_descriptions(0);
   REQUIRE(desc.size() == cuda::conv_plan_count(0));
   bool found = false;
@@ -187,56 +179,17 @@ TEST_CASE("gpu conv2d plans are cached per problem and reused") {
 #endif
 }
 
-TEST_CASE("gpu conv2d op forward and backward match the CPU in f32 and under bf16 autocast") {
-  IRIS_GPU_TEST_BEGIN();
-  const bool tf32_before = tf32_enabled();
-  set_tf32_enabled(false);
-  for (const ConvCase& c : {kCases[0], kCases[1], kCases[3], kCases[4]}) {
-    const Shape ws = {c.cout, c.kh, c.kw, c.x[3]};
-    const Tensor x = test::randn(c.x, 331, DType::f32), w = test::randn(ws, 332, DType::f32, 0.3);
-    const Tensor b = test::randn({c.cout}, 333, DType::f32);
-    for (bool autocast : {false, true}) {
-      const std::string what = case_name(c, DType::f32) + (autocast ? " op (bf16 autocast)" : " op");
-      Tensor xc = x.clone().set_requires_grad(), wc = w.clone().set_requires_grad(),
-             bc = b.clone().set_requires_grad();
-      // A non-contiguous GPU input (the op makes it contiguous).
-      Tensor xg = test::noncontiguous(x.to(gpu())).set_requires_grad();
-      Tensor wg = w.to(gpu()).set_requires_grad(), bg = b.to(gpu()).set_requires_grad();
-      const Tensor yc = conv2d(xc, wc, bc, {c.s, c.s}, {c.pad, c.pad});
-      poison_pool();
-      Tensor yg;
-      {
-        AutocastGuard guard(autocast, DType::bf16);
-        yg = conv2d(xg, wg, bg, {c.s, c.s}, {c.pad, c.pad});
-      }
-      CHECK(yg.dtype() == (autocast ? DType::bf16 : DType::f32));
-      const double tol = autocast ? 2e-2 : 1e-5;
-      expect_match(yg, yc, tol, what + " forward");
-      const Tensor gw = test::randn(yc.shape(), 334, DType::f32);
-      sum(mul(yc, gw)).backward();
-      sum(mul(yg.to(DType::f32), gw.to(gpu()))).backward();
-      REQUIRE(xg.grad().defined());
-      REQUIRE(wg.grad().defined());
-      REQUIRE(bg.grad().defined());
-      CHECK(wg.grad().dtype() == DType::f32);
-      expect_match(xg.grad(), xc.grad(), tol, what + " grad x");
-      expect_match(wg.grad(), wc.grad(), tol, what + " grad weight");
-      expect_match(bg.grad(), bc.grad(), tol, what + " grad bias");
-    }
-  }
-  set_tf32_enabled(tf32_before);
-}
-
 TEST_CASE("gpu conv2d with TF32 enabled stays close to strict f32") {
   IRIS_GPU_TEST_BEGIN();
-  const bool tf32_before = tf32_enabled();
   const Tensor x = test::randn({2, 16, 16, 32}, 341, DType::f32).to(gpu());
   const Tensor w = test::randn({48, 3, 3, 32}, 342, DType::f32, 0.1).to(gpu());
-  set_tf32_enabled(false);
-  const Tensor strict = conv2d(x, w, Tensor(), {1, 1}, {1, 1});
-  set_tf32_enabled(true);
-  const Tensor fast = conv2d(x, w, Tensor(), {1, 1}, {1, 1});
-  set_tf32_enabled(tf32_before);
+  Tensor strict, fast;
+  {
+    test::Tf32Guard tf32(false);
+    strict = conv2d(x, w, Tensor(), {1, 1}, {1, 1});
+    set_tf32_enabled(true);
+    fast = conv2d(x, w, Tensor(), {1, 1}, {1, 1});
+  }
   // TF32 keeps 10 mantissa bits: about 1e-3 relative error, far from bf16's 1e-2 and far above f32's 1e-7.
   expect_match(fast, strict, 5e-3, "conv2d with TF32 vs strict f32");
 }

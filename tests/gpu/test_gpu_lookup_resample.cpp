@@ -1,6 +1,7 @@
 // CUDA lookups (embedding, gather_last, index checks, cross_entropy) and 2x resampling (nearest upsampling,
 // average pooling) against the CPU: kernel level on poisoned outputs (the arithmetic is the CPU's, so the
-// results must be identical), and the ops' forward/backward through autograd.
+// results must be identical). The ops' forward/backward through autograd are in the op table
+// (test_gpu_op_table.cpp).
 #include "framework/cpu/embedding.h"
 #include "framework/cpu/resample.h"
 #include "tests/gpu/gpu_util.h"
@@ -16,7 +17,7 @@ using namespace iris::gputest;
 namespace {
 
 // n indices in [0, V) with repeats (and some rows never used), as i32 or i64.
-Tensor make_indices(int64_t n, int64_t V, DType dt, uint64_t seed) {
+[[maybe_unused]] Tensor make_indices(int64_t n, int64_t V, DType dt, uint64_t seed) {
   std::vector<int64_t> v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) v[i] = static_cast<int64_t>((i * 7 + seed * 3 + (i * i) % 5) % V);
   return Tensor::from_vector(v, {n}, dt, Device::cpu());
@@ -87,29 +88,6 @@ TEST_CASE("gpu index checks name the bad index and its position") {
                           {"cross_entropy", "index 4", "classes"});
 }
 
-TEST_CASE("gpu embedding and cross_entropy ops forward and backward match the CPU") {
-  IRIS_GPU_TEST_BEGIN();
-  const Tensor w = test::randn({10, 24}, 521, DType::f32), idx = make_indices(17, 10, DType::i64, 522);
-  Tensor wc = w.clone().set_requires_grad(), wg = w.to(gpu()).set_requires_grad();
-  const Tensor ec = embedding(wc, idx.view({17, 1})), eg = embedding(wg, idx.to(gpu()).view({17, 1}));
-  expect_equal(eg, ec, "embedding op forward");
-  const Tensor gw = test::randn({17, 1, 24}, 523, DType::f32);
-  sum(mul(ec, gw)).backward();
-  sum(mul(eg, gw.to(gpu()))).backward();
-  REQUIRE(wg.grad().defined());
-  expect_match(wg.grad(), wc.grad(), 1e-6, "embedding op grad");
-
-  const Tensor logits = test::randn({33, 1000}, 524, DType::f32, 2.0),
-               labels = make_indices(33, 1000, DType::i64, 525);
-  Tensor lc = logits.clone().set_requires_grad(), lg = logits.to(gpu()).set_requires_grad();
-  const Tensor ce_c = cross_entropy(lc, labels), ce_g = cross_entropy(lg, labels.to(gpu()));
-  expect_match(ce_g, ce_c, 1e-5, "cross_entropy forward");
-  ce_c.backward();
-  ce_g.backward();
-  REQUIRE(lg.grad().defined());
-  expect_match(lg.grad(), lc.grad(), 1e-5, "cross_entropy grad");
-}
-
 TEST_CASE("gpu 2x resampling kernels equal the CPU exactly") {
   IRIS_GPU_TEST_BEGIN();
 #ifdef IRIS_WITH_CUDA
@@ -146,20 +124,4 @@ TEST_CASE("gpu 2x resampling kernels equal the CPU exactly") {
     }
   }
 #endif
-}
-
-TEST_CASE("gpu upsample and avg_pool ops forward and backward match the CPU") {
-  IRIS_GPU_TEST_BEGIN();
-  const Tensor x = test::randn({2, 6, 10, 12}, 541, DType::f32);
-  Tensor xc = x.clone().set_requires_grad(), xg = test::noncontiguous(x.to(gpu())).set_requires_grad();
-  auto f = [](const Tensor& t) { return avg_pool2x(mul(upsample_nearest2x(avg_pool2x(t)), 1.5)); };
-  const Tensor yc = f(xc);
-  poison_pool();
-  const Tensor yg = f(xg);
-  expect_equal(yg, yc, "avg_pool(upsample(avg_pool)) forward");
-  const Tensor w = test::randn(yc.shape(), 542, DType::f32);
-  sum(mul(yc, w)).backward();
-  sum(mul(yg, w.to(gpu()))).backward();
-  REQUIRE(xg.grad().defined());
-  expect_equal(xg.grad(), xc.grad(), "avg_pool(upsample(avg_pool)) grad");
 }

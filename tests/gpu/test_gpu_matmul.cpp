@@ -1,5 +1,6 @@
-// cuBLASLt batched GEMM against the CPU (kernel level, poisoned outputs), and matmul/linear forward and
-// backward on CUDA, including batch broadcasting, transposed operands and bf16 autocast.
+// cuBLASLt batched GEMM against the CPU (kernel level, poisoned outputs, TF32), alpha/beta and the plan
+// cache. matmul/linear forward and backward (batch broadcasting, transposed operands, bf16 autocast) are in
+// the op table (test_gpu_op_table.cpp).
 #include "framework/cpu/matmul.h"
 #include "tests/gpu/gpu_util.h"
 
@@ -60,7 +61,7 @@ TEST_CASE("gpu bmm matches the CPU for every dtype and layout on odd sizes") {
   const Size sizes[] = {{1, 1, 1, 1}, {1, 7, 13, 5}, {3, 129, 65, 257}, {2, 64, 128, 96}, {5, 1, 300, 1}};
   const Layout layouts[] = {Layout::contiguous, Layout::transposed, Layout::strided, Layout::broadcast,
                             Layout::misaligned};
-  const bool tf32_before = tf32_enabled();
+  test::Tf32Guard tf32(false);  // turned on and off below; the previous setting is restored at the end
   for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
     for (const Size& s : sizes) {
       for (Layout la : layouts) {
@@ -95,7 +96,6 @@ TEST_CASE("gpu bmm matches the CPU for every dtype and layout on odd sizes") {
       }
     }
   }
-  set_tf32_enabled(tf32_before);
 #endif
 }
 
@@ -149,77 +149,4 @@ TEST_CASE("gpu bmm applies alpha and beta and handles K = 0 and caches its plans
   cuda::bmm(a, b.slice(2, 0, 26), o2);
   CHECK(cuda::matmul_plan_count(0) == n1 + 1);
 #endif
-}
-
-TEST_CASE("gpu matmul and linear forward and backward match the CPU with batch broadcasting") {
-  IRIS_GPU_TEST_BEGIN();
-  const bool tf32_before = tf32_enabled();
-  set_tf32_enabled(false);
-  struct Case {
-    Shape a, b;
-    bool transpose_b;
-  };
-  const Case cases[] = {
-      {{2, 1, 5, 7}, {3, 7, 4}, false},  // batch broadcast on both sides
-      {{6, 33, 17}, {17, 9}, false},     // shared weight: batch folded into M
-      {{6, 33, 17}, {9, 17}, true},      // shared transposed weight
-      {{4, 16, 64}, {4, 16, 64}, true},  // q @ k^T of attention
-      {{1, 1}, {1, 1}, false},
-  };
-  for (const Case& c : cases) {
-    const Tensor a = test::randn(c.a, 221, DType::f32), b = test::randn(c.b, 222, DType::f32);
-    Tensor ac = a.clone().set_requires_grad(), bc = b.clone().set_requires_grad();
-    Tensor ag = a.to(gpu()).set_requires_grad(), bg = b.to(gpu()).set_requires_grad();
-    auto f = [&](const Tensor& x, const Tensor& y) {
-      return matmul(x, c.transpose_b ? y.transpose(-1, -2) : y);
-    };
-    const Tensor yc = f(ac, bc);
-    poison_pool();
-    const Tensor yg = f(ag, bg);
-    const std::string what =
-        "matmul " + shape_str(c.a) + " @ " + shape_str(c.b) + (c.transpose_b ? "^T" : "");
-    expect_match(yg, yc, 1e-5, what + " forward");
-    const Tensor w = test::randn(yc.shape(), 223, DType::f32);
-    sum(mul(yc, w)).backward();
-    sum(mul(yg, w.to(gpu()))).backward();
-    expect_match(ag.grad(), ac.grad(), 1e-5, what + " grad a");
-    expect_match(bg.grad(), bc.grad(), 1e-5, what + " grad b");
-  }
-  // linear with bias.
-  const Tensor x = test::randn({5, 3, 40}, 224, DType::f32), wt = test::randn({24, 40}, 225, DType::f32);
-  const Tensor bias = test::randn({24}, 226, DType::f32);
-  Tensor xc = x.clone().set_requires_grad(), wc = wt.clone().set_requires_grad(),
-         bc = bias.clone().set_requires_grad();
-  Tensor xg = x.to(gpu()).set_requires_grad(), wg = wt.to(gpu()).set_requires_grad(),
-         bg = bias.to(gpu()).set_requires_grad();
-  const Tensor yc = linear(xc, wc, bc), yg = linear(xg, wg, bg);
-  expect_match(yg, yc, 1e-5, "linear forward");
-  sum(square(yc)).backward();
-  sum(square(yg)).backward();
-  expect_match(xg.grad(), xc.grad(), 1e-5, "linear grad x");
-  expect_match(wg.grad(), wc.grad(), 1e-5, "linear grad weight");
-  expect_match(bg.grad(), bc.grad(), 1e-5, "linear grad bias");
-  set_tf32_enabled(tf32_before);
-}
-
-TEST_CASE("gpu matmul under bf16 autocast runs in bf16 and returns f32 gradients") {
-  IRIS_GPU_TEST_BEGIN();
-  const Tensor x = test::randn({8, 64, 96}, 231, DType::f32), w = test::randn({48, 96}, 232, DType::f32);
-  Tensor xg = x.to(gpu()).set_requires_grad(), wg = w.to(gpu()).set_requires_grad();
-  Tensor xc = x.clone().set_requires_grad(), wc = w.clone().set_requires_grad();
-  Tensor yg;
-  {
-    AutocastGuard ac(true, DType::bf16);
-    yg = linear(xg, wg);
-  }
-  CHECK(yg.dtype() == DType::bf16);
-  const Tensor yc = linear(xc, wc);
-  expect_match(yg, yc, 2e-2, "autocast linear forward (bf16 vs f32 CPU)");
-  sum(mul(yg.to(DType::f32), 0.1)).backward();
-  sum(mul(yc, 0.1)).backward();
-  REQUIRE(xg.grad().defined());
-  CHECK(xg.grad().dtype() == DType::f32);
-  CHECK(wg.grad().dtype() == DType::f32);
-  expect_match(xg.grad(), xc.grad(), 2e-2, "autocast linear grad x");
-  expect_match(wg.grad(), wc.grad(), 2e-2, "autocast linear grad w");
 }

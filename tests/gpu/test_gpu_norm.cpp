@@ -1,6 +1,7 @@
 // CUDA GroupNorm (+ fused SiLU) against the CPU kernels (kernel level, poisoned outputs; odd channel counts
 // and groups, one-channel groups, large groups split over many blocks, a non-zero mean, misaligned data,
-// with and without gamma / beta, every dtype), determinism, and the ops' forward/backward through autograd.
+// with and without gamma / beta, every dtype) and determinism. The ops' forward/backward through autograd are
+// in the op table (test_gpu_op_table.cpp).
 #include "framework/cpu/norm.h"
 #include "tests/gpu/gpu_util.h"
 
@@ -163,38 +164,4 @@ TEST_CASE("gpu group_norm is deterministic run to run") {
   for (int i = 0; i < 5; ++i)
     expect_equal(again[i], first[i], std::string("group_norm_silu rerun ") + names[i]);
 #endif
-}
-
-TEST_CASE("gpu group_norm and group_norm_silu ops forward and backward match the CPU") {
-  IRIS_GPU_TEST_BEGIN();
-  for (bool silu : {false, true}) {
-    for (DType dt : {DType::f32, DType::bf16}) {
-      const Shape shape = {2, 6, 10, 24};
-      const std::string what = std::string(silu ? "group_norm_silu" : "group_norm") + " op " + dtype_name(dt);
-      const Tensor x = test::randn(shape, 421, dt), gamma = test::uniform({24}, 422, 0.5, 1.5, DType::f32);
-      const Tensor beta = test::randn({24}, 423, DType::f32);
-      auto run = [&](const Tensor& xi, const Tensor& g, const Tensor& b) {
-        return silu ? group_norm_silu(xi, 6, g, b) : group_norm(xi, 6, g, b);
-      };
-      Tensor xc = x.clone().set_requires_grad(), gc = gamma.clone().set_requires_grad(),
-             bc = beta.clone().set_requires_grad();
-      // Non-contiguous GPU input; f32 parameters with bf16 data.
-      Tensor xg = test::noncontiguous(x.to(gpu())).set_requires_grad();
-      Tensor gg = gamma.to(gpu()).set_requires_grad(), bg = beta.to(gpu()).set_requires_grad();
-      const Tensor yc = run(xc, gc, bc);
-      poison_pool();
-      const Tensor yg = run(xg, gg, bg);
-      CHECK(yg.dtype() == dt);
-      expect_match(yg, yc, tol_for(dt), what + " forward");
-      const Tensor w = test::randn(shape, 424, DType::f32);
-      sum(mul(yc.to(DType::f32), w)).backward();
-      sum(mul(yg.to(DType::f32), w.to(gpu()))).backward();
-      REQUIRE(xg.grad().defined());
-      REQUIRE(gg.grad().defined());
-      REQUIRE(bg.grad().defined());
-      expect_match(xg.grad(), xc.grad(), tol_for(dt), what + " grad x");
-      expect_match(gg.grad(), gc.grad(), dt == DType::bf16 ? 1e-4 : 1e-5, what + " grad gamma");
-      expect_match(bg.grad(), bc.grad(), dt == DType::bf16 ? 1e-4 : 1e-5, what + " grad beta");
-    }
-  }
 }

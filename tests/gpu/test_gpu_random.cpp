@@ -1,5 +1,6 @@
 // Philox draws on CUDA against the CPU: uniform bit for bit, normal to the last bit but for rare libm ulps,
-// per-sample streams (inline and device-buffer paths), and dropout forward and backward.
+// per-sample streams (inline and device-buffer paths). dropout's forward and backward (bit for bit with the
+// CPU) are in the op table (test_gpu_op_table.cpp).
 #include <cstring>
 
 #include "framework/cpu/random.h"
@@ -89,22 +90,5 @@ TEST_CASE("gpu normal draws match the CPU to the last bit but for rare libm ulps
         CHECK_MESSAGE(bad <= std::max<int64_t>(2, shape_numel(shape) / 100000), "randn ", dtype_name(dt), " ",
                       shape_str(shape), ": ", bad, " elements differ in their bits");
     }
-  }
-}
-
-TEST_CASE("gpu dropout matches the CPU exactly forward and backward") {
-  IRIS_GPU_TEST_BEGIN();
-  for (DType dt : {DType::f32, DType::bf16}) {
-    const Tensor x = test::randn({4, 17, 17, 32}, 301, dt);
-    Generator gc(2024, 1), gg(2024, 1);
-    Tensor xc = x.to(DType::f32).clone().set_requires_grad(),
-           xg = x.to(DType::f32).to(gpu()).set_requires_grad();
-    const Tensor yc = dropout(xc.to(dt), 0.3, gc), yg = dropout(xg.to(dt), 0.3, gg);
-    CHECK_MESSAGE(bit_mismatches(yg, yc) == 0, "dropout ", dtype_name(dt), " forward differs from the CPU");
-    const Tensor w = test::randn(x.shape(), 302, DType::f32);
-    sum(mul(yc.to(DType::f32), w)).backward();
-    sum(mul(yg.to(DType::f32), w.to(gpu()))).backward();
-    CHECK_MESSAGE(bit_mismatches(xg.grad(), xc.grad()) == 0, "dropout ", dtype_name(dt),
-                  " gradient differs from the CPU");
   }
 }
