@@ -44,8 +44,7 @@ std::string pixel_limit_error(uint64_t width, uint64_t height, int64_t max_pixel
 }
 }  // namespace
 
-// ---- PNG
-// ---------------------------------------------------------------------------------------------------
+// ---- PNG --------------------------------------------------------------------------------------------------
 
 Image read_png(const std::string& path, int64_t max_pixels) {
   png_image png;
@@ -116,10 +115,10 @@ std::vector<uint8_t> encode_png(const Image& img) {
   IRIS_THROW("png: cannot encode a ", img.width, "x", img.height, " image: ", msg);
 }
 
-// ---- JPEG ----
-// libjpeg reports errors by calling error_exit, which must not return: we longjmp back to the caller's setjmp. The
-// functions below create every C++ object that lives across setjmp before calling it, so the jump skips no
-// destructor.
+// ---- JPEG -------------------------------------------------------------------------------------------------
+// libjpeg reports errors by calling error_exit, which must not return: we longjmp back to the caller's
+// setjmp. The functions below create every C++ object that lives across setjmp before calling it, so the
+// jump skips no destructor.
 
 namespace {
 struct JpegError {
@@ -228,8 +227,7 @@ void write_jpeg(const std::string& path, const Image& img, int quality) {
   IRIS_CHECK(rc == 0, "jpeg: error closing '", path, "'");
 }
 
-// ---- by type
-// -------------------------------------------------------------------------------------------------
+// ---- by type ----------------------------------------------------------------------------------------------
 
 Image read_image(const std::string& path, int64_t max_pixels) {
   std::ifstream in(path, std::ios::binary);
@@ -252,8 +250,7 @@ void write_image(const std::string& path, const Image& img) {
   IRIS_THROW("cannot write image '", path, "': unknown extension (use .png, .jpg or .jpeg)");
 }
 
-// ---- colour
-// --------------------------------------------------------------------------------------------------
+// ---- colour -----------------------------------------------------------------------------------------------
 
 Image to_rgb(const Image& img) {
   check_image(img, "to_rgb");
@@ -282,8 +279,7 @@ Image to_channels(const Image& img, int channels) {
   return channels == 3 ? to_rgb(img) : to_gray(img);
 }
 
-// ---- tensors
-// -------------------------------------------------------------------------------------------------
+// ---- tensors ----------------------------------------------------------------------------------------------
 
 Tensor stack_images(const std::vector<Image>& images) {
   IRIS_CHECK(!images.empty(), "stack_images: no images");

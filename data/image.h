@@ -47,15 +47,13 @@ void write_jpeg(const std::string& path, const Image& img, int quality = 95);
 Image read_image(const std::string& path, int64_t max_pixels = kDefaultMaxImagePixels);
 void write_image(const std::string& path, const Image& img);
 
-// ---- colour
-// ------------------------------------------------------------------------------------------------
+// ---- colour -----------------------------------------------------------------------------------------------
 Image to_rgb(const Image& img);   // grey replicated to three channels; RGB returned as is
 Image to_gray(const Image& img);  // luma 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601), rounded; grey as is
 Image to_channels(const Image& img, int channels);
 
-// ---- tensors
-// ------------------------------------------------------------------------------------------------- Images of
-// one size -> uint8 [N, H, W, C] and back (any device; results on the CPU for unstack).
+// ---- tensors ----------------------------------------------------------------------------------------------
+// Images of one size -> uint8 [N, H, W, C] and back (any device; results on the CPU for unstack).
 Tensor stack_images(const std::vector<Image>& images);
 std::vector<Image> unstack_images(const Tensor& u8);
 // uint8 [..] -> float in [-1, 1] (f32 or f64) and float [..] -> uint8 with rounding and clamping. Any shape.

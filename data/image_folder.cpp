@@ -21,8 +21,7 @@ namespace iris::data {
 
 namespace fs = std::filesystem;
 
-// ---- listing
-// -------------------------------------------------------------------------------------------------
+// ---- listing ----------------------------------------------------------------------------------------------
 
 bool is_image_file_name(const std::string& name) {
   const auto dot = name.find_last_of('.');
@@ -96,8 +95,7 @@ ImageFolder scan_image_folder(const std::string& root) {
   return f;
 }
 
-// ---- crops
-// ---------------------------------------------------------------------------------------------------
+// ---- crops ------------------------------------------------------------------------------------------------
 
 CropMode crop_mode_from_name(const std::string& name) {
   if (name == "center") return CropMode::center;
@@ -127,8 +125,7 @@ Image square_crop(const Image& img, int size, CropMode mode) {
   return center_crop(scaled, size, size);
 }
 
-// ---- split
-// ---------------------------------------------------------------------------------------------------
+// ---- split ------------------------------------------------------------------------------------------------
 
 namespace {
 // SplitMix64: a tiny generator whose output is fixed by its definition (std::shuffle's is not).
@@ -173,8 +170,7 @@ FolderSplit split_image_folder(const ImageFolder& folder, double val_fraction, u
   return s;
 }
 
-// ---- conversion
-// ----------------------------------------------------------------------------------------------
+// ---- conversion -------------------------------------------------------------------------------------------
 
 namespace {
 

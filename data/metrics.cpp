@@ -133,8 +133,7 @@ double ssim_plane(const double* a, const double* b, int h, int w, double L) {
   return total / (static_cast<double>(oh) * ow);
 }
 
-// ---- batches
-// -------------------------------------------------------------------------------------------------
+// ---- batches ----------------------------------------------------------------------------------------------
 
 std::vector<double> psnr(const Tensor& pred, const Tensor& truth) {
   const Unit a = to_unit(pred, "psnr", "prediction"), b = to_unit(truth, "psnr", "reference");
@@ -190,8 +189,7 @@ std::vector<double> consistency(const Tensor& pred, const Tensor& lowres) {
   return out;
 }
 
-// ---- single images
-// -------------------------------------------------------------------------------------------
+// ---- single images ----------------------------------------------------------------------------------------
 
 double psnr(const Image& pred, const Image& truth) {
   return psnr(image_tensor(pred, "psnr", "prediction"), image_tensor(truth, "psnr", "reference"))[0];

@@ -6,8 +6,7 @@
 //  - non-truncated: the previous stage runs its full chain; its output is noised to gamma_s with the SR
 //    stage's schedule and the SR model is told s;
 //  - truncated: the previous stage's chain stops at gamma_s and its x_s is handed over as is (no extra
-//  noise),
-//    again with s.
+//    noise), again with s.
 #pragma once
 
 #include <memory>

@@ -80,8 +80,7 @@ const std::vector<ConfigKey>& config_schema() {
       {"augment.blur_prob", T::number, 0.0,
        "probability of blurring the low-res input in training (CDM: 0.5)"},
       {"augment.blur_sigma", T::number_list, F{0.4, 0.6}, "range of the blur's sigma, in low-res pixels"},
-      // ---- data
-      // ---------------------------------------------------------------------------------------------
+      // ---- data -------------------------------------------------------------------------------------------
       {"data.dir", T::string, std::string("data-cache/fashion-mnist/train"),
        "shard folder (with index.json)"},
       {"data.val_dir", T::string, std::string(""), "validation shard folder (default: data.dir)"},
@@ -90,8 +89,7 @@ const std::vector<ConfigKey>& config_schema() {
       {"data.channels", T::integer, int64_t{1}, "image channels"},
       {"data.hflip", T::boolean, false, "random horizontal flips"},
       {"data.prefetch", T::integer, int64_t{4}, "batches prepared ahead by background threads"},
-      // ---- train
-      // --------------------------------------------------------------------------------------------
+      // ---- train ------------------------------------------------------------------------------------------
       {"train.steps", T::integer, int64_t{2000}, "optimizer steps in total"},
       {"train.batch_size", T::integer, int64_t{32}, "global batch (split evenly over ranks)"},
       {"train.microbatch", T::integer, int64_t{0},

@@ -50,9 +50,8 @@ Tensor target_for(Parameterization p, const Tensor& x0, const Tensor& eps, const
 Tensor x0_from_prediction(Parameterization p, const Tensor& x_t, const Tensor& gamma, const Tensor& pred);
 Tensor eps_from_prediction(Parameterization p, const Tensor& x_t, const Tensor& gamma, const Tensor& pred);
 
-// ---- posterior q(x_prev | x_cur, x_0) between consecutive levels γ_prev > γ_cur
-// ----------------------------- With α = γ_cur/γ_prev and β = 1 − α (the one-step forward noise from x_prev
-// to x_cur):
+// ---- posterior q(x_prev | x_cur, x_0) between consecutive levels γ_prev > γ_cur ---------------------------
+// With α = γ_cur/γ_prev and β = 1 − α (the one-step forward noise from x_prev to x_cur):
 //   mean = √γ_prev·β/(1−γ_cur)·x_0 + √α·(1−γ_prev)/(1−γ_cur)·x_cur,   variance β̃ = (1−γ_prev)/(1−γ_cur)·β.
 // γ_prev = 1 (the clean end) gives mean x_0 and variance 0.
 struct PosteriorCoefficients {

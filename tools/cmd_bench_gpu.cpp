@@ -76,20 +76,21 @@ void bench_group_norm(const BenchGpuOptions& o, Generator& gen) {
               (long)o.size, (long)C, (long)G);
   const Tensor x = randn({N, o.size, o.size, C}, gen, DType::bf16, dev);
   const Tensor gy = randn({N, o.size, o.size, C}, gen, DType::bf16, dev);
-  const Tensor gamma = randn({C}, gen, DType::f32, dev), beta = randn({C}, gen, DType::f32, dev);
+  const Tensor weight = randn({C}, gen, DType::f32, dev), bias = randn({C}, gen, DType::f32, dev);
   Tensor y = Tensor::empty(x.shape(), DType::bf16, dev), mean = Tensor::empty({N, G}, DType::f32, dev),
          rstd = Tensor::empty({N, G}, DType::f32, dev);
-  Tensor dx = Tensor::empty(x.shape(), DType::bf16, dev), dgamma = Tensor::empty({C}, DType::f32, dev),
-         dbeta = Tensor::empty({C}, DType::f32, dev);
+  Tensor dx = Tensor::empty(x.shape(), DType::bf16, dev), dweight = Tensor::empty({C}, DType::f32, dev),
+         dbias = Tensor::empty({C}, DType::f32, dev);
   const double bytes = static_cast<double>(N * S * C) * 2.0;  // one bf16 tensor
   row_bw("forward (stats + apply)",
-         time_ms(o, [&] { cuda::group_norm_forward(x, gamma, beta, y, mean, rstd, G, 1e-5, true); }),
+         time_ms(o, [&] { cuda::group_norm_forward(x, weight, bias, y, mean, rstd, G, 1e-5, true); }),
          2 * bytes, 3 * bytes);
-  row_bw(
-      "backward (dx, dgamma, dbeta)",
-      time_ms(o,
-              [&] { cuda::group_norm_backward(gy, x, gamma, beta, mean, rstd, dx, dgamma, dbeta, G, true); }),
-      3 * bytes, 5 * bytes);
+  row_bw("backward (dx, dweight, dbias)",
+         time_ms(o,
+                 [&] {
+                   cuda::group_norm_backward(gy, x, weight, bias, mean, rstd, dx, dweight, dbias, G, true);
+                 }),
+         3 * bytes, 5 * bytes);
 }
 
 void bench_conv(const BenchGpuOptions& o, Generator& gen) {

@@ -52,8 +52,7 @@ std::string summary_line(const data::ShardSet& set) {
          human_bytes(static_cast<double>(folder_bytes(set)));
 }
 
-// ---- fashion-mnist
-// -------------------------------------------------------------------------------------------
+// ---- fashion-mnist ----------------------------------------------------------------------------------------
 
 struct FashionOptions {
   std::string out, src;
@@ -180,8 +179,7 @@ void run_fashion(const FashionOptions& o) {
   for (const Plan& p : plans) std::printf("  %s\n", summary_line(data::ShardSet::open(p.dir)).c_str());
 }
 
-// ---- images
-// --------------------------------------------------------------------------------------------------
+// ---- images -----------------------------------------------------------------------------------------------
 
 struct ImagesOptions {
   std::string src, out, crop = "center";

@@ -64,8 +64,6 @@ const Tensor& SavedTensor::get() const {
   return value_;
 }
 
-const char* current_backward_op() { return t_current_op; }
-
 bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
   if (!grad_enabled()) return false;
   for (const Tensor* t : inputs)

@@ -117,9 +117,6 @@ void record(const char* name, Tensor& output, const std::vector<Tensor>& inputs,
   attach(output, ptrs, node);
 }
 
-// The name of the op whose backward is running on this thread (for error messages), or nullptr.
-const char* current_backward_op();
-
 // Runs backward from `root` with gradient `seed` (see Tensor::backward).
 void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph);
 

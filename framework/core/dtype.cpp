@@ -28,13 +28,6 @@ const char* dtype_name(DType t) {
   return "?";
 }
 
-DType dtype_from_name(const std::string& name) {
-  for (DType t : {DType::f32, DType::f64, DType::bf16, DType::i32, DType::i64, DType::u8}) {
-    if (name == dtype_name(t)) return t;
-  }
-  IRIS_THROW("unknown dtype '", name, "' (expected f32, f64, bf16, i32, i64 or u8)");
-}
-
 DType promote_floating(DType a, DType b) {
   if (a == DType::f64 || b == DType::f64) return DType::f64;
   if (a == DType::f32 || b == DType::f32) return DType::f32;

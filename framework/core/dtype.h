@@ -20,7 +20,6 @@ enum class DType : uint8_t { f32, f64, bf16, i32, i64, u8 };
 
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);
-DType dtype_from_name(const std::string& name);  // "f32", "bf16", ...; throws on an unknown name
 inline bool is_floating(DType t) { return t == DType::f32 || t == DType::f64 || t == DType::bf16; }
 // The type two floating operands compute in: the wider of the two (bf16 < f32 < f64).
 DType promote_floating(DType a, DType b);

@@ -7,7 +7,7 @@
 //   chunk per channel (in the statistics type, in row order) and stores the partial in double; partials are
 //   then added in chunk order, and channels of a group in channel order;
 // - elementwise outputs (y, dx): tasks over rows;
-// - dgamma / dbeta: per channel, summing the per-(n, c) sums over n in order.
+// - dweight / dbias: per channel, summing the per-(n, c) sums over n in order.
 #include "framework/kernels/norm.h"
 
 #include <algorithm>
@@ -51,7 +51,7 @@ Dims dims_of(const Tensor& x, int64_t groups) {
   return d;
 }
 
-// gamma or beta as a host array of C values; `fill` (1 or 0) when the parameter is absent, so that the
+// weight or bias as a host array of C values; `fill` (1 or 0) when the parameter is absent, so that the
 // arithmetic is the same with and without it (x * 1 and x + 0 are exact).
 template <class St>
 std::vector<St> param_values(const Tensor& p, int64_t C, St fill) {
@@ -60,7 +60,7 @@ std::vector<St> param_values(const Tensor& p, int64_t C, St fill) {
   return std::vector<St>(src, src + C);
 }
 
-// The normalised value xhat of one element (h = xhat * gamma + beta). Forward and backward both compute it
+// The normalised value xhat of one element (h = xhat * weight + bias). Forward and backward both compute it
 // this way from the stored statistics, so the backward's recomputed value is bit-identical to the forward's.
 template <class St>
 inline St normalized(St x, St mean, St rstd) {
@@ -106,7 +106,8 @@ std::vector<St> expand_groups(const St* v, const Dims& d) {
 // generic path: results are identical.
 template <bool kSilu>
 void fwd_row_f32(const float* __restrict x, float* __restrict y, const float* __restrict m,
-                 const float* __restrict rs, const float* __restrict gam, const float* __restrict bet, int64_t C) {
+                 const float* __restrict rs, const float* __restrict gam, const float* __restrict bet,
+                 int64_t C) {
   for (int64_t c = 0; c < C; ++c) {
     const float h = normalized(x[c], m[c], rs[c]) * gam[c] + bet[c];
     if constexpr (kSilu)
@@ -131,7 +132,7 @@ void bwd_sums_row_f32(const float* __restrict x, const float* __restrict gy, con
   }
 }
 
-// dx = rstd * (gamma * gh - c1 - xhat * c2) for one row, gh read from the stash (dx itself) or recomputed.
+// dx = rstd * (weight * gh - c1 - xhat * c2) for one row, gh read from the stash (dx itself) or recomputed.
 template <bool kSilu, bool kStashed>
 void bwd_dx_row_f32(const float* __restrict x, const float* __restrict gy, const float* __restrict m,
                     const float* __restrict rs, const float* __restrict gam, const float* __restrict bet,
@@ -150,7 +151,7 @@ void bwd_dx_row_f32(const float* __restrict x, const float* __restrict gy, const
 }
 
 template <class T>
-void forward_impl(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y, Tensor& mean_t,
+void forward_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y, Tensor& mean_t,
                   Tensor& rstd_t, int64_t groups, double eps, bool fuse_silu) {
   using St = typename stat_type<T>::type;
   const Dims d = dims_of(x, groups);
@@ -158,8 +159,8 @@ void forward_impl(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   T* __restrict__ yp = y.data<T>();
   St* mean = mean_t.data<St>();
   St* rstd = rstd_t.data<St>();
-  const std::vector<St> gam = param_values<St>(gamma, d.C, St(1));
-  const std::vector<St> bet = param_values<St>(beta, d.C, St(0));
+  const std::vector<St> gam = param_values<St>(weight, d.C, St(1));
+  const std::vector<St> bet = param_values<St>(bias, d.C, St(0));
   const int64_t C = d.C;
 
   // Statistics: two passes (the mean, then squared deviations from it) for accuracy.
@@ -228,8 +229,8 @@ void forward_impl(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
 }
 
 template <class T, bool kSilu>
-void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                   const Tensor& mean_t, const Tensor& rstd_t, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
+void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                   const Tensor& mean_t, const Tensor& rstd_t, Tensor& dx, Tensor& dweight, Tensor& dbias,
                    int64_t groups) {
   using St = typename stat_type<T>::type;
   const Dims d = dims_of(x, groups);
@@ -237,9 +238,10 @@ void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& gamma, const
   const T* __restrict__ xp = x.data<T>();
   const T* __restrict__ gp = gy.data<T>();
   T* __restrict__ dxp = dx.defined() ? dx.data<T>() : nullptr;
-  const std::vector<St> gam = param_values<St>(gamma, C, St(1));
-  const std::vector<St> bet = param_values<St>(kSilu ? beta : Tensor(), C, St(0));
-  const std::vector<St> mean_c = expand_groups(mean_t.data<St>(), d), rstd_c = expand_groups(rstd_t.data<St>(), d);
+  const std::vector<St> gam = param_values<St>(weight, C, St(1));
+  const std::vector<St> bet = param_values<St>(kSilu ? bias : Tensor(), C, St(0));
+  const std::vector<St> mean_c = expand_groups(mean_t.data<St>(), d),
+                        rstd_c = expand_groups(rstd_t.data<St>(), d);
   // With SiLU, dL/dh (which costs an exp) is computed once in pass 1 and parked in dx when dx holds it
   // exactly (T == St); pass 2 then reads it back and overwrites it. bf16 recomputes it instead.
   constexpr bool kStash = kSilu && std::is_same_v<T, St>;
@@ -262,7 +264,8 @@ void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& gamma, const
       const float* m = mean_c.data() + n * C;
       const float* rs = rstd_c.data() + n * C;
       if (stash)
-        bwd_sums_row_f32<kSilu, kStash>(xp + off, gp + off, m, rs, gam.data(), bet.data(), dxp + off, a1, a2, C);
+        bwd_sums_row_f32<kSilu, kStash>(xp + off, gp + off, m, rs, gam.data(), bet.data(), dxp + off, a1, a2,
+                                        C);
       else
         bwd_sums_row_f32<kSilu, false>(xp + off, gp + off, m, rs, gam.data(), bet.data(), nullptr, a1, a2, C);
       return;
@@ -276,8 +279,8 @@ void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& gamma, const
     }
   });
 
-  // Pass 2, per row: dx = rstd * (gamma * gh - c1 - xhat * c2) with the group terms
-  // c1 = sum(gh * gamma) / M and c2 = sum(gh * gamma * xhat) / M.
+  // Pass 2, per row: dx = rstd * (weight * gh - c1 - xhat * c2) with the group terms
+  // c1 = sum(gh * weight) / M and c2 = sum(gh * weight * xhat) / M.
   if (dxp) {
     std::vector<St> c1(static_cast<size_t>(d.N * C)), c2(static_cast<size_t>(d.N * C));
     const double inv_m = d.M > 0 ? 1.0 / static_cast<double>(d.M) : 0.0;
@@ -300,8 +303,8 @@ void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& gamma, const
           const float* m = mean_c.data() + n * C;
           const float* rs = rstd_c.data() + n * C;
           if (stash)
-            bwd_dx_row_f32<kSilu, kStash>(xp + off, gp + off, m, rs, gam.data(), bet.data(), c1.data() + n * C,
-                                          c2.data() + n * C, dxp + off, C);
+            bwd_dx_row_f32<kSilu, kStash>(xp + off, gp + off, m, rs, gam.data(), bet.data(),
+                                          c1.data() + n * C, c2.data() + n * C, dxp + off, C);
           else
             bwd_dx_row_f32<kSilu, false>(xp + off, gp + off, m, rs, gam.data(), bet.data(), c1.data() + n * C,
                                          c2.data() + n * C, dxp + off, C);
@@ -317,16 +320,15 @@ void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& gamma, const
             gh = v.first;
             xhat = v.second;
           }
-          store_as(dxp + off + c,
-                   rstd_c[n * C + c] * (gam[c] * gh - c1[n * C + c] - xhat * c2[n * C + c]));
+          store_as(dxp + off + c, rstd_c[n * C + c] * (gam[c] * gh - c1[n * C + c] - xhat * c2[n * C + c]));
         }
       }
     });
   }
 
-  // Pass 3, per channel: dbeta = sum_n P1, dgamma = sum_n P2.
-  St* dg = dgamma.defined() ? dgamma.data<St>() : nullptr;
-  St* db = dbeta.defined() ? dbeta.data<St>() : nullptr;
+  // Pass 3, per channel: dbias = sum_n P1, dweight = sum_n P2.
+  St* dg = dweight.defined() ? dweight.data<St>() : nullptr;
+  St* db = dbias.defined() ? dbias.data<St>() : nullptr;
   for (int64_t c = 0; c < C && (dg || db); ++c) {
     double s1 = 0, s2 = 0;
     for (int64_t n = 0; n < d.N; ++n) {
@@ -340,22 +342,22 @@ void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& gamma, const
 
 }  // namespace
 
-void group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y, Tensor& mean,
+void group_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y, Tensor& mean,
                         Tensor& rstd, int64_t groups, double eps, bool fuse_silu) {
   dispatch_floating(x.dtype(), "group_norm", [&](auto tag) {
-    forward_impl<decltype(tag)>(x, gamma, beta, y, mean, rstd, groups, eps, fuse_silu);
+    forward_impl<decltype(tag)>(x, weight, bias, y, mean, rstd, groups, eps, fuse_silu);
   });
 }
 
-void group_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                         const Tensor& mean, const Tensor& rstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
+void group_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         const Tensor& mean, const Tensor& rstd, Tensor& dx, Tensor& dweight, Tensor& dbias,
                          int64_t groups, bool fuse_silu) {
   dispatch_floating(x.dtype(), "group_norm_backward", [&](auto tag) {
     using T = decltype(tag);
     if (fuse_silu)
-      backward_impl<T, true>(gy, x, gamma, beta, mean, rstd, dx, dgamma, dbeta, groups);
+      backward_impl<T, true>(gy, x, weight, bias, mean, rstd, dx, dweight, dbias, groups);
     else
-      backward_impl<T, false>(gy, x, gamma, beta, mean, rstd, dx, dgamma, dbeta, groups);
+      backward_impl<T, false>(gy, x, weight, bias, mean, rstd, dx, dweight, dbias, groups);
   });
 }
 

@@ -146,12 +146,11 @@ void device_free(void* ptr, size_t bytes, int device) noexcept {
   dp->frees.fetch_add(1);
 }
 
-// ---- pinned host memory
-// ------------------------------------------------------------------------------------ cudaHostAlloc and
-// cudaFreeHost are slow and cudaFreeHost synchronises the device, so freed blocks are kept and reused. A
-// block may be reused only once the copies that used it have run: when a block is freed, an event is recorded
-// on every stream that could still have a copy of it queued (each device's compute and comm streams); a later
-// allocation takes a cached block only when all its events have fired.
+// ---- pinned host memory -----------------------------------------------------------------------------------
+// cudaHostAlloc and cudaFreeHost are slow and cudaFreeHost synchronises the device, so freed blocks are kept
+// and reused. A block may be reused only once the copies that used it have run: when a block is freed, an
+// event is recorded on every stream that could still have a copy of it queued (each device's compute and
+// comm streams); a later allocation takes a cached block only when all its events have fired.
 
 namespace {
 

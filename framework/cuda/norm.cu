@@ -16,13 +16,13 @@
 //     partial[n, chunk, c] = (mean, M2) over the chunk's positions;
 //  2. finish: one block per (n, g) merges the chunks x channels of its group in a fixed order (double) into
 //     mean and rstd = 1 / sqrt(M2 / M + eps);
-//  3. apply: y = silu?((x - mean) * rstd * gamma + beta) with per-lane constants held in registers.
+//  3. apply: y = silu?((x - mean) * rstd * weight + bias) with per-lane constants held in registers.
 // Backward (up to 4 launches; the normalised value is recomputed from x, mean and rstd):
 //  1. partials: per (n, chunk, c): P1 = sum gh, P2 = sum gh * xhat, gh = dL/dh (gy, times silu'(h) when
 //     fused), per-thread sums then a tree in double;
-//  2. coefficients (if dx): per (n, g): c1 = sum gamma * P1 / M, c2 = sum gamma * P2 / M (double);
-//  3. dgamma / dbeta (if wanted): one warp per channel sums P2 / P1 over (n, chunk) in a fixed order;
-//  4. dx = rstd * (gamma * gh - c1 - xhat * c2).
+//  2. coefficients (if dx): per (n, g): c1 = sum weight * P1 / M, c2 = sum weight * P2 / M (double);
+//  3. dweight / dbias (if wanted): one warp per channel sums P2 / P1 over (n, chunk) in a fixed order;
+//  4. dx = rstd * (weight * gh - c1 - xhat * c2).
 #include <algorithm>
 
 #include "framework/cuda/block_reduce.cuh"
@@ -234,7 +234,7 @@ struct LaneParams {
 };
 template <class St, int V>
 __device__ __forceinline__ LaneParams<St, V> lane_params(const NormGeom& g, const Place& p, const St* mean,
-                                                         const St* rstd, const St* gamma, const St* beta) {
+                                                         const St* rstd, const St* weight, const St* bias) {
   LaneParams<St, V> lp;
 #pragma unroll
   for (int j = 0; j < V; ++j) {
@@ -242,8 +242,8 @@ __device__ __forceinline__ LaneParams<St, V> lane_params(const NormGeom& g, cons
     const int64_t ng = p.n * g.G + static_cast<uint32_t>(c) / static_cast<uint32_t>(g.Cg);  // C < 2^31
     lp.m[j] = mean[ng];
     lp.rs[j] = rstd[ng];
-    lp.ga[j] = gamma ? gamma[c] : St(1);
-    lp.be[j] = beta ? beta[c] : St(0);
+    lp.ga[j] = weight ? weight[c] : St(1);
+    lp.be[j] = bias ? bias[c] : St(0);
   }
   return lp;
 }
@@ -252,11 +252,11 @@ template <class T, int V, bool SILU>
 __global__ void __launch_bounds__(kThreads)
     gn_apply_kernel(const T* __restrict__ x, T* __restrict__ y, NormGeom g,
                     const stat_t<T>* __restrict__ mean, const stat_t<T>* __restrict__ rstd,
-                    const stat_t<T>* __restrict__ gamma, const stat_t<T>* __restrict__ beta) {
+                    const stat_t<T>* __restrict__ weight, const stat_t<T>* __restrict__ bias) {
   using St = stat_t<T>;
   const Place p = place_of(g);
   if (!p.active) return;
-  const LaneParams<St, V> lp = lane_params<St, V>(g, p, mean, rstd, gamma, beta);
+  const LaneParams<St, V> lp = lane_params<St, V>(g, p, mean, rstd, weight, bias);
   for (int64_t s = p.s0 + p.r; s < p.s1; s += g.R) {
     const int64_t off = (p.n * g.S + s) * g.C + p.c0;
     St v[V];
@@ -286,7 +286,7 @@ template <class T, int V, bool SILU>
 __global__ void __launch_bounds__(kThreads)
     gn_bwd_partials_kernel(const T* __restrict__ gy, const T* __restrict__ x, NormGeom g,
                            const stat_t<T>* __restrict__ mean, const stat_t<T>* __restrict__ rstd,
-                           const stat_t<T>* __restrict__ gamma, const stat_t<T>* __restrict__ beta,
+                           const stat_t<T>* __restrict__ weight, const stat_t<T>* __restrict__ bias,
                            double2* __restrict__ partial) {
   using St = stat_t<T>;
   __shared__ double2 sh[kThreads * V];
@@ -295,7 +295,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int j = 0; j < V; ++j) p1[j] = p2[j] = St(0);
   if (p.active) {
-    const LaneParams<St, V> lp = lane_params<St, V>(g, p, mean, rstd, gamma, beta);
+    const LaneParams<St, V> lp = lane_params<St, V>(g, p, mean, rstd, weight, bias);
     for (int64_t s = p.s0 + p.r; s < p.s1; s += g.R) {
       const int64_t off = (p.n * g.S + s) * g.C + p.c0;
       St xv[V], gv[V];
@@ -325,10 +325,10 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// One block per (n, group): coef[2 ng] = c1 = sum gamma * P1 / M, coef[2 ng + 1] = c2 = sum gamma * P2 / M.
+// One block per (n, group): coef[2 ng] = c1 = sum weight * P1 / M, coef[2 ng + 1] = c2 = sum weight * P2 / M.
 template <class St>
 __global__ void __launch_bounds__(kThreads)
-    gn_bwd_coef_kernel(const double2* __restrict__ partial, NormGeom g, const St* __restrict__ gamma,
+    gn_bwd_coef_kernel(const double2* __restrict__ partial, NormGeom g, const St* __restrict__ weight,
                        St* __restrict__ coef) {
   __shared__ double sha[kThreads], shb[kThreads];
   const int64_t ng = blockIdx.x, n = ng / g.G, grp = ng % g.G;
@@ -336,7 +336,7 @@ __global__ void __launch_bounds__(kThreads)
   double a = 0, b = 0;
   for (int64_t i = threadIdx.x; i < items; i += kThreads) {
     const int64_t k = i / g.Cg, c = grp * g.Cg + i % g.Cg;
-    const double ga = gamma ? static_cast<double>(gamma[c]) : 1.0;
+    const double ga = weight ? static_cast<double>(weight[c]) : 1.0;
     const double2 v = partial[(n * g.chunks + k) * g.C + c];
     a += ga * v.x;
     b += ga * v.y;
@@ -355,11 +355,11 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// One warp per channel: dbeta[c] = sum over (n, chunk) of P1, dgamma[c] = sum of P2 (either may be null).
+// One warp per channel: dbias[c] = sum over (n, chunk) of P1, dweight[c] = sum of P2 (either may be null).
 template <class St>
 __global__ void __launch_bounds__(kThreads)
-    gn_bwd_params_kernel(const double2* __restrict__ partial, NormGeom g, St* __restrict__ dgamma,
-                         St* __restrict__ dbeta) {
+    gn_bwd_params_kernel(const double2* __restrict__ partial, NormGeom g, St* __restrict__ dweight,
+                         St* __restrict__ dbias) {
   const int64_t c = (static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (c >= g.C) return;  // whole warps leave together (c is uniform within a warp)
@@ -376,8 +376,8 @@ __global__ void __launch_bounds__(kThreads)
     b += __shfl_down_sync(0xffffffffu, b, o);
   }
   if (lane == 0) {
-    if (dbeta) dbeta[c] = static_cast<St>(a);
-    if (dgamma) dgamma[c] = static_cast<St>(b);
+    if (dbias) dbias[c] = static_cast<St>(a);
+    if (dweight) dweight[c] = static_cast<St>(b);
   }
 }
 
@@ -385,12 +385,12 @@ template <class T, int V, bool SILU>
 __global__ void __launch_bounds__(kThreads)
     gn_bwd_dx_kernel(const T* __restrict__ gy, const T* __restrict__ x, NormGeom g,
                      const stat_t<T>* __restrict__ mean, const stat_t<T>* __restrict__ rstd,
-                     const stat_t<T>* __restrict__ gamma, const stat_t<T>* __restrict__ beta,
+                     const stat_t<T>* __restrict__ weight, const stat_t<T>* __restrict__ bias,
                      const stat_t<T>* __restrict__ coef, T* __restrict__ dx) {
   using St = stat_t<T>;
   const Place p = place_of(g);
   if (!p.active) return;
-  const LaneParams<St, V> lp = lane_params<St, V>(g, p, mean, rstd, gamma, beta);
+  const LaneParams<St, V> lp = lane_params<St, V>(g, p, mean, rstd, weight, bias);
   St c1[V], c2[V];
 #pragma unroll
   for (int j = 0; j < V; ++j) {
@@ -436,7 +436,7 @@ St* opt_data_mut(Tensor& t) {
 }
 
 template <class T>
-void forward_impl(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y, Tensor& mean,
+void forward_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y, Tensor& mean,
                   Tensor& rstd, int64_t groups, double eps, bool fuse_silu, Context& ctx, Stream stream) {
   using St = stat_t<T>;
   const int64_t C = x.shape().back();
@@ -455,7 +455,7 @@ void forward_impl(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
     auto apply = [&](auto silu) {
       gn_apply_kernel<T, V, decltype(silu)::value>
           <<<blocks, threads, 0, stream>>>(x.data<T>(), y.data<T>(), g, mean.data<St>(), rstd.data<St>(),
-                                                opt_data<St>(gamma), opt_data<St>(beta));
+                                           opt_data<St>(weight), opt_data<St>(bias));
     };
     if (fuse_silu)
       apply(std::true_type{});
@@ -466,12 +466,12 @@ void forward_impl(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
 }
 
 template <class T, bool SILU>
-void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                   const Tensor& mean, const Tensor& rstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
+void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                   const Tensor& mean, const Tensor& rstd, Tensor& dx, Tensor& dweight, Tensor& dbias,
                    int64_t groups, Context& ctx, Stream stream) {
   using St = stat_t<T>;
   const int64_t C = x.shape().back();
-  const St* bp = SILU ? opt_data<St>(beta) : nullptr;  // beta matters only through silu'(h)
+  const St* bp = SILU ? opt_data<St>(bias) : nullptr;  // bias matters only through silu'(h)
   with_vector_width<T>(
       C, {x.data_ptr(), gy.data_ptr(), dx.defined() ? dx.data_ptr() : nullptr}, [&](auto vtag) {
         constexpr int V = decltype(vtag)::value;
@@ -481,22 +481,22 @@ void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& gamma, const
         const auto threads = static_cast<unsigned>(g.L * g.R);
         const auto blocks = static_cast<unsigned>(g.blocks());
         gn_bwd_partials_kernel<T, V, SILU><<<blocks, threads, 0, stream>>>(
-            gy.data<T>(), x.data<T>(), g, mean.data<St>(), rstd.data<St>(), opt_data<St>(gamma), bp, pp);
+            gy.data<T>(), x.data<T>(), g, mean.data<St>(), rstd.data<St>(), opt_data<St>(weight), bp, pp);
         IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_backward (partial sums)");
-        if (dgamma.defined() || dbeta.defined()) {
+        if (dweight.defined() || dbias.defined()) {
           const auto pblocks = static_cast<unsigned>(ceil_div(g.C * 32, kThreads));
-          gn_bwd_params_kernel<St><<<pblocks, kThreads, 0, stream>>>(pp, g, opt_data_mut<St>(dgamma),
-                                                                          opt_data_mut<St>(dbeta));
-          IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_backward (dgamma, dbeta)");
+          gn_bwd_params_kernel<St>
+              <<<pblocks, kThreads, 0, stream>>>(pp, g, opt_data_mut<St>(dweight), opt_data_mut<St>(dbias));
+          IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_backward (dweight, dbias)");
         }
         if (dx.defined()) {
           Tensor coef = Tensor::empty({g.N * g.G * 2}, dtype_of<St>::value, x.device());
           gn_bwd_coef_kernel<St><<<static_cast<unsigned>(g.N * g.G), kThreads, 0, stream>>>(
-              pp, g, opt_data<St>(gamma), coef.data<St>());
+              pp, g, opt_data<St>(weight), coef.data<St>());
           IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_backward (group coefficients)");
-          gn_bwd_dx_kernel<T, V, SILU><<<blocks, threads, 0, stream>>>(
-              gy.data<T>(), x.data<T>(), g, mean.data<St>(), rstd.data<St>(), opt_data<St>(gamma), bp,
-              coef.data<St>(), dx.data<T>());
+          gn_bwd_dx_kernel<T, V, SILU>
+              <<<blocks, threads, 0, stream>>>(gy.data<T>(), x.data<T>(), g, mean.data<St>(), rstd.data<St>(),
+                                               opt_data<St>(weight), bp, coef.data<St>(), dx.data<T>());
           IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_backward (dx)");
         }
       });
@@ -504,22 +504,22 @@ void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& gamma, const
 
 }  // namespace
 
-void group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y, Tensor& mean,
+void group_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y, Tensor& mean,
                         Tensor& rstd, int64_t groups, double eps, bool fuse_silu, Stream stream) {
   if (x.numel() == 0) return;
   Context& ctx = context(x.device().index);
   DeviceGuard guard(ctx.device);
   dispatch_floating(x.dtype(), "group_norm", [&](auto tag) {
-    forward_impl<decltype(tag)>(x, gamma, beta, y, mean, rstd, groups, eps, fuse_silu, ctx, stream);
+    forward_impl<decltype(tag)>(x, weight, bias, y, mean, rstd, groups, eps, fuse_silu, ctx, stream);
   });
 }
 
-void group_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                         const Tensor& mean, const Tensor& rstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
+void group_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         const Tensor& mean, const Tensor& rstd, Tensor& dx, Tensor& dweight, Tensor& dbias,
                          int64_t groups, bool fuse_silu, Stream stream) {
   if (x.numel() == 0) {  // nothing to normalise: the parameter gradients are empty sums
-    if (dgamma.defined()) fill(dgamma, 0.0, stream);
-    if (dbeta.defined()) fill(dbeta, 0.0, stream);
+    if (dweight.defined()) fill(dweight, 0.0, stream);
+    if (dbias.defined()) fill(dbias, 0.0, stream);
     return;
   }
   Context& ctx = context(x.device().index);
@@ -527,9 +527,9 @@ void group_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& gamma,
   dispatch_floating(x.dtype(), "group_norm_backward", [&](auto tag) {
     using T = decltype(tag);
     if (fuse_silu)
-      backward_impl<T, true>(gy, x, gamma, beta, mean, rstd, dx, dgamma, dbeta, groups, ctx, stream);
+      backward_impl<T, true>(gy, x, weight, bias, mean, rstd, dx, dweight, dbias, groups, ctx, stream);
     else
-      backward_impl<T, false>(gy, x, gamma, beta, mean, rstd, dx, dgamma, dbeta, groups, ctx, stream);
+      backward_impl<T, false>(gy, x, weight, bias, mean, rstd, dx, dweight, dbias, groups, ctx, stream);
   });
 }
 

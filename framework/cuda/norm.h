@@ -11,14 +11,15 @@
 
 namespace iris::cuda {
 
-inline void group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y,
+inline void group_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& y,
                                Tensor& mean, Tensor& rstd, int64_t groups, double eps, bool fuse_silu) {
-  group_norm_forward(x, gamma, beta, y, mean, rstd, groups, eps, fuse_silu, compute_stream(x.device().index));
+  group_norm_forward(x, weight, bias, y, mean, rstd, groups, eps, fuse_silu,
+                     compute_stream(x.device().index));
 }
-inline void group_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                const Tensor& mean, const Tensor& rstd, Tensor& dx, Tensor& dgamma,
-                                Tensor& dbeta, int64_t groups, bool fuse_silu) {
-  group_norm_backward(gy, x, gamma, beta, mean, rstd, dx, dgamma, dbeta, groups, fuse_silu,
+inline void group_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                const Tensor& mean, const Tensor& rstd, Tensor& dx, Tensor& dweight,
+                                Tensor& dbias, int64_t groups, bool fuse_silu) {
+  group_norm_backward(gy, x, weight, bias, mean, rstd, dx, dweight, dbias, groups, fuse_silu,
                       compute_stream(x.device().index));
 }
 

@@ -59,13 +59,6 @@ std::string Communicator::describe() const {
                      local_size_, ") on ", device_.str());
 }
 
-double Communicator::collective_timeout() const {
-  return watchdog_->timeout();
-}
-void Communicator::set_collective_timeout(double seconds) {
-  watchdog_->set_timeout(seconds);
-}
-
 std::string Communicator::op_label(const char* op, const Tensor& t, const std::string& extra) {
   return detail::cat(op, extra, " ", t.summary(), " (collective #", ++op_count_, " of ",
                      backend_name(backend_), " rank ", rank_, " of ", size_, ")");
@@ -326,8 +319,7 @@ std::shared_ptr<Communicator> init_distributed(Backend backend, Device device, c
   std::_Exit(1);
 }
 
-// ---- helpers
-// ------------------------------------------------------------------------------------------------
+// ---- helpers ----------------------------------------------------------------------------------------------
 
 std::vector<double> reduce_values(Communicator& comm, const std::vector<double>& values, Reduce op) {
   if (comm.size() == 1) return values;

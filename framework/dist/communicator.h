@@ -104,10 +104,6 @@ class Communicator {
   // Returns once every rank has entered it.
   void barrier();
 
-  // The collective timeout in seconds (0: none). Applies to collectives started afterwards.
-  double collective_timeout() const;
-  void set_collective_timeout(double seconds);
-
  protected:
   Communicator(Backend backend, Device device, int rank, int size, int local_rank, int local_size,
                double timeout_s);

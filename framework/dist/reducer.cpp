@@ -74,8 +74,7 @@ void broadcast_parameters(Communicator& comm, const nn::Module& module, int root
   broadcast_parameters(comm, all, root);
 }
 
-// ---- stats
-// --------------------------------------------------------------------------------------------------
+// ---- stats ------------------------------------------------------------------------------------------------
 
 std::string ReducerStats::str() const {
   const double n = steps > 0 ? static_cast<double>(steps) : 1.0;
@@ -89,8 +88,7 @@ std::string ReducerStats::str() const {
   return buf;
 }
 
-// ---- GradReducer
-// ----------------------------------------------------------------------------------------------
+// ---- GradReducer ------------------------------------------------------------------------------------------
 
 struct GradReducer::State {
   struct Slot {

@@ -22,20 +22,6 @@ Watchdog::~Watchdog() {
   if (thread_.joinable()) thread_.join();
 }
 
-double Watchdog::timeout() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return timeout_s_;
-}
-
-void Watchdog::set_timeout(double seconds) {
-  IRIS_CHECK(seconds >= 0, "collective timeout must be >= 0 seconds (0: none), got ", seconds);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    timeout_s_ = seconds;
-  }
-  cv_.notify_all();
-}
-
 uint64_t Watchdog::begin(std::string label, Poll poll) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (timeout_s_ <= 0) return 0;

@@ -31,9 +31,6 @@ class Watchdog {
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
-  double timeout() const;
-  void set_timeout(double seconds);
-
   // Registers an operation in flight; returns its id (0 when the watchdog is off).
   uint64_t begin(std::string label, Poll poll = nullptr);
   void end(uint64_t id);
@@ -66,7 +63,7 @@ class Watchdog {
   std::condition_variable cv_;
   std::map<uint64_t, Entry> entries_;
   uint64_t next_id_ = 1;
-  double timeout_s_;
+  const double timeout_s_;
   bool stop_ = false;
   std::thread thread_;
 };

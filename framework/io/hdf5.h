@@ -65,7 +65,6 @@ class Object {
 
   bool has_attr(const std::string& name) const;
   std::vector<std::string> attr_names() const;  // sorted
-  void delete_attr(const std::string& name);
 
   // Writing an attribute replaces any previous one of the same name.
   void set_string_attr(const std::string& name, const std::string& value);

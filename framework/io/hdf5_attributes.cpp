@@ -132,12 +132,6 @@ std::vector<std::string> Object::attr_names() const {
   return names;
 }
 
-void Object::delete_attr(const std::string& name) {
-  Guard g;
-  IRIS_CHECK(has_attr(name), "hdf5: cannot delete missing attribute '", name, "' of ", where());
-  IRIS_H5(H5Adelete(id(), name.c_str()), "cannot delete attribute '", name, "' of ", where());
-}
-
 void Object::set_string_attr(const std::string& name, const std::string& value) {
   Guard g;
   Handle type = vlen_string_type(where());

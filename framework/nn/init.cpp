@@ -55,9 +55,6 @@ Tensor& constant_(Tensor& t, double value) {
 Tensor& zeros_(Tensor& t) {
   return constant_(t, 0.0);
 }
-Tensor& ones_(Tensor& t) {
-  return constant_(t, 1.0);
-}
 
 Tensor& kaiming_uniform_(Tensor& weight, Generator& gen, double a) {
   const int64_t fi = fan_in(weight);

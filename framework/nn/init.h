@@ -20,7 +20,6 @@ Tensor& uniform_(Tensor& t, Generator& gen, double lo, double hi);
 Tensor& normal_(Tensor& t, Generator& gen, double mean = 0.0, double std = 1.0);
 Tensor& constant_(Tensor& t, double value);
 Tensor& zeros_(Tensor& t);  // e.g. the last layer of a residual branch, so it starts as the identity
-Tensor& ones_(Tensor& t);
 
 // U(-b, b) with b = gain * sqrt(3 / fan_in), gain = sqrt(2 / (1 + a^2)). PyTorch's default for Linear and
 // Conv2d weights is a = sqrt(5), giving b = 1 / sqrt(fan_in).

@@ -38,8 +38,6 @@ Tensor randn(const Shape& shape, Generator& gen, DType dtype, Device device, dou
   return draw("randn", Distribution::normal, shape, gen, dtype, device, mean, std);
 }
 
-Tensor rand_like(const Tensor& t, Generator& gen) { return rand(t.shape(), gen, t.dtype(), t.device()); }
-Tensor randn_like(const Tensor& t, Generator& gen) { return randn(t.shape(), gen, t.dtype(), t.device()); }
 
 Tensor dropout(const Tensor& x, double p, Generator& gen, bool training) {
   check_defined(x, "dropout");

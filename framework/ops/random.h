@@ -8,13 +8,12 @@
 namespace iris {
 
 // U[lo, hi) and N(mean, std^2). Each draw advances the generator by ceil(n / 4) blocks, n the elements per
-// stream (all of them, or those of one sample for a per-sample generator, whose streams must number shape[0]).
+// stream (all of them, or those of one sample for a per-sample generator, whose streams must number
+// shape[0]).
 Tensor rand(const Shape& shape, Generator& gen, DType dtype = DType::f32, Device device = Device::cpu(),
             double lo = 0.0, double hi = 1.0);
 Tensor randn(const Shape& shape, Generator& gen, DType dtype = DType::f32, Device device = Device::cpu(),
              double mean = 0.0, double std = 1.0);
-Tensor rand_like(const Tensor& t, Generator& gen);
-Tensor randn_like(const Tensor& t, Generator& gen);
 
 // Inverted dropout: in training, zeroes each element with probability p and scales the rest by 1/(1-p);
 // identity otherwise (or when p == 0).

@@ -45,19 +45,6 @@ class ThreadCountGuard {
   int before_;
 };
 
-// Sets TF32 (f32 GEMM/convolution on CUDA) for the scope and restores the previous setting when it ends,
-// also when a failed REQUIRE throws out of the scope, so that no later case runs with it left on.
-class Tf32Guard {
- public:
-  explicit Tf32Guard(bool on) : before_(tf32_enabled()) { set_tf32_enabled(on); }
-  ~Tf32Guard() { set_tf32_enabled(before_); }
-  Tf32Guard(const Tf32Guard&) = delete;
-  Tf32Guard& operator=(const Tf32Guard&) = delete;
-
- private:
-  bool before_;
-};
-
 // Gradients of sum(fn(inputs) * w) for every input (w random from `seed`; the inputs are fresh leaves).
 std::vector<Tensor> grads_of(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
                              std::vector<Tensor> inputs, uint64_t seed);

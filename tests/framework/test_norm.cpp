@@ -1,4 +1,4 @@
-// GroupNorm and fused GroupNorm+SiLU: float64 loop references, gradchecks of x / gamma / beta, the fused op
+// GroupNorm and fused GroupNorm+SiLU: float64 loop references, gradchecks of x / weight / bias, the fused op
 // against the composition, reduced precision against f64, thread-count independence, misuse, and FiLM.
 #include <cmath>
 
@@ -9,9 +9,9 @@ using namespace iris::test;
 
 namespace {
 
-// Plain-loop GroupNorm of x viewed as [N, S, C] (channels last), in double; gamma/beta may be empty.
-std::vector<double> ref_group_norm(const Tensor& x, int64_t G, const std::vector<double>& gamma,
-                                   const std::vector<double>& beta, double eps, bool silu) {
+// Plain-loop GroupNorm of x viewed as [N, S, C] (channels last), in double; weight/bias may be empty.
+std::vector<double> ref_group_norm(const Tensor& x, int64_t G, const std::vector<double>& weight,
+                                   const std::vector<double>& bias, double eps, bool silu) {
   const auto v = x.to_vector<double>();
   const int64_t N = x.size(0), C = x.size(-1), S = x.numel() / (N * C), Cg = C / G;
   std::vector<double> y(v.size());
@@ -30,19 +30,18 @@ std::vector<double> ref_group_norm(const Tensor& x, int64_t G, const std::vector
         for (int64_t c = g * Cg; c < (g + 1) * Cg; ++c) {
           const int64_t i = (n * S + s) * C + c;
           double h = (v[i] - mu) * rstd;
-          if (!gamma.empty()) h *= gamma[c];
-          if (!beta.empty()) h += beta[c];
+          if (!weight.empty()) h *= weight[c];
+          if (!bias.empty()) h += bias[c];
           y[i] = silu ? h / (1.0 + std::exp(-h)) : h;
         }
     }
   return y;
 }
 
-Tensor run_gn(bool silu, const Tensor& x, int64_t G, const Tensor& gamma, const Tensor& beta,
+Tensor run_gn(bool silu, const Tensor& x, int64_t G, const Tensor& weight, const Tensor& bias,
               double eps = 1e-5) {
-  return silu ? group_norm_silu(x, G, gamma, beta, eps) : group_norm(x, G, gamma, beta, eps);
+  return silu ? group_norm_silu(x, G, weight, bias, eps) : group_norm(x, G, weight, bias, eps);
 }
-
 
 }  // namespace
 
@@ -59,12 +58,12 @@ TEST_CASE("group_norm and group_norm_silu match a float64 loop reference") {
     CAPTURE(c.groups);
     const int64_t C = c.shape.back();
     const Tensor x = randn(c.shape, 1, DType::f64, 2.0) + 0.7;
-    const Tensor gamma = randn({C}, 2), beta = randn({C}, 3);
+    const Tensor weight = randn({C}, 2), bias = randn({C}, 3);
     for (bool silu : {false, true}) {
       CAPTURE(silu);
-      check_close(run_gn(silu, x, c.groups, gamma, beta),
-                  Tensor::from_vector(ref_group_norm(x, c.groups, gamma.to_vector<double>(),
-                                                     beta.to_vector<double>(), 1e-5, silu),
+      check_close(run_gn(silu, x, c.groups, weight, bias),
+                  Tensor::from_vector(ref_group_norm(x, c.groups, weight.to_vector<double>(),
+                                                     bias.to_vector<double>(), 1e-5, silu),
                                       c.shape),
                   1e-12, 1e-12);
       check_close(run_gn(silu, noncontiguous(x), c.groups, Tensor(), Tensor(), 1e-3),
@@ -74,7 +73,7 @@ TEST_CASE("group_norm and group_norm_silu match a float64 loop reference") {
   }
 }
 
-TEST_CASE("group_norm and group_norm_silu gradcheck in x, gamma and beta") {
+TEST_CASE("group_norm and group_norm_silu gradcheck in x, weight and bias") {
   struct Case {
     Shape shape;
     int64_t groups;
@@ -89,35 +88,35 @@ TEST_CASE("group_norm and group_norm_silu gradcheck in x, gamma and beta") {
     Tensor x = randn(c.shape, 4);
     if (c.strided) x = noncontiguous(x);
     x.set_requires_grad();
-    Tensor gamma = (randn({C}, 5) + 1.0).detach().set_requires_grad();
-    Tensor beta = randn({C}, 6).set_requires_grad();
+    Tensor weight = (randn({C}, 5) + 1.0).detach().set_requires_grad();
+    Tensor bias = randn({C}, 6).set_requires_grad();
     for (bool silu : {false, true}) {
       CAPTURE(silu);
       gradcheck([&](const std::vector<Tensor>& in) { return run_gn(silu, in[0], c.groups, in[1], in[2]); },
-                {x, gamma, beta});
+                {x, weight, bias});
       gradcheck(
           [&](const std::vector<Tensor>& in) { return run_gn(silu, in[0], c.groups, Tensor(), Tensor()); },
           {x});
       // Only the parameters need gradients.
       gradcheck(
           [&](const std::vector<Tensor>& in) { return run_gn(silu, x.detach(), c.groups, in[0], in[1]); },
-          {gamma, beta});
+          {weight, bias});
     }
   }
 }
 
 TEST_CASE("group_norm_silu equals silu(group_norm) exactly in float64") {
   const Tensor x = randn({3, 4, 5, 12}, 7, DType::f64, 1.5);
-  const Tensor gamma = randn({12}, 8), beta = randn({12}, 9);
+  const Tensor weight = randn({12}, 8), bias = randn({12}, 9);
   for (int64_t groups : {1, 4, 12}) {
     CAPTURE(groups);
-    const auto fused = group_norm_silu(x, groups, gamma, beta).to_vector<double>();
-    const auto composed = silu(group_norm(x, groups, gamma, beta)).to_vector<double>();
+    const auto fused = group_norm_silu(x, groups, weight, bias).to_vector<double>();
+    const auto composed = silu(group_norm(x, groups, weight, bias)).to_vector<double>();
     CHECK(fused == composed);
     const auto gf = grads_of([&](const auto& in) { return group_norm_silu(in[0], groups, in[1], in[2]); },
-                             {x, gamma, beta}, 10);
+                             {x, weight, bias}, 10);
     const auto gc = grads_of([&](const auto& in) { return silu(group_norm(in[0], groups, in[1], in[2])); },
-                             {x, gamma, beta}, 10);
+                             {x, weight, bias}, 10);
     for (size_t i = 0; i < 3; ++i) check_close(gf[i], gc[i], 1e-12, 1e-10);
   }
 }
@@ -140,17 +139,17 @@ TEST_CASE("group_norm_silu backward does not depend on its stored output") {
 
 TEST_CASE("group_norm in f32 and bf16 follows f64, with f32 parameters") {
   const Tensor x = randn({2, 5, 7, 16}, 13, DType::f64, 3.0) + 2.0;
-  const Tensor gamma = randn({16}, 14) + 1.0, beta = randn({16}, 15);
+  const Tensor weight = randn({16}, 14) + 1.0, bias = randn({16}, 15);
   for (bool silu : {false, true}) {
     CAPTURE(silu);
     auto fn = [&](const std::vector<Tensor>& in) { return run_gn(silu, in[0], 4, in[1], in[2]); };
-    const Tensor ref = fn({x, gamma, beta});
-    const auto gref = grads_of(fn, {x, gamma, beta}, 16);
+    const Tensor ref = fn({x, weight, bias});
+    const auto gref = grads_of(fn, {x, weight, bias}, 16);
     for (DType dt : {DType::f32, DType::bf16}) {
       CAPTURE(dtype_name(dt));
       const double tol = dt == DType::f32 ? 1e-5 : 2e-2;
       // x in dt, parameters f32 as in training.
-      const std::vector<Tensor> in = {x.to(dt), gamma.to(DType::f32), beta.to(DType::f32)};
+      const std::vector<Tensor> in = {x.to(dt), weight.to(DType::f32), bias.to(DType::f32)};
       const Tensor y = fn(in);
       CHECK(y.dtype() == dt);
       CHECK(rel_l2(y, ref) < tol);
@@ -169,13 +168,13 @@ TEST_CASE("group_norm forward and backward are identical with 1 and 2 threads") 
   // Large enough that every pass is split between two threads: 32 (sample, group) tasks of 2304 elements,
   // 2304 rows of 32 channels.
   const Tensor x = randn({4, 24, 24, 32}, 17, DType::f32);
-  const Tensor gamma = randn({32}, 18, DType::f32), beta = randn({32}, 19, DType::f32);
+  const Tensor weight = randn({32}, 18, DType::f32), bias = randn({32}, 19, DType::f32);
   auto run = [&] {
     std::vector<std::vector<float>> out;
     for (bool silu : {false, true}) {
-      out.push_back(run_gn(silu, x, 8, gamma, beta).to_vector<float>());
+      out.push_back(run_gn(silu, x, 8, weight, bias).to_vector<float>());
       for (const Tensor& g : grads_of([&](const auto& in) { return run_gn(silu, in[0], 8, in[1], in[2]); },
-                                      {x, gamma, beta}, 20))
+                                      {x, weight, bias}, 20))
         out.push_back(g.to_vector<float>());
     }
     return out;
@@ -192,12 +191,12 @@ TEST_CASE("group_norm misuse raises errors naming the op and shapes") {
   const Tensor x = randn({2, 3, 3, 6}, 21);
   check_throws_with([&] { (void)group_norm(x, 4); }, {"group_norm", "groups = 4", "C = 6", "[2, 3, 3, 6]"});
   check_throws_with([&] { (void)group_norm_silu(x, 0); }, {"group_norm_silu", "groups = 0"});
-  check_throws_with([&] { (void)group_norm(x, 3, randn({5}, 1)); }, {"group_norm", "gamma", "[5]", "[6]"});
+  check_throws_with([&] { (void)group_norm(x, 3, randn({5}, 1)); }, {"group_norm", "weight", "[5]", "[6]"});
   check_throws_with(
       [&] {
         (void)group_norm(x, 3, Tensor(), randn({6, 1}, 1));
       },
-      {"group_norm", "beta", "[6, 1]"});
+      {"group_norm", "bias", "[6, 1]"});
   check_throws_with([&] { (void)group_norm(randn({6}, 1), 3); }, {"group_norm", "[6]"});
   check_throws_with([&] { (void)group_norm(Tensor::zeros({2, 6}, DType::i32), 3); }, {"group_norm", "i32"});
 }
@@ -205,28 +204,28 @@ TEST_CASE("group_norm misuse raises errors naming the op and shapes") {
 TEST_CASE("FiLM scale-shift is plain broadcasting and gradients flow through it") {
   // h = group_norm(x) * (1 + scale[N, 1, 1, C]) + shift[N, 1, 1, C]: the conditioning of a ResBlock.
   Tensor x = randn({2, 3, 2, 6}, 22).set_requires_grad();
-  Tensor gamma = randn({6}, 23).set_requires_grad();
+  Tensor weight = randn({6}, 23).set_requires_grad();
   Tensor scale = randn({2, 1, 1, 6}, 24, DType::f64, 0.5).set_requires_grad();
   Tensor shift = randn({2, 1, 1, 6}, 25).set_requires_grad();
   auto film = [](const std::vector<Tensor>& in) {
     return group_norm_silu(in[0], 3, in[1], Tensor()) * (1.0 + in[2]) + in[3];
   };
-  gradcheck(film, {x, gamma, scale, shift});
+  gradcheck(film, {x, weight, scale, shift});
   // The reference: per-sample, per-channel affine on top of the normalised value.
-  const auto h = group_norm_silu(x, 3, gamma, Tensor()).to_vector<double>();
+  const auto h = group_norm_silu(x, 3, weight, Tensor()).to_vector<double>();
   const auto sc = scale.to_vector<double>(), sh = shift.to_vector<double>();
   std::vector<double> ref(h.size());
   for (size_t i = 0; i < h.size(); ++i) {
     const size_t n = i / 36, c = i % 6;
     ref[i] = h[i] * (1.0 + sc[n * 6 + c]) + sh[n * 6 + c];
   }
-  check_close(film({x, gamma, scale, shift}), Tensor::from_vector(ref, x.shape()), 1e-14, 1e-12);
+  check_close(film({x, weight, scale, shift}), Tensor::from_vector(ref, x.shape()), 1e-14, 1e-12);
   // A sample's scale affects only that sample's outputs.
   const auto g = grads_of(
       [&](const auto& in) {
         return film({in[0], in[1], in[2], in[3]}).select(0, 1);
       },
-      {x, gamma, scale, shift}, 26);
+      {x, weight, scale, shift}, 26);
   CHECK(max_abs_diff(g[2].select(0, 0), Tensor::zeros({1, 1, 6}, DType::f64)) == 0.0);
   CHECK(max_abs_diff(g[2].select(0, 1), Tensor::zeros({1, 1, 6}, DType::f64)) > 0.0);
 }

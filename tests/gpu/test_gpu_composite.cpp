@@ -59,7 +59,7 @@ Tensor block(const Tensor& x, const Tensor& labels, const BlockParams& p) {
 
 TEST_CASE("gpu U-Net-like block forward and backward match the CPU in f32 and under bf16 autocast") {
   IRIS_GPU_TEST_BEGIN();
-  test::Tf32Guard tf32(false);
+  NumericsGuard numerics(/*tf32=*/false);
   const Tensor x = test::randn({3, 16, 16, 16}, 711, DType::f32);
   const Tensor labels = Tensor::from_vector(std::vector<int64_t>{3, 9, 3}, {3}, DType::i64, Device::cpu());
   BlockParams pc = make_params(720);

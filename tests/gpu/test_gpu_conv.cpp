@@ -86,7 +86,7 @@ void check_kernels(const ConvCase& c, DType dt, bool misalign, const std::string
 TEST_CASE("gpu conv2d kernels match the CPU on odd shapes in f32 and bf16 and f64") {
   IRIS_GPU_TEST_BEGIN();
 #ifdef IRIS_WITH_CUDA
-  test::Tf32Guard tf32(false);
+  NumericsGuard numerics(/*tf32=*/false);
   for (DType dt : {DType::f32, DType::bf16, DType::f64})
     for (const ConvCase& c : kCases) check_kernels(c, dt, false, "");
 #endif
@@ -95,7 +95,7 @@ TEST_CASE("gpu conv2d kernels match the CPU on odd shapes in f32 and bf16 and f6
 TEST_CASE("gpu conv2d kernels handle misaligned operands and outputs") {
   IRIS_GPU_TEST_BEGIN();
 #ifdef IRIS_WITH_CUDA
-  test::Tf32Guard tf32(false);
+  NumericsGuard numerics(/*tf32=*/false);
   for (DType dt : {DType::f32, DType::bf16}) {
     check_kernels(kCases[0], dt, true, " (misaligned)");
     check_kernels(kCases[2], dt, true, " (misaligned)");
@@ -106,7 +106,7 @@ TEST_CASE("gpu conv2d kernels handle misaligned operands and outputs") {
 TEST_CASE("gpu conv2d kernels match the CPU with cuDNN's timed algorithm search") {
   IRIS_GPU_TEST_BEGIN();
 #ifdef IRIS_WITH_CUDA
-  test::Tf32Guard tf32(false);
+  NumericsGuard numerics(/*tf32=*/false);
   const cuda::ConvAlgoSearch before = cuda::conv_algo_search();
   cuda::set_conv_algo_search(cuda::ConvAlgoSearch::find);
   // Every case: Find's rankings and reported workspaces differ per shape (on an H200 it reported 0 B for an
@@ -142,7 +142,7 @@ TEST_CASE("gpu conv2d with an empty image gives the bias and empty gradients giv
 TEST_CASE("gpu conv2d plans are cached per problem and reused") {
   IRIS_GPU_TEST_BEGIN();
 #ifdef IRIS_WITH_CUDA
-  test::Tf32Guard tf32(false);
+  NumericsGuard numerics(/*tf32=*/false);
   const ConvParams p = make_conv_params({2, 12, 10, 6}, {7, 3, 3, 6}, {1, 1}, {1, 1});
   const Tensor x = test::randn({2, 12, 10, 6}, 321, DType::f32).to(gpu());
   const Tensor w = test::randn({7, 3, 3, 6}, 322, DType::f32).to(gpu());
@@ -185,7 +185,7 @@ TEST_CASE("gpu conv2d with TF32 enabled stays close to strict f32") {
   const Tensor w = test::randn({48, 3, 3, 32}, 342, DType::f32, 0.1).to(gpu());
   Tensor strict, fast;
   {
-    test::Tf32Guard tf32(false);
+    NumericsGuard numerics(/*tf32=*/false);
     strict = conv2d(x, w, Tensor(), {1, 1}, {1, 1});
     set_tf32_enabled(true);
     fast = conv2d(x, w, Tensor(), {1, 1}, {1, 1});

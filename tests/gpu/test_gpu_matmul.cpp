@@ -61,7 +61,8 @@ TEST_CASE("gpu bmm matches the CPU for every dtype and layout on odd sizes") {
   const Size sizes[] = {{1, 1, 1, 1}, {1, 7, 13, 5}, {3, 129, 65, 257}, {2, 64, 128, 96}, {5, 1, 300, 1}};
   const Layout layouts[] = {Layout::contiguous, Layout::transposed, Layout::strided, Layout::broadcast,
                             Layout::misaligned};
-  test::Tf32Guard tf32(false);  // turned on and off below; the previous setting is restored at the end
+  // TF32 is turned on and off below; the guard restores the previous setting at the end.
+  NumericsGuard numerics(/*tf32=*/false);
   for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
     for (const Size& s : sizes) {
       for (Layout la : layouts) {

@@ -9,18 +9,18 @@ using namespace iris;
 
 TEST_CASE("gpu op table: CUDA f32 (TF32 off) matches the float64 reference forward and backward") {
   IRIS_GPU_TEST_BEGIN();
-  test::Tf32Guard tf32(false);
+  NumericsGuard numerics(/*tf32=*/false);
   CHECK(optable::run_column(optable::cuda_f32) > 0);
 }
 
 TEST_CASE("gpu op table: CUDA bf16 matches the float64 reference forward and backward") {
   IRIS_GPU_TEST_BEGIN();
-  test::Tf32Guard tf32(false);
+  NumericsGuard numerics(/*tf32=*/false);
   CHECK(optable::run_column(optable::cuda_bf16) > 0);
 }
 
 TEST_CASE("gpu op table: CUDA f32 under bf16 autocast matches the float64 reference forward and backward") {
   IRIS_GPU_TEST_BEGIN();
-  test::Tf32Guard tf32(false);
+  NumericsGuard numerics(/*tf32=*/false);
   CHECK(optable::run_column(optable::cuda_autocast) > 0);
 }

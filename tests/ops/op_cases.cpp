@@ -395,7 +395,7 @@ void norms_and_resampling(Table& t) {
       return fused ? group_norm_silu(x, groups, g, b) : group_norm(x, groups, g, b);
     };
     t.add(
-        op, "[2, 6, 10, 24] strided, 6 groups, f32 gamma and beta",
+        op, "[2, 6, 10, 24] strided, 6 groups, f32 weight and bias",
         {N({2, 6, 10, 24}).strided(), U({24}, 0.5, 1.5).f32().gtol_bf16(1e-4), N({24}).f32().gtol_bf16(1e-4)},
         [gn](const Ins& x) { return gn(x[0], 6, x[1], x[2]); });
     t.add(op, "[3, 12] no spatial axes, 4 groups, no affine", {N({3, 12})},
@@ -436,17 +436,6 @@ void random_ops(Table& t) {
   t.add("randn", "per-sample streams [3, 17, 5]", {}, [](const Ins&, const Ctx& c) {
      Generator g = Generator::per_sample(78, {11, 2, 7});
      return randn({3, 17, 5}, g, c.dtype, c.device);
-   }).not_differentiable();
-  t.add("rand_like", "[4, 33] strided", {N({4, 33}).strided()},
-        [](const Ins& x) {
-          Generator g(79, 2);
-          return rand_like(x[0], g);
-        })
-      .not_differentiable()
-      .bits(Bits::forward);
-  t.add("randn_like", "[4, 33]", {N({4, 33})}, [](const Ins& x) {
-     Generator g(80, 2);
-     return randn_like(x[0], g);
    }).not_differentiable();
   t.add("dropout", "p 0.3 [4, 17, 17, 32]", {N({4, 17, 17, 32})}, [](const Ins& x) {
      Generator g(2024, 1);
