@@ -248,6 +248,31 @@ TEST_CASE("conv2d results are identical with 1 and 2 threads") {
   CHECK(one.db.to_vector<float>() == two.db.to_vector<float>());
 }
 
+TEST_CASE("conv2d forward of one sample does not depend on the rest of the batch") {
+  // Sampling promises that a sample's result depends on (seed, sample index) only, not on the batch it was
+  // drawn in (README). The forward GEMMs run on tiles of rows that cross image boundaries, so a sample's
+  // rows land in tiles of other sizes in another batch; BLAS may pick another kernel for another size (with
+  // K = 9, a 1-channel stem, OpenBLAS's small-matrix path). Every tile must give the same bits regardless.
+  const std::vector<Geometry> cases = {
+      {"1-channel stem 3x3 on 28x28", 7, 28, 28, 1, 32, 3, 3, 1, 1, 1, 1},
+      {"3-channel stem 3x3 on 20x20", 7, 20, 20, 3, 16, 3, 3, 1, 1, 1, 1},
+      {"64 -> 64 3x3 on 14x14", 7, 14, 14, 64, 64, 3, 3, 1, 1, 1, 1},
+      {"32 -> 48 pointwise on 14x14", 7, 14, 14, 32, 48, 1, 1, 1, 1, 0, 0},
+  };
+  for (const Geometry& g : cases) {
+    CAPTURE(g.name);
+    const Tensor x = randn({g.N, g.H, g.W, g.Cin}, 61, DType::f32);
+    const Tensor w = randn({g.Cout, g.kh, g.kw, g.Cin}, 62, DType::f32, 0.3),
+                 b = randn({g.Cout}, 63, DType::f32);
+    const Tensor all = conv2d(x, w, b, {g.sh, g.sw}, {g.ph, g.pw});
+    for (int64_t n : {int64_t{0}, int64_t{5}}) {
+      const Tensor alone = conv2d(x.slice(0, n, n + 1).contiguous(), w, b, {g.sh, g.sw}, {g.ph, g.pw});
+      CHECK_MESSAGE(alone.to_vector<float>() == all.slice(0, n, n + 1).contiguous().to_vector<float>(),
+                    "sample ", n, " alone differs from the same sample in a batch of ", g.N);
+    }
+  }
+}
+
 TEST_CASE("conv2d misuse raises errors naming the op and shapes") {
   const Tensor x = randn({1, 5, 5, 3}, 31), w = randn({4, 3, 3, 3}, 32);
   check_throws_with(
