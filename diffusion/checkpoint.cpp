@@ -162,6 +162,7 @@ void read_counters(const h5::Group& root, TrainingCheckpoint& c) {
   c.step = root.int_attr("step");
   c.config_toml = root.string_attr("config");
   c.world_size = root.has_attr("world_size") ? root.int_attr("world_size") : 1;
+  if (root.has_attr("init_from")) c.init_from = root.string_attr("init_from");
   const h5::Group t = root.open_group("train");
   c.schedule_step = t.int_attr("schedule_step");
   c.cursor.epoch = t.int_attr("epoch");
@@ -199,6 +200,7 @@ void save_checkpoint(const std::string& path, const TrainingCheckpoint& c) {
     root.set_int_attr("world_size", c.world_size);
     root.set_string_attr("created", utc_now());
     root.set_string_attr("iris_version", "0.1.0");
+    if (!c.init_from.empty()) root.set_string_attr("init_from", c.init_from);
     write_dict(root.create_group("model"), c.model);
     write_dict(root.create_group("ema"), c.ema);
     write_state_with_keys(root.create_group("optimizer"), c.optimizer);

@@ -2,7 +2,8 @@
 //
 // Layout (readable by h5py):
 //   /                 attrs: format = "iris-checkpoint", format_version, step, config (the resolved TOML),
-//                            world_size (when saved), created (UTC, ISO 8601), iris_version
+//                            world_size (when saved), created (UTC, ISO 8601), iris_version, init_from
+//                            (the weights file of iris train --init-from, when the run started from one)
 //   /model/<name>     f32 parameters and buffers in Iris's layout (NHWC convs: [Cout, kh, kw, Cin]);
 //                     <name> is the dotted module path, e.g. "down.3.conv1.weight"
 //   /ema/<name>       the exponential moving average of each parameter
@@ -54,6 +55,8 @@ struct TrainingCheckpoint {
   // The EMA model's PSNR on the run's validation batch at this step, when it was measured for this file
   // (train.keep_best writes it into checkpoints/best.h5); NaN otherwise.
   double val_psnr = std::numeric_limits<double>::quiet_NaN();
+  // The weights file the run was started from (iris train --init-from), "" for a fresh initialisation.
+  std::string init_from;
 };
 
 // Writes atomically (temporary name, fsync, rename). Throws iris::Error naming the path on failure.

@@ -79,6 +79,7 @@ struct Trainer::Impl {
   // train.keep_best: the validation PSNR of checkpoints/best.h5 (-inf: none yet). Read from that file when
   // a run resumes, so that it does not replace a better state written after its resume checkpoint.
   double best_val_psnr = -std::numeric_limits<double>::infinity();
+  std::string init_from;  // the weights file the run started from (--init-from; "" for a fresh init)
 };
 
 // ---- start-up -----------------------------------------------------------------------------------------------
@@ -168,13 +169,25 @@ void Trainer::resume_or_start() {
     from = find_resume_checkpoint(ckpt_dir, [&](const std::string& w) { log("warning: " + w); });
     if (!from) log("no checkpoint in " + ckpt_dir + ": starting from step 0");
   } else if (!opts_.resume.empty()) {
+    IRIS_CHECK(
+        opts_.init_from.empty(), "--resume ", opts_.resume, " and --init-from ", opts_.init_from,
+        " both give the starting weights: pass one (--resume auto with --init-from imports the weights "
+        "when the run folder holds no checkpoint yet, and resumes otherwise)");
     from = opts_.resume;
   } else {
     IRIS_CHECK(
         list_checkpoints(ckpt_dir).empty(), "run folder '", opts_.run_dir,
         "' already holds checkpoints: pass --resume auto to continue it, or choose another --run folder");
   }
-  if (!from) return;
+  if (!from) {
+    if (!opts_.init_from.empty()) import_weights();
+    return;
+  }
+  // A requeued fine-tuning job (--init-from W --resume auto) continues from its own checkpoints, which hold
+  // the imported weights as trained since: importing again would throw that training away.
+  if (!opts_.init_from.empty())
+    log("--init-from " + opts_.init_from + " is not applied: the run resumes from its own checkpoint " +
+        *from);
   const TrainingCheckpoint c = load_checkpoint(*from, /*verify=*/true);
   const Config saved = Config::from_toml(c.config_toml, *from + " (saved config)");
   const std::string difference = model_difference(saved, config_);
@@ -194,6 +207,28 @@ void Trainer::resume_or_start() {
   m.last_checkpoint = *from;
   log("resumed from " + *from + " at step " + std::to_string(step_));
   read_best_score(ckpt_dir);
+}
+
+// A fresh start from imported weights: the model and the EMA take the file's; the optimizer, the EMA's
+// counters, the schedule and the data position stay fresh (step 0). Every rank reads the file (the weights
+// are broadcast from rank 0 afterwards anyway).
+void Trainer::import_weights() {
+  Impl& m = *impl_;
+  const WeightsFile file = read_weights_file(opts_.init_from);
+  const InitReport r = init_from_weights(file, stage_->net(), *m.ema, config_, opts_.init);
+  m.init_from = opts_.init_from;
+  std::string line = "initialised from " + opts_.init_from + " (" + r.kind + ", " + r.layout + " layout" +
+                     (r.layout_inferred ? " inferred from the shapes" : "") +
+                     "): " + std::to_string(r.imported) + " tensors imported into the model and the EMA" +
+                     (file.ema.empty() ? "" : " (the EMA from the checkpoint's /ema)") +
+                     "; fresh optimizer, step 0";
+  if (!r.fresh.empty()) {
+    line += "; " + std::to_string(r.fresh.size()) + " new tensor(s) initialised fresh (--init-allow-new):";
+    for (size_t i = 0; i < r.fresh.size(); ++i) line += (i ? ", " : " ") + r.fresh[i];
+  }
+  if (!r.model_difference.empty())
+    line += "\nnote: the weights' model differs from this config: " + r.model_difference;
+  log(line);
 }
 
 // Data parallelism: every rank must have resumed from the same step (a run folder that only some ranks can
@@ -245,6 +280,7 @@ TrainingCheckpoint Trainer::snapshot() const {
   c.skipped_updates = m.spike.skipped;
   c.data_samples = m.data->samples();
   c.data_index_crc32c = m.data->index_crc32c();
+  c.init_from = m.init_from;
   return c;
 }
 
@@ -263,6 +299,7 @@ void Trainer::restore(const TrainingCheckpoint& c) {
   m.spike.var = c.grad_norm_var;
   m.spike.count = c.grad_norm_count;
   m.spike.skipped = c.skipped_updates;
+  m.init_from = c.init_from;
   step_ = c.step;
 }
 

@@ -19,6 +19,7 @@
 
 #include "diffusion/checkpoint.h"
 #include "diffusion/config.h"
+#include "diffusion/init_weights.h"
 #include "diffusion/stage.h"
 
 namespace iris::dist {
@@ -31,6 +32,10 @@ namespace iris::diffusion {
 struct TrainerOptions {
   std::string run_dir = "runs/default";
   std::string resume;  // "": start fresh (refuses a run folder with checkpoints); "auto"; a path
+  // A fresh start (not a resume) from imported weights (diffusion/init_weights.h): model and EMA from the
+  // file, fresh optimizer, step 0. A run resumed from its own checkpoints does not import again.
+  std::string init_from;
+  InitOptions init;
   Device device = Device::cpu();
   int64_t stop_after = -1;        // stop with a checkpoint after this many steps in this process (>= 0)
   double time_limit_seconds = 0;  // > 0: stop (with a checkpoint) once this process has trained this long
@@ -74,6 +79,7 @@ class Trainer {
   void apply_compute_settings();  // train.precision, train.conv_search
   void build_model();             // the stage's network, optimizer, LR schedule, EMA
   void resume_or_start();         // --resume auto / PATH, or a fresh start
+  void import_weights();          // --init-from, on a fresh start
   void join_ranks();              // data parallelism: same start step, weights broadcast, reducer
   void log(const std::string& line) const;
   void restore(const TrainingCheckpoint& c);

@@ -32,6 +32,7 @@
 #include "framework/iris.h"
 #include "tools/commands.h"
 #include "tools/common.h"
+#include "tools/fid_inception.h"
 #include "tools/progress.h"
 
 namespace iris::tools {
@@ -43,7 +44,9 @@ namespace {
 struct CasCliOptions {
   std::string train, generated, real, device = "auto", json;  // train: iris fd's real training images
   std::string classifier, save_classifier;                    // iris fd: load / save the feature classifier
-  int64_t limit = -1;  // use the first `limit` generated images (-1: all)
+  int64_t limit = -1;      // use the first `limit` generated images (-1: all)
+  InceptionFdOptions fid;  // iris fd --inception
+  bool batch_given = false;
   diffusion::CasOptions cas;
   int threads = 0;
 };
@@ -139,6 +142,21 @@ void run_cas(const CasCliOptions& o) {
 }
 
 void run_fd(const CasCliOptions& o) {
+  if (!o.fid.inception.empty()) {  // FID as published: Inception's features (tools/fid_inception.cpp)
+    IRIS_CHECK(
+        o.train.empty() && o.classifier.empty() && o.save_classifier.empty(),
+        "fd: --inception scores in Inception's features; --train, --classifier and --save-classifier are "
+        "for the classifier Iris trains instead");
+    InceptionFdOptions f = o.fid;
+    f.generated = o.generated, f.real = o.real, f.device = o.device, f.json = o.json;
+    f.limit = o.limit, f.threads = o.threads;
+    if (o.batch_given) f.batch = o.cas.batch_size;
+    run_inception_fd(f);
+    return;
+  }
+  IRIS_CHECK(!o.generated.empty() && !o.real.empty(), "fd: give --generated and --real");
+  IRIS_CHECK(o.fid.real_stats.empty() && o.fid.save_real_stats.empty(),
+             "fd: --real-stats and --save-real-stats hold Inception statistics: they need --inception");
   if (o.threads > 0) set_num_threads(o.threads);
   diffusion::CasOptions c = o.cas;
   c.device = resolve_device(o.device);
@@ -264,7 +282,9 @@ void register_fd(CLI::App& app) {
       "scored with the same real sets and options, never with published FIDs. The floor is the distance of "
       "as many real training images as were generated. PATH as for iris cas; --generated needs no labels. "
       "Train the feature classifier once (--save-classifier) and score every checkpoint's samples with it "
-      "(--classifier): the same features, and no retraining.");
+      "(--classifier): the same features, and no retraining. With --inception WEIGHTS it computes FID as "
+      "published instead (Inception-v3 pool3 features; --batch images per pass, default 50), from --real or "
+      "--real-stats.");
   cmd->add_option(
          "--train", o->train,
          "real training images with labels: the feature classifier learns on them; they give the floor")
@@ -275,10 +295,24 @@ void register_fd(CLI::App& app) {
   cmd->add_option("--save-classifier", o->save_classifier,
                   "save the classifier trained here, to score more sample sets with the same features")
       ->type_name("FILE");
-  cmd->add_option("--generated", o->generated, "the samples to score")->type_name("PATH")->required();
-  cmd->add_option("--real", o->real, "real held-out images with labels")->type_name("PATH")->required();
+  cmd->add_option("--generated", o->generated, "the samples to score")->type_name("PATH");
+  cmd->add_option("--real", o->real, "real held-out images with labels (with --inception: any real images)")
+      ->type_name("PATH");
+  cmd->add_option("--inception", o->fid.inception,
+                  "FID as published: features of FID's Inception-v3 with these weights (made by "
+                  "tools/scripts/convert_fid_inception.py from pytorch-fid's pt_inception-2015-12-05 file)")
+      ->type_name("WEIGHTS");
+  cmd->add_option("--real-stats", o->fid.real_stats,
+                  "with --inception: the real set's statistics saved before, instead of --real")
+      ->type_name("FILE");
+  cmd->add_option("--save-real-stats", o->fid.save_real_stats,
+                  "with --inception: save the statistics of --real (then --generated is optional)")
+      ->type_name("FILE");
   add_classifier_options(cmd, *o);
-  cmd->callback([o] { run_fd(*o); });
+  cmd->callback([o, cmd] {
+    o->batch_given = cmd->get_option("--batch")->count() > 0;
+    run_fd(*o);
+  });
 }
 
 }  // namespace iris::tools

@@ -23,6 +23,8 @@ extern "C" void on_stop_signal(int) {
 
 struct TrainOptions {
   std::string config, run, resume, device;
+  std::string init_from, init_layout = "auto";
+  bool init_allow_new = false;
   std::vector<std::string> sets;
   int threads = 0;
   int64_t stop_after = -1;
@@ -31,6 +33,7 @@ struct TrainOptions {
 
 void run_train(const TrainOptions& o) {
   Config cfg = Config::load(o.config);
+  IRIS_CHECK(!o.init_allow_new || !o.init_from.empty(), "--init-allow-new needs --init-from");
   for (const auto& s : o.sets) cfg.set(s);
   if (!o.device.empty()) cfg.set("train.device=" + o.device);
   if (o.threads > 0) set_num_threads(o.threads);
@@ -44,6 +47,8 @@ void run_train(const TrainOptions& o) {
                   ? (std::filesystem::path("runs") / std::filesystem::path(o.config).stem()).string()
                   : o.run;
   t.resume = o.resume;
+  t.init_from = o.init_from;
+  t.init = {.layout = o.init_layout, .allow_new = o.init_allow_new};
   t.device = device;
   t.stop_after = o.stop_after;
   t.time_limit_seconds = o.time_limit_minutes * 60.0;
@@ -81,6 +86,19 @@ void register_train(CLI::App& app) {
                   "run folder for checkpoints, samples and metrics (default runs/<config name>)");
   cmd->add_option("--resume", o->resume,
                   "auto (newest valid checkpoint in the run folder) or a checkpoint path");
+  cmd->add_option("--init-from", o->init_from,
+                  "start from these weights (fine-tuning): an Iris checkpoint or export (HDF5), or a "
+                  "safetensors file in Iris's or PyTorch's layout; model and EMA, fresh optimizer, step 0. "
+                  "With --resume auto, imported only while the run folder holds no checkpoint")
+      ->type_name("WEIGHTS");
+  cmd->add_flag("--init-allow-new", o->init_allow_new,
+                "with --init-from: the model's tensors the file lacks (e.g. new class or augmentation "
+                "embeddings) start freshly initialised (listed) instead of being an error");
+  cmd->add_option(
+         "--init-layout", o->init_layout,
+         "with --init-from: auto (the file's own record, else the shapes), iris ([Cout, kh, kw, Cin] "
+         "convolutions) or torch ([Cout, Cin, kh, kw])")
+      ->capture_default_str();
   cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N (default: the config's train.device)");
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--stop-after", o->stop_after,

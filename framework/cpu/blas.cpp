@@ -1,5 +1,7 @@
 #include "framework/cpu/blas.h"
 
+#include <vector>
+
 #include <dlfcn.h>
 
 #include <cstdlib>
@@ -21,6 +23,9 @@ using dgemm_t = void (*)(int, int, int, int, int, int, double, const double*, in
 using set_threads_t = void (*)(int);
 using get_threads_t = int (*)();
 using get_str_t = char* (*)();
+// LAPACK's dsyevd (Fortran calling convention; the trailing lengths of the two character arguments).
+using dsyevd_t = void (*)(const char*, const char*, const int*, double*, const int*, double*, double*,
+                          const int*, int*, const int*, int*, size_t, size_t);
 
 struct Blas {
   sgemm_t sgemm = nullptr;
@@ -29,6 +34,7 @@ struct Blas {
   get_threads_t get_threads = nullptr;
   get_str_t corename = nullptr;
   get_str_t config = nullptr;
+  dsyevd_t dsyevd = nullptr;
   std::string choice;
 };
 
@@ -71,6 +77,7 @@ Blas load() {
   b.get_threads = reinterpret_cast<get_threads_t>(dlsym(h, "openblas_get_num_threads"));
   b.corename = reinterpret_cast<get_str_t>(dlsym(h, "openblas_get_corename"));
   b.config = reinterpret_cast<get_str_t>(dlsym(h, "openblas_get_config"));
+  b.dsyevd = reinterpret_cast<dsyevd_t>(dlsym(h, "dsyevd_"));  // OpenBLAS builds with LAPACK have it
   IRIS_CHECK(b.sgemm && b.dgemm, "the loaded OpenBLAS lacks cblas_sgemm/cblas_dgemm");
   // Every GEMM call is single-threaded: Iris splits the work over its own threads (results then do not
   // depend on the thread count, and no second pool of spinning threads competes for the cores).
@@ -104,6 +111,25 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const
   blas().dgemm(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, to_int(m, "m"), to_int(n, "n"),
                to_int(k, "k"), alpha, a, to_int(lda, "lda"), b, to_int(ldb, "ldb"), beta, c,
                to_int(ldc, "ldc"));
+}
+
+bool symmetric_eigen_lapack(std::vector<double>& a, int64_t n, std::vector<double>& values) {
+  const dsyevd_t f = blas().dsyevd;
+  if (!f) return false;
+  const int ni = to_int(n, "n");
+  values.assign(static_cast<size_t>(n), 0.0);
+  int info = 0, lwork = -1, liwork = -1, iwork_query = 0;
+  double work_query = 0;
+  f("V", "L", &ni, a.data(), &ni, values.data(), &work_query, &lwork, &iwork_query, &liwork, &info, 1, 1);
+  IRIS_CHECK(info == 0, "LAPACK dsyevd: workspace query failed (info ", info, ")");
+  lwork = static_cast<int>(work_query);
+  liwork = iwork_query;
+  std::vector<double> work(static_cast<size_t>(lwork));
+  std::vector<int> iwork(static_cast<size_t>(liwork));
+  f("V", "L", &ni, a.data(), &ni, values.data(), work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1);
+  IRIS_CHECK(info == 0, "LAPACK dsyevd: the eigensolver did not converge (info ", info, ") on a ", n, "x", n,
+             " matrix");
+  return true;
 }
 
 void check_cpu_support() {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace iris::cpu {
 
@@ -16,6 +17,11 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
           int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc);
+
+// Eigenvalues (ascending, into `values`) and eigenvectors of the symmetric matrix `a` [n, n] by LAPACK's
+// dsyevd from the loaded OpenBLAS: `a` is overwritten with the eigenvectors, eigenvector j in row j
+// (LAPACK's column-major columns). False, changing nothing, when that OpenBLAS has no LAPACK.
+bool symmetric_eigen_lapack(std::vector<double>& a, int64_t n, std::vector<double>& values);
 
 void blas_set_num_threads(int n);
 // Throws iris::Error when this build uses instructions (AVX2, FMA, AVX-512) that the CPU lacks, saying how

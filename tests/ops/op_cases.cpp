@@ -6,6 +6,7 @@
 // one-off op is one `t.add(...)` line.
 #include <type_traits>
 
+#include "framework/ops/pool.h"
 #include "tests/ops/op_table.h"
 
 namespace iris::optable {
@@ -491,6 +492,44 @@ void tensor_methods(Table& t) {
       .bits(Bits::all);
 }
 
+// The spatial ops of FID's Inception-v3 (framework/ops/pool.h), with its geometries and others.
+void pools(Table& t) {
+  t.add("max_pool2d", "[2, 9, 8, 5] 3x3 stride 2", {N({2, 9, 8, 5})}, [](const Ins& x) {
+     return max_pool2d(x[0], {3, 3}, {2, 2});
+   }).bits(Bits::all);
+  t.add("max_pool2d", "[1, 7, 7, 4] offset 3x3 stride 1 pad 1", {N({1, 7, 7, 4}).offset()}, [](const Ins& x) {
+     return max_pool2d(x[0], {3, 3}, {1, 1}, {1, 1});
+   }).bits(Bits::all);
+  t.add("max_pool2d", "[2, 6, 9, 3] strided 2x3 stride (1, 2) pad (1, 1)", {N({2, 6, 9, 3}).strided()},
+        [](const Ins& x) {
+          return max_pool2d(x[0], {2, 3}, {1, 2}, {1, 1});
+        })
+      .bits(Bits::all);
+  for (const bool include_pad : {false, true}) {
+    const std::string pad = include_pad ? " counting padding" : " not counting padding";
+    t.add("avg_pool2d", "[2, 9, 8, 5] strided 3x3 stride 1 pad 1" + pad, {N({2, 9, 8, 5}).strided()},
+          [include_pad](const Ins& x) {
+            return avg_pool2d(x[0], {3, 3}, {1, 1}, {1, 1}, include_pad);
+          })
+        .bits(Bits::all);
+    t.add("avg_pool2d", "[1, 7, 10, 4] offset 2x3 stride (2, 1) pad (1, 1)" + pad,
+          {N({1, 7, 10, 4}).offset()},
+          [include_pad](const Ins& x) {
+            return avg_pool2d(x[0], {2, 3}, {2, 1}, {1, 1}, include_pad);
+          })
+        .bits(Bits::all);
+  }
+  t.add("resize_bilinear", "[2, 5, 7, 3] strided to 11x9", {N({2, 5, 7, 3}).strided()}, [](const Ins& x) {
+     return resize_bilinear(x[0], 11, 9);
+   }).bits(Bits::all);
+  t.add("resize_bilinear", "[1, 12, 10, 4] offset to 5x7", {N({1, 12, 10, 4}).offset()}, [](const Ins& x) {
+     return resize_bilinear(x[0], 5, 7);
+   }).bits(Bits::all);
+  t.add("resize_bilinear", "[1, 21, 17, 3] to 299x299 (FID's input)", {U({1, 21, 17, 3}, 0, 1)},
+        [](const Ins& x) { return resize_bilinear(x[0], 299, 299); })
+      .bits(Bits::all);
+}
+
 std::vector<OpCase> build() {
   Table t;
   elementwise(t);
@@ -499,6 +538,7 @@ std::vector<OpCase> build() {
   lookups_and_joins(t);
   gemms(t);
   norms_and_resampling(t);
+  pools(t);
   random_ops(t);
   tensor_methods(t);
   return std::move(t.rows);
