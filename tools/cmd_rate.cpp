@@ -141,6 +141,8 @@ std::string this_host() {
 void run_serve(const ServeCli& o) {
   IRIS_CHECK(o.view_seconds >= 0.1 && o.view_seconds <= 600, "rate serve: --view-seconds ", o.view_seconds,
              " is not in [0.1, 600]");
+  IRIS_CHECK(o.display == 0 || (o.display >= 16 && o.display <= 4096), "rate serve: --display ", o.display,
+             " is not in [16, 4096] (CSS pixels)");
   const std::string token = read_token(o);
   if (!token.empty()) rate::check_token(token);
   const bool loopback = rate::is_loopback_address(o.host);

@@ -10,7 +10,8 @@
 //          "server_ms": 1302, "time": "2026-03-01T12:34:56Z"}
 // `fooled`: the rater took the method's output for the camera image (choice == output_side).
 // `response_ms`: from the moment the pair appeared to the answer, measured by the page; `server_ms`: from
-// the server handing out the trial to the answer arriving (a cross-check that needs no trust in the page).
+// the server handing out the trial to the answer arriving (a cross-check that needs no trust in the page;
+// -1 when an earlier server process handed it out).
 #pragma once
 
 #include <cstdint>
