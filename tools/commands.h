@@ -21,5 +21,6 @@ void register_ckpt(CLI::App& app);
 void register_cas(CLI::App& app);
 void register_fd(CLI::App& app);
 void register_sweep(CLI::App& app);
+void register_rate(CLI::App& app);
 
 }  // namespace iris::tools

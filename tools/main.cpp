@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   iris::tools::register_cas(app);
   iris::tools::register_fd(app);
   iris::tools::register_sweep(app);
+  iris::tools::register_rate(app);
   try {
     iris::cpu::check_cpu_support();
     (void)iris::num_threads();  // a malformed IRIS_NUM_THREADS is an error before any work starts

@@ -13,22 +13,40 @@ packages=(
   libtomlplusplus-dev        # configs
   libcli11-dev               # the iris command line
   nlohmann-json3-dev         # metrics.jsonl, bench output
+  libcpp-httplib-dev         # the `iris rate` study's web server (and the browser tests' WebDriver client)
   doctest-dev                # tests
   dataset-fashion-mnist      # the demo's data
   jq                         # tools/experiments/*/run.sh read the JSON results
   python3-venv               # the interop tests' clients (tools/scripts/interop_venv.sh)
 )
+# Installed where the distribution has them (Debian does), reported otherwise: the browser tests (label
+# browser) drive the `iris rate` page in headless Chromium and report themselves skipped without it. Ubuntu
+# ships Chromium as a snap (other package names, not installable by apt in a container).
+optional=(chromium chromium-driver)
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "setup: all ${#packages[@]} packages already installed"
+for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
+missing_optional=()
+for p in "${optional[@]}"; do installed "$p" || missing_optional+=("$p"); done
+if [ ${#missing[@]} -eq 0 ] && [ ${#missing_optional[@]} -eq 0 ]; then
+  echo "setup: all $((${#packages[@]} + ${#optional[@]})) packages already installed"
   exit 0
 fi
-echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+available=()
+for p in "${missing_optional[@]}"; do
+  if apt-cache show "$p" >/dev/null 2>&1; then available+=("$p"); else
+    echo "setup: this distribution has no package $p; the browser tests will report themselves skipped"
+  fi
+done
+if [ ${#available[@]} -gt 0 ]; then
+  echo "setup: installing ${available[*]}"
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${available[@]}"
+fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Iris needs, builds it and runs every test through ctest (labels cpu, gpu, mpi, experiment,
-# interop; gpu tests report themselves skipped on a machine without a GPU, interop tests without their Python
-# clients). Usage: tools/test.sh [extra ctest arguments]
+# interop, browser; gpu tests report themselves skipped on a machine without a GPU, interop tests without their
+# Python clients, browser tests without chromium and chromedriver). Usage: tools/test.sh [extra ctest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
