@@ -122,8 +122,9 @@ class StopOnSignal {
   }
   ~StopOnSignal() {
     done_ = true;
-    pthread_kill(thread_.native_handle(),
-                 SIGTERM);  // wakes the waiter if no signal came (else stays pending)
+    // Wakes the waiter if no signal came; if it is already stopping the server, the signal stays pending
+    // (blocked) and is never delivered.
+    pthread_kill(thread_.native_handle(), SIGTERM);
     thread_.join();
   }
 
@@ -150,6 +151,10 @@ void run_serve(const ServeCli& o) {
              " makes the study reachable from other machines; it then needs a study token: --token-file FILE "
              "(or --token TOKEN), e.g. ",
              rate::random_token(), " (raters open the link the server prints)");
+  IRIS_CHECK(
+      rate::study_exists(o.study) || !o.methods.empty(), "rate serve: '", o.study,
+      "' holds no study yet: create one with --method NAME=FILE (one per method; samples.h5, cascade.h5, "
+      "an HDF5 file with 'images' or a shard folder)");
   fs::create_directories(o.study);
   rate::StudyLock lock(o.study);
   rate::StudyConfig study;
@@ -177,10 +182,6 @@ void run_serve(const ServeCli& o) {
     c.display_px = o.display;
     c.show_input = o.show_input;
     c.token_hash = token.empty() ? "" : rate::hash_token(token);
-    IRIS_CHECK(
-        !o.methods.empty(), "rate serve: '", o.study,
-        "' holds no study yet: create one with --method NAME=FILE (one per method; samples.h5, cascade.h5, "
-        "an HDF5 file with 'images' or a shard folder)");
     study = rate::create_study(o.study, c, say);
   }
   rate::RateService service(o.study, study, warn);
@@ -200,9 +201,9 @@ void run_serve(const ServeCli& o) {
       std::to_string(service.answers_recorded()) + " answers so far");
   say("serving at " + url);
   if (loopback)
-    say("from another machine: ssh -N -L " + std::to_string(port) + ":127.0.0.1:" + std::to_string(port) +
-        " " + this_host() + ", then open http://localhost:" + std::to_string(port) + "/" +
-        (token.empty() ? "" : "?token=" + token));
+    say("from another machine: ssh -N -L " + std::to_string(port) + ":" + shown_host + ":" +
+        std::to_string(port) + " " + this_host() + ", then open http://localhost:" + std::to_string(port) +
+        "/" + (token.empty() ? "" : "?token=" + token));
   say("Ctrl-C stops the server; every answer is already in " + rate::answers_file(o.study));
   {
     StopOnSignal stopper(server);

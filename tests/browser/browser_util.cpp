@@ -153,7 +153,8 @@ WebDriver::WebDriver(const std::string& chromedriver, const std::string& chromiu
       std::make_unique<Child>(std::vector<std::string>{chromedriver, "--port=" + std::to_string(port)}, log_);
   http_ = std::make_unique<httplib::Client>("127.0.0.1", port);
   http_->set_connection_timeout(2);
-  http_->set_read_timeout(60);  // starting a browser on a loaded 2-core machine takes a while
+  http_->set_read_timeout(
+      120);  // starting a browser on a loaded 2-core machine (CI, tests in parallel) is slow
   try {
     wait_for(
         [&]() -> std::optional<std::string> {
@@ -163,7 +164,7 @@ WebDriver::WebDriver(const std::string& chromedriver, const std::string& chromiu
             return "ready";
           return std::nullopt;
         },
-        std::chrono::seconds(30), "chromedriver to start");
+        std::chrono::seconds(60), "chromedriver to start");
     const nlohmann::json caps = {
         {"capabilities",
          {{"alwaysMatch",
