@@ -75,14 +75,22 @@ Image read_png(const std::string& path, int64_t max_pixels) {
   return img;
 }
 
-void write_png(const std::string& path, const Image& img) {
-  check_image(img, "png: writing '" + path + "'");
+namespace {
+// libpng's simplified-API description of an 8-bit grey or RGB image.
+png_image png_image_of(const Image& img) {
   png_image png;
   std::memset(&png, 0, sizeof(png));
   png.version = PNG_IMAGE_VERSION;
   png.width = static_cast<png_uint_32>(img.width);
   png.height = static_cast<png_uint_32>(img.height);
   png.format = img.channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+  return png;
+}
+}  // namespace
+
+void write_png(const std::string& path, const Image& img) {
+  check_image(img, "png: writing '" + path + "'");
+  png_image png = png_image_of(img);
   if (!png_image_write_to_file(&png, path.c_str(), 0, img.pixels.data(), 0, nullptr)) {
     const std::string msg = png.message;
     png_image_free(&png);
@@ -90,9 +98,26 @@ void write_png(const std::string& path, const Image& img) {
   }
 }
 
-// ---- JPEG
-// -------------------------------------------------------------------------------------------------- libjpeg
-// reports errors by calling error_exit, which must not return: we longjmp back to the caller's setjmp. The
+std::vector<uint8_t> encode_png(const Image& img) {
+  check_image(img, "png: encoding");
+  png_image png = png_image_of(img);
+  // First call: the size; second: the bytes.
+  png_alloc_size_t size = 0;
+  std::vector<uint8_t> out;
+  if (png_image_write_to_memory(&png, nullptr, &size, 0, img.pixels.data(), 0, nullptr)) {
+    out.resize(size);
+    if (png_image_write_to_memory(&png, out.data(), &size, 0, img.pixels.data(), 0, nullptr)) {
+      out.resize(size);
+      return out;
+    }
+  }
+  const std::string msg = png.message;
+  png_image_free(&png);
+  IRIS_THROW("png: cannot encode a ", img.width, "x", img.height, " image: ", msg);
+}
+
+// ---- JPEG ----
+// libjpeg reports errors by calling error_exit, which must not return: we longjmp back to the caller's setjmp. The
 // functions below create every C++ object that lives across setjmp before calling it, so the jump skips no
 // destructor.
 

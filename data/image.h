@@ -39,6 +39,7 @@ inline constexpr int64_t kDefaultMaxImagePixels = 100'000'000;
 // alpha channel composited onto black). Written as 8-bit grey or RGB, losslessly.
 Image read_png(const std::string& path, int64_t max_pixels = kDefaultMaxImagePixels);
 void write_png(const std::string& path, const Image& img);
+std::vector<uint8_t> encode_png(const Image& img);  // the bytes of the PNG file write_png would write
 // JPEG: grey or YCbCr files, read as grey or RGB; corrupt-data warnings from libjpeg are errors here.
 Image read_jpeg(const std::string& path, int64_t max_pixels = kDefaultMaxImagePixels);
 void write_jpeg(const std::string& path, const Image& img, int quality = 95);

@@ -179,6 +179,7 @@ void read_counters(const h5::Group& root, TrainingCheckpoint& c) {
     c.data_samples = t.int_attr("data_samples");
     c.data_index_crc32c = t.int_attr("data_index_crc32c");
   }
+  if (t.has_attr("val_psnr")) c.val_psnr = t.double_attr("val_psnr");
 }
 
 }  // namespace
@@ -215,6 +216,7 @@ void save_checkpoint(const std::string& path, const TrainingCheckpoint& c) {
     t.set_int_attr("skipped_updates", c.skipped_updates);
     t.set_int_attr("data_samples", c.data_samples);
     t.set_int_attr("data_index_crc32c", c.data_index_crc32c);
+    if (std::isfinite(c.val_psnr)) t.set_double_attr("val_psnr", c.val_psnr);
   }
   w.commit();
 }
@@ -241,6 +243,10 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
   i.config_toml = root.string_attr("config");
   i.world_size = root.has_attr("world_size") ? root.int_attr("world_size") : 1;
   i.created = root.has_attr("created") ? root.string_attr("created") : "";
+  if (root.has("train")) {
+    const h5::Group t = root.open_group("train");
+    if (t.has_attr("val_psnr")) i.val_psnr = t.double_attr("val_psnr");
+  }
   return i;
 }
 
@@ -371,7 +377,7 @@ void prune_checkpoints(const std::string& dir, const PruneOptions& o) {
   }
   // Temporary files of writers that died mid-write ("<name>.tmp-<pid>" whose process is gone).
   if (!fs::is_directory(dir)) return;
-  static const std::regex tmp(R"(step_\d{9}\.h5\.tmp-(\d+))");
+  static const std::regex tmp(R"((?:step_\d{9}|best)\.h5\.tmp-(\d+))");
   for (const auto& e : fs::directory_iterator(dir)) {
     std::smatch m;
     const std::string name = e.path().filename().string();

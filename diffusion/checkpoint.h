@@ -3,9 +3,8 @@
 // Layout (readable by h5py):
 //   /                 attrs: format = "iris-checkpoint", format_version, step, config (the resolved TOML),
 //                            world_size (when saved), created (UTC, ISO 8601), iris_version
-//   /model/<name>     f32 parameters and buffers in Iris's layout (NHWC convs: [Cout, kh, kw, Cin]); <name>
-//   is
-//                     the dotted module path, e.g. "down.3.conv1.weight"
+//   /model/<name>     f32 parameters and buffers in Iris's layout (NHWC convs: [Cout, kh, kw, Cin]);
+//                     <name> is the dotted module path, e.g. "down.3.conv1.weight"
 //   /ema/<name>       the exponential moving average of each parameter
 //   /optimizer/<key>  AdamW moments "<name>.m", "<name>.v", per-parameter step counts "<name>.step" (i64);
 //                     attrs: hyperparameters in effect
@@ -17,6 +16,7 @@
 #pragma once
 
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -51,6 +51,9 @@ struct TrainingCheckpoint {
   // The training data it was trained on: samples and the CRC-32C of the shard folder's index.json (-1 when
   // unknown: checkpoints written before they were recorded).
   int64_t data_samples = -1, data_index_crc32c = -1;
+  // The EMA model's PSNR on the run's validation batch at this step, when it was measured for this file
+  // (train.keep_best writes it into checkpoints/best.h5); NaN otherwise.
+  double val_psnr = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Writes atomically (temporary name, fsync, rename). Throws iris::Error naming the path on failure.
@@ -69,6 +72,7 @@ struct CheckpointInfo {
   std::string config_toml;
   int64_t world_size = 1;
   std::string created;
+  double val_psnr = std::numeric_limits<double>::quiet_NaN();  // see TrainingCheckpoint::val_psnr
 };
 CheckpointInfo read_checkpoint_info(const std::string& path);
 
@@ -89,7 +93,9 @@ void verify_checkpoint(const std::string& path);
 // is damaged or not finite.
 nn::StateDict load_checkpoint_weights(const std::string& path, bool ema);
 
-// Checkpoint files in a run's checkpoint folder are "step_<9-digit step>.h5".
+// Checkpoint files in a run's checkpoint folder are "step_<9-digit step>.h5", plus "best.h5" (train.keep_best:
+// the state with the best validation PSNR so far), which resume, listing and pruning leave alone.
+constexpr const char* kBestCheckpointName = "best.h5";
 std::string checkpoint_name(int64_t step);
 // Checkpoints in `dir`, newest first (by step in the name).
 std::vector<std::string> list_checkpoints(const std::string& dir);

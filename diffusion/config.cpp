@@ -310,6 +310,15 @@ const ConfigValue& Config::at(const std::string& key, ConfigType want) const {
   return values_.at(key);
 }
 
+const ConfigValue& Config::value(const std::string& key) const {
+  IRIS_CHECK(find_key(key) != nullptr, "internal error: config key '", key, "' is not in the schema");
+  return values_.at(key);
+}
+
+std::string Config::value_text(const std::string& key) const {
+  return toml_value(value(key));
+}
+
 int64_t Config::get_int(const std::string& key) const {
   return std::get<int64_t>(at(key, ConfigType::integer));
 }
@@ -328,10 +337,6 @@ std::vector<int64_t> Config::get_int_list(const std::string& key) const {
 std::vector<double> Config::get_float_list(const std::string& key) const {
   return std::get<std::vector<double>>(at(key, ConfigType::number_list));
 }
-std::vector<std::string> Config::get_string_list(const std::string& key) const {
-  return std::get<std::vector<std::string>>(at(key, ConfigType::string_list));
-}
-
 bool Config::is_set(const std::string& key) const {
   return explicit_.count(key) > 0;
 }

@@ -47,7 +47,10 @@ class Config {
   const std::string& get_string(const std::string& key) const;
   std::vector<int64_t> get_int_list(const std::string& key) const;
   std::vector<double> get_float_list(const std::string& key) const;
-  std::vector<std::string> get_string_list(const std::string& key) const;
+
+  // A key's value whatever its type, and as it is written in TOML ("[1, 2, 4]", "\"ddim\"", "0.0001").
+  const ConfigValue& value(const std::string& key) const;
+  std::string value_text(const std::string& key) const;
 
   // Keys given explicitly (in a file or by set), as opposed to defaults.
   bool is_set(const std::string& key) const;

@@ -124,6 +124,11 @@ const std::vector<ConfigKey>& config_schema() {
       {"train.keep_checkpoints", T::integer, int64_t{3}, "newest checkpoints kept"},
       {"train.keep_every", T::integer, int64_t{0},
        "also keep every checkpoint whose step is a multiple of this (milestones; 0: none)"},
+      {"train.keep_best", T::boolean, true,
+       "super-resolution stages: keep the state with the best validation PSNR so far (the EMA model on the "
+       "validation batch, measured with each sample grid) as checkpoints/best.h5"},
+      {"train.tensorboard", T::boolean, true,
+       "also write TensorBoard event files (scalars, sample grids, the config) to RUN/tensorboard"},
       {"train.sample_every", T::integer, int64_t{1000}, "steps between sample grids of the validation batch"},
       {"train.sample_count", T::integer, int64_t{8}, "images in the validation batch"},
       {"train.sample_steps", T::integer, int64_t{0},

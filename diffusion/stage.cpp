@@ -15,9 +15,12 @@ Task task_from_name(const std::string& name) {
 
 const char* task_name(Task task) {
   switch (task) {
-    case Task::sr3: return "sr3";
-    case Task::regression: return "regression";
-    case Task::base: return "base";
+    case Task::sr3:
+      return "sr3";
+    case Task::regression:
+      return "regression";
+    case Task::base:
+      return "base";
   }
   return "?";
 }
@@ -113,9 +116,9 @@ Tensor Stage::loss(const StageBatch& b, Generator& gen) const {
       x0.summary());
   Tensor cond, labels, aug_level;
   if (super_resolution()) {
-    IRIS_CHECK(b.lowres.defined() && b.lowres.dim() == 4 && b.lowres.size(0) == N, "Stage::loss: ",
-               task_name(task_), " needs low-res images [N, h, w, C] for the ", N, " images, got ",
-               b.lowres.summary());
+    IRIS_CHECK(b.lowres.defined() && b.lowres.dim() == 4 && b.lowres.size(0) == N,
+               "Stage::loss: ", task_name(task_), " needs low-res images [N, h, w, C] for the ", N,
+               " images, got ", b.lowres.summary());
     Tensor z = blur_augment(b.lowres, blur_, gen);
     if (aug_noise_) {
       const AugmentedCondition a = noise_augment(z, schedule_, 0.0, aug_noise_max_ * schedule_.T(), gen);
@@ -188,16 +191,27 @@ std::vector<double> Stage::sampling_path(const SampleSettings& s) const {
   // 0.1) over 10 steps starts at gamma 0.59): the samples would come out wrong without any error.
   if (path.front() > kMaxStartGamma) {
     if (kind == "respaced")  // more steps cannot help: the training levels themselves stop short of noise
-      IRIS_THROW("sampling: the training schedule (diffusion.schedule, timesteps, beta_end) ends at gamma ",
-                 path.front(), " (the signal fraction), far from the pure noise sampling starts from (gamma <= ",
-                 kMaxStartGamma, " needed): sample with a linear or cosine schedule (--schedule), or train with a "
-                 "schedule that reaches noise");
+      IRIS_THROW(
+          "sampling: the training schedule (diffusion.schedule, timesteps, beta_end) ends at gamma ",
+          path.front(),
+          " (the signal fraction), far from the pure noise sampling starts from (gamma <= ", kMaxStartGamma,
+          " needed): sample with a linear or cosine schedule (--schedule), or train with a "
+          "schedule that reaches noise");
     IRIS_THROW("sampling: the ", kind, " schedule with ", s.steps, " steps starts at gamma ", path.front(),
                " (the signal fraction), but sampling starts from pure noise (gamma <= ", kMaxStartGamma,
                " needed): use more steps or the respaced schedule (--schedule respaced, "
                "diffusion.sample_schedule = \"respaced\")");
   }
-  if (s.stop_gamma < 1.0) path = sub_path(path, path.front(), s.stop_gamma);
+  if (s.stop_gamma < 1.0) {
+    // Truncated conditioning: the chain stops at the next stage's augmentation level. A level noisier than
+    // where the chain starts would leave this stage not a single step to run.
+    IRIS_CHECK(s.stop_gamma > path.front(), "sampling: truncated conditioning stops this stage at gamma ",
+               s.stop_gamma, " (the next stage's augmentation level s), which is noisier than where its ",
+               kind, " path of ", s.steps, " steps starts (gamma ", path.front(),
+               "): not one step would run; lower s, give this stage more steps, or use non-truncated "
+               "conditioning");
+    path = sub_path(path, path.front(), s.stop_gamma);
+  }
   return path;
 }
 
@@ -207,8 +221,8 @@ Tensor Stage::sample(const StageBatch& c, int64_t count, Generator& gen, const S
   Tensor cond, aug_level, labels;
   int64_t N = count;
   if (super_resolution()) {
-    IRIS_CHECK(c.lowres.defined() && c.lowres.dim() == 4 && c.lowres.size(3) == channels(), "sample: ",
-               task_name(task_), " needs low-res images [N, h, w, ", channels(), "], got ",
+    IRIS_CHECK(c.lowres.defined() && c.lowres.dim() == 4 && c.lowres.size(3) == channels(),
+               "sample: ", task_name(task_), " needs low-res images [N, h, w, ", channels(), "], got ",
                c.lowres.summary());
     N = c.lowres.size(0);
     Tensor z = c.lowres.to(device).to(DType::f32);
@@ -221,8 +235,10 @@ Tensor Stage::sample(const StageBatch& c, int64_t count, Generator& gen, const S
     }
     cond = upsample_condition(z);
     if (task_ == Task::regression) {
-      IRIS_CHECK(s.sampler == "none" && s.steps == 1 && s.stop_gamma == 1.0, "sample: a regression stage takes "
-                 "one forward pass; sampler '", s.sampler, "' with ", s.steps, " steps does not apply to it");
+      IRIS_CHECK(s.sampler == "none" && s.steps == 1 && s.stop_gamma == 1.0,
+                 "sample: a regression stage takes "
+                 "one forward pass; sampler '",
+                 s.sampler, "' with ", s.steps, " steps does not apply to it");
       const Tensor out = clamp(regress(cond, nullptr), -1.0, 1.0);
       if (s.on_step) s.on_step({1, 1, 1.0, out, out});
       return out;

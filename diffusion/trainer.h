@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "diffusion/checkpoint.h"
 #include "diffusion/config.h"
@@ -43,6 +44,8 @@ struct TrainResult {
   int64_t step = 0;             // the step reached
   int64_t steps_run = 0;        // steps trained by this call (0: the run had already reached train.steps)
   bool stopped_early = false;   // by stop_after, the time limit or stop_flag
+  std::string stop_reason;      // when stopped early: "signal", "time limit", "--stop-after", or "a stop on
+                                // another rank" (data parallelism: all ranks stop at the step any one asks)
   std::string last_checkpoint;  // path of the checkpoint written last ("" if none)
   double last_loss = 0;         // mean loss of the last logged window
 };
@@ -67,11 +70,25 @@ class Trainer {
 
  private:
   struct Impl;
-  void log(const std::string& line) const;
+  // Start-up, in the order the constructor runs them.
   void apply_compute_settings();  // train.precision, train.conv_search
+  void build_model();             // the stage's network, optimizer, LR schedule, EMA
+  void resume_or_start();         // --resume auto / PATH, or a fresh start
+  void join_ranks();              // data parallelism: same start step, weights broadcast, reducer
+  void log(const std::string& line) const;
   void restore(const TrainingCheckpoint& c);
+  // One training step and its parts.
   void train_step();
+  Tensor forward_backward(const StageBatch& batch, const std::vector<uint64_t>& streams);
+  double grad_norm_and_clip();
+  bool update(double grad_norm);
+  // The loop's bookkeeping.
+  std::string stop_reason();
+  void close_log_window();
   void write_sample_grid();
+  // train.keep_best: writes checkpoints/best.h5 with this validation PSNR; returns what to add to the log.
+  std::string keep_best(double val_psnr);
+  void read_best_score(const std::string& checkpoint_dir);  // the score of an existing best.h5 (resume)
 
   Config config_;
   TrainerOptions opts_;

@@ -232,7 +232,7 @@ UNet::UNet(const UNetConfig& cfg, Generator& init) : cfg_(cfg) {
   for (size_t i = 0; i < levels; ++i) {
     const int64_t width = base * cfg.channel_mults[i];
     for (int64_t b = 0; b < cfg.num_res_blocks; ++b) {
-      Stage s;
+      PathLayer s;
       s.block = down_list_->push_back(
           std::make_shared<ResBlock>(ch, width, cfg, has_attn(res), Resample::none, init));
       note("down." + std::to_string(down_.size()) + (has_attn(res) ? " res+attn" : " res"), *s.block,
@@ -242,7 +242,7 @@ UNet::UNet(const UNetConfig& cfg, Generator& init) : cfg_(cfg) {
       skips.push_back(ch);
     }
     if (i + 1 < levels) {
-      Stage s;
+      PathLayer s;
       if (cfg.resblock_updown) {
         s.block = down_list_->push_back(std::make_shared<ResBlock>(ch, ch, cfg, false, Resample::down, init));
         note("down." + std::to_string(down_.size()) + " res down", *s.block,
@@ -265,7 +265,7 @@ UNet::UNet(const UNetConfig& cfg, Generator& init) : cfg_(cfg) {
   for (size_t li = levels; li-- > 0;) {
     const int64_t width = base * cfg.channel_mults[li];
     for (int64_t b = 0; b <= cfg.num_res_blocks; ++b) {
-      Stage s;
+      PathLayer s;
       const int64_t skip_ch = skips.back();
       skips.pop_back();
       s.block = up_list_->push_back(
@@ -277,7 +277,7 @@ UNet::UNet(const UNetConfig& cfg, Generator& init) : cfg_(cfg) {
       ch = width;
     }
     if (li > 0) {
-      Stage s;
+      PathLayer s;
       if (cfg.resblock_updown) {
         s.block = up_list_->push_back(std::make_shared<ResBlock>(ch, ch, cfg, false, Resample::up, init));
         note("up." + std::to_string(up_.size()) + " res up", *s.block,
@@ -347,12 +347,12 @@ Tensor UNet::forward(const Tensor& x, const Tensor& noise_level, const Tensor& c
   std::vector<Tensor> skips;
   Tensor h = stem_->forward(x);
   skips.push_back(h);
-  for (const Stage& s : down_) {
+  for (const PathLayer& s : down_) {
     h = s.block ? s.block->forward(h, emb, rng) : s.conv->forward(h);
     skips.push_back(h);
   }
   h = mid2_->forward(mid1_->forward(h, emb, rng), emb, rng);
-  for (const Stage& s : up_) {
+  for (const PathLayer& s : up_) {
     if (s.uses_skip) {
       h = s.block->forward(cat({h, skips.back()}, 3), emb, rng);
       skips.pop_back();

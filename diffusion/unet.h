@@ -1,6 +1,6 @@
 // The SR3/CDM U-Net (DDPM-style residual blocks with a noise-level embedding, self-attention at chosen
 // resolutions), channels-last, configurable from TOML. With the settings of configs/sr3_bench_128.toml it is
-// exactly the benchmark model of SR3_BENCH.md (97,807,491 parameters).
+// exactly the benchmark model of tools/bench/SR3_BENCH.md (97,807,491 parameters).
 //
 // Conditioning: a scalar noise level per sample (sinusoidal embedding of a scaled level + MLP), optionally a
 // class label (learned embedding with an extra "null" class for classifier-free guidance) and an
@@ -112,7 +112,7 @@ class UNet : public nn::Module {
   const std::vector<BlockInfo>& summary() const { return info_; }
   double flops_per_sample() const;  // forward
   // Forward + backward (2x forward, less the stem's input gradient, which is never needed): the work of a
-  // training step per sample, as SR3_BENCH.md counts it.
+  // training step per sample, as tools/bench/SR3_BENCH.md counts it.
   double train_flops_per_sample() const;
 
  private:
@@ -122,14 +122,14 @@ class UNet : public nn::Module {
   std::shared_ptr<nn::Linear> emb1_, emb2_, aug1_, aug2_;
   std::shared_ptr<nn::Embedding> class_emb_;
   std::shared_ptr<nn::Conv2d> stem_;
-  // The down path as a flat list of stages: a ResBlock, or a downsampling conv (then the block is null).
-  struct Stage {
+  // The down and up paths as flat lists of layers: a ResBlock, or a resampling conv (then the block is null).
+  struct PathLayer {
     std::shared_ptr<ResBlock> block;   // a residual block, or
     std::shared_ptr<nn::Conv2d> conv;  // a Downsample conv (stride 2) / Upsample conv (after nearest x2)
     bool uses_skip = false;            // up path: the block takes concat(x, skip)
   };
-  std::vector<Stage> down_, up_;
-  std::shared_ptr<nn::ModuleList> down_list_, up_list_;  // own the stages' modules: "down.N", "up.N"
+  std::vector<PathLayer> down_, up_;
+  std::shared_ptr<nn::ModuleList> down_list_, up_list_;  // own the layers' modules: "down.N", "up.N"
   std::shared_ptr<ResBlock> mid1_, mid2_;
   std::shared_ptr<nn::GroupNorm> out_norm_;
   std::shared_ptr<nn::Conv2d> out_conv_;

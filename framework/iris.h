@@ -4,6 +4,7 @@
 #include "framework/autograd/checkpoint.h"
 #include "framework/autograd/grad_mode.h"
 #include "framework/core/generator.h"
+#include "framework/core/numerics.h"
 #include "framework/core/tensor.h"
 #include "framework/cpu/parallel.h"
 #include "framework/nn/init.h"

@@ -1,4 +1,5 @@
-// `iris bench`: times the training step or the sampling step of SR3_BENCH.md on any U-Net config.
+// `iris bench`: times the training step or the sampling step of tools/bench/SR3_BENCH.md on any U-Net
+// config.
 //
 // train: forward, L1 loss between the prediction and the target noise, backward, AdamW update of every
 // parameter (f32 state); sample: one U-Net forward without gradients (an SR3 refinement step). Inputs are
@@ -33,6 +34,7 @@ struct BenchOptions {
 
 struct Inputs {
   Tensor x, gamma, target;
+  Tensor labels;  // class-conditional models: i64 [batch] (undefined otherwise)
 };
 
 void run_bench(const BenchOptions& o) {
@@ -61,6 +63,11 @@ void run_bench(const BenchOptions& o) {
     in.x = randn({batch, u.resolution, u.resolution, u.in_channels}, data, DType::f32, device);
     in.gamma = rand({batch}, data, DType::f32, device, 0.01, 0.99);
     in.target = randn({batch, u.resolution, u.resolution, u.out_channels}, data, DType::f32, device);
+    if (u.num_classes > 0) {  // every class in turn, the two input sets shifted by one
+      std::vector<int64_t> labels(static_cast<size_t>(batch));
+      for (int64_t i = 0; i < batch; ++i) labels[i] = (i + (&in - inputs.data())) % u.num_classes;
+      in.labels = Tensor::from_vector(labels, {batch}, device);
+    }
   }
   const bool train = o.mode == "train";
   net.train(train);
@@ -68,13 +75,13 @@ void run_bench(const BenchOptions& o) {
   auto step = [&](const Inputs& in) {
     AutocastGuard autocast(o.precision == "bf16");
     if (train) {
-      Tensor loss = l1_loss(net.forward(in.x, in.gamma).to(DType::f32), in.target);
+      Tensor loss = l1_loss(net.forward(in.x, in.gamma, in.labels).to(DType::f32), in.target);
       loss.backward();
       opt.step();
       opt.zero_grad();
     } else {
       NoGradGuard ng;
-      (void)net.forward(in.x, in.gamma);
+      (void)net.forward(in.x, in.gamma, in.labels);
     }
   };
 
@@ -145,8 +152,8 @@ void run_bench(const BenchOptions& o) {
 
 void register_bench(CLI::App& app) {
   auto opts = std::make_shared<BenchOptions>();
-  auto* cmd =
-      app.add_subcommand("bench", "Time the U-Net training or sampling step of a config (SR3_BENCH.md)");
+  auto* cmd = app.add_subcommand(
+      "bench", "Time the U-Net training or sampling step of a config (see tools/bench/SR3_BENCH.md)");
   cmd->add_option("--config", opts->config, "model config (TOML)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--mode", opts->mode, "train (forward, L1, backward, AdamW) or sample (forward only)");
   cmd->add_option("--precision", opts->precision, "f32, tf32 or bf16 (autocast)");

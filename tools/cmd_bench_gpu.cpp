@@ -1,8 +1,7 @@
 // `iris bench-gpu`: times the U-Net's GPU hot spots on one device, kernel by kernel:
-// - GroupNorm+SiLU forward and backward (bf16 NHWC), as bandwidth over the essential traffic (forward: read
-// x,
-//   write y; backward: read x and gy, write dx) and over what the kernels actually move (the statistics pass
-//   reads x once more);
+// - GroupNorm+SiLU forward and backward (bf16 NHWC), as bandwidth over the essential traffic (forward:
+//   read x, write y; backward: read x and gy, write dx) and over what the kernels actually move (the
+//   statistics pass reads x once more);
 // - a 3x3 "same" convolution in bf16 (forward, data and weight gradients) with cuDNN's heuristic choice and
 //   with its timed search ("find"), in TFLOP/s;
 // - the AdamW step and the EMA update over a model-sized set of f32 tensors, per-tensor launches vs the

@@ -3,7 +3,8 @@
 //    root and group attributes (step, created, world size, optimizer and EMA settings) and the config TOML;
 //  - verify PATH...: diffusion::check_checkpoint (seal, structure, checksums, finite values, counters); names
 //    each damaged file and what is wrong, and exits non-zero when any fails;
-//  - export PATH --out FILE.h5 [--raw]: the EMA (or raw) weights as a plain HDF5 file of float32 arrays
+//  - export PATH --out FILE [--raw] [--format hdf5|safetensors] [--layout iris|torch]: the EMA (or raw)
+//    weights as a plain file of float32 arrays
 //    (README.md, "Exporting weights");
 //  - diff A B [--tolerance R]: compares two checkpoints tensor by tensor (model, EMA, optimizer) and counter
 //    by counter (step, data cursor, schedule, samples seen): is a resume exact, where did two runs part.
@@ -17,6 +18,7 @@
 #include <memory>
 #include <sstream>
 
+#include "data/safetensors.h"
 #include "diffusion/checkpoint.h"
 #include "diffusion/config.h"
 #include "framework/io/hdf5.h"
@@ -34,8 +36,12 @@ constexpr const char* kExportFormat = "iris-weights";
 constexpr int64_t kExportVersion = 1;
 constexpr const char* kLayoutNote =
     "NHWC activations [N, H, W, C]; conv weights [Cout, kh, kw, Cin]; linear weights [out, in]; biases "
-    "[out]; "
-    "GroupNorm weight/bias [C]; embedding tables [num_embeddings, dim]";
+    "[out]; GroupNorm weight/bias [C]; embedding tables [num_embeddings, dim]";
+constexpr const char* kTorchLayoutNote =
+    "PyTorch's: conv weights [Cout, Cin, kh, kw] (Iris's [Cout, kh, kw, Cin] transposed with axes (0, 3, 1, "
+    "2)); "
+    "linear weights [out, in]; biases [out]; GroupNorm weight/bias [C]; embedding tables [num_embeddings, "
+    "dim]";
 
 // "down.10.x" after "down.2.x": digit runs compare as numbers, so layers list in model order.
 bool natural_less(const std::string& a, const std::string& b) {
@@ -225,49 +231,73 @@ void run_verify(const std::vector<std::string>& paths) {
   IRIS_CHECK(failed == 0, failed, " of ", paths.size(), " checkpoint(s) failed verification");
 }
 
-void run_export(const std::string& path, const std::string& out, bool raw) {
+struct ExportOptions {
+  bool raw = false;             // the raw weights instead of the EMA
+  std::string format = "hdf5";  // hdf5 | safetensors
+  std::string layout = "iris";  // iris | torch (conv weights as [Cout, Cin, kh, kw])
+};
+
+void run_export(const std::string& path, const std::string& out, const ExportOptions& o) {
+  IRIS_CHECK(o.format == "hdf5" || o.format == "safetensors", "--format must be hdf5 or safetensors, got '",
+             o.format, "'");
+  IRIS_CHECK(o.layout == "iris" || o.layout == "torch", "--layout must be iris or torch, got '", o.layout,
+             "'");
   const diffusion::CheckpointInfo info = diffusion::read_checkpoint_info(path);
-  const char* group = raw ? "model" : "ema";
+  const char* group = o.raw ? "model" : "ema";
   {
     // Refuse to export damaged weights.
     const h5::File f = h5::File::open(path);
     const h5::Group g = f.root().open_group(group);
     for (const auto& name : g.children()) g.open_dataset(name).verify_checksum();
   }
-  const nn::StateDict weights = diffusion::load_checkpoint_weights(path, !raw);
+  const nn::StateDict weights = diffusion::load_checkpoint_weights(path, !o.raw);
   const Config config = Config::from_toml(info.config_toml, path + " (saved config)");
   std::error_code ec;
   IRIS_CHECK(!fs::equivalent(path, out, ec), "--out '", out,
              "' is the checkpoint itself; choose another file");
   const fs::path parent = fs::path(out).parent_path();
   if (!parent.empty()) fs::create_directories(parent);
+  // Floating tensors become float32 (bf16 ones too); integer buffers, if a model has any, keep their type.
+  // With --layout torch, the 4-d tensors (the convolution weights) are transposed to [Cout, Cin, kh, kw].
+  std::map<std::string, Tensor> tensors;
   int64_t elements = 0;
-  h5::AtomicWriter w(out, static_cast<int64_t>(weights.size()));
-  {
-    h5::Group root = w.root();
-    root.set_string_attr("format", kExportFormat);
-    root.set_int_attr("format_version", kExportVersion);
-    root.set_string_attr("source_checkpoint", path);
-    root.set_int_attr("step", info.step);
-    root.set_string_attr("weights", raw ? "raw" : "ema");
-    root.set_string_attr("task", config.get_string("model.task"));
-    root.set_string_attr("layout", kLayoutNote);
-    root.set_string_attr("config", info.config_toml);
-    h5::Group params = root.create_group("params");
-    for (const auto& [name, t] : weights) {
-      // Floating tensors become float32 (bf16 ones too); integer buffers, if a model has any, keep their
-      // type.
-      const Tensor v = is_floating(t.dtype()) ? t.to(DType::f32) : t;
-      params.write_tensor(name, v, /*checksum=*/false);
-      elements += t.numel();
-    }
-    root.set_int_attr("num_tensors", static_cast<int64_t>(weights.size()));
-    root.set_int_attr("num_elements", elements);
+  for (const auto& [name, t] : weights) {
+    Tensor v = is_floating(t.dtype()) ? t.to(DType::f32) : t;
+    if (o.layout == "torch" && v.dim() == 4) v = v.permute({0, 3, 1, 2}).contiguous();
+    tensors[name] = v;
+    elements += t.numel();
   }
-  w.commit();
-  std::printf("exported %zu tensors (%s values, %s weights, step %lld) from %s to %s\n", weights.size(),
-              with_commas(elements).c_str(), raw ? "raw" : "EMA", static_cast<long long>(info.step),
-              path.c_str(), out.c_str());
+  const std::map<std::string, std::string> attrs = {
+      {"format", kExportFormat},
+      {"format_version", std::to_string(kExportVersion)},
+      {"source_checkpoint", path},
+      {"step", std::to_string(info.step)},
+      {"weights", o.raw ? "raw" : "ema"},
+      {"task", config.get_string("model.task")},
+      {"layout", o.layout == "torch" ? kTorchLayoutNote : kLayoutNote},
+      {"config", info.config_toml}};
+  if (o.format == "safetensors") {
+    data::write_safetensors(out, {.tensors = tensors, .metadata = attrs});
+  } else {
+    h5::AtomicWriter w(out, static_cast<int64_t>(tensors.size()));
+    {
+      h5::Group root = w.root();
+      for (const auto& [k, v] : attrs)
+        if (k == "format_version" || k == "step")
+          root.set_int_attr(k, std::stoll(v));
+        else
+          root.set_string_attr(k, v);
+      h5::Group params = root.create_group("params");
+      for (const auto& [name, v] : tensors) params.write_tensor(name, v, /*checksum=*/false);
+      root.set_int_attr("num_tensors", static_cast<int64_t>(tensors.size()));
+      root.set_int_attr("num_elements", elements);
+    }
+    w.commit();
+  }
+  std::printf("exported %zu tensors (%s values, %s weights, step %lld, %s layout) from %s to %s (%s)\n",
+              tensors.size(), with_commas(elements).c_str(), o.raw ? "raw" : "EMA",
+              static_cast<long long>(info.step), o.layout.c_str(), path.c_str(), out.c_str(),
+              o.format.c_str());
 }
 
 // Differences between two tensors of the same name, element by element (compared in float64).
@@ -369,8 +399,9 @@ void run_diff(const std::string& path_a, const std::string& path_b, double toler
 struct CkptOptions {
   std::string path, out;
   std::vector<std::string> paths;
-  bool raw = false, summary = false, no_config = false;
+  bool summary = false, no_config = false;
   double tolerance = 0;
+  ExportOptions exp;
 };
 
 }  // namespace
@@ -391,11 +422,17 @@ void register_ckpt(CLI::App& app) {
   verify->add_option("paths", o->paths, "checkpoint files")->required();
   verify->callback([o] { run_verify(o->paths); });
 
-  auto* exp = cmd->add_subcommand("export", "Write the weights as a plain HDF5 file of float32 arrays");
+  auto* exp = cmd->add_subcommand(
+      "export",
+      "Write the weights as a plain file of float32 arrays (HDF5, or safetensors for PyTorch users)");
   exp->add_option("path", o->path, "checkpoint file")->required();
-  exp->add_option("--out", o->out, "output file (.h5)")->required();
-  exp->add_flag("--raw", o->raw, "export the raw weights instead of the EMA");
-  exp->callback([o] { run_export(o->path, o->out, o->raw); });
+  exp->add_option("--out", o->out, "output file (.h5 or .safetensors)")->required();
+  exp->add_flag("--raw", o->exp.raw, "export the raw weights instead of the EMA");
+  exp->add_option("--format", o->exp.format, "hdf5 (default) or safetensors");
+  exp->add_option(
+      "--layout", o->exp.layout,
+      "iris (default: conv weights [Cout, kh, kw, Cin]) or torch ([Cout, Cin, kh, kw], PyTorch's)");
+  exp->callback([o] { run_export(o->path, o->out, o->exp); });
 
   auto* diff = cmd->add_subcommand(
       "diff",

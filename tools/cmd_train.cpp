@@ -59,7 +59,7 @@ void run_train(const TrainOptions& o) {
   if (!report) return;
   if (r.stopped_early)
     std::printf("stopped at step %lld (%s); resume with --resume auto\n", static_cast<long long>(r.step),
-                g_stop.load() ? "signal" : (o.time_limit_minutes > 0 ? "time limit" : "--stop-after"));
+                r.stop_reason.c_str());
   else if (r.steps_run == 0)
     std::printf("done: nothing to train (already at step %lld), checkpoint %s\n",
                 static_cast<long long>(r.step), r.last_checkpoint.c_str());

@@ -16,6 +16,7 @@ packages=(
   doctest-dev                # tests
   dataset-fashion-mnist      # the demo's data
   jq                         # tools/experiments/*/run.sh read the JSON results
+  python3-venv               # the interop tests' clients (tools/scripts/interop_venv.sh)
 )
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi

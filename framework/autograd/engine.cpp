@@ -256,3 +256,13 @@ std::vector<Tensor> backward_to_leaves(const Tensor& root, const Tensor& seed, c
 }
 
 }  // namespace iris::autograd
+
+namespace iris {
+
+// Defined here rather than in core/tensor.cpp: the core holds a tensor's gradient metadata, the engine
+// runs it.
+void Tensor::backward(const Tensor& seed, bool retain_graph) const {
+  autograd::run_backward(*this, seed, retain_graph);
+}
+
+}  // namespace iris

@@ -1,14 +1,11 @@
 #include "framework/autograd/grad_mode.h"
 
-#include <atomic>
-
 namespace iris {
 
 namespace {
 thread_local bool t_grad_enabled = true;
 thread_local bool t_autocast = false;
 thread_local DType t_autocast_dtype = DType::bf16;
-std::atomic<bool> g_tf32{false};
 }  // namespace
 
 bool grad_enabled() { return t_grad_enabled; }
@@ -24,8 +21,5 @@ AutocastGuard::~AutocastGuard() {
   t_autocast = prev_enabled_;
   t_autocast_dtype = prev_dtype_;
 }
-
-bool tf32_enabled() { return g_tf32.load(); }
-void set_tf32_enabled(bool on) { g_tf32.store(on); }
 
 }  // namespace iris

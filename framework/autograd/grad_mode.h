@@ -49,8 +49,7 @@ class AutocastGuard {
   DType prev_dtype_;
 };
 
-// TF32 for f32 GEMM/convolution on CUDA (process-wide; off by default, as in the benchmark's f32 mode).
-bool tf32_enabled();
-void set_tf32_enabled(bool on);
+// (The TF32 switch that used to be declared here is with the other numerics settings:
+// framework/core/numerics.h.)
 
 }  // namespace iris

@@ -6,66 +6,46 @@
 #include <fstream>
 #include <string>
 
+#include "framework/core/device_backend.h"
 #include "framework/core/error.h"
-
-#ifdef IRIS_WITH_CUDA
-#include "framework/cuda/allocator.h"
-#include "framework/cuda/check.h"
-#include "framework/cuda/context.h"
-#include "framework/cuda/runtime.h"
-#endif
 
 namespace iris {
 
+// GPU work is measured through the CUDA backend's table (core/device_backend.h); a build without CUDA has
+// none, and then only the CPU can be measured.
+
 void synchronize(Device device) {
-#ifdef IRIS_WITH_CUDA
-  if (device.is_cuda()) cuda::synchronize(device.index);
-#else
-  IRIS_CHECK(device.is_cpu(), "synchronize: this build of Iris has no CUDA support");
-#endif
+  if (device.is_cpu()) return;
+  const DeviceBackend* cuda = cuda_backend();
+  IRIS_CHECK(cuda != nullptr, "synchronize: this build of Iris has no CUDA support");
+  cuda->synchronize(device.index);
 }
 
 DeviceTimer::DeviceTimer(Device device) : device_(device) {
-#ifdef IRIS_WITH_CUDA
-  if (device.is_cuda()) {
-    cuda::DeviceGuard guard(device.index);
-    for (auto& e : events_) {
-      cudaEvent_t ev;
-      IRIS_CUDA_CHECK(cudaEventCreate(&ev));
-      e = ev;
-    }
-  }
-#endif
+  if (device.is_cuda())
+    if (const DeviceBackend* cuda = cuda_backend())
+      for (auto& e : events_) e = cuda->event_create(device.index);
 }
 
 DeviceTimer::~DeviceTimer() {
-#ifdef IRIS_WITH_CUDA
   for (auto& e : events_)
-    if (e) cudaEventDestroy(static_cast<cudaEvent_t>(e));
-#endif
+    if (e) cuda_backend()->event_destroy(e);
 }
 
 void DeviceTimer::start() {
-#ifdef IRIS_WITH_CUDA
-  if (device_.is_cuda()) {
-    IRIS_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(events_[0]), cuda::compute_stream(device_.index)));
+  if (events_[0]) {
+    cuda_backend()->event_record(events_[0], device_.index);
     return;
   }
-#endif
   t0_ = std::chrono::steady_clock::now();
 }
 
 double DeviceTimer::stop_ms() {
-#ifdef IRIS_WITH_CUDA
-  if (device_.is_cuda()) {
-    auto stop = static_cast<cudaEvent_t>(events_[1]);
-    IRIS_CUDA_CHECK(cudaEventRecord(stop, cuda::compute_stream(device_.index)));
-    IRIS_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    IRIS_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(events_[0]), stop));
-    return ms;
+  if (events_[1]) {
+    const DeviceBackend* cuda = cuda_backend();
+    cuda->event_record(events_[1], device_.index);
+    return cuda->event_elapsed_ms(events_[0], events_[1]);
   }
-#endif
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0_).count();
 }
 
@@ -79,22 +59,19 @@ size_t current_rss() {
 }  // namespace
 
 MemoryUsage memory_usage(Device device) {
-#ifdef IRIS_WITH_CUDA
-  if (device.is_cuda()) {
-    const cuda::MemoryStats s = cuda::memory_stats(device.index);
-    return {s.allocated, s.peak_allocated};
+  if (const DeviceBackend* cuda = cuda_backend(); cuda && device.is_cuda()) {
+    MemoryUsage u;
+    cuda->memory_usage(device.index, &u.current, &u.peak);
+    return u;
   }
-#endif
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   return {current_rss(), static_cast<size_t>(ru.ru_maxrss) * 1024};
 }
 
 void reset_peak_memory(Device device) {
-#ifdef IRIS_WITH_CUDA
-  if (device.is_cuda()) cuda::reset_peak_memory(device.index);
-#endif
-  (void)device;
+  if (const DeviceBackend* cuda = cuda_backend(); cuda && device.is_cuda())
+    cuda->reset_peak_memory(device.index);
 }
 
 }  // namespace iris

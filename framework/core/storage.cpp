@@ -2,12 +2,9 @@
 
 #include <cstdlib>
 
+#include "framework/core/device_backend.h"
 #include "framework/core/error.h"
 #include "framework/core/profiling.h"
-
-#ifdef IRIS_WITH_CUDA
-#include "framework/cuda/allocator.h"
-#endif
 
 namespace iris {
 
@@ -32,23 +29,21 @@ void reset_host_storage_peak() {
 }
 
 Storage::Storage(size_t nbytes, Device device, bool pinned) : nbytes_(nbytes), device_(device) {
+  // Device memory and pinned host memory come from the CUDA backend, through the table it registers
+  // (core/device_backend.h): the core itself includes nothing of CUDA.
+  const DeviceBackend* cuda = cuda_backend();
   if (device.is_cuda()) {
-#ifdef IRIS_WITH_CUDA
-    data_ = nbytes ? cuda::device_alloc(nbytes, device.index) : nullptr;
+    IRIS_CHECK(cuda != nullptr, "cannot allocate on ", device.str(),
+               ": this build of Iris has no CUDA support (IRIS_CUDA=OFF)");
+    data_ = nbytes ? cuda->device_alloc(nbytes, device.index) : nullptr;
     return;
-#else
-    IRIS_THROW("cannot allocate on ", device.str(), ": this build of Iris has no CUDA support (IRIS_CUDA=OFF)");
-#endif
   }
-#ifdef IRIS_WITH_CUDA
-  if (pinned && nbytes && cuda_available()) {
-    data_ = cuda::pinned_alloc(nbytes);
+  if (pinned && nbytes && cuda != nullptr && cuda_available()) {
+    data_ = cuda->pinned_alloc(nbytes);
     pinned_ = true;
     count_host_alloc(nbytes_);
     return;
   }
-#endif
-  (void)pinned;
   if (nbytes == 0) return;
   const size_t rounded = (nbytes + 63) / 64 * 64;
   data_ = std::aligned_alloc(64, rounded);
@@ -59,16 +54,15 @@ Storage::Storage(size_t nbytes, Device device, bool pinned) : nbytes_(nbytes), d
 Storage::~Storage() {
   if (!data_) return;
   if (!device_.is_cuda()) g_host_live.fetch_sub(nbytes_, std::memory_order_relaxed);
-#ifdef IRIS_WITH_CUDA
+  // A CUDA or pinned block was allocated through the registered backend, so it is there to free it.
   if (device_.is_cuda()) {
-    cuda::device_free(data_, nbytes_, device_.index);
+    cuda_backend()->device_free(data_, nbytes_, device_.index);
     return;
   }
   if (pinned_) {
-    cuda::pinned_free(data_);
+    cuda_backend()->pinned_free(data_);
     return;
   }
-#endif
   std::free(data_);
 }
 

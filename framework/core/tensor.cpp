@@ -1,14 +1,13 @@
-// Tensor: factories, metadata, autograd entry points, element access and printing.
-// Views and conversions are in tensor_views.cpp.
+// Tensor: factories, metadata, autograd metadata, element access and printing.
+// Views, conversions, fill_ and copy_ record differentiable ops or run kernels, so they live above the core:
+// framework/ops/tensor_views.cpp; backward() is the autograd engine's (framework/autograd/engine.cpp).
 #include "framework/core/tensor.h"
 
 #include <cmath>
+#include <cstring>
 #include <iomanip>
 #include <ostream>
 #include <sstream>
-
-#include "framework/autograd/node.h"
-#include "framework/ops/dispatch.h"
 
 namespace iris {
 
@@ -161,10 +160,6 @@ void Tensor::set_grad(const Tensor& g) {
   if (g.defined())
     IRIS_CHECK(g.shape() == shape(), "set_grad: gradient ", g.summary(), " does not match ", summary());
   impl_->grad = g;
-}
-
-void Tensor::backward(const Tensor& seed, bool retain_graph) const {
-  autograd::run_backward(*this, seed, retain_graph);
 }
 
 Tensor Tensor::detach() const {

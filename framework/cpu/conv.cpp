@@ -17,7 +17,7 @@
 
 #include "framework/cpu/blas.h"
 #include "framework/cpu/parallel.h"
-#include "framework/ops/dispatch.h"
+#include "framework/kernels/dispatch.h"
 
 namespace iris::cpu {
 

@@ -1,8 +1,5 @@
-// CPU convolution kernels (the CUDA ones in framework/cuda/conv.h have the same contracts).
-//
-// Contracts: every tensor is contiguous and of one floating dtype; shapes agree with `p` (see
-// framework/ops/conv.h): x [N, H, W, Cin], w [Cout, kh, kw, Cin], bias [Cout] or undefined,
-// out / gout [N, Ho, Wo, Cout]. Outputs are allocated by the caller and fully overwritten. No autograd here.
+// CPU convolution kernels: their contract, shared with the CUDA backend, is framework/kernels/conv.h; this
+// header adds the CPU's own tuning knobs.
 //
 // Method: im2col + GEMM. The im2col matrix has one row per output pixel (n, ho, wo) and one column per tap
 // (i, j, c), so its row-major layout matches the weight's [Cout, kh*kw*Cin] and NHWC input rows copy with
@@ -18,18 +15,9 @@
 #pragma once
 
 #include "framework/core/tensor.h"
-#include "framework/ops/conv.h"
+#include "framework/kernels/conv.h"
 
 namespace iris::cpu {
-
-// out = conv(x, w) + bias.
-void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out, const ConvParams& p);
-// dx = dL/dx given gout = dL/dout.
-void conv2d_backward_data(const Tensor& gout, const Tensor& w, Tensor& dx, const ConvParams& p);
-// dw = dL/dw given gout = dL/dout.
-void conv2d_backward_weight(const Tensor& gout, const Tensor& x, Tensor& dw, const ConvParams& p);
-// db [Cout] = dL/dbias = gout summed over N, Ho and Wo.
-void conv2d_backward_bias(const Tensor& gout, Tensor& db, const ConvParams& p);
 
 // Process-wide tuning (defaults suit CPUs with about 1 MiB of L2 per core). Results depend on these (through
 // the order of the weight-gradient sums), never on the thread count; tests shrink them to force many tiles.

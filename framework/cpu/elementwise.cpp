@@ -1,7 +1,7 @@
-#include "framework/cpu/elementwise.h"
+#include "framework/kernels/elementwise.h"
 
 #include "framework/cpu/loops.h"
-#include "framework/ops/dispatch.h"
+#include "framework/kernels/dispatch.h"
 
 namespace iris::cpu {
 

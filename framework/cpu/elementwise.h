@@ -1,20 +1,6 @@
-// CPU elementwise kernels. Contracts (the CUDA kernels in framework/cuda/elementwise.h are identical):
-// - `out` is contiguous, allocated by the caller with the broadcast shape of the inputs;
-// - inputs have out's dtype (copy also converts) and any strides; they are broadcast to out's shape;
-// - no autograd here: framework/ops/ records the graph.
+// The CPU elementwise kernels (framework/cpu/elementwise.cpp). Their contract, shared with the CUDA backend,
+// is declared once in framework/kernels/elementwise.h; this header forwards there for code that names the
+// backend.
 #pragma once
 
-#include "framework/core/tensor.h"
-#include "framework/ops/functors.h"
-
-namespace iris::cpu {
-
-void unary(UnaryOp op, const Tensor& x, Tensor& out, double a, double b);
-void binary(BinaryOp op, const Tensor& x, const Tensor& y, Tensor& out, double a, double b);
-void compare(CompareOp op, const Tensor& x, const Tensor& y, Tensor& out);  // out: u8
-void where(const Tensor& cond, const Tensor& x, const Tensor& y, Tensor& out);  // cond: u8
-// dst[...] = convert(src[...]) with src broadcast to dst's shape; dst may be a strided view.
-void copy(const Tensor& src, Tensor& dst);
-void fill(Tensor& dst, double value);  // dst may be a strided view
-
-}  // namespace iris::cpu
+#include "framework/kernels/elementwise.h"

@@ -1,11 +1,11 @@
 // CPU lookup kernels: embedding rows (forward, deterministic scatter-add backward) and per-row gathers.
-#include "framework/cpu/embedding.h"
+#include "framework/kernels/embedding.h"
 
 #include <algorithm>
 #include <vector>
 
 #include "framework/cpu/parallel.h"
-#include "framework/ops/dispatch.h"
+#include "framework/kernels/dispatch.h"
 
 namespace iris::cpu {
 

@@ -1,10 +1,10 @@
-#include "framework/cpu/matmul.h"
+#include "framework/kernels/matmul.h"
 
 #include "framework/cpu/blas.h"
-#include "framework/cpu/elementwise.h"
+#include "framework/kernels/elementwise.h"
 #include "framework/cpu/parallel.h"
-#include "framework/ops/blas_view.h"
-#include "framework/ops/dispatch.h"
+#include "framework/kernels/blas_view.h"
+#include "framework/kernels/dispatch.h"
 
 namespace iris::cpu {
 

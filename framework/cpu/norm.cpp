@@ -8,7 +8,7 @@
 //   then added in chunk order, and channels of a group in channel order;
 // - elementwise outputs (y, dx): tasks over rows;
 // - dgamma / dbeta: per channel, summing the per-(n, c) sums over n in order.
-#include "framework/cpu/norm.h"
+#include "framework/kernels/norm.h"
 
 #include <algorithm>
 #include <cmath>
@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "framework/cpu/parallel.h"
-#include "framework/ops/dispatch.h"
+#include "framework/kernels/dispatch.h"
 
 namespace iris::cpu {
 

@@ -1,4 +1,4 @@
-#include "framework/cpu/optim.h"
+#include "framework/kernels/optim.h"
 
 #include <cmath>
 

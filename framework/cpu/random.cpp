@@ -1,8 +1,8 @@
-#include "framework/cpu/random.h"
+#include "framework/kernels/random.h"
 
 #include "framework/core/philox.h"
 #include "framework/cpu/parallel.h"
-#include "framework/ops/dispatch.h"
+#include "framework/kernels/dispatch.h"
 
 namespace iris::cpu {
 

@@ -1,19 +1,5 @@
-// CPU Philox fill kernel (the CUDA one in framework/cuda/random.h has the same contract).
+// The CPU random kernels (framework/cpu/random.cpp). Their contract, shared with the CUDA backend, is
+// declared once in framework/kernels/random.h; this header forwards there for code that names the backend.
 #pragma once
 
-#include <cstdint>
-
-#include "framework/core/tensor.h"
-
-namespace iris {
-enum class Distribution : uint8_t { uniform, normal };
-}
-
-namespace iris::cpu {
-
-// out (contiguous, floating) viewed as [N, M]: element (n, j) = dist(block offset + j/4, word j%4 of stream
-// streams[n] under seed); uniform maps to [a, b), normal to mean a, std b. `streams` holds N ids.
-void philox_fill(Tensor& out, Distribution dist, uint64_t seed, const uint64_t* streams, int64_t N,
-                 uint64_t offset, double a, double b);
-
-}  // namespace iris::cpu
+#include "framework/kernels/random.h"

@@ -1,10 +1,10 @@
 // 2x resampling kernels. Two primitives cover all four: `spread` copies each small pixel (times a scale) to
 // its 2x2 block of the large image, `block_sum` sums each 2x2 block (times a scale) into a small pixel.
 // Work is split over output rows, so results do not depend on the thread count.
-#include "framework/cpu/resample.h"
+#include "framework/kernels/resample.h"
 
 #include "framework/cpu/parallel.h"
-#include "framework/ops/dispatch.h"
+#include "framework/kernels/dispatch.h"
 
 namespace iris::cpu {
 

@@ -1,19 +1,5 @@
-// CPU kernels for 2x resampling (the CUDA ones in framework/cuda/resample.h have the same contracts).
-// All tensors contiguous, channels-last, of one floating dtype; outputs allocated by the caller and fully
-// overwritten. "Small" is [N, h, w, C], "large" is [N, 2h, 2w, C].
+// The CPU resample kernels (framework/cpu/resample.cpp). Their contract, shared with the CUDA backend, is
+// declared once in framework/kernels/resample.h; this header forwards there for code that names the backend.
 #pragma once
 
-#include "framework/core/tensor.h"
-
-namespace iris::cpu {
-
-// large[n, y, x, c] = small[n, y/2, x/2, c]
-void upsample_nearest2x(const Tensor& small, Tensor& large);
-// dsmall[n, y, x, c] = sum of the 2x2 block of glarge at (2y, 2x)
-void upsample_nearest2x_backward(const Tensor& glarge, Tensor& dsmall);
-// small[n, y, x, c] = mean of the 2x2 block of large at (2y, 2x)
-void avg_pool2x(const Tensor& large, Tensor& small);
-// dlarge[n, y, x, c] = gsmall[n, y/2, x/2, c] / 4
-void avg_pool2x_backward(const Tensor& gsmall, Tensor& dlarge);
-
-}  // namespace iris::cpu
+#include "framework/kernels/resample.h"

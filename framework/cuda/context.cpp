@@ -67,6 +67,10 @@ Context& context(int device) {
   return *c;
 }
 
+Stream compute_stream(int device) {
+  return context(device).compute;
+}
+
 DeviceGuard::DeviceGuard(int device) {
   IRIS_CUDA_CHECK(cudaGetDevice(&prev_));
   if (prev_ == device) {

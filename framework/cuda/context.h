@@ -20,6 +20,8 @@
 #include <typeindex>
 #include <unordered_map>
 
+#include "framework/kernels/stream.h"
+
 namespace iris::cuda {
 
 // A cache of plans (descriptors, chosen algorithms) keyed by a plain struct with a defaulted operator<=>.
@@ -86,9 +88,8 @@ class Context {
 // The context of `device` (created on first use; throws iris::Error naming the device when it does not
 // exist). Makes no device current; see DeviceGuard.
 Context& context(int device);
-inline cudaStream_t compute_stream(int device) {
-  return context(device).compute;
-}
+// compute_stream(device) == context(device).compute is declared in framework/kernels/stream.h, for the ops
+// that pass it to kernels without seeing this header.
 
 // Makes `device` the calling thread's current device for the scope (kernels launch on the current device),
 // restoring the previous one afterwards. Cheap when it is already current.

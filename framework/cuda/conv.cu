@@ -1,4 +1,5 @@
-// CUDA convolution through cuDNN's convolution API (framework/cuda/conv.h), plus the bias kernel.
+// CUDA convolution through cuDNN's convolution API (framework/kernels/conv.h, framework/cuda/conv.h),
+// plus the bias kernel.
 //
 // Descriptors: x and y are NHWC tensor descriptors (cudnnSetTensor4dDescriptor with CUDNN_TENSOR_NHWC, whose
 // dimensions are given in N, C, H, W order), the weight an NHWC filter descriptor (KRSC: [Cout, kh, kw, Cin]
@@ -27,10 +28,10 @@
 #include <mutex>
 #include <sstream>
 
-#include "framework/autograd/grad_mode.h"
-#include "framework/cuda/elementwise.h"
+#include "framework/core/numerics.h"
 #include "framework/cuda/loops.cuh"
-#include "framework/ops/dispatch.h"
+#include "framework/kernels/dispatch.h"
+#include "framework/kernels/elementwise.h"
 
 namespace iris::cuda {
 
@@ -59,7 +60,7 @@ __global__ void add_bias_kernel(T* __restrict__ y, const T* __restrict__ bias, I
 }
 
 // y [..., C] (contiguous) += bias [C] (contiguous, y's dtype).
-void add_bias(Tensor& y, const Tensor& bias, Context& ctx) {
+void add_bias(Tensor& y, const Tensor& bias, Context& ctx, Stream stream) {
   const int64_t C = y.shape().back(), n = y.numel();
   if (n == 0) return;
   dispatch_floating(y.dtype(), "conv2d (bias)", [&](auto tag) {
@@ -72,7 +73,7 @@ void add_bias(Tensor& y, const Tensor& bias, Context& ctx) {
     auto launch = [&](auto v, auto i) {
       constexpr int VV = decltype(v)::value;
       using I = decltype(i);
-      add_bias_kernel<T, VV, I><<<grid_for(nvec, ctx), kThreads, 0, ctx.compute>>>(
+      add_bias_kernel<T, VV, I><<<grid_for(nvec, ctx), kThreads, 0, stream>>>(
           yp, bp, static_cast<I>(nvec), static_cast<I>(cvec));
     };
     if (vec) {
@@ -88,17 +89,6 @@ void add_bias(Tensor& y, const Tensor& bias, Context& ctx) {
     }
     IRIS_CUDA_CHECK_LAUNCH("cuda::conv2d_forward (bias)");
   });
-}
-
-// ---- search mode ------------------------------------------------------------------------------------------
-
-std::atomic<int>& search_mode() {
-  static std::atomic<int> mode{[] {
-    const char* v = std::getenv("IRIS_CUDNN_FIND");
-    const bool find = v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
-    return static_cast<int>(find ? ConvAlgoSearch::find : ConvAlgoSearch::heuristic);
-  }()};
-  return mode;
 }
 
 // ---- plans ------------------------------------------------------------------------------------------------
@@ -417,7 +407,7 @@ std::shared_ptr<ConvPlan> make_plan(Dir dir, const ConvParams& p, DType dt, cudn
 
 ConvPlan& plan_for(Context& ctx, Dir dir, const ConvParams& p, DType dt, const Operands& ops) {
   const cudnnMathType_t math = math_for(dt);
-  const auto search = static_cast<ConvAlgoSearch>(search_mode().load());
+  const ConvAlgoSearch search = conv_algo_search();
   ConvKey key;
   key.dir = static_cast<int>(dir);
   key.dtype = static_cast<int>(dt);
@@ -482,15 +472,22 @@ struct Scalars {
   const void* zero() const { return dbl ? static_cast<const void*>(&d0) : &f0; }
 };
 
+// A fresh contiguous copy of t in dtype dt (converted as Tensor::to does), made on `stream`.
+Tensor fresh_copy(const Tensor& t, DType dt, Stream stream) {
+  Tensor out = Tensor::empty(t.shape(), dt, t.device());
+  copy(t, out, stream);
+  return out;
+}
+
 // The operand itself when 16-byte aligned, else an aligned copy (fresh allocations are 256-byte aligned).
-Tensor aligned_operand(const Tensor& t) {
-  return aligned16(t.data_ptr()) ? t : t.clone();
+Tensor aligned_operand(const Tensor& t, Stream stream) {
+  return aligned16(t.data_ptr()) ? t : fresh_copy(t, t.dtype(), stream);
 }
 
 // [A, B, C, D] NHWC-ordered (or KRSC) -> a fresh [A, D, B, C] (NCHW / KCRS) copy.
-Tensor to_nchw(const Tensor& t) {
+Tensor to_nchw(const Tensor& t, Stream stream) {
   Tensor out = Tensor::empty({t.size(0), t.size(3), t.size(1), t.size(2)}, t.dtype(), t.device());
-  copy(t.permute({0, 3, 1, 2}), out);
+  copy(t.permute({0, 3, 1, 2}), out, stream);
   return out;
 }
 
@@ -521,16 +518,19 @@ cudnnStatus_t call_backward_filter(cudnnHandle_t h, const Descriptors& d, const 
 // Misaligned tensors are replaced by aligned copies; the plan's fallbacks (NCHW, f32) work on converted
 // copies and convert the result back into `out`.
 void run_conv(Dir dir, ConvCall call, const ConvParams& p, const Tensor& a_in, const Tensor& b_in,
-              Tensor& out) {
+              Tensor& out, Stream stream) {
   Context& ctx = context(out.device().index);
   DeviceGuard guard(ctx.device);
+  // The device's cuDNN handle is created bound to the compute stream; the kernel runs (and a "find" search
+  // times its candidates) on the stream it was given.
+  IRIS_CUDNN_CHECK(cudnnSetStream(ctx.cudnn(), stream));
   const DType dt = out.dtype();
-  const Tensor a = aligned_operand(a_in), b = aligned_operand(b_in);
+  const Tensor a = aligned_operand(a_in, stream), b = aligned_operand(b_in, stream);
   Tensor o = aligned16(out.data_ptr()) ? out : Tensor::empty(out.shape(), dt, out.device());
   ConvPlan& plan = plan_for(ctx, dir, p, dt, {a.data_ptr(), b.data_ptr(), o.data_ptr()});
   auto prepare = [&](const Tensor& t) {
-    const Tensor u = plan.upcast ? t.to(DType::f32) : t;
-    return plan.nchw ? to_nchw(u) : u;
+    const Tensor u = plan.upcast ? fresh_copy(t, DType::f32, stream) : t;
+    return plan.nchw ? to_nchw(u, stream) : u;
   };
   const Tensor pa = prepare(a), pb = prepare(b);
   const bool direct = !plan.upcast && !plan.nchw;
@@ -544,49 +544,45 @@ void run_conv(Dir dir, ConvCall call, const ConvParams& p, const Tensor& a_in, c
   execute(plan, ctx, [&](int algo, void* ws, size_t bytes) {
     return call(h, *plan.desc, s, algo, ws, bytes, pa.data_ptr(), pb.data_ptr(), po.data_ptr());
   });
-  if (!direct) copy(plan.nchw ? po.permute({0, 2, 3, 1}) : po, o);  // converts f32 -> bf16 when upcast
-  if (!o.same(out)) copy(o, out);
+  // Back into the NHWC result (converting f32 -> bf16 when upcast).
+  if (!direct) copy(plan.nchw ? po.permute({0, 2, 3, 1}) : po, o, stream);
+  if (!o.same(out)) copy(o, out, stream);
 }
 
 }  // namespace
 
-void set_conv_algo_search(ConvAlgoSearch search) {
-  search_mode().store(static_cast<int>(search));
-}
-
-ConvAlgoSearch conv_algo_search() {
-  return static_cast<ConvAlgoSearch>(search_mode().load());
-}
-
-void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out, const ConvParams& p) {
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out, const ConvParams& p,
+                    Stream stream) {
   if (out.numel() == 0) return;
   Context& ctx = context(out.device().index);
   DeviceGuard guard(ctx.device);
   if (x.numel() == 0)  // no input pixel (an empty H or W, padded): the output is the bias alone
-    fill(out, 0.0);
+    fill(out, 0.0, stream);
   else
-    run_conv(Dir::fwd, call_forward, p, x, w, out);
-  if (bias.defined()) add_bias(out, bias, ctx);
+    run_conv(Dir::fwd, call_forward, p, x, w, out, stream);
+  if (bias.defined()) add_bias(out, bias, ctx, stream);
 }
 
-void conv2d_backward_data(const Tensor& gout, const Tensor& w, Tensor& dx, const ConvParams& p) {
+void conv2d_backward_data(const Tensor& gout, const Tensor& w, Tensor& dx, const ConvParams& p,
+                          Stream stream) {
   if (dx.numel() == 0) return;
   if (gout.numel() == 0) {  // no output pixel: nothing flows back
     DeviceGuard guard(dx.device().index);
-    fill(dx, 0.0);
+    fill(dx, 0.0, stream);
     return;
   }
-  run_conv(Dir::bwd_data, call_backward_data, p, gout, w, dx);
+  run_conv(Dir::bwd_data, call_backward_data, p, gout, w, dx, stream);
 }
 
-void conv2d_backward_weight(const Tensor& gout, const Tensor& x, Tensor& dw, const ConvParams& p) {
+void conv2d_backward_weight(const Tensor& gout, const Tensor& x, Tensor& dw, const ConvParams& p,
+                            Stream stream) {
   if (dw.numel() == 0) return;
   if (gout.numel() == 0 || x.numel() == 0) {  // an empty sum
     DeviceGuard guard(dw.device().index);
-    fill(dw, 0.0);
+    fill(dw, 0.0, stream);
     return;
   }
-  run_conv(Dir::bwd_filter, call_backward_filter, p, x, gout, dw);
+  run_conv(Dir::bwd_filter, call_backward_filter, p, x, gout, dw, stream);
 }
 
 size_t conv_plan_count(int device) {

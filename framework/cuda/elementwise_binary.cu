@@ -1,5 +1,5 @@
-// CUDA binary elementwise kernels (framework/cuda/elementwise.h), computed with the shared functors of
-// framework/ops/functors.h.
+// CUDA binary elementwise kernels (framework/kernels/elementwise.h), computed with the shared functors of
+// framework/kernels/functors.h.
 //
 // Two kernels per (op, dtype):
 // - out contiguous and each input either contiguous or a single broadcast value (stride 0), all 16-byte
@@ -9,9 +9,9 @@
 // Launch: 256 threads per block, blocks = min(ceil(work / 256), 4 waves of full occupancy).
 #include <climits>
 
-#include "framework/cuda/elementwise.h"
 #include "framework/cuda/loops.cuh"
-#include "framework/ops/dispatch.h"
+#include "framework/kernels/dispatch.h"
+#include "framework/kernels/elementwise.h"
 
 namespace iris::cuda {
 
@@ -63,7 +63,8 @@ __global__ void binary_strided_kernel(Indexer<3> ix, const T* __restrict__ x, co
 
 }  // namespace
 
-void binary(BinaryOp op, const Tensor& x, const Tensor& y, Tensor& out, double pa, double pb) {
+void binary(BinaryOp op, const Tensor& x, const Tensor& y, Tensor& out, double pa, double pb,
+            Stream stream) {
   const int64_t n = out.numel();
   if (n == 0) return;
   Context& ctx = context(out.device().index);
@@ -86,14 +87,14 @@ void binary(BinaryOp op, const Tensor& x, const Tensor& y, Tensor& out, double p
     dispatch_binary(op, [&](auto opc) {
       constexpr BinaryOp OP = decltype(opc)::value;
       if (vec) {
-        binary_vec_kernel<OP, T><<<grid_for((n + V - 1) / V, ctx), kThreads, 0, ctx.compute>>>(
+        binary_vec_kernel<OP, T><<<grid_for((n + V - 1) / V, ctx), kThreads, 0, stream>>>(
             xp, yp, op_, n, x_scalar, y_scalar, a, b);
       } else if (n <= INT32_MAX) {
         binary_strided_kernel<OP, T, uint32_t>
-            <<<grid_for(n, ctx), kThreads, 0, ctx.compute>>>(ix, xp, yp, op_, static_cast<uint32_t>(n), a, b);
+            <<<grid_for(n, ctx), kThreads, 0, stream>>>(ix, xp, yp, op_, static_cast<uint32_t>(n), a, b);
       } else {
         binary_strided_kernel<OP, T, uint64_t>
-            <<<grid_for(n, ctx), kThreads, 0, ctx.compute>>>(ix, xp, yp, op_, static_cast<uint64_t>(n), a, b);
+            <<<grid_for(n, ctx), kThreads, 0, stream>>>(ix, xp, yp, op_, static_cast<uint64_t>(n), a, b);
       }
       IRIS_CUDA_CHECK_LAUNCH("cuda::binary");
     });

@@ -1,4 +1,4 @@
-// CUDA comparisons, where, copy (with dtype conversion) and fill (framework/cuda/elementwise.h).
+// CUDA comparisons, where, copy (with dtype conversion) and fill (framework/kernels/elementwise.h).
 //
 // All use one element per step of a grid-stride loop with offsets from the coalesced shape/strides
 // (contiguous operands coalesce to one dimension, whose offsets need no division), 32-bit index arithmetic
@@ -7,9 +7,9 @@
 #include <climits>
 #include <type_traits>
 
-#include "framework/cuda/elementwise.h"
 #include "framework/cuda/loops.cuh"
-#include "framework/ops/dispatch.h"
+#include "framework/kernels/dispatch.h"
+#include "framework/kernels/elementwise.h"
 
 namespace iris::cuda {
 
@@ -76,7 +76,7 @@ __global__ void fill_kernel(Indexer<1> ix, T* __restrict__ dst, T value, I n) {
 
 }  // namespace
 
-void compare(CompareOp op, const Tensor& x, const Tensor& y, Tensor& out) {
+void compare(CompareOp op, const Tensor& x, const Tensor& y, Tensor& out, Stream stream) {
   const int64_t n = out.numel();
   if (n == 0) return;
   Context& ctx = context(out.device().index);
@@ -93,14 +93,14 @@ void compare(CompareOp op, const Tensor& x, const Tensor& y, Tensor& out) {
       launch_indexed(n, [&](auto itag) {
         using I = decltype(itag);
         compare_kernel<OP, T, I>
-            <<<grid_for(n, ctx), kThreads, 0, ctx.compute>>>(ix, xp, yp, op_, static_cast<I>(n));
+            <<<grid_for(n, ctx), kThreads, 0, stream>>>(ix, xp, yp, op_, static_cast<I>(n));
       });
       IRIS_CUDA_CHECK_LAUNCH("cuda::compare");
     });
   });
 }
 
-void where(const Tensor& cond, const Tensor& x, const Tensor& y, Tensor& out) {
+void where(const Tensor& cond, const Tensor& x, const Tensor& y, Tensor& out, Stream stream) {
   const int64_t n = out.numel();
   if (n == 0) return;
   Context& ctx = context(out.device().index);
@@ -118,13 +118,13 @@ void where(const Tensor& cond, const Tensor& x, const Tensor& y, Tensor& out) {
     launch_indexed(n, [&](auto itag) {
       using I = decltype(itag);
       where_kernel<T, I>
-          <<<grid_for(n, ctx), kThreads, 0, ctx.compute>>>(ix, cp, xp, yp, op_, static_cast<I>(n));
+          <<<grid_for(n, ctx), kThreads, 0, stream>>>(ix, cp, xp, yp, op_, static_cast<I>(n));
     });
     IRIS_CUDA_CHECK_LAUNCH("cuda::where");
   });
 }
 
-void copy(const Tensor& src, Tensor& dst) {
+void copy(const Tensor& src, Tensor& dst, Stream stream) {
   const int64_t n = dst.numel();
   if (n == 0) return;
   Context& ctx = context(dst.device().index);
@@ -132,7 +132,7 @@ void copy(const Tensor& src, Tensor& dst) {
   const Indexer<2> ix = make_indexer<2>(dst.shape(), {dst.strides(), strides_for(src, dst.shape())}, "copy");
   if (src.dtype() == dst.dtype() && ix.ndim == 1 && ix.strides[0][0] == 1 && ix.strides[1][0] == 1) {
     IRIS_CUDA_CHECK(
-        cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), dst.nbytes(), cudaMemcpyDeviceToDevice, ctx.compute));
+        cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), dst.nbytes(), cudaMemcpyDeviceToDevice, stream));
     debug_sync("cuda::copy (memcpy)", __FILE__, __LINE__);
     return;
   }
@@ -144,14 +144,14 @@ void copy(const Tensor& src, Tensor& dst) {
       D* dp = dst.data<D>();
       launch_indexed(n, [&](auto itag) {
         using I = decltype(itag);
-        copy_kernel<D, S, I><<<grid_for(n, ctx), kThreads, 0, ctx.compute>>>(ix, sp, dp, static_cast<I>(n));
+        copy_kernel<D, S, I><<<grid_for(n, ctx), kThreads, 0, stream>>>(ix, sp, dp, static_cast<I>(n));
       });
       IRIS_CUDA_CHECK_LAUNCH("cuda::copy");
     });
   });
 }
 
-void fill(Tensor& dst, double value) {
+void fill(Tensor& dst, double value, Stream stream) {
   const int64_t n = dst.numel();
   if (n == 0) return;
   Context& ctx = context(dst.device().index);
@@ -164,7 +164,7 @@ void fill(Tensor& dst, double value) {
     T* dp = dst.data<T>();
     launch_indexed(n, [&](auto itag) {
       using I = decltype(itag);
-      fill_kernel<T, I><<<grid_for(n, ctx), kThreads, 0, ctx.compute>>>(ix, dp, v, static_cast<I>(n));
+      fill_kernel<T, I><<<grid_for(n, ctx), kThreads, 0, stream>>>(ix, dp, v, static_cast<I>(n));
     });
     IRIS_CUDA_CHECK_LAUNCH("cuda::fill");
   });

@@ -1,5 +1,5 @@
-// CUDA unary elementwise kernels (framework/cuda/elementwise.h), computed with the shared functors of
-// framework/ops/functors.h.
+// CUDA unary elementwise kernels (framework/kernels/elementwise.h), computed with the shared functors of
+// framework/kernels/functors.h.
 //
 // Two kernels per (op, dtype):
 // - contiguous, 16-byte aligned operands: each thread reads and writes 16 bytes (4 f32, 8 bf16, 2 f64) per
@@ -9,9 +9,9 @@
 // Launch: 256 threads per block, blocks = min(ceil(work / 256), 4 waves of full occupancy).
 #include <climits>
 
-#include "framework/cuda/elementwise.h"
 #include "framework/cuda/loops.cuh"
-#include "framework/ops/dispatch.h"
+#include "framework/kernels/dispatch.h"
+#include "framework/kernels/elementwise.h"
 
 namespace iris::cuda {
 
@@ -52,7 +52,7 @@ __global__ void unary_strided_kernel(Indexer<2> ix, const T* __restrict__ x, T* 
 
 }  // namespace
 
-void unary(UnaryOp op, const Tensor& x, Tensor& out, double pa, double pb) {
+void unary(UnaryOp op, const Tensor& x, Tensor& out, double pa, double pb, Stream stream) {
   const int64_t n = out.numel();
   if (n == 0) return;
   Context& ctx = context(out.device().index);
@@ -71,13 +71,13 @@ void unary(UnaryOp op, const Tensor& x, Tensor& out, double pa, double pb) {
       constexpr UnaryOp OP = decltype(opc)::value;
       if (vec) {
         unary_vec_kernel<OP, T>
-            <<<grid_for((n + V - 1) / V, ctx), kThreads, 0, ctx.compute>>>(xp, op_, n, a, b);
+            <<<grid_for((n + V - 1) / V, ctx), kThreads, 0, stream>>>(xp, op_, n, a, b);
       } else if (n <= INT32_MAX) {
         unary_strided_kernel<OP, T, uint32_t>
-            <<<grid_for(n, ctx), kThreads, 0, ctx.compute>>>(ix, xp, op_, static_cast<uint32_t>(n), a, b);
+            <<<grid_for(n, ctx), kThreads, 0, stream>>>(ix, xp, op_, static_cast<uint32_t>(n), a, b);
       } else {
         unary_strided_kernel<OP, T, uint64_t>
-            <<<grid_for(n, ctx), kThreads, 0, ctx.compute>>>(ix, xp, op_, static_cast<uint64_t>(n), a, b);
+            <<<grid_for(n, ctx), kThreads, 0, stream>>>(ix, xp, op_, static_cast<uint64_t>(n), a, b);
       }
       IRIS_CUDA_CHECK_LAUNCH("cuda::unary");
     });

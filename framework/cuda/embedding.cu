@@ -1,4 +1,4 @@
-// CUDA lookup kernels (framework/cuda/embedding.h).
+// CUDA lookup kernels (framework/kernels/embedding.h).
 //
 // Copies (embedding rows, gathers) move raw words of the element size (1, 2, 4 or 8 bytes, or 16-byte
 // vectors for whole rows), so they serve every dtype and are exact. Launch: 256 threads per block, a grid
@@ -6,10 +6,9 @@
 #include <algorithm>
 #include <climits>
 
-#include "framework/cpu/embedding.h"
-#include "framework/cuda/embedding.h"
 #include "framework/cuda/loops.cuh"
-#include "framework/ops/dispatch.h"
+#include "framework/kernels/dispatch.h"
+#include "framework/kernels/embedding.h"
 
 namespace iris::cuda {
 
@@ -93,14 +92,7 @@ __global__ void gather_last_backward_kernel(const W* __restrict__ g, const I* __
 
 }  // namespace
 
-void check_indices(const Tensor& indices, int64_t limit, const char* op, const char* what) {
-  if (indices.numel() == 0) return;
-  // The error must be raised on the host, so the values have to be there: a synchronising copy.
-  const Tensor host = indices.to(Device::cpu());
-  cpu::check_indices(host, limit, op, what);
-}
-
-void embedding_forward(const Tensor& weight, const Tensor& indices, Tensor& out) {
+void embedding_forward(const Tensor& weight, const Tensor& indices, Tensor& out, Stream stream) {
   const int64_t n = indices.numel(), D = weight.shape()[1];
   if (n == 0 || D == 0) return;
   Context& ctx = context(out.device().index);
@@ -118,10 +110,10 @@ void embedding_forward(const Tensor& weight, const Tensor& indices, Tensor& out)
       auto* op = static_cast<W*>(out.data_ptr());
       const I* ip = indices.data<I>();
       if (total <= INT32_MAX)
-        embedding_forward_kernel<W, I, uint32_t><<<grid_for(total, ctx), kThreads, 0, ctx.compute>>>(
+        embedding_forward_kernel<W, I, uint32_t><<<grid_for(total, ctx), kThreads, 0, stream>>>(
             wp, ip, op, static_cast<uint32_t>(total), static_cast<uint32_t>(row));
       else
-        embedding_forward_kernel<W, I, uint64_t><<<grid_for(total, ctx), kThreads, 0, ctx.compute>>>(
+        embedding_forward_kernel<W, I, uint64_t><<<grid_for(total, ctx), kThreads, 0, stream>>>(
             wp, ip, op, static_cast<uint64_t>(total), static_cast<uint64_t>(row));
       IRIS_CUDA_CHECK_LAUNCH("cuda::embedding_forward");
     });
@@ -132,7 +124,7 @@ void embedding_forward(const Tensor& weight, const Tensor& indices, Tensor& out)
     dispatch_word(esize, "embedding", launch);
 }
 
-void embedding_backward(const Tensor& gout, const Tensor& indices, Tensor& dweight) {
+void embedding_backward(const Tensor& gout, const Tensor& indices, Tensor& dweight, Stream stream) {
   const int64_t V = dweight.shape()[0], D = dweight.shape()[1], n = indices.numel();
   if (V == 0 || D == 0) return;
   Context& ctx = context(dweight.device().index);
@@ -145,13 +137,13 @@ void embedding_backward(const Tensor& gout, const Tensor& indices, Tensor& dweig
       const T* gp = n > 0 ? gout.data<T>() : nullptr;
       const I* ip = n > 0 ? indices.data<I>() : nullptr;
       embedding_backward_kernel<T, I>
-          <<<blocks, kThreads, 0, ctx.compute>>>(gp, ip, n, V, D, dweight.data<T>());
+          <<<blocks, kThreads, 0, stream>>>(gp, ip, n, V, D, dweight.data<T>());
       IRIS_CUDA_CHECK_LAUNCH("cuda::embedding_backward");
     });
   });
 }
 
-void gather_last(const Tensor& x, const Tensor& index, Tensor& out) {
+void gather_last(const Tensor& x, const Tensor& index, Tensor& out, Stream stream) {
   const int64_t R = index.numel();
   if (R == 0) return;
   const int64_t C = x.numel() / R;
@@ -161,14 +153,14 @@ void gather_last(const Tensor& x, const Tensor& index, Tensor& out) {
     using W = decltype(wtag);
     dispatch_index(index.dtype(), "gather_last", [&](auto itag) {
       using I = decltype(itag);
-      gather_last_kernel<W, I><<<grid_for(R, ctx), kThreads, 0, ctx.compute>>>(
+      gather_last_kernel<W, I><<<grid_for(R, ctx), kThreads, 0, stream>>>(
           static_cast<const W*>(x.data_ptr()), index.data<I>(), static_cast<W*>(out.data_ptr()), R, C);
       IRIS_CUDA_CHECK_LAUNCH("cuda::gather_last");
     });
   });
 }
 
-void gather_last_backward(const Tensor& gout, const Tensor& index, Tensor& dx) {
+void gather_last_backward(const Tensor& gout, const Tensor& index, Tensor& dx, Stream stream) {
   const int64_t R = index.numel();
   if (R == 0 || dx.numel() == 0) return;
   const int64_t C = dx.numel() / R, total = dx.numel();
@@ -181,10 +173,10 @@ void gather_last_backward(const Tensor& gout, const Tensor& index, Tensor& dx) {
       const auto* gp = static_cast<const W*>(gout.data_ptr());
       auto* dp = static_cast<W*>(dx.data_ptr());
       if (total <= INT32_MAX)
-        gather_last_backward_kernel<W, I, uint32_t><<<grid_for(total, ctx), kThreads, 0, ctx.compute>>>(
+        gather_last_backward_kernel<W, I, uint32_t><<<grid_for(total, ctx), kThreads, 0, stream>>>(
             gp, index.data<I>(), dp, static_cast<uint32_t>(total), static_cast<uint32_t>(C));
       else
-        gather_last_backward_kernel<W, I, uint64_t><<<grid_for(total, ctx), kThreads, 0, ctx.compute>>>(
+        gather_last_backward_kernel<W, I, uint64_t><<<grid_for(total, ctx), kThreads, 0, stream>>>(
             gp, index.data<I>(), dp, static_cast<uint64_t>(total), static_cast<uint64_t>(C));
       IRIS_CUDA_CHECK_LAUNCH("cuda::gather_last_backward");
     });

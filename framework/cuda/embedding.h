@@ -1,32 +1,27 @@
-// CUDA lookup kernels (embedding rows, one element per row): the same contracts as framework/cpu/embedding.h.
+// The CUDA lookup kernels (framework/cuda/embedding.cu). Their contract, shared with the CPU backend, is
+// declared once in framework/kernels/embedding.h, where every CUDA kernel takes the stream it runs on as its
+// last argument.
 //
-// Indices are contiguous i32 or i64 tensors on the device; other tensors are contiguous and share one dtype.
-// Everything runs on the device's compute stream; results are deterministic (the embedding gradient sums
-// each row's contributions in increasing index order, like the CPU).
+// The overloads below take no stream and run on the compute stream of their output's device. They keep older
+// callers that name the CUDA kernels directly (tests/gpu, the GPU benchmarks of tools/) compiling unchanged;
+// new code passes the stream (the op layer passes cuda::compute_stream(device)).
 #pragma once
 
-#include "framework/core/tensor.h"
+#include "framework/kernels/embedding.h"
 
 namespace iris::cuda {
 
-// See cpu::check_indices. SYNCHRONISES: the indices are copied to the host (waiting for the compute stream)
-// so that a bad one can raise an iris::Error naming it. Meant for the small label tensors (class labels,
-// cross-entropy targets), where the copy is a few hundred bytes.
-void check_indices(const Tensor& indices, int64_t limit, const char* op, const char* what);
-
-// See cpu::embedding_forward: out[i] = weight[indices[i]] (any dtype; rows copied with 16-byte accesses when
-// the row size and pointers allow).
-void embedding_forward(const Tensor& weight, const Tensor& indices, Tensor& out);
-
-// See cpu::embedding_backward: dweight[r] = sum of gout[i] over i with indices[i] == r, in increasing i, in
-// f64 (0 where none). One block per weight row scans all n indices (staged through shared memory): O(V n)
-// index reads, which is nothing for label tensors but would be slow for a large vocabulary.
-void embedding_backward(const Tensor& gout, const Tensor& indices, Tensor& dweight);
-
-// See cpu::gather_last: out[r] = x[r, index[r]].
-void gather_last(const Tensor& x, const Tensor& index, Tensor& out);
-
-// See cpu::gather_last_backward: dx[r, c] = (c == index[r]) ? gout[r] : 0, written in full.
-void gather_last_backward(const Tensor& gout, const Tensor& index, Tensor& dx);
+inline void embedding_forward(const Tensor& weight, const Tensor& indices, Tensor& out) {
+  embedding_forward(weight, indices, out, compute_stream(out.device().index));
+}
+inline void embedding_backward(const Tensor& gout, const Tensor& indices, Tensor& dweight) {
+  embedding_backward(gout, indices, dweight, compute_stream(dweight.device().index));
+}
+inline void gather_last(const Tensor& x, const Tensor& index, Tensor& out) {
+  gather_last(x, index, out, compute_stream(out.device().index));
+}
+inline void gather_last_backward(const Tensor& gout, const Tensor& index, Tensor& dx) {
+  gather_last_backward(gout, index, dx, compute_stream(dx.device().index));
+}
 
 }  // namespace iris::cuda

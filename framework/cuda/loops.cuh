@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <type_traits>
 
 #include "framework/core/shape.h"
 #include "framework/core/tensor.h"
@@ -99,6 +100,15 @@ inline unsigned grid_for(int64_t work, const Context& ctx) {
 
 inline bool aligned16(const void* p) {
   return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
+}
+
+// +infinity of float or double, in device code (reduce.cu and softmax.cu start their max searches there).
+template <class A>
+__device__ __forceinline__ A pos_inf() {
+  if constexpr (std::is_same_v<A, float>)
+    return __int_as_float(0x7f800000);
+  else
+    return __longlong_as_double(0x7ff0000000000000LL);
 }
 
 // V elements of T loaded or stored as one 16-byte access (V * sizeof(T) == 16).

@@ -1,4 +1,4 @@
-// CUDA batched GEMM through cuBLASLt (framework/cuda/matmul.h).
+// CUDA batched GEMM through cuBLASLt (framework/kernels/matmul.h, framework/cuda/matmul.h).
 //
 // Row-major to cuBLAS's column-major: a row-major [M, N] C is a column-major [N, M] matrix, so
 // C = A @ B is computed as C^T = B^T @ A^T: cuBLAS's first operand is our b (m = N), its second our a
@@ -17,11 +17,11 @@
 #include <optional>
 #include <vector>
 
-#include "framework/autograd/grad_mode.h"
+#include "framework/core/numerics.h"
 #include "framework/cuda/check.h"
 #include "framework/cuda/context.h"
-#include "framework/cuda/elementwise.h"
-#include "framework/ops/blas_view.h"
+#include "framework/kernels/blas_view.h"
+#include "framework/kernels/elementwise.h"
 
 namespace iris::cuda {
 
@@ -162,7 +162,7 @@ MatmulPlan& plan_for(Context& ctx, const MatmulKey& key) {
 // first and launches only when all have an algorithm, so that a failure leaves `out` untouched (and the
 // caller can retry another way, even with beta != 0). Returns false when the heuristic has no algorithm.
 bool try_bmm(Context& ctx, const Tensor& a, const BlasView& va, const Tensor& b, const BlasView& vb,
-             Tensor& out, double alpha, double beta) {
+             Tensor& out, double alpha, double beta, Stream stream) {
   const DType dt = out.dtype();
   const int64_t B = out.shape()[0], M = out.shape()[1], N = out.shape()[2], K = a.shape()[2];
   const auto es = static_cast<int64_t>(dtype_size(dt));
@@ -186,14 +186,21 @@ bool try_bmm(Context& ctx, const Tensor& a, const BlasView& va, const Tensor& b,
     const MatmulPlan& p = *c.plan;
     IRIS_CUBLAS_CHECK(cublasLtMatmul(ctx.cublaslt(), p.desc, alpha_p, c.b, p.first, c.a, p.second, beta_p,
                                      c.c, p.c, c.c, p.c, &p.algo, ctx.cublaslt_workspace(), p.workspace,
-                                     ctx.compute));
+                                     stream));
   }
   return true;
 }
 
+// A fresh contiguous copy of t (what Tensor::clone makes), made on `stream`.
+Tensor fresh_copy(const Tensor& t, Stream stream) {
+  Tensor out = Tensor::empty(t.shape(), t.dtype(), t.device());
+  copy(t, out, stream);
+  return out;
+}
+
 }  // namespace
 
-void bmm(const Tensor& a_in, const Tensor& b_in, Tensor& out, double alpha, double beta) {
+void bmm(const Tensor& a_in, const Tensor& b_in, Tensor& out, double alpha, double beta, Stream stream) {
   const int64_t B = out.shape()[0], M = out.shape()[1], N = out.shape()[2], K = a_in.shape()[2];
   const DType dt = out.dtype();
   IRIS_CHECK(dt == DType::f32 || dt == DType::bf16 || dt == DType::f64,
@@ -203,35 +210,36 @@ void bmm(const Tensor& a_in, const Tensor& b_in, Tensor& out, double alpha, doub
   DeviceGuard guard(ctx.device);
   if (K == 0) {  // empty sum: out = beta * out
     if (beta == 0.0)
-      fill(out, 0.0);
+      fill(out, 0.0, stream);
     else
-      unary(UnaryOp::mul_scalar, out, out, beta, 0.0);
+      unary(UnaryOp::mul_scalar, out, out, beta, 0.0, stream);
     return;
   }
   Tensor a = a_in.detach(), b = b_in.detach();
   auto va = blas_view(M, K, a.strides()[1], a.strides()[2]);
   if (!va) {  // unit stride along neither axis: copy
-    a = a.contiguous();
+    a = fresh_copy(a, stream);
     va = blas_view(M, K, a.strides()[1], a.strides()[2]);
   }
   auto vb = blas_view(K, N, b.strides()[1], b.strides()[2]);
   if (!vb) {
-    b = b.contiguous();
+    b = fresh_copy(b, stream);
     vb = blas_view(K, N, b.strides()[1], b.strides()[2]);
   }
   IRIS_ASSERT(va && vb);
-  if (try_bmm(ctx, a, *va, b, *vb, out, alpha, beta)) return;
+  if (try_bmm(ctx, a, *va, b, *vb, out, alpha, beta, stream)) return;
   // No algorithm for these strides or this alignment (views that start mid-buffer): fresh contiguous copies
   // (allocator blocks are 256-byte aligned), then also a fresh output if that is what is misaligned.
-  const Tensor a2 = a.clone(), b2 = b.clone();
+  const Tensor a2 = fresh_copy(a, stream), b2 = fresh_copy(b, stream);
   const BlasView va2 = *blas_view(M, K, a2.strides()[1], a2.strides()[2]);
   const BlasView vb2 = *blas_view(K, N, b2.strides()[1], b2.strides()[2]);
-  if (try_bmm(ctx, a2, va2, b2, vb2, out, alpha, beta)) return;
-  Tensor tmp = beta != 0.0 ? out.detach().clone() : Tensor::empty(out.shape(), dt, out.device());
-  IRIS_CHECK(try_bmm(ctx, a2, va2, b2, vb2, tmp, alpha, beta), "matmul: cuBLASLt has no algorithm for ",
-             dtype_name(dt), " [", B, ", ", M, ", ", K, "] @ [", B, ", ", K, ", ", N,
+  if (try_bmm(ctx, a2, va2, b2, vb2, out, alpha, beta, stream)) return;
+  Tensor tmp = beta != 0.0 ? fresh_copy(out, stream) : Tensor::empty(out.shape(), dt, out.device());
+  IRIS_CHECK(try_bmm(ctx, a2, va2, b2, vb2, tmp, alpha, beta, stream),
+             "matmul: cuBLASLt has no algorithm for ", dtype_name(dt), " [", B, ", ", M, ", ", K, "] @ [", B,
+             ", ", K, ", ", N,
              "] even with freshly copied contiguous operands and output");
-  copy(tmp, out);
+  copy(tmp, out, stream);
 }
 
 size_t matmul_plan_count(int device) {

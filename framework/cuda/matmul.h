@@ -1,18 +1,20 @@
-// CUDA batched GEMM through cuBLASLt: the same contract as framework/cpu/matmul.h.
+// The CUDA batched GEMM through cuBLASLt (framework/cuda/matmul.cpp). Its contract, shared with the CPU
+// backend, is declared once in framework/kernels/matmul.h, where the CUDA kernel takes the stream it runs on
+// as its last argument.
+//
+// The overload below takes no stream and runs on the compute stream of its output's device: it keeps older
+// callers that name the CUDA kernel directly (tests/gpu) compiling unchanged; new code passes the stream.
 #pragma once
 
-#include "framework/core/tensor.h"
+#include <cstddef>
+
+#include "framework/kernels/matmul.h"
 
 namespace iris::cuda {
 
-// out[b] = alpha * a[b] @ b_[b] + beta * out[b] for b < B.
-// a: [B, M, K], b_: [B, K, N], any strides as long as each matrix has unit stride along one of its two axes
-// (a transposed view is read without a copy; other layouts are copied first); a batch stride of 0 broadcasts.
-// out: contiguous [B, M, N]. All three share one floating dtype:
-// - bf16: bf16 inputs and output, f32 accumulation;
-// - f32: TF32 tensor cores when iris::tf32_enabled(), else strict f32 (CUBLAS_COMPUTE_32F);
-// - f64: f64 throughout.
-void bmm(const Tensor& a, const Tensor& b_, Tensor& out, double alpha = 1.0, double beta = 0.0);
+inline void bmm(const Tensor& a, const Tensor& b_, Tensor& out, double alpha = 1.0, double beta = 0.0) {
+  bmm(a, b_, out, alpha, beta, compute_stream(out.device().index));
+}
 
 // Plans (descriptors and the heuristic's algorithm) cached on `device` so far (for tests and diagnostics).
 size_t matmul_plan_count(int device);

@@ -1,4 +1,4 @@
-// CUDA GroupNorm (+ fused SiLU), forward and backward (framework/cuda/norm.h). Memory-bound: every kernel
+// CUDA GroupNorm (+ fused SiLU), forward and backward (framework/kernels/norm.h). Memory-bound: every kernel
 // streams x (and gy) once with 16-byte loads, and per-element work is a few FMAs.
 //
 // Geometry shared by all streaming kernels: x is [N, S, C]. A block covers one sample n, one chunk of
@@ -25,10 +25,11 @@
 //  4. dx = rstd * (gamma * gh - c1 - xhat * c2).
 #include <algorithm>
 
-#include "framework/cuda/elementwise.h"
+#include "framework/cuda/block_reduce.cuh"
 #include "framework/cuda/loops.cuh"
-#include "framework/cuda/norm.h"
-#include "framework/ops/dispatch.h"
+#include "framework/kernels/dispatch.h"
+#include "framework/kernels/elementwise.h"
+#include "framework/kernels/norm.h"
 
 namespace iris::cuda {
 
@@ -176,19 +177,16 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int j = 0; j < V; ++j) mine[j] = make_double2(mean[j], m2[j]);
   const int64_t len = p.s1 - p.s0;
-  for (int o = g.R / 2; o > 0; o /= 2) {
-    __syncthreads();
-    if (p.r < o) {
-      const double na = rows_count(len, p.r, 2 * o), nb = rows_count(len, p.r + o, 2 * o);
-      const double2* other = sh + ((p.r + o) * g.L + p.l) * V;
+  block_tree_reduce(p.r, g.R, [&](int o) {  // over the R rows of each lane
+    const double na = rows_count(len, p.r, 2 * o), nb = rows_count(len, p.r + o, 2 * o);
+    const double2* other = sh + ((p.r + o) * g.L + p.l) * V;
 #pragma unroll
-      for (int j = 0; j < V; ++j) {
-        double n = na, m = mine[j].x, q = mine[j].y;
-        chan_merge(n, m, q, nb, other[j].x, other[j].y);
-        mine[j] = make_double2(m, q);
-      }
+    for (int j = 0; j < V; ++j) {
+      double n = na, m = mine[j].x, q = mine[j].y;
+      chan_merge(n, m, q, nb, other[j].x, other[j].y);
+      mine[j] = make_double2(m, q);
     }
-  }
+  });
   if (p.r == 0 && p.active) {
     double2* out = partial + (p.n * g.chunks + p.k) * g.C + p.c0;
 #pragma unroll
@@ -211,19 +209,17 @@ __global__ void __launch_bounds__(kThreads)
     const double2 v = partial[(n * g.chunks + k) * g.C + c];
     chan_merge(cn, cm, cq, cnt, v.x, v.y);
   }
-  shn[threadIdx.x] = cn;
-  shm[threadIdx.x] = cm;
-  shq[threadIdx.x] = cq;
-  for (int o = kThreads / 2; o > 0; o /= 2) {
-    __syncthreads();
-    if (threadIdx.x < o) {
-      double a = shn[threadIdx.x], m = shm[threadIdx.x], q = shq[threadIdx.x];
-      chan_merge(a, m, q, shn[threadIdx.x + o], shm[threadIdx.x + o], shq[threadIdx.x + o]);
-      shn[threadIdx.x] = a;
-      shm[threadIdx.x] = m;
-      shq[threadIdx.x] = q;
-    }
-  }
+  const int t = threadIdx.x;
+  shn[t] = cn;
+  shm[t] = cm;
+  shq[t] = cq;
+  block_tree_reduce(t, kThreads, [&](int o) {
+    double a = shn[t], m = shm[t], q = shq[t];
+    chan_merge(a, m, q, shn[t + o], shm[t + o], shq[t + o]);
+    shn[t] = a;
+    shm[t] = m;
+    shq[t] = q;
+  });
   if (threadIdx.x == 0) {
     const double var = shn[0] > 0 ? max(shq[0] / shn[0], 0.0) : 0.0;
     mean[ng] = static_cast<St>(shm[0]);
@@ -317,14 +313,11 @@ __global__ void __launch_bounds__(kThreads)
   double2* mine = sh + (p.r * g.L + p.l) * V;
 #pragma unroll
   for (int j = 0; j < V; ++j) mine[j] = make_double2(p1[j], p2[j]);
-  for (int o = g.R / 2; o > 0; o /= 2) {
-    __syncthreads();
-    if (p.r < o) {
-      const double2* other = sh + ((p.r + o) * g.L + p.l) * V;
+  block_tree_reduce(p.r, g.R, [&](int o) {  // over the R rows of each lane
+    const double2* other = sh + ((p.r + o) * g.L + p.l) * V;
 #pragma unroll
-      for (int j = 0; j < V; ++j) mine[j] = make_double2(mine[j].x + other[j].x, mine[j].y + other[j].y);
-    }
-  }
+    for (int j = 0; j < V; ++j) mine[j] = make_double2(mine[j].x + other[j].x, mine[j].y + other[j].y);
+  });
   if (p.r == 0 && p.active) {
     double2* out = partial + (p.n * g.chunks + p.k) * g.C + p.c0;
 #pragma unroll
@@ -348,15 +341,13 @@ __global__ void __launch_bounds__(kThreads)
     a += ga * v.x;
     b += ga * v.y;
   }
-  sha[threadIdx.x] = a;
-  shb[threadIdx.x] = b;
-  for (int o = kThreads / 2; o > 0; o /= 2) {
-    __syncthreads();
-    if (threadIdx.x < o) {
-      sha[threadIdx.x] += sha[threadIdx.x + o];
-      shb[threadIdx.x] += shb[threadIdx.x + o];
-    }
-  }
+  const int t = threadIdx.x;
+  sha[t] = a;
+  shb[t] = b;
+  block_tree_reduce(t, kThreads, [&](int o) {
+    sha[t] += sha[t + o];
+    shb[t] += shb[t + o];
+  });
   if (threadIdx.x == 0) {
     const double inv_m = 1.0 / static_cast<double>(g.S * g.Cg);
     coef[2 * ng] = static_cast<St>(sha[0] * inv_m);
@@ -446,7 +437,7 @@ St* opt_data_mut(Tensor& t) {
 
 template <class T>
 void forward_impl(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y, Tensor& mean,
-                  Tensor& rstd, int64_t groups, double eps, bool fuse_silu, Context& ctx) {
+                  Tensor& rstd, int64_t groups, double eps, bool fuse_silu, Context& ctx, Stream stream) {
   using St = stat_t<T>;
   const int64_t C = x.shape().back();
   with_vector_width<T>(C, {x.data_ptr(), y.data_ptr()}, [&](auto vtag) {
@@ -456,14 +447,14 @@ void forward_impl(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
     auto* pp = reinterpret_cast<double2*>(partial.data_ptr());
     const auto threads = static_cast<unsigned>(g.L * g.R);
     const auto blocks = static_cast<unsigned>(g.blocks());
-    gn_stats_kernel<T, V><<<blocks, threads, 0, ctx.compute>>>(x.data<T>(), g, pp);
+    gn_stats_kernel<T, V><<<blocks, threads, 0, stream>>>(x.data<T>(), g, pp);
     IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_forward (statistics)");
-    gn_stats_finish_kernel<St><<<static_cast<unsigned>(g.N * g.G), kThreads, 0, ctx.compute>>>(
+    gn_stats_finish_kernel<St><<<static_cast<unsigned>(g.N * g.G), kThreads, 0, stream>>>(
         pp, g, eps, mean.data<St>(), rstd.data<St>());
     IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_forward (statistics, combine)");
     auto apply = [&](auto silu) {
       gn_apply_kernel<T, V, decltype(silu)::value>
-          <<<blocks, threads, 0, ctx.compute>>>(x.data<T>(), y.data<T>(), g, mean.data<St>(), rstd.data<St>(),
+          <<<blocks, threads, 0, stream>>>(x.data<T>(), y.data<T>(), g, mean.data<St>(), rstd.data<St>(),
                                                 opt_data<St>(gamma), opt_data<St>(beta));
     };
     if (fuse_silu)
@@ -477,7 +468,7 @@ void forward_impl(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
 template <class T, bool SILU>
 void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& gamma, const Tensor& beta,
                    const Tensor& mean, const Tensor& rstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
-                   int64_t groups, Context& ctx) {
+                   int64_t groups, Context& ctx, Stream stream) {
   using St = stat_t<T>;
   const int64_t C = x.shape().back();
   const St* bp = SILU ? opt_data<St>(beta) : nullptr;  // beta matters only through silu'(h)
@@ -489,21 +480,21 @@ void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& gamma, const
         auto* pp = reinterpret_cast<double2*>(partial.data_ptr());
         const auto threads = static_cast<unsigned>(g.L * g.R);
         const auto blocks = static_cast<unsigned>(g.blocks());
-        gn_bwd_partials_kernel<T, V, SILU><<<blocks, threads, 0, ctx.compute>>>(
+        gn_bwd_partials_kernel<T, V, SILU><<<blocks, threads, 0, stream>>>(
             gy.data<T>(), x.data<T>(), g, mean.data<St>(), rstd.data<St>(), opt_data<St>(gamma), bp, pp);
         IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_backward (partial sums)");
         if (dgamma.defined() || dbeta.defined()) {
           const auto pblocks = static_cast<unsigned>(ceil_div(g.C * 32, kThreads));
-          gn_bwd_params_kernel<St><<<pblocks, kThreads, 0, ctx.compute>>>(pp, g, opt_data_mut<St>(dgamma),
+          gn_bwd_params_kernel<St><<<pblocks, kThreads, 0, stream>>>(pp, g, opt_data_mut<St>(dgamma),
                                                                           opt_data_mut<St>(dbeta));
           IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_backward (dgamma, dbeta)");
         }
         if (dx.defined()) {
           Tensor coef = Tensor::empty({g.N * g.G * 2}, dtype_of<St>::value, x.device());
-          gn_bwd_coef_kernel<St><<<static_cast<unsigned>(g.N * g.G), kThreads, 0, ctx.compute>>>(
+          gn_bwd_coef_kernel<St><<<static_cast<unsigned>(g.N * g.G), kThreads, 0, stream>>>(
               pp, g, opt_data<St>(gamma), coef.data<St>());
           IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_backward (group coefficients)");
-          gn_bwd_dx_kernel<T, V, SILU><<<blocks, threads, 0, ctx.compute>>>(
+          gn_bwd_dx_kernel<T, V, SILU><<<blocks, threads, 0, stream>>>(
               gy.data<T>(), x.data<T>(), g, mean.data<St>(), rstd.data<St>(), opt_data<St>(gamma), bp,
               coef.data<St>(), dx.data<T>());
           IRIS_CUDA_CHECK_LAUNCH("cuda::group_norm_backward (dx)");
@@ -514,21 +505,21 @@ void backward_impl(const Tensor& gy, const Tensor& x, const Tensor& gamma, const
 }  // namespace
 
 void group_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y, Tensor& mean,
-                        Tensor& rstd, int64_t groups, double eps, bool fuse_silu) {
+                        Tensor& rstd, int64_t groups, double eps, bool fuse_silu, Stream stream) {
   if (x.numel() == 0) return;
   Context& ctx = context(x.device().index);
   DeviceGuard guard(ctx.device);
   dispatch_floating(x.dtype(), "group_norm", [&](auto tag) {
-    forward_impl<decltype(tag)>(x, gamma, beta, y, mean, rstd, groups, eps, fuse_silu, ctx);
+    forward_impl<decltype(tag)>(x, gamma, beta, y, mean, rstd, groups, eps, fuse_silu, ctx, stream);
   });
 }
 
 void group_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& gamma, const Tensor& beta,
                          const Tensor& mean, const Tensor& rstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
-                         int64_t groups, bool fuse_silu) {
+                         int64_t groups, bool fuse_silu, Stream stream) {
   if (x.numel() == 0) {  // nothing to normalise: the parameter gradients are empty sums
-    if (dgamma.defined()) fill(dgamma, 0.0);
-    if (dbeta.defined()) fill(dbeta, 0.0);
+    if (dgamma.defined()) fill(dgamma, 0.0, stream);
+    if (dbeta.defined()) fill(dbeta, 0.0, stream);
     return;
   }
   Context& ctx = context(x.device().index);
@@ -536,9 +527,9 @@ void group_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& gamma,
   dispatch_floating(x.dtype(), "group_norm_backward", [&](auto tag) {
     using T = decltype(tag);
     if (fuse_silu)
-      backward_impl<T, true>(gy, x, gamma, beta, mean, rstd, dx, dgamma, dbeta, groups, ctx);
+      backward_impl<T, true>(gy, x, gamma, beta, mean, rstd, dx, dgamma, dbeta, groups, ctx, stream);
     else
-      backward_impl<T, false>(gy, x, gamma, beta, mean, rstd, dx, dgamma, dbeta, groups, ctx);
+      backward_impl<T, false>(gy, x, gamma, beta, mean, rstd, dx, dgamma, dbeta, groups, ctx, stream);
   });
 }
 

@@ -1,4 +1,4 @@
-// AdamW and EMA updates on the GPU (framework/cuda/optim.h).
+// AdamW and EMA updates on the GPU (framework/kernels/optim.h).
 //
 // The element update is one function shared by the per-tensor and the multi-tensor kernels, written with
 // explicitly rounded operations (__fmul_rn, __fadd_rn, ...: nvcc never fuses those into an FMA) in the CPU
@@ -12,7 +12,7 @@
 #include <cmath>
 
 #include "framework/cuda/loops.cuh"
-#include "framework/cuda/optim.h"
+#include "framework/kernels/optim.h"
 
 namespace iris::cuda {
 
@@ -58,7 +58,7 @@ struct AdamWScalars {
 
 // The scalars of cpu::adamw_update, derived the same way (in double, then rounded to T).
 template <class T>
-AdamWScalars<T> scalars(const cpu::AdamWStep& st) {
+AdamWScalars<T> scalars(const AdamWStep& st) {
   return {static_cast<T>(1.0 - st.lr * st.weight_decay),
           static_cast<T>(st.beta1),
           static_cast<T>(1.0 - st.beta1),
@@ -162,7 +162,7 @@ __global__ void __launch_bounds__(kThreads) ema_multi_kernel(const __grid_consta
     s[i] = add_rn(mul_rn(s[i], b.decay), mul_rn(p[i], b.one_minus_decay));
 }
 
-bool same_step(const cpu::AdamWStep& a, const cpu::AdamWStep& b) {
+bool same_step(const AdamWStep& a, const AdamWStep& b) {
   return a.lr == b.lr && a.beta1 == b.beta1 && a.beta2 == b.beta2 && a.eps == b.eps &&
          a.weight_decay == b.weight_decay && a.bias_correction1 == b.bias_correction1 &&
          a.bias_correction2 == b.bias_correction2;
@@ -176,14 +176,14 @@ int32_t blocks_for(int64_t n) {
 
 // Launches the items of dtype T in batches of at most kMaxAdamTensors tensors and kMaxScalarSets scalar sets.
 template <class T>
-void adamw_batches(const std::vector<AdamWTensor>& items, Context& ctx) {
+void adamw_batches(const std::vector<AdamWTensor>& items, Stream stream) {
   AdamWBatch<T> b{};
-  std::vector<cpu::AdamWStep> steps;  // the steps behind b.sets
+  std::vector<AdamWStep> steps;  // the steps behind b.sets
   int32_t blocks = 0;
   auto flush = [&] {
     if (b.count == 0) return;
     b.first_block[b.count] = blocks;
-    adamw_multi_kernel<T><<<static_cast<unsigned>(blocks), kThreads, 0, ctx.compute>>>(b);
+    adamw_multi_kernel<T><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(b);
     IRIS_CUDA_CHECK_LAUNCH("cuda::adamw_update_multi");
     b = AdamWBatch<T>{};
     steps.clear();
@@ -219,7 +219,7 @@ void adamw_batches(const std::vector<AdamWTensor>& items, Context& ctx) {
 
 template <class T>
 void ema_batches(const std::vector<Tensor>& shadows, const std::vector<Tensor>& params, double decay,
-                 Context& ctx) {
+                 Stream stream) {
   EmaBatch<T> b{};
   int32_t blocks = 0;
   auto flush = [&] {
@@ -227,7 +227,7 @@ void ema_batches(const std::vector<Tensor>& shadows, const std::vector<Tensor>& 
     b.first_block[b.count] = blocks;
     b.decay = static_cast<T>(decay);
     b.one_minus_decay = static_cast<T>(1.0 - decay);
-    ema_multi_kernel<T><<<static_cast<unsigned>(blocks), kThreads, 0, ctx.compute>>>(b);
+    ema_multi_kernel<T><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(b);
     IRIS_CUDA_CHECK_LAUNCH("cuda::ema_update_multi");
     b = EmaBatch<T>{};
     blocks = 0;
@@ -259,16 +259,17 @@ void check_multi(const Tensor& t, const Tensor& like, int device, const char* op
 
 }  // namespace
 
-void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const cpu::AdamWStep& step) {
+void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& step,
+                  Stream stream) {
   const int64_t n = param.numel();
   if (n == 0) return;
   Context& ctx = context(param.device().index);
   DeviceGuard guard(ctx.device);
   if (param.dtype() == DType::f32) {
-    adamw_kernel<float><<<grid_for(n, ctx), kThreads, 0, ctx.compute>>>(
+    adamw_kernel<float><<<grid_for(n, ctx), kThreads, 0, stream>>>(
         param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(), n, scalars<float>(step));
   } else if (param.dtype() == DType::f64) {
-    adamw_kernel<double><<<grid_for(n, ctx), kThreads, 0, ctx.compute>>>(
+    adamw_kernel<double><<<grid_for(n, ctx), kThreads, 0, stream>>>(
         param.data<double>(), grad.data<double>(), m.data<double>(), v.data<double>(), n,
         scalars<double>(step));
   } else {
@@ -277,7 +278,7 @@ void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const
   IRIS_CUDA_CHECK_LAUNCH("cuda::adamw_update");
 }
 
-void adamw_update_multi(const std::vector<AdamWTensor>& items) {
+void adamw_update_multi(const std::vector<AdamWTensor>& items, Stream stream) {
   if (items.empty()) return;
   const int device = items[0].param.device().index;
   for (size_t i = 0; i < items.size(); ++i) {
@@ -289,11 +290,12 @@ void adamw_update_multi(const std::vector<AdamWTensor>& items) {
   }
   Context& ctx = context(device);
   DeviceGuard guard(ctx.device);
-  adamw_batches<float>(items, ctx);
-  adamw_batches<double>(items, ctx);
+  adamw_batches<float>(items, stream);
+  adamw_batches<double>(items, stream);
 }
 
-void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tensor>& params, double decay) {
+void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tensor>& params, double decay,
+                      Stream stream) {
   IRIS_CHECK(shadows.size() == params.size(), "ema_update_multi: ", shadows.size(), " averages but ",
              params.size(), " parameters");
   if (shadows.empty()) return;
@@ -304,8 +306,8 @@ void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tens
   }
   Context& ctx = context(device);
   DeviceGuard guard(ctx.device);
-  ema_batches<float>(shadows, params, decay, ctx);
-  ema_batches<double>(shadows, params, decay, ctx);
+  ema_batches<float>(shadows, params, decay, stream);
+  ema_batches<double>(shadows, params, decay, stream);
 }
 
 }  // namespace iris::cuda

@@ -1,35 +1,33 @@
-// CUDA optimizer kernels: the twin of framework/cpu/optim.h (same signature and contract), plus multi-tensor
-// variants that update many tensors in a few launches.
+// The CUDA optimizer kernels (framework/cuda/optim.cu). Their contract, shared with the CPU backend, is
+// declared once in framework/kernels/optim.h, where every CUDA kernel takes the stream it runs on as its last
+// argument.
 //
-// Arithmetic: every operation is rounded on its own (no fused multiply-add), in the order the CPU kernel
-// writes it, so the GPU results equal the CPU's bit for bit (the CPU build does not contract either), and the
-// per-tensor and multi-tensor kernels equal each other.
+// The overloads below take no stream and run on the compute stream of the tensors' device. They keep older
+// callers that name the CUDA kernels directly (tests/gpu, the GPU benchmarks of tools/) compiling unchanged;
+// new code passes the stream.
 #pragma once
 
 #include <vector>
 
-#include "framework/core/tensor.h"
-#include "framework/cpu/optim.h"
+#include "framework/kernels/optim.h"
 
 namespace iris::cuda {
 
-// See cpu::adamw_update. One fused elementwise kernel on the device's compute stream.
-void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const cpu::AdamWStep& step);
+inline void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& step) {
+  adamw_update(param, grad, m, v, step, compute_stream(param.device().index));
+}
 
-// One tensor of a multi-tensor AdamW step: contiguous param, grad, m, v of equal numel, all f32 or all f64,
-// on one CUDA device, and the scalars of its own step.
-struct AdamWTensor {
-  Tensor param, grad, m, v;
-  cpu::AdamWStep step;
-};
-// adamw_update on every item (items on one device; f32 and f64 items may be mixed). The descriptors travel as
-// kernel arguments (no host-to-device copy, no synchronisation): up to 64 tensors and 8 distinct step
-// scalar sets per launch, each tensor cut into 16384-element chunks, one block per chunk.
-void adamw_update_multi(const std::vector<AdamWTensor>& items);
-
-// shadow <- (shadow * decay) + (param * (1 - decay)) for every pair (contiguous, equal numel, one dtype per
-// pair: f32 or f64, all on one CUDA device), with decay and 1 - decay rounded to the dtype first: the same
-// arithmetic as add(mul(shadow, decay), mul(param, 1 - decay)). Up to 128 pairs per launch.
-void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tensor>& params, double decay);
+// The stream of the first item's device; none (nullptr) when there is no usable first item, which the kernel
+// then reports (or, for an empty list, ignores) before it would launch anything.
+inline Stream multi_tensor_stream(const Tensor& first) {
+  return first.defined() && first.device().is_cuda() ? compute_stream(first.device().index) : nullptr;
+}
+inline void adamw_update_multi(const std::vector<AdamWTensor>& items) {
+  adamw_update_multi(items, items.empty() ? nullptr : multi_tensor_stream(items[0].param));
+}
+inline void ema_update_multi(const std::vector<Tensor>& shadows, const std::vector<Tensor>& params,
+                             double decay) {
+  ema_update_multi(shadows, params, decay, shadows.empty() ? nullptr : multi_tensor_stream(shadows[0]));
+}
 
 }  // namespace iris::cuda

@@ -10,8 +10,8 @@
 
 #include "framework/core/philox.h"
 #include "framework/cuda/loops.cuh"
-#include "framework/cuda/random.h"
-#include "framework/ops/dispatch.h"
+#include "framework/kernels/random.h"
+#include "framework/kernels/dispatch.h"
 
 namespace iris::cuda {
 
@@ -53,7 +53,7 @@ __global__ void philox_kernel(T* __restrict__ out, int64_t N, int64_t M, uint64_
 }  // namespace
 
 void philox_fill(Tensor& out, Distribution dist, uint64_t seed, const uint64_t* streams, int64_t N,
-                 uint64_t offset, double a, double b) {
+                 uint64_t offset, double a, double b, Stream stream) {
   if (N == 0 || out.numel() == 0) return;
   const int64_t M = out.numel() / N;
   Context& ctx = context(out.device().index);
@@ -68,7 +68,7 @@ void philox_fill(Tensor& out, Distribution dist, uint64_t seed, const uint64_t* 
     ids = Tensor::empty({N}, DType::i64, out.device());
     // Pageable host memory: the runtime has staged it by the time the call returns.
     IRIS_CUDA_CHECK(cudaMemcpyAsync(ids.data_ptr(), streams, static_cast<size_t>(N) * sizeof(uint64_t),
-                                    cudaMemcpyHostToDevice, ctx.compute));
+                                    cudaMemcpyHostToDevice, stream));
     dev_ids = static_cast<const uint64_t*>(ids.data_ptr());
   }
   const int64_t work = N * ((M + 3) / 4);
@@ -77,10 +77,10 @@ void philox_fill(Tensor& out, Distribution dist, uint64_t seed, const uint64_t* 
     T* p = out.data<T>();
     if (dist == Distribution::uniform)
       philox_kernel<T, Distribution::uniform>
-          <<<grid_for(work, ctx), kThreads, 0, ctx.compute>>>(p, N, M, seed, inl, dev_ids, offset, a, b);
+          <<<grid_for(work, ctx), kThreads, 0, stream>>>(p, N, M, seed, inl, dev_ids, offset, a, b);
     else
       philox_kernel<T, Distribution::normal>
-          <<<grid_for(work, ctx), kThreads, 0, ctx.compute>>>(p, N, M, seed, inl, dev_ids, offset, a, b);
+          <<<grid_for(work, ctx), kThreads, 0, stream>>>(p, N, M, seed, inl, dev_ids, offset, a, b);
     IRIS_CUDA_CHECK_LAUNCH("cuda::philox_fill");
   });
 }

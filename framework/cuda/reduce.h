@@ -1,21 +1,26 @@
-// CUDA reduction and softmax kernels: the same contracts as framework/cpu/reduce.h.
+// The CUDA reduction and softmax kernels (framework/cuda/reduce.cu, softmax.cu). Their contracts, shared with
+// the CPU backend, are declared once in framework/kernels/reduce.h and softmax.h, where every CUDA kernel
+// takes the stream it runs on as its last argument.
+//
+// The overloads below take no stream and run on the compute stream of their output's device. They keep older
+// callers that name the CUDA kernels directly (tests/gpu, the GPU benchmarks of tools/) compiling unchanged;
+// new code passes the stream (the op layer passes cuda::compute_stream(device)).
 #pragma once
 
-#include <vector>
-
-#include "framework/core/tensor.h"
-#include "framework/cpu/reduce.h"  // ReduceOp
+#include "framework/kernels/reduce.h"
+#include "framework/kernels/softmax.h"
 
 namespace iris::cuda {
 
-// out (contiguous, the kept axes of x in order, x's dtype) = op over `axes` (sorted, unique, non-empty) of x
-// (any strides). Accumulates in f32 (f64 for f64 inputs); var uses Welford/Chan updates and `correction`.
-// Deterministic: the split of the work depends only on the shapes and the device's SM count.
-void reduce(ReduceOp op, const Tensor& x, Tensor& out, const std::vector<int64_t>& axes, int64_t correction);
-
-// Over the last axis of contiguous x: y = softmax(x) or log_softmax(x).
-void softmax(const Tensor& x, Tensor& y, bool log);
-// Given y = softmax(x) (or log_softmax) and g = dL/dy (both contiguous), dx = dL/dx.
-void softmax_backward(const Tensor& y, const Tensor& g, Tensor& dx, bool log);
+inline void reduce(ReduceOp op, const Tensor& x, Tensor& out, const std::vector<int64_t>& axes,
+                   int64_t correction) {
+  reduce(op, x, out, axes, correction, compute_stream(out.device().index));
+}
+inline void softmax(const Tensor& x, Tensor& y, bool log) {
+  softmax(x, y, log, compute_stream(y.device().index));
+}
+inline void softmax_backward(const Tensor& y, const Tensor& g, Tensor& dx, bool log) {
+  softmax_backward(y, g, dx, log, compute_stream(dx.device().index));
+}
 
 }  // namespace iris::cuda

@@ -1,4 +1,4 @@
-// CUDA 2x resampling (framework/cuda/resample.h). Two primitives, as on the CPU: `spread` writes scale *
+// CUDA 2x resampling (framework/kernels/resample.h). Two primitives, as on the CPU: `spread` writes scale *
 // small[pixel] to the 2x2 block of the large image, `block_sum` writes scale * ((a + b) + (c + d)) of a 2x2
 // block (a, b the top row, c, d the bottom one) to the small pixel. The CPU rounds to T after the same
 // operations in the same order, so results are bit-identical.
@@ -10,8 +10,8 @@
 #include <climits>
 
 #include "framework/cuda/loops.cuh"
-#include "framework/cuda/resample.h"
-#include "framework/ops/dispatch.h"
+#include "framework/kernels/resample.h"
+#include "framework/kernels/dispatch.h"
 
 namespace iris::cuda {
 
@@ -100,7 +100,7 @@ __global__ void block_sum_kernel(const T* __restrict__ large, T* __restrict__ sm
 
 // Launches spread (to_large) or block_sum over the small image [N, h, w, C].
 void launch(const Tensor& src, Tensor& dst, const Tensor& small_t, bool to_large, double scale,
-            const char* what) {
+            const char* what, Stream stream) {
   const int64_t N = small_t.size(0), h = small_t.size(1), w = small_t.size(2), C = small_t.size(3);
   if (N * h * w * C == 0) return;
   Context& ctx = context(dst.device().index);
@@ -118,10 +118,10 @@ void launch(const Tensor& src, Tensor& dst, const Tensor& small_t, bool to_large
               jc = static_cast<J>(C);
       const F k = static_cast<F>(scale);
       if (to_large)
-        spread_kernel<T, V, J><<<grid_for(total, ctx), kThreads, 0, ctx.compute>>>(
+        spread_kernel<T, V, J><<<grid_for(total, ctx), kThreads, 0, stream>>>(
             src.data<T>(), dst.data<T>(), jt, jcv, jw, jc, k);
       else
-        block_sum_kernel<T, V, J><<<grid_for(total, ctx), kThreads, 0, ctx.compute>>>(
+        block_sum_kernel<T, V, J><<<grid_for(total, ctx), kThreads, 0, stream>>>(
             src.data<T>(), dst.data<T>(), jt, jcv, jw, jc, k);
       IRIS_CUDA_CHECK_LAUNCH(what);
     };
@@ -143,17 +143,17 @@ void launch(const Tensor& src, Tensor& dst, const Tensor& small_t, bool to_large
 
 }  // namespace
 
-void upsample_nearest2x(const Tensor& small, Tensor& large) {
-  launch(small, large, small, true, 1.0, "cuda::upsample_nearest2x");
+void upsample_nearest2x(const Tensor& small, Tensor& large, Stream stream) {
+  launch(small, large, small, true, 1.0, "cuda::upsample_nearest2x", stream);
 }
-void upsample_nearest2x_backward(const Tensor& glarge, Tensor& dsmall) {
-  launch(glarge, dsmall, dsmall, false, 1.0, "cuda::upsample_nearest2x_backward");
+void upsample_nearest2x_backward(const Tensor& glarge, Tensor& dsmall, Stream stream) {
+  launch(glarge, dsmall, dsmall, false, 1.0, "cuda::upsample_nearest2x_backward", stream);
 }
-void avg_pool2x(const Tensor& large, Tensor& small) {
-  launch(large, small, small, false, 0.25, "cuda::avg_pool2x");
+void avg_pool2x(const Tensor& large, Tensor& small, Stream stream) {
+  launch(large, small, small, false, 0.25, "cuda::avg_pool2x", stream);
 }
-void avg_pool2x_backward(const Tensor& gsmall, Tensor& dlarge) {
-  launch(gsmall, dlarge, gsmall, true, 0.25, "cuda::avg_pool2x_backward");
+void avg_pool2x_backward(const Tensor& gsmall, Tensor& dlarge, Stream stream) {
+  launch(gsmall, dlarge, gsmall, true, 0.25, "cuda::avg_pool2x_backward", stream);
 }
 
 }  // namespace iris::cuda

@@ -1,20 +1,27 @@
-// CUDA 2x resampling kernels: the same contracts as framework/cpu/resample.h (and bit-identical results: the
-// same operations in the same order). All tensors contiguous, channels-last, of one floating dtype; outputs
-// fully overwritten. "Small" is [N, h, w, C], "large" is [N, 2h, 2w, C]. One thread per small pixel and
-// vector of channels (16-byte accesses when C and the pointers allow), on the device's compute stream.
+// The CUDA 2x resampling kernels (framework/cuda/resample.cu). Their contract, shared with the CPU backend,
+// is declared once in framework/kernels/resample.h, where every CUDA kernel takes the stream it runs on as
+// its last argument.
+//
+// The overloads below take no stream and run on the compute stream of their output's device. They keep older
+// callers that name the CUDA kernels directly (tests/gpu, the GPU benchmarks of tools/) compiling unchanged;
+// new code passes the stream (the op layer passes cuda::compute_stream(device)).
 #pragma once
 
-#include "framework/core/tensor.h"
+#include "framework/kernels/resample.h"
 
 namespace iris::cuda {
 
-// large[n, y, x, c] = small[n, y/2, x/2, c]
-void upsample_nearest2x(const Tensor& small, Tensor& large);
-// dsmall[n, y, x, c] = sum of the 2x2 block of glarge at (2y, 2x)
-void upsample_nearest2x_backward(const Tensor& glarge, Tensor& dsmall);
-// small[n, y, x, c] = mean of the 2x2 block of large at (2y, 2x)
-void avg_pool2x(const Tensor& large, Tensor& small);
-// dlarge[n, y, x, c] = gsmall[n, y/2, x/2, c] / 4
-void avg_pool2x_backward(const Tensor& gsmall, Tensor& dlarge);
+inline void upsample_nearest2x(const Tensor& small, Tensor& large) {
+  upsample_nearest2x(small, large, compute_stream(large.device().index));
+}
+inline void upsample_nearest2x_backward(const Tensor& glarge, Tensor& dsmall) {
+  upsample_nearest2x_backward(glarge, dsmall, compute_stream(dsmall.device().index));
+}
+inline void avg_pool2x(const Tensor& large, Tensor& small) {
+  avg_pool2x(large, small, compute_stream(small.device().index));
+}
+inline void avg_pool2x_backward(const Tensor& gsmall, Tensor& dlarge) {
+  avg_pool2x_backward(gsmall, dlarge, compute_stream(dlarge.device().index));
+}
 
 }  // namespace iris::cuda

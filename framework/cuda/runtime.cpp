@@ -2,7 +2,9 @@
 
 #include <cstring>
 
+#include "framework/core/device_backend.h"
 #include "framework/core/error.h"
+#include "framework/cuda/allocator.h"
 #include "framework/cuda/check.h"
 #include "framework/cuda/context.h"
 
@@ -75,6 +77,50 @@ void synchronize(int device) {
   IRIS_CUDA_CHECK(cudaStreamSynchronize(ctx.compute));
   IRIS_CUDA_CHECK(cudaStreamSynchronize(ctx.comm));
 }
+
+// ---- the table the core reaches CUDA through (framework/core/device_backend.h) ---------------------------
+
+namespace {
+
+void memory_usage(int device, size_t* current, size_t* peak) {
+  const MemoryStats s = memory_stats(device);
+  *current = s.allocated;
+  *peak = s.peak_allocated;
+}
+
+void* event_create(int device) {
+  DeviceGuard guard(device);
+  cudaEvent_t ev;
+  IRIS_CUDA_CHECK(cudaEventCreate(&ev));
+  return ev;
+}
+
+void event_record(void* event, int device) {
+  IRIS_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event), compute_stream(device)));
+}
+
+float event_elapsed_ms(void* start, void* stop) {
+  IRIS_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(stop)));
+  float ms = 0;
+  IRIS_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(stop)));
+  return ms;
+}
+
+void event_destroy(void* event) noexcept {
+  (void)cudaEventDestroy(static_cast<cudaEvent_t>(event));  // in destructors: nothing to report to
+}
+
+constexpr DeviceBackend kBackend{device_alloc,        device_free,       pinned_alloc,
+                                 pinned_free,         synchronize,       memory_usage,
+                                 reset_peak_memory,   event_create,      event_record,
+                                 event_elapsed_ms,    event_destroy};
+
+// Registered during static initialisation, before main(): this file is linked into every program that uses
+// tensors (it defines cuda_available() and the cross-device copy that Tensor::copy_ calls), so the core finds
+// the table whenever CUDA support is built in.
+[[maybe_unused]] const bool g_registered = (register_cuda_backend(&kBackend), true);
+
+}  // namespace
 
 }  // namespace cuda
 }  // namespace iris

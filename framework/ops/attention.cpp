@@ -11,16 +11,11 @@
 
 #include <cmath>
 
+#include "framework/kernels/matmul.h"
+#include "framework/kernels/softmax.h"
 #include "framework/autograd/node.h"
-#include "framework/cpu/matmul.h"
-#include "framework/cpu/reduce.h"
 #include "framework/ops/autocast.h"
 #include "framework/ops/dispatch.h"
-
-#ifdef IRIS_WITH_CUDA
-#include "framework/cuda/matmul.h"
-#include "framework/cuda/reduce.h"
-#endif
 
 namespace iris {
 

@@ -4,26 +4,15 @@
 #include <functional>
 
 #include "framework/autograd/node.h"
-#include "framework/cpu/conv.h"
+#include "framework/kernels/conv.h"
 #include "framework/ops/autocast.h"
 #include "framework/ops/dispatch.h"
-
-#ifdef IRIS_WITH_CUDA
-#include "framework/cuda/conv.h"
-#endif
 
 namespace iris {
 
 using autograd::NeedGrad;
 using autograd::SavedTensor;
 using Grads = std::vector<Tensor>;
-
-size_t ConvParamsHash::operator()(const ConvParams& p) const {
-  size_t h = 0;
-  for (int64_t v : {p.N, p.H, p.W, p.Cin, p.Cout, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.Ho, p.Wo})
-    h = h * 1000003u ^ std::hash<int64_t>{}(v);
-  return h;
-}
 
 ConvParams make_conv_params(const Shape& xs, const Shape& ws, std::array<int64_t, 2> stride,
                             std::array<int64_t, 2> padding, const char* op) {
@@ -107,21 +96,6 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, std
                      });
   }
   return out;
-}
-
-void set_conv_search(const std::string& mode, const std::string& what) {
-  IRIS_CHECK(mode == "heuristic" || mode == "find", what, " must be heuristic or find, got '", mode, "'");
-#ifdef IRIS_WITH_CUDA
-  cuda::set_conv_algo_search(mode == "find" ? cuda::ConvAlgoSearch::find : cuda::ConvAlgoSearch::heuristic);
-#endif
-}
-
-std::string conv_search() {
-#ifdef IRIS_WITH_CUDA
-  return cuda::conv_algo_search() == cuda::ConvAlgoSearch::find ? "find" : "heuristic";
-#else
-  return "heuristic";
-#endif
 }
 
 }  // namespace iris

@@ -1,14 +1,10 @@
 // Elementwise ops: argument checks, dtype promotion, dispatch to the device kernel, and the backward of each.
 #include "framework/ops/elementwise.h"
 
+#include "framework/kernels/elementwise.h"
 #include "framework/autograd/node.h"
-#include "framework/cpu/elementwise.h"
 #include "framework/ops/dispatch.h"
 #include "framework/ops/reduce.h"
-
-#ifdef IRIS_WITH_CUDA
-#include "framework/cuda/elementwise.h"
-#endif
 
 namespace iris {
 

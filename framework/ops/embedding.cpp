@@ -2,12 +2,8 @@
 #include "framework/ops/embedding.h"
 
 #include "framework/autograd/node.h"
-#include "framework/cpu/embedding.h"
+#include "framework/kernels/embedding.h"
 #include "framework/ops/dispatch.h"
-
-#ifdef IRIS_WITH_CUDA
-#include "framework/cuda/embedding.h"
-#endif
 
 namespace iris {
 
@@ -21,6 +17,15 @@ void check_index_tensor(const Tensor& indices, const char* op, const char* what)
   IRIS_CHECK(indices.dtype() == DType::i32 || indices.dtype() == DType::i64, op, ": ", what,
              " must be i32 or i64, got ", indices.summary());
 }
+
+// Index validation runs on the host, where a bad index can raise an iris::Error naming it: CUDA indices are
+// copied there first (a synchronising copy, meant for the small label tensors: class labels, cross-entropy
+// targets, a few hundred bytes).
+void check_indices(const Tensor& indices, int64_t limit, const char* op, const char* what) {
+  if (indices.device().is_cpu()) return cpu::check_indices(indices, limit, op, what);
+  if (indices.numel() == 0) return;
+  cpu::check_indices(indices.to(Device::cpu()), limit, op, what);
+}
 }  // namespace
 
 Tensor embedding(const Tensor& weight_in, const Tensor& indices_in) {
@@ -32,7 +37,7 @@ Tensor embedding(const Tensor& weight_in, const Tensor& indices_in) {
   IRIS_CHECK(weight_in.dim() == 2, op, ": weight must be [V, D], got ", weight_in.summary());
   const int64_t V = weight_in.size(0), D = weight_in.size(1);
   const Tensor indices = indices_in.contiguous();
-  IRIS_DISPATCH_DEVICE(indices.device(), check_indices, indices, V, op, "V (rows of the weight)");
+  check_indices(indices, V, op, "V (rows of the weight)");
   const Tensor weight = weight_in.contiguous();
 
   Shape out_shape = indices.shape();
@@ -66,7 +71,7 @@ Tensor gather_last(const Tensor& x_in, const Tensor& index_in, const char* op, c
              shape_str(rows), " of input ", x_in.summary(), " without its last axis");
   const int64_t C = x_in.size(-1);
   const Tensor index = index_in.contiguous();
-  IRIS_DISPATCH_DEVICE(index.device(), check_indices, index, C, op, what);
+  check_indices(index, C, op, what);
   const Tensor x = x_in.contiguous();
 
   Tensor out = Tensor::empty(rows, x.dtype(), x.device());

@@ -1,16 +1,12 @@
 // matmul and linear: shape checks, batch broadcasting, autocast, dispatch, backward.
 #include "framework/ops/matmul.h"
 
+#include "framework/kernels/matmul.h"
 #include "framework/autograd/node.h"
-#include "framework/cpu/matmul.h"
 #include "framework/ops/autocast.h"
 #include "framework/ops/dispatch.h"
 #include "framework/ops/elementwise.h"
 #include "framework/ops/reduce.h"
-
-#ifdef IRIS_WITH_CUDA
-#include "framework/cuda/matmul.h"
-#endif
 
 namespace iris {
 

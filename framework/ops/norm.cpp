@@ -3,13 +3,9 @@
 
 #include <cmath>
 
+#include "framework/kernels/norm.h"
 #include "framework/autograd/node.h"
-#include "framework/cpu/norm.h"
 #include "framework/ops/dispatch.h"
-
-#ifdef IRIS_WITH_CUDA
-#include "framework/cuda/norm.h"
-#endif
 
 namespace iris {
 

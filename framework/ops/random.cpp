@@ -1,14 +1,10 @@
 // Random tensors and dropout.
 #include "framework/ops/random.h"
 
+#include "framework/kernels/random.h"
 #include "framework/autograd/node.h"
-#include "framework/cpu/random.h"
 #include "framework/ops/dispatch.h"
 #include "framework/ops/elementwise.h"
-
-#ifdef IRIS_WITH_CUDA
-#include "framework/cuda/random.h"
-#endif
 
 namespace iris {
 

@@ -3,14 +3,11 @@
 
 #include <algorithm>
 
+#include "framework/kernels/reduce.h"
+#include "framework/kernels/softmax.h"
 #include "framework/autograd/node.h"
-#include "framework/cpu/reduce.h"
 #include "framework/ops/dispatch.h"
 #include "framework/ops/elementwise.h"
-
-#ifdef IRIS_WITH_CUDA
-#include "framework/cuda/reduce.h"
-#endif
 
 namespace iris {
 

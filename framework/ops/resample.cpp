@@ -2,13 +2,9 @@
 // factor of 4: the gradient of nearest upsampling sums 2x2 blocks, that of average pooling spreads g / 4).
 #include "framework/ops/resample.h"
 
+#include "framework/kernels/resample.h"
 #include "framework/autograd/node.h"
-#include "framework/cpu/resample.h"
 #include "framework/ops/dispatch.h"
-
-#ifdef IRIS_WITH_CUDA
-#include "framework/cuda/resample.h"
-#endif
 
 namespace iris {
 

@@ -4,13 +4,9 @@
 #include <set>
 #include <sstream>
 
+#include "framework/kernels/optim.h"
 #include "framework/autograd/grad_mode.h"
-#include "framework/cpu/optim.h"
 #include "framework/ops/dispatch.h"
-
-#ifdef IRIS_WITH_CUDA
-#include "framework/cuda/optim.h"
-#endif
 
 namespace iris::optim {
 
@@ -79,7 +75,7 @@ void AdamW::step() {
 #ifdef IRIS_WITH_CUDA
   // The parameters on the first CUDA device seen are updated together at the end, by the multi-tensor kernel
   // (a few launches for the whole model); the others one tensor at a time. Same arithmetic either way.
-  std::vector<cuda::AdamWTensor> batch;
+  std::vector<AdamWTensor> batch;
   int batch_device = -1;
 #endif
   for (Slot& s : params_) {
@@ -102,7 +98,7 @@ void AdamW::step() {
     IRIS_CHECK(s.m.shape() == s.param.shape(), "AdamW::step: parameter '", s.name, "' is ", s.param.summary(),
                " but its moments are ", s.m.summary());
     ++s.step;
-    cpu::AdamWStep k;
+    AdamWStep k;
     k.lr = lr_;
     k.beta1 = beta1_;
     k.beta2 = beta2_;
@@ -113,7 +109,7 @@ void AdamW::step() {
 #ifdef IRIS_WITH_CUDA
     if (s.param.device().is_cuda() && (batch_device < 0 || batch_device == s.param.device().index)) {
       batch_device = s.param.device().index;
-      batch.push_back(cuda::AdamWTensor{s.param, g, s.m, s.v, k});
+      batch.push_back(AdamWTensor{s.param, g, s.m, s.v, k});
     } else {
       IRIS_DISPATCH_DEVICE(s.param.device(), adamw_update, s.param, g, s.m, s.v, k);
     }
@@ -126,7 +122,7 @@ void AdamW::step() {
     s.v.storage()->bump_version();
   }
 #ifdef IRIS_WITH_CUDA
-  cuda::adamw_update_multi(batch);
+  if (!batch.empty()) cuda::adamw_update_multi(batch, cuda::compute_stream(batch_device));
 #endif
 }
 

@@ -5,8 +5,8 @@
 //   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 // as PyTorch's torch.optim.AdamW. Moments are f32 (f64 for f64 parameters, which only tests use) and live on
 // the parameter's device, created at a parameter's first update. Parameters without a gradient are skipped
-// (their step count does not advance). The update of one tensor is the kernel cpu::adamw_update (a CUDA twin,
-// cuda::adamw_update, has the same signature).
+// (their step count does not advance). The update of one tensor is the kernel adamw_update of
+// framework/kernels/optim.h (CPU and CUDA, the same arithmetic).
 #pragma once
 
 #include <string>

@@ -5,12 +5,9 @@
 #include <set>
 #include <sstream>
 
+#include "framework/kernels/optim.h"
 #include "framework/autograd/grad_mode.h"
 #include "framework/ops/elementwise.h"
-
-#ifdef IRIS_WITH_CUDA
-#include "framework/cuda/optim.h"
-#endif
 
 namespace iris::optim {
 
@@ -69,7 +66,8 @@ void EMA::update() {
     s = add(mul(s, d), mul(p.detach().to(s.dtype()), 1.0 - d));
   }
 #ifdef IRIS_WITH_CUDA
-  cuda::ema_update_multi(batch_shadows, batch_params, d);
+  if (!batch_shadows.empty())
+    cuda::ema_update_multi(batch_shadows, batch_params, d, cuda::compute_stream(batch_device));
 #endif
   ++num_updates_;
 }

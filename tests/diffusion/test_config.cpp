@@ -1,6 +1,8 @@
 // Run configuration: TOML parsing against the schema, typed --set overrides, clear errors for misspelt or
-// mistyped keys, and a resolved TOML that parses back to the same values.
+// mistyped keys, a resolved TOML that parses back to the same values; the typed [train]/[data] settings and
+// the [model] comparison of a resume.
 #include "diffusion/config.h"
+#include "diffusion/train_settings.h"
 #include "tests/common/test_util.h"
 
 using namespace iris;
@@ -39,15 +41,17 @@ lr = 2e-4
 }
 
 TEST_CASE("misspelt and mistyped keys are errors naming the key") {
-  check_throws_with([] { (void)Config::from_toml("[model]\nchanel_mults = [1, 2]\n", "a.toml"); },
-                    {"a.toml", "unknown config key 'model.chanel_mults'", "did you mean 'model.channel_mults'"});
+  check_throws_with(
+      [] { (void)Config::from_toml("[model]\nchanel_mults = [1, 2]\n", "a.toml"); },
+      {"a.toml", "unknown config key 'model.chanel_mults'", "did you mean 'model.channel_mults'"});
   check_throws_with([] { (void)Config::from_toml("[train]\nlr = \"fast\"\n", "b.toml"); },
                     {"b.toml", "train.lr", "expects a number"});
   check_throws_with([] { (void)Config::from_toml("[train]\nsteps = 1.5\n", "c.toml"); },
                     {"train.steps", "integer"});
   check_throws_with([] { (void)Config::from_toml("[model]\nchannel_mults = [1, \"x\"]\n", "d.toml"); },
                     {"model.channel_mults", "list of integers"});
-  check_throws_with([] { (void)Config::from_toml("[train\nlr = 1\n", "e.toml"); }, {"invalid TOML", "e.toml:1"});
+  check_throws_with([] { (void)Config::from_toml("[train\nlr = 1\n", "e.toml"); },
+                    {"invalid TOML", "e.toml:1"});
   Config c;
   check_throws_with([&] { c.set("train.lrr=1e-4"); }, {"unknown config key 'train.lrr'", "train.lr"});
   check_throws_with([&] { c.set("train.steps=ten"); }, {"train.steps", "integer", "ten"});
@@ -69,4 +73,40 @@ TEST_CASE("the resolved TOML parses back to the same configuration") {
   for (const auto& k : config_schema()) CHECK_MESSAGE(back.is_set(k.key), k.key);
   CHECK(back.get_float("train.lr") == 1.25e-4);
   CHECK(back.get_string("data.dir") == "with \"quotes\" and spaces");
+}
+
+TEST_CASE("TrainSettings reads [train] once and refuses bad values naming the key") {
+  Config c;
+  c.set("train.steps=7");
+  c.set("train.lr_schedule=cosine");
+  c.set("train.log_every=0");
+  const diffusion::TrainSettings t = diffusion::TrainSettings::from_config(c);
+  CHECK(t.steps == 7);
+  CHECK(t.lr.total_steps == 7);
+  CHECK(t.lr.decay == optim::LRScheduleOptions::Decay::cosine);
+  CHECK(t.log_every == 1);  // at least every step
+  for (const char* bad :
+       {"train.steps=0", "train.batch_size=-1", "train.microbatch=-2", "train.keep_every=-1",
+        "train.grad_clip=-1", "train.precision=f16", "train.lr_schedule=step"}) {
+    CAPTURE(bad);
+    Config b;
+    b.set(bad);
+    const std::string key = std::string(bad).substr(0, std::string(bad).find('='));
+    check_throws_with([&] { (void)diffusion::TrainSettings::from_config(b); }, {key});
+  }
+  Config v;
+  CHECK(diffusion::DataSettings::from_config(v).val_dir == diffusion::DataSettings::from_config(v).dir);
+}
+
+TEST_CASE("model_difference names the first [model] key that differs, ignoring memory-only keys") {
+  Config a, b;
+  CHECK(diffusion::model_difference(a, b).empty());
+  b.set("model.zero_init=true");
+  b.set("model.checkpoint_res_blocks=true");
+  CHECK(diffusion::model_difference(a, b).empty());  // step 0 and memory only: the same model
+  b.set("train.lr=0.5");
+  CHECK(diffusion::model_difference(a, b).empty());  // not a model key
+  b.set("model.channel_mults=1,2");
+  CHECK(diffusion::model_difference(a, b) ==
+        "model.channel_mults is " + a.value_text("model.channel_mults") + " in the checkpoint, [1, 2] now");
 }

@@ -85,28 +85,40 @@ TEST_CASE("a small SR3 learns block images on the CPU and beats bicubic upsampli
 namespace {
 Config tiny_base() {
   Config c;
-  for (const char* s : {"model.task=base", "model.resolution=8", "model.in_channels=1", "model.out_channels=1",
-                        "model.base_channels=8", "model.channel_mults=1,2", "model.num_res_blocks=1",
-                        "model.attention_resolutions=4", "model.norm_groups=4", "model.num_classes=3",
-                        "data.image_size=8", "data.lowres_size=8", "data.channels=1", "diffusion.timesteps=100",
-                        "diffusion.schedule=cosine", "diffusion.sampler=dpmpp2m", "diffusion.sample_steps=5",
-                        "diffusion.sample_schedule=respaced", "diffusion.guidance_scale=2.0"})
+  for (const char* s :
+       {"model.task=base", "model.resolution=8", "model.in_channels=1", "model.out_channels=1",
+        "model.base_channels=8", "model.channel_mults=1,2", "model.num_res_blocks=1",
+        "model.attention_resolutions=4", "model.norm_groups=4", "model.num_classes=3", "data.image_size=8",
+        "data.lowres_size=8", "data.channels=1", "diffusion.timesteps=100", "diffusion.schedule=cosine",
+        "diffusion.sampler=dpmpp2m", "diffusion.sample_steps=5", "diffusion.sample_schedule=respaced",
+        "diffusion.guidance_scale=2.0"})
     c.set(s);
   return c;
 }
 Config tiny_sr_aug(int64_t lowres, int64_t res) {
   Config c;
   for (const std::string& s :
-       {std::string("model.task=sr3"), "model.resolution=" + std::to_string(res), std::string("model.in_channels=2"),
-        std::string("model.out_channels=1"), std::string("model.base_channels=8"), std::string("model.channel_mults=1,2"),
-        std::string("model.num_res_blocks=1"), std::string("model.attention_resolutions="),
-        std::string("model.norm_groups=4"), std::string("model.aug_embedding=true"), std::string("augment.noise=true"),
-        std::string("augment.sample_noise_level=0.2"), std::string("augment.blur_prob=0.5"),
-        "data.image_size=" + std::to_string(res), "data.lowres_size=" + std::to_string(lowres),
-        std::string("data.channels=1"), std::string("diffusion.timesteps=100"),
+       {std::string("model.task=sr3"),
+        "model.resolution=" + std::to_string(res),
+        std::string("model.in_channels=2"),
+        std::string("model.out_channels=1"),
+        std::string("model.base_channels=8"),
+        std::string("model.channel_mults=1,2"),
+        std::string("model.num_res_blocks=1"),
+        std::string("model.attention_resolutions="),
+        std::string("model.norm_groups=4"),
+        std::string("model.aug_embedding=true"),
+        std::string("augment.noise=true"),
+        std::string("augment.sample_noise_level=0.2"),
+        std::string("augment.blur_prob=0.5"),
+        "data.image_size=" + std::to_string(res),
+        "data.lowres_size=" + std::to_string(lowres),
+        std::string("data.channels=1"),
+        std::string("diffusion.timesteps=100"),
         std::string("diffusion.beta_end=0.1"),  // linear betas over 100 steps reach noise (gamma_T 0.0067)
         std::string("diffusion.sampler=ddpm"),
-        std::string("diffusion.sample_steps=4"), std::string("diffusion.sample_schedule=respaced")})
+        std::string("diffusion.sample_steps=4"),
+        std::string("diffusion.sample_schedule=respaced")})
     c.set(s);
   return c;
 }
@@ -166,7 +178,11 @@ TEST_CASE("an SR stage with noise and blur augmentation trains, and cascades run
   }
   Cascade wrong;
   wrong.add({base, base->default_sample_settings(), false});
-  check_throws_with([&] { wrong.add({sr2, sr2->default_sample_settings(), false}); }, {"expects 16x16", "8x8"});
+  check_throws_with(
+      [&] {
+        wrong.add({sr2, sr2->default_sample_settings(), false});
+      },
+      {"expects 16x16", "8x8"});
 }
 
 TEST_CASE("a regression stage learns block images in one forward pass and refuses sampler settings") {
@@ -229,7 +245,8 @@ TEST_CASE("a regression stage learns block images in one forward pass and refuse
   SampleSettings ddim = s;
   ddim.sampler = "ddim";
   ddim.steps = 10;
-  check_throws_with([&] { (void)stage.sample(cond, 0, sg, ddim); }, {"regression", "one forward pass", "ddim"});
+  check_throws_with([&] { (void)stage.sample(cond, 0, sg, ddim); },
+                    {"regression", "one forward pass", "ddim"});
   // A regression stage is a super-resolution stage of a cascade like any other.
   Cascade cascade;
   cascade.add({std::make_shared<Stage>(c, init), s, false});
@@ -268,4 +285,19 @@ TEST_CASE("a sampling path that starts far from pure noise is refused, naming th
   Stage weak(short_schedule, init);
   check_throws_with([&] { (void)weak.sampling_path(weak.default_sample_settings()); },
                     {"training schedule", "far from the pure noise"});
+}
+
+TEST_CASE("truncated conditioning that would stop a chain before its first step is refused, saying why") {
+  Generator init(0);
+  const Stage base(tiny_base(), init);
+  SampleSettings s = base.default_sample_settings();
+  const std::vector<double> full = base.sampling_path(s);
+  s.stop_gamma = full.front() * 0.5;  // noisier than where the chain starts
+  check_throws_with([&] { (void)base.sampling_path(s); },
+                    {"truncated conditioning", "not one step would run", "lower s"});
+  s.stop_gamma = full[full.size() / 2];  // mid-way: a shorter chain that ends there
+  const std::vector<double> part = base.sampling_path(s);
+  CHECK(part.front() == full.front());
+  CHECK(part.back() == s.stop_gamma);
+  CHECK(part.size() < full.size());
 }

@@ -125,7 +125,7 @@ TEST_CASE("the summary covers every parameter and counts the benchmark's FLOPs")
   int64_t params = 0;
   for (const auto& b : net.summary()) params += b.params;
   CHECK(params == net.num_parameters());
-  // SR3_BENCH.md: 8.862e12 FLOPs per training step at batch 32 (277 GFLOP per image).
+  // tools/bench/SR3_BENCH.md: 8.862e12 FLOPs per training step at batch 32 (277 GFLOP per image).
   CHECK(net.train_flops_per_sample() * 32 == doctest::Approx(8.862e12).epsilon(2e-4));
   const UNet small = build("configs/fmnist_sr3_7to28.toml");
   int64_t small_params = 0;

@@ -98,10 +98,9 @@ RunResult run_iris(const std::string& args) {
   return run_iris_after("", args);
 }
 
-RunResult run_iris_after(const std::string& setup, const std::string& args) {
+RunResult run_shell(const std::string& cmd) {
   RunResult r;
-  const std::string cmd = setup + " exec " + std::string(iris_binary()) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
   REQUIRE(p != nullptr);
   char buf[4096];
   size_t n;
@@ -109,6 +108,10 @@ RunResult run_iris_after(const std::string& setup, const std::string& args) {
   const int status = ::pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+RunResult run_iris_after(const std::string& setup, const std::string& args) {
+  return run_shell(setup + " exec " + std::string(iris_binary()) + " " + args);
 }
 
 bool kill_iris_when(const std::string& args, const std::function<bool()>& ready) {

@@ -31,6 +31,8 @@ struct RunResult {
 // only summation order explains stay ~1e-5.
 double max_rel_diff(const nn::StateDict& a, const nn::StateDict& b);
 
+// Runs a shell command, capturing stdout and stderr.
+RunResult run_shell(const std::string& cmd);
 // Runs iris with `args` (shell-quoted by the caller where needed), capturing stdout+stderr.
 RunResult run_iris(const std::string& args);
 // Runs `iris <args>` (split at spaces; iris itself, not a shell, so the signal reaches it) with its output

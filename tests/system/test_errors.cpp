@@ -47,9 +47,11 @@ TEST_CASE("iris train: bad config keys, values, data and checkpoints are named i
   const RunResult ok = run_iris(base + "--set train.steps=2");
   REQUIRE_MESSAGE(ok.exit_code == 0, ok.output);
   const std::string ck = (fs::path(root) / "run" / "checkpoints" / diffusion::checkpoint_name(2)).string();
-  expect_error(run_iris("train --config " + cfg + " --threads 1 --run " + root + "/other --resume " + ck +
-                        " --set model.base_channels=16"),
-               {ck, "different model configuration"});
+  const RunResult other = run_iris("train --config " + cfg + " --threads 1 --run " + root +
+                                   "/other --resume " + ck + " --set model.base_channels=16");
+  expect_error(other, {ck, "different model configuration"});
+  check_contains(other, "model.base_channels is ");  // the key that differs, with both values
+  check_contains(other, " in the checkpoint, 16 now");
   // A file that is not a checkpoint.
   const std::string junk = (fs::path(root) / "junk.h5").string();
   std::ofstream(junk) << "not hdf5";

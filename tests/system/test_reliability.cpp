@@ -5,12 +5,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "data/image.h"
@@ -153,6 +155,65 @@ TEST_CASE("pruning keeps the newest checkpoints that verify and never deletes th
   CHECK(fs::exists(ckpt_path(t.run, 8)));  // newer than what this run wrote and good: kept
 }
 
+TEST_CASE("train.keep_best keeps the state of the best validation PSNR as best.h5, across resumes") {
+  const TinyRun t("rel-best");
+  const std::string train = t.train + " --set train.keep_checkpoints=1 --set train.sample_every=1 ";
+  // The best validation PSNR of metrics.jsonl and its step.
+  const auto best_in_metrics = [&] {
+    std::ifstream f((fs::path(t.run) / "metrics.jsonl").string());
+    std::pair<int64_t, double> best{-1, -1e300};
+    for (std::string line; std::getline(f, line);)
+      if (const auto j = nlohmann::json::parse(line); j.contains("val_psnr") && j["val_psnr"] > best.second)
+        best = {j["step"].get<int64_t>(), j["val_psnr"].get<double>()};
+    return best;
+  };
+  const std::string best = (fs::path(t.run) / "checkpoints" / diffusion::kBestCheckpointName).string();
+  const RunResult r = run_iris(train + "--set train.steps=6");
+  REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  check_contains(r, "best so far, kept as " + best);
+  const auto [step, psnr] = best_in_metrics();
+  REQUIRE(step > 0);
+  diffusion::verify_checkpoint(best);
+  CHECK(diffusion::read_checkpoint_info(best).step == step);
+  CHECK(diffusion::read_checkpoint_info(best).val_psnr == psnr);
+  CHECK(diffusion::list_checkpoints((fs::path(t.run) / "checkpoints").string()).size() ==
+        1);  // pruned, not it
+
+  // A resumed run reads the score of best.h5 and does not replace a better state with a worse one.
+  edited_copy(best, best, [](diffusion::TrainingCheckpoint& c) { c.val_psnr = 99; });
+  const RunResult more = run_iris(train + "--resume auto --set train.steps=8");
+  REQUIRE_MESSAGE(more.exit_code == 0, more.output);
+  CHECK(more.output.find("best so far") == std::string::npos);
+  CHECK(diffusion::read_checkpoint_info(best).val_psnr == 99);
+  CHECK(diffusion::read_checkpoint_info(best).step == step);
+
+  // A damaged best.h5 is named and replaced by the next score; resume itself never takes it.
+  damage(best, 2072);
+  const RunResult again = run_iris(train + "--resume auto --set train.steps=9");
+  REQUIRE_MESSAGE(again.exit_code == 0, again.output);
+  check_contains(again, best);
+  check_contains(again, "resumed from " + ckpt_path(t.run, 8));
+  diffusion::verify_checkpoint(best);
+  CHECK(diffusion::read_checkpoint_info(best).step == 9);
+
+  // Off: no best.h5.
+  const TinyRun off("rel-best-off");
+  REQUIRE(run_iris(off.train + "--set train.sample_every=1 --set train.steps=2 --set train.keep_best=false")
+              .exit_code == 0);
+  CHECK_FALSE(fs::exists(fs::path(off.run) / "checkpoints" / diffusion::kBestCheckpointName));
+}
+
+TEST_CASE("a TensorBoard folder that cannot be made is an error naming it, and train.tensorboard=false writes none") {
+  const TinyRun t("rel-tb");
+  fs::create_directories(t.run);
+  std::ofstream(fs::path(t.run) / "tensorboard") << "a file where the folder should be";
+  expect_error(run_iris(t.train + "--set train.steps=1"), {"tensorboard", t.run + "/tensorboard"});
+  const TinyRun off("rel-tb-off");
+  REQUIRE(run_iris(off.train + "--set train.steps=1 --set train.tensorboard=false").exit_code == 0);
+  CHECK_FALSE(fs::exists(fs::path(off.run) / "tensorboard"));
+  CHECK(fs::exists(fs::path(off.run) / "metrics.jsonl"));
+}
+
 TEST_CASE("prune_checkpoints: keep counts only checkpoints that verify, milestones and the newest stay") {
   TempDir dir("rel-prune-unit");
   const std::string d = dir.path().string();
@@ -263,7 +324,9 @@ TEST_CASE("a write that runs out of space fails cleanly: an error, no temporary 
   std::vector<std::string> left;
   for (const auto& e : fs::directory_iterator(fs::path(t.run) / "checkpoints"))
     left.push_back(e.path().filename());
-  CHECK(left == std::vector<std::string>{"step_000000002.h5"});  // no temporary file; the earlier one intact
+  std::sort(left.begin(), left.end());
+  // No temporary file; the earlier checkpoint intact (and best.h5, the final grid's score: train.keep_best).
+  CHECK(left == std::vector<std::string>{"best.h5", "step_000000002.h5"});
   diffusion::verify_checkpoint(ckpt_path(t.run, 2));
   // The same for `iris shard images`.
   const std::string src = (fs::path(t.root) / "src").string();

@@ -1,9 +1,6 @@
 // Running `iris` under mpirun from the system tests of label mpi.
 #pragma once
 
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <string>
 
 #include "tests/common/test_util.h"
@@ -19,15 +16,7 @@ inline std::string mpirun(int np) {
 
 // Runs a shell command, capturing stdout and stderr.
 inline RunResult run_cmd(const std::string& cmd) {
-  RunResult r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return r;
+  return run_shell(cmd);
 }
 
 }  // namespace iris::test

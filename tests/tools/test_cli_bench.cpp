@@ -69,3 +69,16 @@ TEST_CASE("iris bench applies --set to the model and names bad options") {
   CHECK(r.code == 1);
   CHECK(r.has("model.base_chanels"));
 }
+
+TEST_CASE("iris bench times class-conditional models (labels are part of the inputs)") {
+  for (const char* mode : {"train", "sample"}) {
+    CAPTURE(mode);
+    const IrisRun r = run_iris(
+        "bench --config configs/fmnist_base_14.toml --device cpu --threads 1 --batch 3 --steps 2 --warmup 1 "
+        "--mode " +
+        std::string(mode));
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(last_json(r)["batch"] == 3);
+  }
+}

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""PyTorch baseline for `iris bench`: the SR3_BENCH.md U-Net and step, timed the same way.
+"""PyTorch baseline for `iris bench`: the tools/bench/SR3_BENCH.md U-Net and step, timed the same way.
 
-Builds the benchmark U-Net described in SR3_BENCH.md (97,807,491 parameters at the default sizes) from that
-description, and times the training step (forward, L1 loss against the target noise, backward, AdamW) or
-the sampling step (forward without gradients) with CUDA events: warm-up steps, then the median of timed
+Builds the benchmark U-Net described in tools/bench/SR3_BENCH.md (97,807,491 parameters at the default
+sizes) from that description, and times the training step (forward, L1 loss against the target noise,
+backward, AdamW) or the sampling step (forward without gradients) with CUDA events: warm-up steps, then the median of timed
 steps. Two random input sets alternate. Prints a JSON line like iris bench's, so both can be compared in
 the same run on the same card. Needs PyTorch with CUDA.
 

@@ -50,7 +50,8 @@ mark() { echo "$(date '+%Y/%m/%d %H:%M:%S'), mark, $1" >> "$out/smi.csv"; }
 # every case planned by Find; the suite has its own find-mode case too).
 export IRIS_CUDNN_FIND=1
 
-# 1. the headline: bf16 training, Iris then PyTorch (SR3_BENCH.md: batch 32, warm-up 5, median of 20)
+# 1. the headline: bf16 training, Iris then PyTorch (tools/bench/SR3_BENCH.md: batch 32, warm-up 5,
+#    median of 20)
 run iris_train_bf16 45 iris bench --config $cfg --set train.conv_search=find --mode train --precision bf16 --batch 32 --steps 20 --warmup 5
 run torch_train_bf16 70 python3 tools/scripts/bench_pytorch.py --mode train --precision bf16 --batch 32
 

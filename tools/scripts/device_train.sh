@@ -67,7 +67,7 @@ step bf16_train 60 "$iris" train "${common[@]}" --run "$out/bf16" --set train.pr
   --set train.steps=200 --set train.sample_every=0 --set train.log_every=50
 grep -a -E '^step [0-9]' "$out/bf16_train.log" | tail -n 2 | tee -a "$summary"
 
-# 4. activation checkpointing on the benchmark U-Net (SR3_BENCH.md step), same run
+# 4. activation checkpointing on the benchmark U-Net (tools/bench/SR3_BENCH.md step), same run
 for c in false true; do
   step "bench_ckpt_$c" 45 "$iris" bench --config configs/sr3_bench_128.toml --mode train --precision bf16 \
     --set train.conv_search=find \

@@ -53,7 +53,10 @@
 # a point or two in CAS are within the noise of 10 x K samples and one seed.
 #
 #   run.sh [--smoke] [--out DIR] [--base-steps N] [--sr-steps N] [--base28-steps N] [--per-class K]
-#          [--levels "0,0.1,0.2,0.3,0.5"] [--sample-steps N] [--clf-steps N]
+#          [--levels "0,0.1,0.2,0.3,0.5"] [--sample-steps N] [--clf-steps N] [--train-seed S]
+#     --train-seed S  train.seed of every model (initial weights, data order, noise; default 0): a second
+#              training seed, in its own --out (the sampling seed stays 0, so the seeds' samples share labels
+#              and noise)
 #     --smoke  the whole pipeline on tiny settings (a 512-image data set, a few steps): what ctest runs
 #     IRIS_BIN the iris program (default build/bin/iris); IRIS_FASHION_MNIST_DIR as for `iris shard`
 # Resumes: a finished training run or scored sweep point is not redone when run.sh is run again with the
@@ -77,6 +80,7 @@ per_class=40        # samples of every class for each method (10 classes)
 levels="0,0.1,0.2,0.3,0.5"  # sampling-time augmentation levels s of the noise-augmented SR stage
 sample_steps=25     # DPM-Solver++(2M) steps of every stage
 clf_steps=400       # steps of the feature classifier and of each CAS classifier (batch 64, width 16)
+train_seed=0        # train.seed of every model
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1 ;;
@@ -88,6 +92,7 @@ while [ $# -gt 0 ]; do
     --levels) levels=$2; shift ;;
     --sample-steps) sample_steps=$2; shift ;;
     --clf-steps) clf_steps=$2; shift ;;
+    --train-seed) train_seed=$2; shift ;;
     *) echo "run.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -120,7 +125,7 @@ if [ "$smoke" = 1 ]; then data=$out/data; limit=(--limit 512); fi
 # which iris sweep takes its defaults from.
 common=(--set "data.dir=$data/train" --set "data.val_dir=$data/test" --set train.keep_checkpoints=1
         --set diffusion.sampler=dpmpp2m --set diffusion.sample_schedule=respaced
-        --set "diffusion.sample_steps=$sample_steps")
+        --set "diffusion.sample_steps=$sample_steps" --set "train.seed=$train_seed")
 if [ "$smoke" = 1 ]; then
   common+=(--set train.log_every=4 --set train.sample_every=0 --set train.batch_size=8)
 else
@@ -241,7 +246,8 @@ jq -n --slurpfile rf "$scores/real.fd.json" --slurpfile rc "$scores/real.cas.jso
 
 echo
 echo "CDM conditioning augmentation, Fashion-MNIST 14x14 base -> 28x28 SR: $count samples per method" \
-     "($per_class per class), training steps base14 $base_steps, SR $sr_steps each, base28 $base28_steps"
+     "($per_class per class), training steps base14 $base_steps, SR $sr_steps each, base28 $base28_steps," \
+     "training seed $train_seed"
 echo "training seconds: ${train_seconds[*]}"
 echo "sweep seconds: $(for n in "${methods[@]}"; do printf '%s=%s ' "$n" "$(cat "$out/samples/$n/seconds")"; done)"
 cat "$out/results.md"

@@ -15,8 +15,10 @@
 #                                     outputs with their inputs' labels (SR3 Table 3's analogue)
 # and prints one table (also OUT/results.md and OUT/results.json).
 #
-#   run.sh [--smoke] [--out DIR] [--steps K] [--count N] [--seeds "0 1"]
+#   run.sh [--smoke] [--out DIR] [--steps K] [--count N] [--seeds "0 1"] [--train-seed S]
 #     --smoke  the whole pipeline on tiny settings (a 512-image data set, a few steps): what ctest runs
+#     --train-seed S  train.seed of all three models (initial weights, data order, noise; default 0): a
+#              second training seed goes to its own --out folder
 #     IRIS_BIN the iris program (default build/bin/iris); IRIS_FASHION_MNIST_DIR as for `iris shard`
 # Resumes: a finished training run or score is not redone when run.sh is run again with the same --out.
 set -euo pipefail
@@ -27,6 +29,7 @@ out=""
 steps=1500       # training steps of each model (batch 32)
 count=1000       # test images super-resolved by each method
 seeds="0"        # sampling seeds of the SR3 models (the regression model draws nothing)
+train_seed=0     # train.seed of every model
 clf_steps=600    # iris fd's feature classifier
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,6 +38,7 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift ;;
     --count) count=$2; shift ;;
     --seeds) seeds=$2; shift ;;
+    --train-seed) train_seed=$2; shift ;;
     *) echo "run.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -61,7 +65,8 @@ if [ "$smoke" = 1 ]; then data=$out/data; limit=(--limit 512); fi
 
 # ---- training ----------------------------------------------------------------------------------------------
 common=(--config "$root/configs/fmnist_sr3_7to28.toml" --set "data.dir=$data/train" --set "data.val_dir=$data/test"
-        --set "train.steps=$steps" --set "train.checkpoint_every=$steps" --set train.keep_checkpoints=1)
+        --set "train.steps=$steps" --set "train.checkpoint_every=$steps" --set train.keep_checkpoints=1
+        --set "train.seed=$train_seed")
 if [ "$smoke" = 1 ]; then
   common+=(--set train.log_every=4 --set train.sample_every=0 --set diffusion.sample_steps=4 --set train.batch_size=8
            --set diffusion.sample_schedule=respaced)

@@ -1,18 +1,20 @@
-// Tensor views (sharing storage) and copies/conversions, each with its backward.
+// Tensor views (sharing storage) and copies/conversions, each with its backward, and the in-place fill_ and
+// copy_. Members of Tensor (core/tensor.h), defined in the op layer because they record autograd nodes and
+// dispatch to the kernels, which the core must not depend on.
+#include <algorithm>
 #include <numeric>
 #include <optional>
 
 #include "framework/autograd/grad_mode.h"
 #include "framework/autograd/node.h"
 #include "framework/core/tensor.h"
-#include "framework/cpu/elementwise.h"
+#include "framework/kernels/elementwise.h"
 #include "framework/ops/dispatch.h"
 #include "framework/ops/elementwise.h"
 #include "framework/ops/reduce.h"
 
 #ifdef IRIS_WITH_CUDA
-#include "framework/cuda/elementwise.h"
-#include "framework/cuda/runtime.h"
+#include "framework/cuda/runtime.h"  // memcpy_between
 #endif
 
 namespace iris {

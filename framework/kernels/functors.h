@@ -1,4 +1,5 @@
-// Elementwise functors shared by the CPU and CUDA backends (one definition, compiled for both).
+// The elementwise op enums and functors shared by the CPU and CUDA backends (one definition, compiled for
+// both): part of the elementwise kernel contract (framework/kernels/elementwise.h).
 //
 // Each functor maps compute-type values (float for f32/bf16 storage, double for f64) to one value.
 // `a`/`b` are op parameters (a scalar operand, clamp bounds, an exponent).
