@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <map>
 
@@ -21,19 +20,6 @@ std::pair<std::string, std::string> split_dataset(const std::string& arg) {
       !fs::exists(arg))
     return {arg.substr(0, colon), arg.substr(colon + 1)};
   return {arg, ""};
-}
-
-int shard_lowres_height(const ShardSet& set, const std::string& dataset, const std::string& tool) {
-  if (dataset.empty() || dataset == "images") return 0;
-  const std::string prefix = "lowres_";
-  int h = 0;
-  if (dataset.rfind(prefix, 0) == 0) h = std::atoi(dataset.c_str() + prefix.size());
-  const auto& sizes = set.spec().lowres_sizes;
-  std::string have = "images";
-  for (int s : sizes) have += ", " + lowres_dataset_name(s);
-  IRIS_CHECK(h > 0 && std::find(sizes.begin(), sizes.end(), h) != sizes.end(), tool, ": the shard folder '",
-             set.dir(), "' has no '", dataset, "' (it has: ", have, ")");
-  return h;
 }
 
 // One of the four kinds of set; only the members of its kind are used.
@@ -55,6 +41,21 @@ struct ImageSet::Impl {
 };
 
 namespace {
+
+// The low-res height a shard folder's dataset name selects: 0 for "images" or "", h for "lowres_<h>" when
+// the set stores that size; otherwise an error from `tool` naming the folder and the datasets it has.
+int shard_lowres_height(const ShardSet& set, const std::string& dataset, const std::string& tool) {
+  if (dataset.empty() || dataset == "images") return 0;
+  const std::string prefix = "lowres_";
+  int h = 0;
+  if (dataset.rfind(prefix, 0) == 0) h = std::atoi(dataset.c_str() + prefix.size());
+  const auto& sizes = set.spec().lowres_sizes;
+  std::string have = "images";
+  for (int s : sizes) have += ", " + lowres_dataset_name(s);
+  IRIS_CHECK(h > 0 && std::find(sizes.begin(), sizes.end(), h) != sizes.end(), tool, ": the shard folder '",
+             set.dir(), "' has no '", dataset, "' (it has: ", have, ")");
+  return h;
+}
 
 std::string children_of(const h5::Group& g) {
   std::string s;
@@ -186,7 +187,9 @@ Image ImageSet::image(int64_t i) const {
 
 std::string ImageSet::name(int64_t i) const {
   if (named()) return impl_->names.at(static_cast<size_t>(i));
-  return "#" + std::to_string(i);
+  std::string name = "#";  // appended, not "#" + ...: GCC 12 warns (-Wrestrict) about that spuriously
+  name += std::to_string(i);
+  return name;
 }
 
 Tensor ImageSet::images(int64_t start, int64_t count) const {

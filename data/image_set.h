@@ -24,19 +24,14 @@
 
 namespace iris::data {
 
-class ShardSet;
-
 // "PATH:NAME" -> {PATH, NAME} when PATH exists, NAME is not empty and the whole argument is not itself a
 // path; else {arg, ""} (so a file whose name holds a ':' is still found).
 std::pair<std::string, std::string> split_dataset(const std::string& arg);
 
-// The low-res height a shard folder's dataset name selects: 0 for "images" or "", h for "lowres_<h>" when
-// the set stores that size; otherwise an iris::Error from `tool` naming the folder and the datasets it has.
-int shard_lowres_height(const ShardSet& set, const std::string& dataset, const std::string& tool);
-
+// Every member has a default, so a designated initializer may name any of them ({.tool = "cas"}).
 struct ImageSetOptions {
   std::string tool = "image set";  // the start of every error message ("eval", "cas", "--input-dir")
-  std::string role;                // "prediction", "reference", "low-res": said in messages when given
+  std::string role{};              // "prediction", "reference", "low-res": said in messages when given
   // Without a DATASET, pick the set's low-res images (iris eval --lowres): a shard folder's only low-res
   // size, or an HDF5 file's only "lowres"/"lowres_<h>" dataset (several are an error asking for one).
   bool prefer_lowres = false;

@@ -27,6 +27,7 @@
 #include "data/metrics.h"
 #include "diffusion/cas.h"
 #include "diffusion/classifier.h"
+#include "diffusion/sampling_record.h"
 #include "framework/cpu/parallel.h"
 #include "framework/dist/communicator.h"
 #include "framework/io/hdf5.h"
