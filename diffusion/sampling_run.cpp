@@ -73,7 +73,7 @@ std::vector<Tensor> sample_cascade(const std::vector<CascadeStep>& steps, const 
       Generator gen = batch_generator(run.seed, streams, rows);
       const StageBatch c = condition_rows(in, rows, *steps.front().stage, run.device);
       for (const Tensor& out : cascade.run(c, static_cast<int64_t>(rows.size()), gen))
-        mine.push_back(data::float_to_u8(out));
+        mine.push_back(data::float_to_u8(out.cpu()));  // the rows are gathered and written from the CPU
     }
     const std::vector<int64_t> got = split.gather(r, mine, row_shapes, N, outputs);
     if (record) record->write(got);  // finished samples are on disk before the next round starts

@@ -61,15 +61,9 @@ void run_cascade(const CascadeOptions& o) {
   const Inputs in = diffusion::gather_inputs(
       stages.front(), cond, static_cast<int>(stages.back().stage->resolution()), class_names);
   const int64_t N = in.size();
-  IRIS_CHECK(N > 0, "nothing to sample: the inputs given select no samples");
 
   // The record: OUT/run.json and each stage's PNGs in OUT/stage_<i>.
-  diffusion::SamplingRun run;
-  run.seed = o.seed;
-  run.batch = o.batch;
-  run.device = device;
-  run.comm = comm;
-  run.out = o.out;
+  diffusion::SamplingRun run = recorded_run(o, device, comm);
   nlohmann::json stage_ids = nlohmann::json::array();
   for (size_t i = 0; i < n_stages; ++i) {
     run.dirs.push_back((fs::path(o.out) / ("stage_" + std::to_string(i))).string());
@@ -82,8 +76,6 @@ void run_cascade(const CascadeOptions& o) {
                   {"seed", o.seed},
                   {"samples", N},
                   {"inputs_crc32c", diffusion::inputs_checksum(in)}};
-  run.resume = o.resume;
-  run.overwrite = o.overwrite;
   SamplingDisplay display("cascade");
   display.attach(run, [&](const diffusion::SamplingStart& start) {
     std::printf("iris cascade: %zu stages -> %s\n%s\n", n_stages, o.out.c_str(),

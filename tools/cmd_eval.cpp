@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -98,13 +97,12 @@ void save_bicubic(const EvalOptions& o, const std::vector<data::Image>& images) 
 
 void run_eval(const EvalOptions& o) {
   std::vector<std::string> notes;
-  const data::ImageSet pred_set = open_source(o.pred, "prediction");
-  const data::ImageSet truth_set = align(open_source(o.truth, "reference"), pred_set, "reference", notes);
-  std::optional<data::ImageSet> low_set;
-  if (!o.lowres.empty()) low_set = align(open_source(o.lowres, "low-res"), pred_set, "low-res", notes);
-  const data::ImageSet *pred = &pred_set, *truth = &truth_set, *low = low_set ? &*low_set : nullptr;
+  const data::ImageSet pred = open_source(o.pred, "prediction");
+  const data::ImageSet truth = align(open_source(o.truth, "reference"), pred, "reference", notes);
+  std::optional<data::ImageSet> low;
+  if (!o.lowres.empty()) low = align(open_source(o.lowres, "low-res"), pred, "low-res", notes);
 
-  const int64_t n = pred->size();
+  const int64_t n = pred.size();
   IRIS_CHECK(o.save_bicubic.empty() || low, "eval: --save-bicubic needs --lowres (the images to upsample)");
   std::vector<Row> rows(static_cast<size_t>(n));
   std::vector<data::Image> bicubic_images(o.save_bicubic.empty() ? 0 : static_cast<size_t>(n));
@@ -117,11 +115,11 @@ void run_eval(const EvalOptions& o) {
     for (int64_t i = lo; i < hi; ++i) {
       Row& r = rows[static_cast<size_t>(i)];
       try {
-        r.name = pred->name(i);
-        const data::Image p = pred->image(i), t = truth->image(i);
+        r.name = pred.name(i);
+        const data::Image p = pred.image(i), t = truth.image(i);
         IRIS_CHECK(p.height == t.height && p.width == t.width && p.channels == t.channels, "eval: ", r.name,
-                   ": the prediction is ", p.str(), " but the reference ('", truth->spec(), "' ",
-                   truth->name(i), ") is ", t.str());
+                   ": the prediction is ", p.str(), " but the reference ('", truth.spec(), "' ",
+                   truth.name(i), ") is ", t.str());
         r.psnr = data::psnr(p, t);
         if (p.height >= data::kSsimWindow && p.width >= data::kSsimWindow) r.ssim = data::ssim(p, t);
         if (low) {

@@ -96,23 +96,15 @@ void run_sample(const SampleOptions& o) {
   std::vector<std::string> class_names;
   const Inputs in = diffusion::gather_inputs(L, cond, static_cast<int>(st.resolution()), class_names);
   const int64_t N = in.size();
-  IRIS_CHECK(N > 0, "nothing to sample: the inputs given select no samples");
 
   // A one-stage cascade; the record is OUT/run.json and one PNG per sample in OUT.
-  diffusion::SamplingRun run;
-  run.seed = o.seed;
-  run.batch = o.batch;
-  run.device = device;
-  run.comm = comm;
-  run.out = o.out;
+  diffusion::SamplingRun run = recorded_run(o, device, comm);
   run.dirs = {o.out};
   run.identity = {{"command", "sample"},
                   {"stage", diffusion::stage_identity(L, s)},
                   {"seed", o.seed},
                   {"samples", N},
                   {"inputs_crc32c", diffusion::inputs_checksum(in)}};
-  run.resume = o.resume;
-  run.overwrite = o.overwrite;
   SamplingDisplay display("sample");
   display.attach(run, [&](const diffusion::SamplingStart& start) {
     std::printf(

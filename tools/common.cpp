@@ -1,10 +1,5 @@
 #include "tools/common.h"
 
-#include <algorithm>
-#include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-
 #include "data/image_set.h"
 #include "diffusion/cas.h"
 #include "framework/core/error.h"
@@ -13,8 +8,6 @@
 #include "framework/dist/communicator.h"
 
 namespace iris::tools {
-
-namespace fs = std::filesystem;
 
 Device resolve_device(const std::string& name) {
   if (name == "auto") return cuda_available() ? Device::cuda(0) : Device::cpu();

@@ -18,6 +18,19 @@ void add_sampling_run_options(CLI::App& cmd, SamplingRunOptions& o) {
   cmd.add_flag("--overwrite", o.overwrite, "replace the run in --out instead of refusing");
 }
 
+diffusion::SamplingRun recorded_run(const SamplingRunOptions& o, Device device,
+                                    std::shared_ptr<dist::Communicator> comm) {
+  diffusion::SamplingRun run;
+  run.seed = o.seed;
+  run.batch = o.batch;
+  run.device = device;
+  run.comm = std::move(comm);
+  run.out = o.out;
+  run.resume = o.resume;
+  run.overwrite = o.overwrite;
+  return run;
+}
+
 ConditionOptions StageInputOptions::conditions() const {
   IRIS_CHECK(!stages.empty(), "give at least one --stage CHECKPOINT");
   IRIS_CHECK(!per_class_opt->count() || cond.per_class > 0, "--per-class must be positive, got ",
@@ -65,9 +78,7 @@ void SamplingDisplay::attach(diffusion::SamplingRun& run,
 }
 
 void SamplingDisplay::finish() {
-  if (!progress_) return;
-  progress_->status("");
-  progress_->finish();
+  if (progress_) progress_->finish();
 }
 
 void print_run_status(const dist::Communicator* comm, const diffusion::SamplingStart& start, bool resume,

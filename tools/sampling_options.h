@@ -35,6 +35,10 @@ struct SamplingRunOptions {
 };
 // Registers --seed, --batch, --device, --threads, --out, --resume and --overwrite on `cmd`.
 void add_sampling_run_options(CLI::App& cmd, SamplingRunOptions& o);
+// The library's run for these options (seed, batch, --out, --resume, --overwrite) on `device` and the ranks
+// of `comm`; the command adds its output folders and identity.
+diffusion::SamplingRun recorded_run(const SamplingRunOptions& o, Device device,
+                                    std::shared_ptr<dist::Communicator> comm);
 
 // The stages of a run of one or more stages (iris cascade, iris sweep) and what its first stage is
 // conditioned on, as its command line gives them.
