@@ -280,11 +280,11 @@ void register_fd(CLI::App& app) {
   cmd->footer(
       "FID's statistic with a classifier trained here on --train standing in for Inception: compare runs "
       "scored with the same real sets and options, never with published FIDs. The floor is the distance of "
-      "as many real training images as were generated. PATH as for iris cas; --generated needs no labels. "
-      "Train the feature classifier once (--save-classifier) and score every checkpoint's samples with it "
-      "(--classifier): the same features, and no retraining. With --inception WEIGHTS it computes FID as "
-      "published instead (Inception-v3 pool3 features; --batch images per pass, default 50), from --real or "
-      "--real-stats.");
+      "as many real training images as were generated. PATH as for iris cas; --generated needs no labels (a "
+      "folder of image files will do). Train the feature classifier once (--save-classifier) and score every "
+      "checkpoint's samples with it (--classifier): the same features, and no retraining. With --inception "
+      "WEIGHTS it computes FID as published instead (Inception-v3 pool3 features; --batch images per pass, "
+      "default 50), from --real or --real-stats.");
   cmd->add_option(
          "--train", o->train,
          "real training images with labels: the feature classifier learns on them; they give the floor")

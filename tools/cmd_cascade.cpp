@@ -18,8 +18,7 @@
 #include "framework/iris.h"
 #include "tools/commands.h"
 #include "tools/common.h"
-#include "tools/sample_run.h"
-#include "tools/sampling.h"
+#include "tools/sampling_options.h"
 #include "tools/stage_settings.h"
 
 namespace iris::tools {
@@ -44,70 +43,45 @@ void run_cascade(const CascadeOptions& o) {
   const size_t n_stages = o.inputs.stages.size();
 
   // Stages and their settings first: a bad checkpoint or option fails before any input is read.
-  const std::vector<LoadedStage> stages = load_stages(o.inputs, device);
-  std::vector<diffusion::SampleSettings> settings;
-  for (size_t i = 0; i < n_stages; ++i) settings.push_back(stage_settings(stages[i], o.lists, i, n_stages));
-  const LoadedStage& first = stages.front();
-  std::vector<std::string> class_names;
-  const Inputs in =
-      gather_inputs(first, cond, static_cast<int>(stages.back().stage->resolution()), class_names);
-  const int64_t N = in.size();
-  IRIS_CHECK(N > 0, "nothing to sample: the inputs given select no samples");
-  const std::vector<uint64_t> streams = noise_streams(in, N);
-  const bool root = !comm || comm->rank() == 0;
-  std::unique_ptr<SamplingProgress> progress;  // made once the work is known; the step callbacks use it
-  int64_t current = 0;                         // the round being sampled, for the progress callbacks
-
-  diffusion::Cascade cascade;
+  const std::vector<LoadedStage> stages = diffusion::load_stages(o.inputs.stages, o.inputs.raw, device);
+  std::vector<diffusion::CascadeStep> steps;
+  for (size_t i = 0; i < n_stages; ++i)
+    steps.push_back({stages[i].stage, stage_settings(stages[i], o.lists, i, n_stages),
+                     o.truncated && stage_truncatable(stages[i], i)});
+  diffusion::Cascade chain;  // checks that the stages chain, naming both checkpoints when they do not
   bool any_truncated = false;
   for (size_t i = 0; i < n_stages; ++i) {
-    diffusion::CascadeStep step;
-    step.stage = stages[i].stage;
-    step.settings = settings[i];
-    step.truncated = o.truncated && stage_truncatable(stages[i], i);
-    any_truncated = any_truncated || step.truncated;
-    const std::string phase = "stage " + std::to_string(i + 1) + "/" + std::to_string(n_stages);
-    step.settings.on_step = [&progress, &current, phase](const diffusion::SamplerStep& k) {
-      if (progress) progress->step(current, phase, k.index, k.count);
-    };
-    add_cascade_stage(cascade, stages, i, step);
+    any_truncated = any_truncated || steps[i].truncated;
+    add_cascade_stage(chain, stages, i, steps[i]);
   }
   IRIS_CHECK(!o.truncated || any_truncated,
              "--truncated: no stage after the first was trained with noise "
              "conditioning augmentation (model.aug_embedding), so there is no chain to truncate");
+  std::vector<std::string> class_names;
+  const Inputs in = diffusion::gather_inputs(
+      stages.front(), cond, static_cast<int>(stages.back().stage->resolution()), class_names);
+  const int64_t N = in.size();
 
-  std::vector<Shape> row_shapes;  // [H_i, W_i, C] of each stage's output
-  std::vector<std::string> dirs;  // where each stage's PNGs go
+  // The record: OUT/run.json and each stage's PNGs in OUT/stage_<i>.
+  diffusion::SamplingRun run = recorded_run(o, device, comm);
   nlohmann::json stage_ids = nlohmann::json::array();
   for (size_t i = 0; i < n_stages; ++i) {
-    const diffusion::CascadeStep& step = cascade.step(i);
-    row_shapes.push_back({step.stage->resolution(), step.stage->resolution(), step.stage->channels()});
-    dirs.push_back((fs::path(o.out) / ("stage_" + std::to_string(i))).string());
-    nlohmann::json id = stage_identity(stages[i], step.settings);
-    id["truncated"] = step.truncated;
+    run.dirs.push_back((fs::path(o.out) / ("stage_" + std::to_string(i))).string());
+    nlohmann::json id = diffusion::stage_identity(stages[i], steps[i].settings);
+    id["truncated"] = steps[i].truncated;
     stage_ids.push_back(id);
   }
-  // Rank 0 keeps the record: finished samples' PNGs as they come, run.json, and with --resume what is done.
-  std::unique_ptr<SampleRecord> record;
-  std::vector<int64_t> pending;
-  if (root) {
-    const nlohmann::json identity = {{"command", "cascade"},
-                                     {"stages", stage_ids},
-                                     {"seed", o.seed},
-                                     {"samples", N},
-                                     {"inputs_crc32c", inputs_checksum(in.names, in.lowres, in.labels)}};
-    record =
-        std::make_unique<SampleRecord>(o.out, dirs, row_shapes, in.names, identity, o.resume, o.overwrite);
-    pending = record->pending();
-  }
-  pending = share_rows(comm, pending, N);
-  SampleSplit split(pending, o.batch, comm);
-
-  if (root) {
+  run.identity = {{"command", "cascade"},
+                  {"stages", stage_ids},
+                  {"seed", o.seed},
+                  {"samples", N},
+                  {"inputs_crc32c", diffusion::inputs_checksum(in)}};
+  SamplingDisplay display("cascade");
+  display.attach(run, [&](const diffusion::SamplingStart& start) {
     std::printf("iris cascade: %zu stages -> %s\n%s\n", n_stages, o.out.c_str(),
                 compute_banner(device).c_str());
     for (size_t i = 0; i < n_stages; ++i) {
-      const auto& st = cascade.step(i);
+      const auto& st = steps[i];
       std::printf("  stage %zu: %s (step %lld, %s weights) %s %lldx%lld, %s %lld steps%s\n", i,
                   stages[i].path.c_str(), static_cast<long long>(stages[i].info.step),
                   stages[i].ema ? "EMA" : "raw", stages[i].config.get_string("model.task").c_str(),
@@ -117,35 +91,14 @@ void run_cascade(const CascadeOptions& o) {
     }
     std::printf("%lld samples, seed %llu, batch %lld", static_cast<long long>(N),
                 static_cast<unsigned long long>(o.seed), static_cast<long long>(o.batch));
-    print_run_status(comm.get(), *record, o.resume, o.out);
-  }
-
-  progress = std::make_unique<SamplingProgress>("cascade", static_cast<int64_t>(pending.size()),
-                                                split.rounds(), root);
-  std::vector<Tensor> scratch;  // ranks other than 0 gather nothing into it
-  int64_t sampled = 0;
-  for (int64_t r = 0; r < split.rounds(); ++r) {
-    current = r;
-    const std::vector<int64_t> rows = split.rows(r);
-    std::vector<Tensor> mine;
-    if (!rows.empty()) {
-      Generator gen = batch_generator(o.seed, streams, rows);
-      const diffusion::StageBatch c = condition_rows(in, rows, *first.stage, device);
-      for (const Tensor& out : cascade.run(c, static_cast<int64_t>(rows.size()), gen))
-        mine.push_back(to_u8(out));
-    }
-    const std::vector<int64_t> got =
-        split.gather(r, mine, row_shapes, N, record ? record->outputs() : scratch);
-    if (record) record->write(got);  // finished samples are on disk before the next round starts
-    sampled += static_cast<int64_t>(got.size());
-    progress->batch_done(r, sampled);
-  }
-  progress->finish();
-  if (!root) return;
-  const std::vector<Tensor>& outputs = record->outputs();
+    print_run_status(comm.get(), start, o.resume, o.out);
+  });
+  const std::vector<Tensor> outputs = diffusion::sample_cascade(steps, in, run);
+  display.finish();
+  if (outputs.empty()) return;  // the ranks other than 0
 
   const std::string grid = (fs::path(o.out) / "grid.png").string();
-  write_stage_grid(grid, stages, in, outputs, class_names);
+  diffusion::write_samples_grid(grid, stages, in, outputs, class_names);
 
   const std::string h5_path = (fs::path(o.out) / "cascade.h5").string();
   h5::AtomicWriter w(h5_path);
@@ -158,7 +111,7 @@ void run_cascade(const CascadeOptions& o) {
     root.set_strings_attr("names", in.names);
     if (!class_names.empty()) root.set_strings_attr("class_names", class_names);
     for (size_t i = 0; i < n_stages; ++i) {
-      const auto& st = cascade.step(i);
+      const auto& st = steps[i];
       h5::Dataset d = root.write_tensor("stage_" + std::to_string(i), outputs[i]);
       d.set_string_attr("checkpoint", stages[i].path);
       d.set_int_attr("step", stages[i].info.step);
@@ -171,7 +124,7 @@ void run_cascade(const CascadeOptions& o) {
       d.set_int_attr("truncated", st.truncated ? 1 : 0);
       d.set_string_attr("config", stages[i].config.to_toml());
     }
-    write_inputs(root, in);
+    diffusion::write_inputs(root, in);
   }
   w.commit();
   std::printf("wrote %lld samples x %zu stages to %s, the grid %s and %s\n", static_cast<long long>(N),

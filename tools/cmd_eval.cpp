@@ -11,15 +11,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "data/image.h"
-#include "data/image_folder.h"
+#include "data/image_set.h"
 #include "data/metrics.h"
 #include "data/resize.h"
-#include "data/shard.h"
 #include "framework/core/error.h"
 #include "framework/cpu/parallel.h"
 #include "framework/io/hdf5.h"
@@ -33,168 +32,24 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A sequence of images read on demand (memory stays bounded for large sets).
-class Source {
- public:
-  virtual ~Source() = default;
-  virtual int64_t size() const = 0;
-  virtual data::Image image(int64_t i) const = 0;
-  virtual std::string name(int64_t i) const { return "#" + std::to_string(i); }
-  virtual bool by_name() const { return false; }  // a folder: matched by file name
-  virtual bool named() const { return false; }    // image files: their names can be looked up in a folder
-  virtual bool indexed() const { return false; }  // HDF5 / shards: a longer reference is allowed
-  std::string what;                               // the path as given, for messages
-};
-
-class FileSource : public Source {
- public:
-  FileSource(std::string what_, std::vector<std::string> paths, std::vector<std::string> names, bool folder)
-      : paths_(std::move(paths)), names_(std::move(names)), folder_(folder) {
-    what = std::move(what_);
-  }
-  int64_t size() const override { return static_cast<int64_t>(paths_.size()); }
-  data::Image image(int64_t i) const override { return data::read_image(paths_[static_cast<size_t>(i)]); }
-  std::string name(int64_t i) const override { return names_[static_cast<size_t>(i)]; }
-  bool by_name() const override { return folder_; }
-  bool named() const override { return true; }
-  // The files of this folder with the given names (in that order); throws listing the missing ones.
-  std::unique_ptr<Source> matching(const std::vector<std::string>& names, const std::string& role) const {
-    std::map<std::string, std::string> have;
-    for (size_t i = 0; i < names_.size(); ++i) have[names_[i]] = paths_[i];
-    std::vector<std::string> paths, missing;
-    for (const auto& n : names) {
-      auto it = have.find(n);
-      if (it == have.end())
-        missing.push_back(n);
-      else
-        paths.push_back(it->second);
-    }
-    if (!missing.empty()) {
-      std::string list;
-      for (size_t i = 0; i < std::min<size_t>(5, missing.size()); ++i) list += (i ? ", " : "") + missing[i];
-      if (missing.size() > 5) list += ", ...";
-      IRIS_THROW("eval: the ", role, " folder '", what, "' has no image named like ", missing.size(),
-                 " of the predictions (", list, ")");
-    }
-    return std::make_unique<FileSource>(what, paths, names, true);
-  }
-
- private:
-  std::vector<std::string> paths_, names_;
-  bool folder_;
-};
-
-class H5Source : public Source {
- public:
-  H5Source(std::string what_, const std::string& path, const std::string& dataset) {
-    what = std::move(what_);
-    file_ = h5::File::open(path);
-    const h5::Group root = file_.root();
-    IRIS_CHECK(root.has(dataset), "eval: '", path, "' has no dataset '", dataset,
-               "' (it has: ", children(root), ")");
-    ds_ = root.open_dataset(dataset);
-    const Shape& s = ds_.shape();
-    IRIS_CHECK(s.size() == 4 && (s[3] == 1 || s[3] == 3), "eval: '", path, "' dataset '", dataset,
-               "' must be images [N, H, W, C] with C = 1 or 3, got ", shape_str(s));
-    IRIS_CHECK(ds_.dtype() == DType::u8 || ds_.dtype() == DType::f32 || ds_.dtype() == DType::f64, "eval: '",
-               path, "' dataset '", dataset, "' must be uint8 (or floats in [-1, 1]), got ",
-               dtype_name(ds_.dtype()));
-  }
-  int64_t size() const override { return ds_.shape()[0]; }
-  bool indexed() const override { return true; }
-  data::Image image(int64_t i) const override {
-    Tensor row = ds_.read_rows(i, 1);
-    if (row.dtype() != DType::u8) row = data::float_to_u8(row);  // rounded as when saved to PNG
-    return data::unstack_images(row)[0];
-  }
-  static std::string children(const h5::Group& g) {
-    std::string s;
-    for (const auto& c : g.children()) s += (s.empty() ? "" : ", ") + c;
-    return s;
-  }
-
- private:
-  h5::File file_;
-  h5::Dataset ds_;
-};
-
-class ShardSource : public Source {
- public:
-  ShardSource(std::string what_, const std::string& dir, const std::string& dataset)
-      : set_(data::ShardSet::open(dir)) {
-    what = std::move(what_);
-    lowres_ = shard_lowres_height(set_, dataset, "eval");
-  }
-  int64_t size() const override { return set_.size(); }
-  bool indexed() const override { return true; }
-  data::Image image(int64_t i) const override { return lowres_ ? set_.lowres(i, lowres_) : set_.image(i); }
-  const data::ShardSet& set() const { return set_; }
-
- private:
-  data::ShardSet set_;
-  int lowres_ = 0;
-};
-
-// role: "prediction", "reference" or "low-res"; the low-res default dataset is looked up by name.
-std::unique_ptr<Source> open_source(const std::string& arg, const std::string& role) {
-  auto [path, dataset] = split_dataset(arg);
-  IRIS_CHECK(fs::exists(path), "eval: ", role, " path '", path, "' does not exist");
-  if (fs::is_directory(path)) {
-    if (fs::exists(fs::path(path) / data::kShardIndexFile)) {
-      if (dataset.empty() && role == "low-res") {
-        const data::ShardSet set = data::ShardSet::open(path);
-        const auto& sizes = set.spec().lowres_sizes;
-        IRIS_CHECK(sizes.size() == 1, "eval: shard folder '", path, "' has ", sizes.size(),
-                   " low-res sizes; name one as ", path, ":lowres_<h>");
-        dataset = data::lowres_dataset_name(sizes[0]);
-      }
-      return std::make_unique<ShardSource>(arg, path, dataset.empty() ? "images" : dataset);
-    }
-    IRIS_CHECK(dataset.empty(), "eval: '", path, "' is a folder of images; ':", dataset,
-               "' has no meaning there");
-    std::vector<std::string> paths, names;
-    for (const auto& e : fs::directory_iterator(path))
-      if (e.is_regular_file() && data::is_image_file_name(e.path().filename().string()))
-        paths.push_back(e.path().string());
-    std::sort(paths.begin(), paths.end());
-    IRIS_CHECK(!paths.empty(), "eval: the ", role, " folder '", path, "' holds no PNG or JPEG file");
-    for (const auto& p : paths) names.push_back(fs::path(p).filename().string());
-    return std::make_unique<FileSource>(arg, paths, names, true);
-  }
-  if (h5::File::is_hdf5(path)) {
-    if (dataset.empty()) {
-      dataset = "images";
-      if (role == "low-res") {
-        const h5::File f = h5::File::open(path);
-        const auto kids = f.root().children();
-        std::vector<std::string> lows;
-        for (const auto& k : kids)
-          if (k == "lowres" || k.rfind("lowres_", 0) == 0) lows.push_back(k);
-        IRIS_CHECK(lows.size() <= 1, "eval: '", path, "' has several low-res datasets (",
-                   H5Source::children(f.root()), "); name one as ", path, ":<dataset>");
-        if (!lows.empty()) dataset = lows[0];
-      }
-    }
-    return std::make_unique<H5Source>(arg, path, dataset);
-  }
-  IRIS_CHECK(dataset.empty() && data::is_image_file_name(path), "eval: ", role, " '", path,
-             "' is not an image file (.png, .jpg), a folder of them, an HDF5 file or a shard folder");
-  return std::make_unique<FileSource>(arg, std::vector<std::string>{path},
-                                      std::vector<std::string>{fs::path(path).filename().string()}, false);
+// The set given as `arg` (data/image_set.h); role: "prediction", "reference" or "low-res" (whose default
+// dataset is the set's low-res images).
+data::ImageSet open_source(const std::string& arg, const std::string& role) {
+  return data::ImageSet::open(arg, {.tool = "eval", .role = role, .prefer_lowres = role == "low-res"});
 }
 
 // The reference (or low-res) images for the predictions: by name for two folders, else by position.
-std::unique_ptr<Source> align(std::unique_ptr<Source> ref, const Source& pred, const std::string& role,
-                              std::vector<std::string>& notes) {
-  if (pred.named() && ref->by_name()) {
+data::ImageSet align(const data::ImageSet& ref, const data::ImageSet& pred, const std::string& role,
+                     std::vector<std::string>& notes) {
+  if (pred.named() && ref.kind() == data::ImageSet::Kind::image_folder) {
     std::vector<std::string> names;
     for (int64_t i = 0; i < pred.size(); ++i) names.push_back(pred.name(i));
-    return static_cast<const FileSource&>(*ref).matching(names, role);
+    return ref.matching(names, role);
   }
-  if (ref->size() == pred.size()) return ref;
-  IRIS_CHECK(ref->indexed() && ref->size() > pred.size(), "eval: ", pred.size(), " predictions ('", pred.what,
-             "') but ", ref->size(), " ", role, " images ('", ref->what, "')");
-  notes.push_back("the " + role + " set '" + ref->what + "' holds " + with_commas(ref->size()) +
+  if (ref.size() == pred.size()) return ref;
+  IRIS_CHECK(ref.indexed() && ref.size() > pred.size(), "eval: ", pred.size(), " predictions ('", pred.spec(),
+             "') but ", ref.size(), " ", role, " images ('", ref.spec(), "')");
+  notes.push_back("the " + role + " set '" + ref.spec() + "' holds " + with_commas(ref.size()) +
                   " images; its first " + with_commas(pred.size()) + " are used");
   return ref;
 }
@@ -231,7 +86,7 @@ void save_bicubic(const EvalOptions& o, const std::vector<data::Image>& images) 
   h5::File f = h5::File::create(o.save_bicubic);
   h5::Group root = f.root();
   root.write_tensor("images", data::stack_images(images));
-  const std::string path = split_dataset(o.pred).first;
+  const std::string path = data::split_dataset(o.pred).first;
   if (fs::is_regular_file(path) && fs::path(path).extension() == ".h5") {
     const h5::File src = h5::File::open(path);
     if (src.root().has("labels")) root.write_tensor("labels", src.root().read_tensor("labels"));
@@ -242,12 +97,12 @@ void save_bicubic(const EvalOptions& o, const std::vector<data::Image>& images) 
 
 void run_eval(const EvalOptions& o) {
   std::vector<std::string> notes;
-  const std::unique_ptr<Source> pred = open_source(o.pred, "prediction");
-  const std::unique_ptr<Source> truth = align(open_source(o.truth, "reference"), *pred, "reference", notes);
-  std::unique_ptr<Source> low;
-  if (!o.lowres.empty()) low = align(open_source(o.lowres, "low-res"), *pred, "low-res", notes);
+  const data::ImageSet pred = open_source(o.pred, "prediction");
+  const data::ImageSet truth = align(open_source(o.truth, "reference"), pred, "reference", notes);
+  std::optional<data::ImageSet> low;
+  if (!o.lowres.empty()) low = align(open_source(o.lowres, "low-res"), pred, "low-res", notes);
 
-  const int64_t n = pred->size();
+  const int64_t n = pred.size();
   IRIS_CHECK(o.save_bicubic.empty() || low, "eval: --save-bicubic needs --lowres (the images to upsample)");
   std::vector<Row> rows(static_cast<size_t>(n));
   std::vector<data::Image> bicubic_images(o.save_bicubic.empty() ? 0 : static_cast<size_t>(n));
@@ -260,17 +115,17 @@ void run_eval(const EvalOptions& o) {
     for (int64_t i = lo; i < hi; ++i) {
       Row& r = rows[static_cast<size_t>(i)];
       try {
-        r.name = pred->name(i);
-        const data::Image p = pred->image(i), t = truth->image(i);
+        r.name = pred.name(i);
+        const data::Image p = pred.image(i), t = truth.image(i);
         IRIS_CHECK(p.height == t.height && p.width == t.width && p.channels == t.channels, "eval: ", r.name,
-                   ": the prediction is ", p.str(), " but the reference ('", truth->what, "' ",
-                   truth->name(i), ") is ", t.str());
+                   ": the prediction is ", p.str(), " but the reference ('", truth.spec(), "' ",
+                   truth.name(i), ") is ", t.str());
         r.psnr = data::psnr(p, t);
         if (p.height >= data::kSsimWindow && p.width >= data::kSsimWindow) r.ssim = data::ssim(p, t);
         if (low) {
           const data::Image l = low->image(i);
           IRIS_CHECK(l.channels == p.channels && l.height <= p.height && l.width <= p.width, "eval: ", r.name,
-                     ": the low-res input ('", low->what, "' ", low->name(i), ") is ", l.str(),
+                     ": the low-res input ('", low->spec(), "' ", low->name(i), ") is ", l.str(),
                      ", which does not fit the prediction ", p.str());
           r.consistency = data::consistency(p, l);
           // The baseline SR3 must beat: the same low-res input upsampled with antialiased bicubic.

@@ -7,19 +7,15 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <map>
 #include <memory>
 
-#include "data/grid.h"
-#include "data/resize.h"
 #include "framework/cpu/parallel.h"
 #include "framework/dist/communicator.h"
 #include "framework/io/hdf5.h"
 #include "framework/iris.h"
 #include "tools/commands.h"
 #include "tools/common.h"
-#include "tools/sample_run.h"
-#include "tools/sampling.h"
+#include "tools/sampling_options.h"
 
 namespace iris::tools {
 
@@ -27,10 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using diffusion::Task;
-
-constexpr size_t kGridMaxRows = 32;  // sr3 grids: one row per sample
-constexpr size_t kGridMaxCols = 8;   // base grids: samples per class row
-constexpr size_t kGridMaxClasses = 16;
 
 struct SampleOptions : SamplingRunOptions {
   std::string ckpt, sampler, schedule;
@@ -48,9 +40,10 @@ diffusion::SampleSettings settings_for(const LoadedStage& L, const SampleOptions
   const diffusion::Stage& st = *L.stage;
   diffusion::SampleSettings s = st.default_sample_settings();
   if (!st.iterative()) {
-    IRIS_CHECK(o.sampler.empty() && o.schedule.empty() && o.steps == 0 && !o.eta_opt->count(), "'", L.path,
-               "' is a regression stage: it samples in one forward pass, so --sampler, --schedule, --steps and "
-               "--eta do not apply to it");
+    IRIS_CHECK(
+        o.sampler.empty() && o.schedule.empty() && o.steps == 0 && !o.eta_opt->count(), "'", L.path,
+        "' is a regression stage: it samples in one forward pass, so --sampler, --schedule, --steps and "
+        "--eta do not apply to it");
   }
   if (!o.sampler.empty()) s.sampler = o.sampler;
   IRIS_CHECK(!st.iterative() || s.sampler == "ddpm" || s.sampler == "ddim" || s.sampler == "dpmpp2m",
@@ -73,7 +66,8 @@ diffusion::SampleSettings settings_for(const LoadedStage& L, const SampleOptions
     IRIS_CHECK(st.task() == Task::base && st.num_classes() > 0,
                "--guidance applies to class-conditional base "
                "stages; '",
-               L.path, "' is ", st.super_resolution() ? "a super-resolution" : "an unconditional base", " stage");
+               L.path, "' is ", st.super_resolution() ? "a super-resolution" : "an unconditional base",
+               " stage");
     s.guidance = o.guidance;
   }
   if (o.aug_opt->count()) {
@@ -87,59 +81,6 @@ diffusion::SampleSettings settings_for(const LoadedStage& L, const SampleOptions
   return s;
 }
 
-void write_grid_png(const std::string& path, const diffusion::Stage& st, const Inputs& in,
-                    const Tensor& images, const std::vector<std::string>& class_names) {
-  const auto samples = data::unstack_images(images);
-  std::vector<std::vector<data::Image>> grid;
-  std::vector<std::string> cols, row_titles;
-  if (st.super_resolution()) {
-    const size_t n = std::min(samples.size(), kGridMaxRows);
-    const Tensor low = in.lowres.slice(0, 0, static_cast<int64_t>(n)).contiguous();
-    const auto lows = data::unstack_images(low);
-    const auto bicubic = data::tensor_to_images(
-        data::resize(data::u8_to_float(low), st.resolution(), st.resolution(), data::Filter::bicubic));
-    const auto truth = in.truth.defined()
-                           ? data::unstack_images(in.truth.slice(0, 0, static_cast<int64_t>(n)).contiguous())
-                           : std::vector<data::Image>{};
-    cols = {"low-res", "bicubic", st.iterative() ? "SR3" : "regression"};
-    if (!truth.empty()) cols.push_back("truth");
-    for (size_t i = 0; i < n; ++i) {
-      grid.push_back({lows[i], bicubic[i], samples[i]});
-      if (!truth.empty()) grid.back().push_back(truth[i]);
-      if (!in.labels.empty()) row_titles.push_back(label_name(in.labels[i], class_names));
-    }
-  } else if (in.truth.defined()) {
-    const size_t n = std::min(samples.size(), kGridMaxRows);
-    const auto truth = data::unstack_images(in.truth.slice(0, 0, static_cast<int64_t>(n)).contiguous());
-    cols = {"sample", "real"};
-    for (size_t i = 0; i < n; ++i) {
-      grid.push_back({samples[i], truth[i]});
-      if (!in.labels.empty()) row_titles.push_back(label_name(in.labels[i], class_names));
-    }
-  } else {
-    // One row per class (in order of first appearance) titled with its name; unconditional: rows of 8.
-    std::vector<int64_t> order;
-    std::map<int64_t, std::vector<data::Image>> by_label;
-    for (size_t i = 0; i < samples.size(); ++i) {
-      const int64_t key = in.labels.empty() ? static_cast<int64_t>(i / kGridMaxCols) : in.labels[i];
-      if (!by_label.count(key)) order.push_back(key);
-      if (by_label[key].size() < kGridMaxCols) by_label[key].push_back(samples[i]);
-    }
-    if (order.size() > kGridMaxClasses) order.resize(kGridMaxClasses);
-    size_t width = 0;
-    for (int64_t k : order) width = std::max(width, by_label[k].size());
-    const data::Image blank(samples[0].height, samples[0].width, samples[0].channels, 255);
-    for (int64_t k : order) {
-      auto row = by_label[k];
-      row.resize(width, blank);
-      grid.push_back(row);
-      if (!in.labels.empty()) row_titles.push_back(label_name(k, class_names));
-    }
-  }
-  enlarge_for_grid(grid);
-  data::write_grid(path, grid, cols, row_titles);
-}
-
 void run_sample(const SampleOptions& o) {
   IRIS_CHECK(!o.out.empty(), "--out is required");
   IRIS_CHECK(o.batch > 0, "--batch must be positive, got ", o.batch);
@@ -147,35 +88,25 @@ void run_sample(const SampleOptions& o) {
   Device device = resolve_device(o.device);
   // Under mpirun/srun the samples are split over the ranks (each on its node-local GPU); rank 0 writes.
   const std::shared_ptr<dist::Communicator> comm = launch_communicator(device);
-  const LoadedStage L = load_stage(o.ckpt, o.raw, o.sets, device);
+  const LoadedStage L = diffusion::load_stage(o.ckpt, o.raw, o.sets, device);
   const diffusion::Stage& st = *L.stage;
-  diffusion::SampleSettings s = settings_for(L, o);
+  const diffusion::SampleSettings s = settings_for(L, o);
   ConditionOptions cond{o.input, o.labels, o.per_class, o.count_opt->count() > 0};
   IRIS_CHECK(!o.per_class_opt->count() || o.per_class > 0, "--per-class must be positive, got ", o.per_class);
   std::vector<std::string> class_names;
-  const Inputs in = gather_inputs(L, cond, static_cast<int>(st.resolution()), class_names);
+  const Inputs in = diffusion::gather_inputs(L, cond, static_cast<int>(st.resolution()), class_names);
   const int64_t N = in.size();
-  IRIS_CHECK(N > 0, "nothing to sample: the inputs given select no samples");
-  const std::vector<uint64_t> streams = noise_streams(in, N);
-  const bool root = !comm || comm->rank() == 0;
-  const Shape row_shape{st.resolution(), st.resolution(), st.channels()};
-  // Rank 0 keeps the record: finished samples' PNGs as they come, run.json, and with --resume what is done.
-  std::unique_ptr<SampleRecord> record;
-  std::vector<int64_t> pending;
-  if (root) {
-    const nlohmann::json identity = {{"command", "sample"},
-                                     {"stage", stage_identity(L, s)},
-                                     {"seed", o.seed},
-                                     {"samples", N},
-                                     {"inputs_crc32c", inputs_checksum(in.names, in.lowres, in.labels)}};
-    record =
-        std::make_unique<SampleRecord>(o.out, std::vector<std::string>{o.out}, std::vector<Shape>{row_shape},
-                                       in.names, identity, o.resume, o.overwrite);
-    pending = record->pending();
-  }
-  pending = share_rows(comm, pending, N);
-  SampleSplit split(pending, o.batch, comm);
-  if (root) {
+
+  // A one-stage cascade; the record is OUT/run.json and one PNG per sample in OUT.
+  diffusion::SamplingRun run = recorded_run(o, device, comm);
+  run.dirs = {o.out};
+  run.identity = {{"command", "sample"},
+                  {"stage", diffusion::stage_identity(L, s)},
+                  {"seed", o.seed},
+                  {"samples", N},
+                  {"inputs_crc32c", diffusion::inputs_checksum(in)}};
+  SamplingDisplay display("sample");
+  display.attach(run, [&](const diffusion::SamplingStart& start) {
     std::printf(
         "iris sample: %s (step %lld, %s weights, %s %lldx%lld) -> %s\n%s\n%lld samples, %s, %lld steps, "
         "seed %llu, batch %lld",
@@ -184,33 +115,15 @@ void run_sample(const SampleOptions& o) {
         static_cast<long long>(st.resolution()), o.out.c_str(), compute_banner(device).c_str(),
         static_cast<long long>(N), s.sampler.c_str(), static_cast<long long>(s.steps),
         static_cast<unsigned long long>(o.seed), static_cast<long long>(o.batch));
-    print_run_status(comm.get(), *record, o.resume, o.out);
-  }
-
-  SamplingProgress progress("sample", static_cast<int64_t>(pending.size()), split.rounds(), root);
-  std::vector<Tensor> scratch;  // ranks other than 0 gather nothing into it
-  int64_t sampled = 0;
-  for (int64_t r = 0; r < split.rounds(); ++r) {
-    const std::vector<int64_t> rows = split.rows(r);
-    std::vector<Tensor> mine;
-    if (!rows.empty()) {
-      Generator gen = batch_generator(o.seed, streams, rows);
-      const diffusion::StageBatch c = condition_rows(in, rows, st, device);
-      s.on_step = [&, r](const diffusion::SamplerStep& k) { progress.step(r, "", k.index, k.count); };
-      mine.push_back(to_u8(st.sample(c, static_cast<int64_t>(rows.size()), gen, s)));
-    }
-    const std::vector<int64_t> got =
-        split.gather(r, mine, {row_shape}, N, record ? record->outputs() : scratch);
-    if (record) record->write(got);  // finished samples are on disk before the next round starts
-    sampled += static_cast<int64_t>(got.size());
-    progress.batch_done(r, sampled);
-  }
-  progress.finish();
-  if (!root) return;
-  const Tensor images = record->outputs().at(0);
+    print_run_status(comm.get(), start, o.resume, o.out);
+  });
+  const std::vector<Tensor> outputs = diffusion::sample_cascade({{L.stage, s, false}}, in, run);
+  display.finish();
+  if (outputs.empty()) return;  // the ranks other than 0
+  const Tensor& images = outputs[0];
 
   const std::string grid = (fs::path(o.out) / "grid.png").string();
-  write_grid_png(grid, st, in, images, class_names);
+  diffusion::write_samples_grid(grid, {L}, in, outputs, class_names);
 
   const std::string h5_path = (fs::path(o.out) / "samples.h5").string();
   h5::AtomicWriter w(h5_path);
@@ -231,7 +144,7 @@ void run_sample(const SampleOptions& o) {
     root.set_strings_attr("names", in.names);
     if (!class_names.empty()) root.set_strings_attr("class_names", class_names);
     root.write_tensor("images", images);
-    write_inputs(root, in);
+    diffusion::write_inputs(root, in);
   }
   w.commit();
   std::printf("wrote %lld images (%s) to %s, the grid %s and %s\n", static_cast<long long>(N),

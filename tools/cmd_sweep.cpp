@@ -1,6 +1,6 @@
 // `iris sweep`: scores a grid of sampling settings of one stage or a cascade on the same inputs with the same
 // noise (what CDM does to pick the augmentation level s after training). Every point samples every input
-// from its own Philox stream (sampling.h), so points differ only by their settings.
+// from its own Philox stream (diffusion/sampling_inputs.h), so points differ only by their settings.
 //
 //   OUT/run.json            what the sweep is (checkpoints, inputs, seed, grid, metrics, scoring sets)
 //   OUT/points/<k>.json     point k's settings and scores, with a checksum of run.json's identity: written
@@ -23,17 +23,18 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "data/image_set.h"
 #include "data/metrics.h"
 #include "diffusion/cas.h"
 #include "diffusion/classifier.h"
+#include "diffusion/sampling_record.h"
 #include "framework/cpu/parallel.h"
 #include "framework/dist/communicator.h"
 #include "framework/io/hdf5.h"
 #include "framework/iris.h"
 #include "tools/commands.h"
 #include "tools/common.h"
-#include "tools/sample_run.h"
-#include "tools/sampling.h"
+#include "tools/sampling_options.h"
 #include "tools/stage_settings.h"
 #include "tools/sweep_grid.h"
 #include "tools/sweep_report.h"
@@ -67,7 +68,7 @@ bool wants(const std::vector<std::string>& metrics, const char* m) {
 // An image-set argument (PATH or PATH:NAME) with PATH made absolute: part of the sweep's identity.
 std::string absolute(const std::string& arg) {
   if (arg.empty()) return "";
-  const auto [path, name] = split_dataset(arg);
+  const auto [path, name] = data::split_dataset(arg);
   return fs::absolute(path).lexically_normal().string() + (name.empty() ? "" : ":" + name);
 }
 
@@ -198,37 +199,29 @@ double mean(const std::vector<double>& v) {
   return v.empty() ? NAN : s / static_cast<double>(v.size());
 }
 
-// Samples point k and scores it; `outputs` gets every stage's output (u8 [N, H_i, W_i, C]). `progress` shows
-// the sampling (disabled on the ranks other than 0).
+// Samples point k and scores it; `outputs` gets every stage's output (u8 [N, H_i, W_i, C]). The sampling is
+// shown (rank 0) as `label`.
 PointResult run_point(size_t k, const std::vector<StageChoice>& choice,
-                      const std::vector<LoadedStage>& stages, const Inputs& in,
-                      const std::vector<uint64_t>& streams, const SweepOptions& o, const Scoring& s,
-                      const diffusion::Classifier* feature, Device device, SamplingProgress& progress,
-                      std::vector<Tensor>& outputs) {
-  int64_t batch = 0;  // the batch being sampled, for the step callbacks
-  diffusion::Cascade cascade;
+                      const std::vector<LoadedStage>& stages, const Inputs& in, const SweepOptions& o,
+                      const Scoring& s, const diffusion::Classifier* feature, Device device,
+                      const std::string& label, bool root, std::vector<Tensor>& outputs) {
+  std::vector<diffusion::CascadeStep> steps;
+  diffusion::Cascade chain;  // stages that do not chain are refused naming both checkpoints
   for (size_t i = 0; i < stages.size(); ++i) {
-    diffusion::CascadeStep step{stages[i].stage, choice[i].settings, choice[i].truncated};
-    const std::string phase =
-        stages.size() > 1 ? "stage " + std::to_string(i + 1) + "/" + std::to_string(stages.size()) : "";
-    step.settings.on_step = [&progress, &batch, phase](const diffusion::SamplerStep& st) {
-      progress.step(batch, phase, st.index, st.count);
-    };
-    add_cascade_stage(cascade, stages, i, step);
+    steps.push_back({stages[i].stage, choice[i].settings, choice[i].truncated});
+    add_cascade_stage(chain, stages, i, steps.back());
   }
   const int64_t N = in.size();
-  outputs.assign(stages.size(), Tensor());
+  // Every sample of the point on this rank, without a record (whole points are split over ranks).
+  diffusion::SamplingRun run;
+  run.seed = o.seed;
+  run.batch = o.batch;
+  run.device = device;
+  SamplingDisplay display(label);
+  if (root) display.attach(run);
   const auto started = std::chrono::steady_clock::now();
-  for (int64_t lo = 0; lo < N; lo += o.batch, ++batch) {
-    std::vector<int64_t> rows;
-    for (int64_t r = lo; r < std::min(N, lo + o.batch); ++r) rows.push_back(r);
-    Generator gen = batch_generator(o.seed, streams, rows);
-    const diffusion::StageBatch c = condition_rows(in, rows, *stages.front().stage, device);
-    const std::vector<Tensor> out = cascade.run(c, static_cast<int64_t>(rows.size()), gen);
-    for (size_t i = 0; i < out.size(); ++i) put_rows(outputs[i], N, rows, to_u8(out[i]));
-    progress.batch_done(batch, rows.back() + 1);
-  }
-  progress.finish();
+  outputs = diffusion::sample_cascade(steps, in, run);
+  display.finish();
   PointResult p;
   p.index = k;
   p.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -259,7 +252,7 @@ void write_point(const std::string& out, const PointResult& p, const std::vector
                  const std::vector<std::string>& class_names, uint32_t identity_crc) {
   const fs::path dir = fs::path(out) / "points" / std::to_string(p.index);
   fs::create_directories(dir);
-  write_stage_grid((dir / "grid.png").string(), stages, in, outputs, class_names);
+  diffusion::write_samples_grid((dir / "grid.png").string(), stages, in, outputs, class_names);
   h5::AtomicWriter w((dir / "samples.h5").string());
   {
     h5::Group root = w.root();
@@ -269,7 +262,7 @@ void write_point(const std::string& out, const PointResult& p, const std::vector
     if (!class_names.empty()) root.set_strings_attr("class_names", class_names);
     root.write_tensor("images", outputs.back());
     for (size_t i = 0; i < outputs.size(); ++i) root.write_tensor("stage_" + std::to_string(i), outputs[i]);
-    write_inputs(root, in);
+    diffusion::write_inputs(root, in);
   }
   w.commit();
   nlohmann::json j = p.to_json();
@@ -292,7 +285,7 @@ std::map<size_t, PointResult> open_record(const SweepOptions& o, const nlohmann:
     } catch (const std::exception& e) {
       IRIS_THROW("cannot read '", record.string(), "': ", e.what(), " (pass --overwrite to start again)");
     }
-    const JsonDifference d = first_difference(saved, identity);
+    const diffusion::JsonDifference d = diffusion::first_difference(saved, identity);
     if (!d.path.empty()) {
       IRIS_CHECK(
           o.overwrite, "'", o.out, "' holds a sweep with other settings (", d.describe(),
@@ -385,7 +378,7 @@ nlohmann::json sweep_identity(const SweepOptions& o, const std::vector<LoadedSta
                               const std::vector<std::string>& metrics) {
   nlohmann::json stage_ids = nlohmann::json::array(), grid = nlohmann::json::array();
   for (const LoadedStage& L : stages)
-    stage_ids.push_back(stage_identity(L, L.stage->default_sample_settings()));
+    stage_ids.push_back(diffusion::stage_identity(L, L.stage->default_sample_settings()));
   for (const SweepAxis& a : axes) grid.push_back({{"stage", a.stage}, {"key", a.key}, {"values", a.values}});
   nlohmann::json cas_options = {
       {"steps", o.cas.steps}, {"batch", o.cas.batch_size}, {"width", o.cas.width}, {"seed", o.cas.seed}};
@@ -393,7 +386,7 @@ nlohmann::json sweep_identity(const SweepOptions& o, const std::vector<LoadedSta
           {"stages", stage_ids},
           {"seed", o.seed},
           {"samples", in.size()},
-          {"inputs_crc32c", inputs_checksum(in.names, in.lowres, in.labels)},
+          {"inputs_crc32c", diffusion::inputs_checksum(in)},
           {"grid", grid},
           {"metrics", metrics},
           {"real", absolute(o.real)},
@@ -449,7 +442,7 @@ void run_sweep(const SweepOptions& o) {
 
   // Stages, grid and every point's settings first: a bad checkpoint or setting fails before any input is
   // read.
-  const std::vector<LoadedStage> stages = load_stages(o.inputs, device);
+  const std::vector<LoadedStage> stages = diffusion::load_stages(o.inputs.stages, o.inputs.raw, device);
   check_axes(axes, stages);
   const std::vector<SweepPoint> points = grid_points(axes);
   std::vector<std::vector<StageChoice>> choices;
@@ -461,8 +454,8 @@ void run_sweep(const SweepOptions& o) {
       add_cascade_stage(chain, stages, i, {stages[i].stage, choices[0][i].settings, choices[0][i].truncated});
   }
   std::vector<std::string> class_names;
-  const Inputs in =
-      gather_inputs(stages.front(), cond, static_cast<int>(stages.back().stage->resolution()), class_names);
+  const Inputs in = diffusion::gather_inputs(
+      stages.front(), cond, static_cast<int>(stages.back().stage->resolution()), class_names);
   const int64_t N = in.size();
   IRIS_CHECK(N > 0, "nothing to sample: the inputs given select no samples");
   const Scoring scoring = check_scoring(o, stages, in);
@@ -479,7 +472,7 @@ void run_sweep(const SweepOptions& o) {
     for (size_t k = 0; k < points.size(); ++k)
       if (!done.count(k)) pending.push_back(static_cast<int64_t>(k));
   }
-  pending = share_rows(comm, pending, static_cast<int64_t>(points.size()));
+  pending = diffusion::share_rows(comm, pending, static_cast<int64_t>(points.size()));
   const int ranks = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
   if (root) {
     std::printf("iris sweep: %zu stage%s, %zu points x %lld samples, seed %llu -> %s\n%s", stages.size(),
@@ -507,7 +500,6 @@ void run_sweep(const SweepOptions& o) {
   std::vector<Shape> shapes;
   for (const LoadedStage& L : stages)
     shapes.push_back({N, L.stage->resolution(), L.stage->resolution(), L.stage->channels()});
-  const std::vector<uint64_t> streams = noise_streams(in, N);
   const auto rounds =
       static_cast<int64_t>((pending.size() + static_cast<size_t>(ranks) - 1) / static_cast<size_t>(ranks));
   for (int64_t r = 0; r < rounds; ++r) {
@@ -516,11 +508,9 @@ void run_sweep(const SweepOptions& o) {
     std::optional<PointResult> mine;
     if (j < pending.size()) {
       const auto k = static_cast<size_t>(pending[j]);
-      SamplingProgress progress("point " + std::to_string(k + 1) + "/" + std::to_string(points.size()), N,
-                                (N + o.batch - 1) / o.batch, root);
+      const std::string label = "point " + std::to_string(k + 1) + "/" + std::to_string(points.size());
       try {
-        mine = run_point(k, choices[k], stages, in, streams, o, scoring, feature.get(), device, progress,
-                         outputs);
+        mine = run_point(k, choices[k], stages, in, o, scoring, feature.get(), device, label, root, outputs);
       } catch (const Error& e) {  // say which point: the finished ones are kept, a re-run skips them
         IRIS_THROW("point ", k + 1, "/", points.size(), " ", point_values(axes, points[k]).dump(), ": ",
                    e.message());

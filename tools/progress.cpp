@@ -109,6 +109,12 @@ void Progress::set(int64_t done) {
   draw_locked(false);
 }
 
+void Progress::status(const std::string& text) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  status_ = text;
+  draw_locked(false);
+}
+
 // Erases the bar line on a terminal (carriage return, clear to the end of the line).
 void Progress::clear_locked() {
   if (style_ == ProgressStyle::bar && drawn_) {
@@ -126,14 +132,17 @@ void Progress::draw_locked(bool force) {
   last_draw_s_ = now;
   if (style_ == ProgressStyle::bar) {
     // Fit the terminal: the bar shrinks first; the rest is cut only on very narrow terminals.
-    const std::string bare = format_bar_line(label_, done_, total_, now, options_.unit, 0);
+    const std::string extra = status_.empty() ? "" : "  " + status_;
+    const std::string bare = format_bar_line(label_, done_, total_, now, options_.unit, 0) + extra;
     const int room = width_ - 1 - static_cast<int>(bare.size()) - 4;
-    std::string line = format_bar_line(label_, done_, total_, now, options_.unit, std::clamp(room, 0, 30));
+    std::string line =
+        format_bar_line(label_, done_, total_, now, options_.unit, std::clamp(room, 0, 30)) + extra;
     if (static_cast<int>(line.size()) >= width_) line.resize(static_cast<size_t>(width_ - 1));
     std::fprintf(options_.out, "\r%s\x1b[K", line.c_str());
     drawn_ = true;
   } else {
-    std::fprintf(options_.out, "%s\n", format_plain_line(label_, done_, total_, now, options_.unit).c_str());
+    const std::string line = format_plain_line(label_, done_, total_, now, options_.unit);
+    std::fprintf(options_.out, "%s%s%s\n", line.c_str(), status_.empty() ? "" : ", ", status_.c_str());
   }
   std::fflush(options_.out);
 }

@@ -50,6 +50,9 @@ class Progress {
 
   void add(int64_t n = 1);  // n more items done
   void set(int64_t done);   // the count done so far
+  // What is going on inside the current item (sampling: "round 2/5, stage 1/2, step 31/50"), shown after
+  // the count on the next redraw (bar) or line (lines); "" clears it.
+  void status(const std::string& text);
   // Prints a line of its own (a warning, a skipped file) without garbling the bar, which is redrawn below.
   void message(const std::string& line);
   // Prints the final line ("label: N img in T (R img/s)"); further updates are ignored.
@@ -63,7 +66,7 @@ class Progress {
   void draw_locked(bool force);
   void clear_locked();
 
-  std::string label_;
+  std::string label_, status_;
   int64_t total_;
   ProgressOptions options_;
   ProgressStyle style_;

@@ -13,10 +13,12 @@
 #include <vector>
 
 #include "diffusion/cascade.h"
+#include "diffusion/sampling_stage.h"
 #include "diffusion/stage.h"
-#include "tools/sampling.h"
 
 namespace iris::tools {
+
+using diffusion::LoadedStage;
 
 // Per-stage lists: empty (each stage's config), one value for every stage, or one value per stage.
 struct StageSettingLists {

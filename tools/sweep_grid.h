@@ -12,10 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "diffusion/sampling_stage.h"
 #include "diffusion/stage.h"
-#include "tools/sampling.h"
 
 namespace iris::tools {
+
+using diffusion::LoadedStage;
 
 struct SweepAxis {
   int stage = -1;                   // -1: every stage that has the setting

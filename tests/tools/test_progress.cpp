@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -112,4 +113,41 @@ TEST_CASE("progress: updates from several threads are all counted") {
   CHECK(contents(f).empty());  // style off prints nothing
   std::fclose(f);
   CHECK(resolve_progress_style(ProgressStyle::lines, stderr) == ProgressStyle::lines);
+}
+
+TEST_CASE("progress: a status shows what the current item is doing, in both styles, until cleared") {
+  for (ProgressStyle style : {ProgressStyle::lines, ProgressStyle::bar}) {
+    FILE* f = std::tmpfile();
+    REQUIRE(f != nullptr);
+    ProgressOptions o;
+    o.style = style;
+    o.out = f;
+    o.line_interval_s = 0;
+    o.redraw_interval_s = 0;
+    Progress p("sample", 4, o);
+    p.status("round 1/2, step 3/10");
+    p.set(2);
+    p.status("");
+    p.set(4);
+    p.finish();
+    const std::string s = contents(f);
+    std::fclose(f);
+    CAPTURE(s);
+    CHECK(count_of(s, "round 1/2, step 3/10") == 2);  // drawn by status() and by the update after it
+    CHECK(s.find("4/4") != std::string::npos);
+    CHECK(s.find("sample: 4 img in ") != std::string::npos);
+  }
+}
+
+TEST_CASE("progress: IRIS_PROGRESS chooses the style unless one is asked for") {
+  FILE* f = std::tmpfile();
+  REQUIRE(f != nullptr);
+  ::setenv("IRIS_PROGRESS", "off", 1);
+  CHECK(resolve_progress_style(ProgressStyle::automatic, f) == ProgressStyle::off);
+  CHECK(resolve_progress_style(ProgressStyle::bar, f) == ProgressStyle::bar);
+  ::setenv("IRIS_PROGRESS", "bar", 1);
+  CHECK(resolve_progress_style(ProgressStyle::automatic, f) == ProgressStyle::bar);
+  ::unsetenv("IRIS_PROGRESS");
+  CHECK(resolve_progress_style(ProgressStyle::automatic, f) == ProgressStyle::lines);  // not a terminal
+  std::fclose(f);
 }

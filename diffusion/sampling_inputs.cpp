@@ -1,6 +1,4 @@
-#include "tools/sampling.h"
-
-#include <unistd.h>
+#include "diffusion/sampling_inputs.h"
 
 #include <algorithm>
 #include <cctype>
@@ -11,14 +9,13 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "data/grid.h"
+#include "data/image_set.h"
 #include "data/resize.h"
 #include "data/shard.h"
 #include "framework/core/error.h"
 #include "framework/io/hdf5.h"
-#include "tools/common.h"
 
-namespace iris::tools {
+namespace iris::diffusion {
 
 namespace fs = std::filesystem;
 
@@ -27,14 +24,6 @@ namespace {
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-// Checks the checksums of one weights group before its tensors are used: sampling from a damaged file
-// should fail loudly, not produce noise.
-void verify_weights(const std::string& ckpt, bool ema) {
-  const h5::File f = h5::File::open(ckpt);
-  const h5::Group g = f.root().open_group(ema ? "ema" : "model");
-  for (const auto& name : g.children()) g.open_dataset(name).verify_checksum();
 }
 
 // [start, start + count) of a set of `size` samples; count < 0 means: to the end.
@@ -59,7 +48,7 @@ std::string join_ints(const std::vector<int>& v) {
   return s.empty() ? "none" : s;
 }
 
-// Truth images and labels of [start, start + n) when the set has them.
+// Truth images and labels of [start, start + n) when the set has them; names "<index>[_<class>]".
 void read_shard_extras(const data::ShardSet& set, int64_t start, int64_t n, int truth_size, Inputs& in) {
   const data::ShardSpec& sp = set.spec();
   if (sp.height == truth_size && sp.width == truth_size)
@@ -83,16 +72,14 @@ void read_shard_extras(const data::ShardSet& set, int64_t start, int64_t n, int 
   }
 }
 
+// The image files of --input-dir, in sorted name order (a folder image set).
 std::vector<std::string> image_files_in(const std::string& dir) {
   IRIS_CHECK(fs::is_directory(dir), "--input-dir '", dir, "' is not a folder");
+  IRIS_CHECK(!fs::exists(fs::path(dir) / data::kShardIndexFile), "--input-dir '", dir,
+             "' is a shard folder: give it as --shard");
+  const data::ImageSet set = data::ImageSet::open(dir, {.tool = "--input-dir"});
   std::vector<std::string> files;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string ext = lower(e.path().extension().string());
-    if (e.is_regular_file() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg"))
-      files.push_back(e.path().string());
-  }
-  std::sort(files.begin(), files.end());
-  IRIS_CHECK(!files.empty(), "--input-dir '", dir, "' holds no .png, .jpg or .jpeg files");
+  for (int64_t i = 0; i < set.size(); ++i) files.push_back((fs::path(dir) / set.name(i)).string());
   return files;
 }
 
@@ -109,34 +96,6 @@ std::vector<std::string> unique_stems(const std::vector<std::string>& files) {
 }
 
 }  // namespace
-
-LoadedStage load_stage(const std::string& ckpt, bool raw, const std::vector<std::string>& sets,
-                       Device device) {
-  LoadedStage L;
-  L.path = ckpt;
-  L.ema = !raw;
-  L.info = diffusion::read_checkpoint_info(ckpt);  // names the file: missing, not HDF5, not a checkpoint
-  L.config = Config::from_toml(L.info.config_toml, ckpt + " (saved config)");
-  for (const auto& s : sets) L.config.set(s);
-  const char* with_sets = sets.empty() ? "" : " (with the --set overrides)";
-  Generator init(0, 0);  // the weights are replaced below
-  try {
-    L.stage = std::make_shared<diffusion::Stage>(L.config, init);
-  } catch (const Error& e) {
-    IRIS_THROW("checkpoint '", ckpt, "': cannot build the model of its config", with_sets, ": ", e.message());
-  }
-  verify_weights(ckpt, !raw);
-  const nn::StateDict weights = diffusion::load_checkpoint_weights(ckpt, !raw);
-  try {
-    L.stage->net().load_state_dict(weights);
-  } catch (const Error& e) {
-    IRIS_THROW("checkpoint '", ckpt, "': its ", raw ? "raw" : "EMA",
-               " weights do not fit the model its config", with_sets, " describes: ", e.message());
-  }
-  L.stage->net().to(device);
-  L.stage->net().eval();
-  return L;
-}
 
 std::vector<std::string> class_names_in(const std::string& shard_dir) {
   const fs::path index = fs::path(shard_dir) / data::kShardIndexFile;
@@ -195,6 +154,15 @@ std::string label_name(int64_t label, const std::vector<std::string>& names) {
                                                                  : std::to_string(label);
 }
 
+std::string file_safe(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    out += std::isalnum(u) || c == '-' || c == '.' ? c : '_';
+  }
+  return out.empty() ? "_" : out;
+}
+
 Inputs read_lowres_inputs(const InputOptions& o, int lowres_size, int channels, int truth_size) {
   const int sources = !o.shard.empty() + !o.files.empty() + !o.dir.empty();
   IRIS_CHECK(sources == 1, sources == 0 ? "a super-resolution stage needs low-res inputs: give --shard DIR, "
@@ -240,7 +208,7 @@ Inputs read_shard_labels(const InputOptions& o, int truth_size) {
 
 Inputs gather_inputs(const LoadedStage& L, const ConditionOptions& o, int truth_size,
                      std::vector<std::string>& class_names) {
-  const diffusion::Stage& st = *L.stage;
+  const Stage& st = *L.stage;
   const bool want_labels = !o.labels.empty() || o.per_class > 0;
   class_names = class_names_in(o.input.shard.empty() ? L.config.get_string("data.dir") : o.input.shard);
   if (st.super_resolution()) {
@@ -250,9 +218,8 @@ Inputs gather_inputs(const LoadedStage& L, const ConditionOptions& o, int truth_
                               static_cast<int>(st.channels()), truth_size);
   }
   IRIS_CHECK(o.input.files.empty() && o.input.dir.empty(),
-             "--input and --input-dir are for super-resolution "
-             "stages; '",
-             L.path, "' is a base stage (use --labels, --per-class or --count)");
+             "--input and --input-dir are for super-resolution stages; '", L.path,
+             "' is a base stage (use --labels, --per-class or --count)");
   Inputs in;
   if (!o.input.shard.empty()) {
     // The shard range's labels (and its images at the model's size, when stored, as the truth).
@@ -260,8 +227,7 @@ Inputs gather_inputs(const LoadedStage& L, const ConditionOptions& o, int truth_
     in = read_shard_labels(o.input, truth_size);
     if (st.num_classes() > 0)
       IRIS_CHECK(!in.labels.empty(), "the shard set '", o.input.shard,
-                 "' has no labels, and the model is "
-                 "class-conditional: give --labels or --per-class");
+                 "' has no labels, and the model is class-conditional: give --labels or --per-class");
     else
       in.labels.clear();
     return in;
@@ -291,6 +257,14 @@ Inputs gather_inputs(const LoadedStage& L, const ConditionOptions& o, int truth_
   return in;
 }
 
+std::vector<uint64_t> noise_streams(const Inputs& in, int64_t n) {
+  std::vector<uint64_t> s;
+  for (int64_t i = 0; i < n; ++i)
+    s.push_back(in.indices.empty() ? static_cast<uint64_t>(i)
+                                   : static_cast<uint64_t>(in.indices[static_cast<size_t>(i)]));
+  return s;
+}
+
 Generator batch_generator(uint64_t seed, const std::vector<uint64_t>& stream_of,
                           const std::vector<int64_t>& rows) {
   std::vector<uint64_t> streams;
@@ -298,11 +272,10 @@ Generator batch_generator(uint64_t seed, const std::vector<uint64_t>& stream_of,
   return Generator::per_sample(seed, std::move(streams));
 }
 
-diffusion::StageBatch condition_rows(const Inputs& in, const std::vector<int64_t>& rows,
-                                     const diffusion::Stage& first, Device device) {
-  diffusion::StageBatch c;
-  if (first.super_resolution())
-    c.lowres = data::u8_to_float(take_rows(in.lowres, rows)).to(device);
+StageBatch condition_rows(const Inputs& in, const std::vector<int64_t>& rows, const Stage& first,
+                          Device device) {
+  StageBatch c;
+  if (first.super_resolution()) c.lowres = data::u8_to_float(take_rows(in.lowres, rows)).to(device);
   if (!in.labels.empty() && first.num_classes() > 0) {
     std::vector<int64_t> labels;
     for (int64_t r : rows) labels.push_back(in.labels.at(static_cast<size_t>(r)));
@@ -311,12 +284,28 @@ diffusion::StageBatch condition_rows(const Inputs& in, const std::vector<int64_t
   return c;
 }
 
-std::vector<uint64_t> noise_streams(const Inputs& in, int64_t n) {
-  std::vector<uint64_t> s;
-  for (int64_t i = 0; i < n; ++i)
-    s.push_back(in.indices.empty() ? static_cast<uint64_t>(i)
-                                   : static_cast<uint64_t>(in.indices[static_cast<size_t>(i)]));
-  return s;
+uint32_t inputs_checksum(const Inputs& in) {
+  uint32_t crc = 0;
+  for (const auto& n : in.names)
+    crc = h5::crc32c(n.data(), n.size() + 1, crc);  // with the NUL: names stay apart
+  if (in.lowres.defined()) {
+    const Tensor c = in.lowres.cpu().contiguous();
+    crc = h5::crc32c(c.data_ptr(), c.nbytes(), crc);
+  }
+  if (!in.labels.empty()) crc = h5::crc32c(in.labels.data(), in.labels.size() * sizeof(int64_t), crc);
+  return crc;
+}
+
+void write_inputs(h5::Group& root, const Inputs& in) {
+  if (in.lowres.defined()) root.write_tensor("lowres", in.lowres);
+  if (in.truth.defined()) root.write_tensor("truth", in.truth);
+  if (!in.labels.empty()) {
+    std::vector<int32_t> l(in.labels.begin(), in.labels.end());
+    root.write_tensor("labels", Tensor::from_vector<int32_t>(l, {static_cast<int64_t>(l.size())}));
+  }
+  if (!in.indices.empty())
+    root.write_tensor("indices",
+                      Tensor::from_vector<int64_t>(in.indices, {static_cast<int64_t>(in.indices.size())}));
 }
 
 Tensor take_rows(const Tensor& x, const std::vector<int64_t>& rows) {
@@ -332,10 +321,6 @@ Tensor take_rows(const Tensor& x, const std::vector<int64_t>& rows) {
                 row_bytes);
   }
   return out;
-}
-
-Tensor to_u8(const Tensor& x) {
-  return data::float_to_u8(x.cpu());
 }
 
 void put_rows(Tensor& dst, int64_t total, const std::vector<int64_t>& rows, const Tensor& src) {
@@ -355,135 +340,4 @@ void put_rows(Tensor& dst, int64_t total, const std::vector<int64_t>& rows, cons
   }
 }
 
-std::string file_safe(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    out += std::isalnum(u) || c == '-' || c == '.' ? c : '_';
-  }
-  return out.empty() ? "_" : out;
-}
-
-// ---- progress ------------------------------------------------------------------------------------------
-
-SamplingProgress::SamplingProgress(std::string what, int64_t total_images, int64_t batches, bool enabled)
-    : what_(std::move(what)),
-      total_(total_images),
-      batches_(batches),
-      enabled_(enabled),
-      tty_(::isatty(2) != 0),
-      start_(std::chrono::steady_clock::now()),
-      last_print_(start_) {}
-
-void SamplingProgress::print(const std::string& line, bool final_line) {
-  if (tty_) {
-    std::fprintf(stderr, "\r%-100s%s", line.c_str(), final_line ? "\n" : "");
-  } else {
-    std::fprintf(stderr, "%s\n", line.c_str());
-  }
-  std::fflush(stderr);
-}
-
-void SamplingProgress::step(int64_t batch, const std::string& phase, int64_t k, int64_t K) {
-  if (!enabled_ || !tty_) return;  // logs get one line per batch
-  const auto now = std::chrono::steady_clock::now();
-  if (k < K && std::chrono::duration<double>(now - last_print_).count() < 0.1) return;
-  last_print_ = now;
-  char line[256];
-  std::snprintf(line, sizeof(line), "%s: batch %lld/%lld%s%s step %lld/%lld  images %lld/%lld", what_.c_str(),
-                static_cast<long long>(batch + 1), static_cast<long long>(batches_), phase.empty() ? "" : " ",
-                phase.c_str(), static_cast<long long>(k), static_cast<long long>(K),
-                static_cast<long long>(done_), static_cast<long long>(total_));
-  print(line, false);
-}
-
-void SamplingProgress::batch_done(int64_t batch, int64_t images_done) {
-  done_ = images_done;
-  if (!enabled_) return;
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  const double eta =
-      elapsed / static_cast<double>(std::max<int64_t>(done_, 1)) * static_cast<double>(total_ - done_);
-  char line[256];
-  std::snprintf(line, sizeof(line), "%s: batch %lld/%lld  images %lld/%lld  %.2f img/s  elapsed %s  ETA %s",
-                what_.c_str(), static_cast<long long>(batch + 1), static_cast<long long>(batches_),
-                static_cast<long long>(done_), static_cast<long long>(total_),
-                static_cast<double>(done_) / std::max(elapsed, 1e-9), human_duration(elapsed).c_str(),
-                human_duration(eta).c_str());
-  print(line, !tty_);
-}
-
-void SamplingProgress::finish() {
-  if (enabled_ && tty_) std::fprintf(stderr, "\n");
-  std::fflush(stderr);
-}
-
-void enlarge_for_grid(std::vector<std::vector<data::Image>>& grid, int min_cell) {
-  int largest = 1;
-  for (const auto& row : grid)
-    for (const auto& img : row) largest = std::max({largest, img.height, img.width});
-  const int factor = (min_cell + largest - 1) / largest;
-  if (factor <= 1) return;
-  for (auto& row : grid)
-    for (auto& img : row)
-      img = data::resize(img, img.height * factor, img.width * factor, data::Filter::nearest);
-}
-
-void write_stage_grid(const std::string& path, const std::vector<LoadedStage>& stages, const Inputs& in,
-                      const std::vector<Tensor>& outputs, const std::vector<std::string>& class_names) {
-  constexpr size_t kGridMaxRows = 32;
-  const size_t n = std::min(static_cast<size_t>(in.size()), kGridMaxRows);
-  auto first_rows = [&](const Tensor& t) {
-    return data::unstack_images(t.slice(0, 0, static_cast<int64_t>(n)).contiguous());
-  };
-  std::vector<std::vector<data::Image>> columns;
-  std::vector<std::string> titles;
-  if (in.lowres.defined()) {
-    columns.push_back(first_rows(in.lowres));
-    titles.push_back("input");
-  }
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    columns.push_back(first_rows(outputs[i]));
-    const int64_t r = stages[i].stage->resolution();
-    titles.push_back(std::to_string(i) + ": " + std::to_string(r) + "x" + std::to_string(r));
-  }
-  if (in.truth.defined()) {
-    // After a base first stage the shard's image is a real example of the class, not the truth of a sample.
-    columns.push_back(first_rows(in.truth));
-    titles.push_back(stages.front().stage->task() == diffusion::Task::base ? "real" : "truth");
-  }
-  std::vector<std::vector<data::Image>> grid(n);
-  std::vector<std::string> row_titles;
-  for (size_t r = 0; r < n; ++r) {
-    for (const auto& col : columns) grid[r].push_back(col[r]);
-    if (!in.labels.empty()) row_titles.push_back(label_name(in.labels[r], class_names));
-  }
-  enlarge_for_grid(grid);
-  data::write_grid(path, grid, titles, row_titles);
-}
-
-void write_inputs(h5::Group& root, const Inputs& in) {
-  if (in.lowres.defined()) root.write_tensor("lowres", in.lowres);
-  if (in.truth.defined()) root.write_tensor("truth", in.truth);
-  if (!in.labels.empty()) {
-    std::vector<int32_t> l(in.labels.begin(), in.labels.end());
-    root.write_tensor("labels", Tensor::from_vector<int32_t>(l, {static_cast<int64_t>(l.size())}));
-  }
-  if (!in.indices.empty())
-    root.write_tensor("indices",
-                      Tensor::from_vector<int64_t>(in.indices, {static_cast<int64_t>(in.indices.size())}));
-}
-
-void write_sample_png(const std::string& dir, const std::string& stem, const data::Image& img) {
-  // Atomically (a temporary name, then rename): a resumed run trusts every <stem>.png it finds.
-  const fs::path target = fs::path(dir) / (stem + ".png");
-  const fs::path tmp = fs::path(dir) / (stem + ".png.tmp-" + std::to_string(::getpid()));
-  data::write_png(tmp.string(), img);
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    IRIS_THROW("cannot rename '", tmp.string(), "' to '", target.string(), "': ", ec.message());
-  }
-}
-
-}  // namespace iris::tools
+}  // namespace iris::diffusion

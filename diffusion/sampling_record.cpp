@@ -1,88 +1,46 @@
-#include "tools/sample_run.h"
+#include "diffusion/sampling_record.h"
+
+#include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
-#include "data/image.h"
+#include "diffusion/sampling_inputs.h"
 #include "framework/core/error.h"
 #include "framework/dist/communicator.h"
 #include "framework/io/hdf5.h"
-#include "tools/sampling.h"
 
-namespace iris::tools {
+namespace iris::diffusion {
 
 namespace fs = std::filesystem;
 
-void add_sampling_run_options(CLI::App& cmd, SamplingRunOptions& o) {
-  cmd.add_option("--seed", o.seed, "seed of all noise (default 0)");
-  cmd.add_option("--batch", o.batch, "samples per batch (default 16; results do not depend on it)");
-  cmd.add_option("--device", o.device, "auto, cpu, cuda or cuda:N (default auto)");
-  cmd.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
-  cmd.add_option("--out", o.out, "output folder")->required();
-  cmd.add_flag("--resume", o.resume,
-               "continue the run in --out (after preemption): keep its finished samples, sample the rest");
-  cmd.add_flag("--overwrite", o.overwrite, "replace the run in --out instead of refusing");
-}
+// ---- RankSplit, SampleSplit ------------------------------------------------------------------------------
 
-ConditionOptions StageInputOptions::conditions() const {
-  IRIS_CHECK(!stages.empty(), "give at least one --stage CHECKPOINT");
-  IRIS_CHECK(!per_class_opt->count() || cond.per_class > 0, "--per-class must be positive, got ",
-             cond.per_class);
-  ConditionOptions c = cond;
-  c.count_given = count_opt->count() > 0;
-  return c;
-}
-
-void add_stage_input_options(CLI::App& cmd, StageInputOptions& o) {
-  cmd.add_option("--stage", o.stages, "a stage's checkpoint, in cascade order (repeat: --stage A --stage B)")
-      ->required();
-  cmd.add_flag("--raw", o.raw, "use the raw weights instead of the EMA");
-  cmd.add_option("--labels", o.cond.labels, "class labels for a base first stage: indices or names")
-      ->delimiter(',');
-  o.per_class_opt = cmd.add_option("--per-class", o.cond.per_class, "K samples of every class (default 4)");
-  o.count_opt = cmd.add_option(
-      "--count", o.cond.input.count,
-      "samples of an unconditional base stage, or shard samples to take (-1: to the end; default 16)");
-  cmd.add_option("--shard", o.cond.input.shard,
-                 "shard folder to take the first stage's inputs (and truth, labels) from");
-  cmd.add_option("--start", o.cond.input.start, "first shard sample (default 0)");
-  cmd.add_option("--input", o.cond.input.files, "low-res image files for an sr3 first stage");
-  cmd.add_option("--input-dir", o.cond.input.dir, "folder of low-res images for an sr3 first stage");
-}
-
-std::vector<LoadedStage> load_stages(const StageInputOptions& o, Device device) {
-  std::vector<LoadedStage> stages;
-  for (const std::string& path : o.stages) stages.push_back(load_stage(path, o.raw, {}, device));
-  return stages;
-}
-
-// ---- SampleSplit
-// --------------------------------------------------------------------------------------------
-
-SampleSplit::SampleSplit(std::vector<int64_t> pending, int64_t batch,
-                         std::shared_ptr<dist::Communicator> comm)
-    : pending_(std::move(pending)), comm_(std::move(comm)) {
-  IRIS_CHECK(batch > 0, "SampleSplit: batch must be positive, got ", batch);
-  if (comm_) {
-    rank_ = comm_->rank();
-    ranks_ = comm_->size();
-  }
+RankSplit::RankSplit(std::vector<int64_t> pending, int64_t batch, int ranks)
+    : pending_(std::move(pending)), ranks_(ranks) {
+  IRIS_CHECK(batch > 0, "RankSplit: batch must be positive, got ", batch);
+  IRIS_CHECK(ranks > 0, "RankSplit: ranks must be positive, got ", ranks);
   const auto n = static_cast<int64_t>(pending_.size());
   per_ = (n + ranks_ - 1) / ranks_;
   chunk_ = std::max<int64_t>(1, std::min(batch, per_));
   rounds_ = (per_ + chunk_ - 1) / chunk_;
 }
 
-std::vector<int64_t> SampleSplit::rows(int64_t round, int rank) const {
-  if (rank < 0) rank = rank_;
+std::vector<int64_t> RankSplit::rows(int64_t round, int rank) const {
+  IRIS_CHECK(rank >= 0 && rank < ranks_, "RankSplit: rank ", rank, " of ", ranks_);
   const auto n = static_cast<int64_t>(pending_.size());
   const int64_t own_end = std::min(n, (rank + 1) * per_);
   const int64_t lo = std::min(own_end, rank * per_ + round * chunk_);
   const int64_t hi = std::min(own_end, lo + chunk_);
   return std::vector<int64_t>(pending_.begin() + lo, pending_.begin() + hi);
 }
+
+SampleSplit::SampleSplit(std::vector<int64_t> pending, int64_t batch,
+                         std::shared_ptr<dist::Communicator> comm)
+    : split_(std::move(pending), batch, comm ? comm->size() : 1),
+      rank_(comm ? comm->rank() : 0),
+      comm_(std::move(comm)) {}
 
 std::vector<int64_t> SampleSplit::gather(int64_t round, const std::vector<Tensor>& mine,
                                          const std::vector<Shape>& row_shapes, int64_t total,
@@ -96,9 +54,10 @@ std::vector<int64_t> SampleSplit::gather(int64_t round, const std::vector<Tensor
     return own;
   }
   const auto n_own = static_cast<int64_t>(own.size());
+  const int ranks = split_.ranks();
   for (size_t i = 0; i < row_shapes.size(); ++i) {
-    // Every rank sends chunk_ rows (its own, then zeros); rank 0 keeps the real ones.
-    Shape padded{chunk_};
+    // Every rank sends chunk rows (its own, then zeros); rank 0 keeps the real ones.
+    Shape padded{split_.chunk()};
     padded.insert(padded.end(), row_shapes[i].begin(), row_shapes[i].end());
     Tensor send = Tensor::zeros(padded, DType::u8, comm_->device());
     if (n_own > 0) {
@@ -108,14 +67,14 @@ std::vector<int64_t> SampleSplit::gather(int64_t round, const std::vector<Tensor
                  shape_str(dst.shape()));
       dst.copy_(mine[i].to(comm_->device()));
     }
-    Shape all{static_cast<int64_t>(ranks_)};
+    Shape all{static_cast<int64_t>(ranks)};
     all.insert(all.end(), padded.begin(), padded.end());
     Tensor gathered = Tensor::empty(all, DType::u8, comm_->device());
     comm_->all_gather(send, gathered);
     if (!is_root()) continue;
     const Tensor host = gathered.cpu();
-    for (int q = 0; q < ranks_; ++q) {
-      const std::vector<int64_t> theirs = rows(round, q);
+    for (int q = 0; q < ranks; ++q) {
+      const std::vector<int64_t> theirs = split_.rows(round, q);
       if (!theirs.empty())
         put_rows(outputs[i], total, theirs,
                  host.select(0, q).slice(0, 0, static_cast<int64_t>(theirs.size())));
@@ -123,19 +82,9 @@ std::vector<int64_t> SampleSplit::gather(int64_t round, const std::vector<Tensor
   }
   std::vector<int64_t> got;
   if (is_root())
-    for (int q = 0; q < ranks_; ++q)
-      for (int64_t r : rows(round, q)) got.push_back(r);
+    for (int q = 0; q < ranks; ++q)
+      for (int64_t r : split_.rows(round, q)) got.push_back(r);
   return got;
-}
-
-void print_run_status(const dist::Communicator* comm, const SampleRecord& record, bool resume,
-                      const std::string& out) {
-  if (comm) std::printf(", split over %d ranks (%s)", comm->size(), comm->describe().c_str());
-  std::printf("\n");
-  if (resume)
-    std::printf("resuming: %lld of %lld samples already in %s\n", static_cast<long long>(record.done()),
-                static_cast<long long>(record.total()), out.c_str());
-  std::fflush(stdout);
 }
 
 std::vector<int64_t> share_rows(const std::shared_ptr<dist::Communicator>& comm,
@@ -154,12 +103,7 @@ std::vector<int64_t> share_rows(const std::shared_ptr<dist::Communicator>& comm,
   return out;
 }
 
-// ---- SampleRecord
-// -------------------------------------------------------------------------------------------
-
-namespace {
-constexpr const char* kRecordName = "run.json";
-}  // namespace
+// ---- JsonDifference --------------------------------------------------------------------------------------
 
 JsonDifference first_difference(const nlohmann::json& saved, const nlohmann::json& now,
                                 const std::string& at) {
@@ -190,6 +134,8 @@ std::string JsonDifference::describe() const {
          (now.is_null() ? "absent" : now.dump());
 }
 
+// ---- SampleRecord ----------------------------------------------------------------------------------------
+
 SampleRecord::SampleRecord(std::string out, std::vector<std::string> dirs, std::vector<Shape> row_shapes,
                            std::vector<std::string> names, nlohmann::json identity, bool resume,
                            bool overwrite)
@@ -199,10 +145,13 @@ SampleRecord::SampleRecord(std::string out, std::vector<std::string> dirs, std::
       names_(std::move(names)),
       have_(names_.size(), 0),
       outputs_(dirs_.size()) {
-  IRIS_ASSERT(dirs_.size() == row_shapes_.size());
-  const fs::path record = fs::path(out_) / kRecordName;
+  IRIS_CHECK(dirs_.size() == row_shapes_.size(), "SampleRecord: ", dirs_.size(), " output folders for ",
+             row_shapes_.size(), " output shapes");
+  for (const Shape& s : row_shapes_)
+    IRIS_CHECK(s.size() == 3, "SampleRecord: an output's row shape must be [H, W, C], got ", shape_str(s));
+  const fs::path record = fs::path(out_) / kRunRecordName;
   if (resume) {
-    IRIS_CHECK(fs::exists(record), "--resume: '", out_, "' holds no sampling run (no ", kRecordName,
+    IRIS_CHECK(fs::exists(record), "--resume: '", out_, "' holds no sampling run (no ", kRunRecordName,
                "); run without --resume to start one");
     nlohmann::json saved;
     try {
@@ -215,10 +164,10 @@ SampleRecord::SampleRecord(std::string out, std::vector<std::string> dirs, std::
     IRIS_CHECK(d.path.empty(), "--resume: '", out_, "' holds a run with other settings (", d.describe(),
                "); resume with the same command, or choose another --out");
     // Temporary files of PNGs a killed run was writing: never complete, never renamed; remove them.
-    for (const auto& d : dirs_) {
+    for (const auto& dir : dirs_) {
       std::error_code ec;
-      if (!fs::is_directory(d, ec)) continue;
-      for (const auto& e : fs::directory_iterator(d, ec))
+      if (!fs::is_directory(dir, ec)) continue;
+      for (const auto& e : fs::directory_iterator(dir, ec))
         if (e.path().filename().string().find(".png.tmp-") != std::string::npos) fs::remove(e.path(), ec);
     }
     // A sample is done when every one of its PNGs is there and decodes to the expected shape (they are
@@ -232,15 +181,13 @@ SampleRecord::SampleRecord(std::string out, std::vector<std::string> dirs, std::
           data::Image img = data::read_png(png.string());
           const Shape& s = row_shapes_[i];
           if (img.height != s[0] || img.width != s[1] || img.channels != s[2]) {
-            std::fprintf(stderr, "warning: %s is %dx%dx%d, not %lldx%lldx%lld: sampled again\n", png.c_str(),
-                         img.height, img.width, img.channels, static_cast<long long>(s[0]),
-                         static_cast<long long>(s[1]), static_cast<long long>(s[2]));
+            warnings_.push_back(png.string() + " is " + img.str() + ", not " + std::to_string(s[0]) + "x" +
+                                std::to_string(s[1]) + "x" + std::to_string(s[2]) + ": sampled again");
             break;
           }
           images.push_back(std::move(img));
         } catch (const Error& e) {
-          std::fprintf(stderr, "warning: %s cannot be read (%s): sampled again\n", png.c_str(),
-                       e.message().c_str());
+          warnings_.push_back(png.string() + " cannot be read (" + e.message() + "): sampled again");
           break;
         }
       }
@@ -251,11 +198,12 @@ SampleRecord::SampleRecord(std::string out, std::vector<std::string> dirs, std::
       ++done_;
     }
   } else {
-    IRIS_CHECK(!fs::exists(record) || overwrite, "'", out_, "' already holds a sampling run (", kRecordName,
+    IRIS_CHECK(!fs::exists(record) || overwrite, "'", out_, "' already holds a sampling run (",
+               kRunRecordName,
                "): pass --resume to continue it, --overwrite to replace it, or choose another --out");
   }
   fs::create_directories(out_);
-  for (const auto& d : dirs_) fs::create_directories(d);
+  for (const auto& dir : dirs_) fs::create_directories(dir);
   h5::write_file_atomic(record.string(), identity.dump(2) + "\n");
 }
 
@@ -275,34 +223,16 @@ void SampleRecord::write(const std::vector<int64_t>& rows) {
   }
 }
 
-nlohmann::json stage_identity(const LoadedStage& stage, const diffusion::SampleSettings& s) {
-  const std::string toml = stage.config.to_toml();
-  return {{"checkpoint", fs::absolute(stage.path).lexically_normal().string()},
-          {"step", stage.info.step},
-          {"weights", stage.ema ? "ema" : "raw"},
-          {"config_crc32c", h5::crc32c(toml.data(), toml.size())},
-          {"sampler", s.sampler},
-          {"schedule", s.schedule},
-          {"steps", s.steps},
-          {"eta", s.eta},
-          {"guidance", s.guidance},
-          {"aug_level", s.aug_level},
-          {"renoise_condition", s.renoise_condition},
-          {"stop_gamma", s.stop_gamma},
-          {"clip_x0", s.clip_x0}};
-}
-
-uint32_t inputs_checksum(const std::vector<std::string>& names, const Tensor& lowres,
-                         const std::vector<int64_t>& labels) {
-  uint32_t crc = 0;
-  for (const auto& n : names)
-    crc = h5::crc32c(n.data(), n.size() + 1, crc);  // with the NUL: names stay apart
-  if (lowres.defined()) {
-    const Tensor c = lowres.cpu().contiguous();
-    crc = h5::crc32c(c.data_ptr(), c.nbytes(), crc);
+void write_sample_png(const std::string& dir, const std::string& stem, const data::Image& img) {
+  const fs::path target = fs::path(dir) / (stem + ".png");
+  const fs::path tmp = fs::path(dir) / (stem + ".png.tmp-" + std::to_string(::getpid()));
+  data::write_png(tmp.string(), img);
+  std::error_code ec;
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    IRIS_THROW("cannot rename '", tmp.string(), "' to '", target.string(), "': ", ec.message());
   }
-  if (!labels.empty()) crc = h5::crc32c(labels.data(), labels.size() * sizeof(int64_t), crc);
-  return crc;
 }
 
-}  // namespace iris::tools
+}  // namespace iris::diffusion
