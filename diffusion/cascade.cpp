@@ -4,38 +4,39 @@
 
 namespace iris::diffusion {
 
-void Cascade::add(CascadeStep step) {
-  IRIS_CHECK(step.stage != nullptr, "Cascade::add: stage ", steps_.size(), " is null");
-  if (!steps_.empty()) {
-    const Stage& prev = *steps_.back().stage;
-    const Stage& cur = *step.stage;
-    IRIS_CHECK(cur.super_resolution(), "cascade stage ", steps_.size(),
+void Cascade::add(CascadeStage added) {
+  IRIS_CHECK(added.stage != nullptr, "Cascade::add: stage ", stages_.size(), " is null");
+  if (!stages_.empty()) {
+    const Stage& prev = *stages_.back().stage;
+    const Stage& cur = *added.stage;
+    IRIS_CHECK(cur.super_resolution(), "cascade stage ", stages_.size(),
                " must be a super-resolution (sr3 or regression) stage");
-    IRIS_CHECK(cur.config().get_int("data.lowres_size") == prev.resolution(), "cascade stage ", steps_.size(),
-               " expects ", cur.config().get_int("data.lowres_size"), "x",
-               cur.config().get_int("data.lowres_size"), " inputs but stage ", steps_.size() - 1,
+    IRIS_CHECK(cur.config().get_int("data.lowres_size") == prev.resolution(), "cascade stage ",
+               stages_.size(), " expects ", cur.config().get_int("data.lowres_size"), "x",
+               cur.config().get_int("data.lowres_size"), " inputs but stage ", stages_.size() - 1,
                " produces ", prev.resolution(), "x", prev.resolution());
-    IRIS_CHECK(cur.channels() == prev.channels(), "cascade stage ", steps_.size(), " has ", cur.channels(),
+    IRIS_CHECK(cur.channels() == prev.channels(), "cascade stage ", stages_.size(), " has ", cur.channels(),
                " channels, the previous stage ", prev.channels());
   }
-  if (step.truncated)
-    IRIS_CHECK(step.stage->task() == Task::sr3 && step.stage->net().config().aug_embedding && !steps_.empty(),
-               "cascade stage ", steps_.size(),
-               ": truncated conditioning needs an SR stage after another stage, "
-               "trained with noise augmentation (model.aug_embedding)");
-  steps_.push_back(std::move(step));
+  if (added.truncated)
+    IRIS_CHECK(
+        added.stage->task() == Task::sr3 && added.stage->net().config().aug_embedding && !stages_.empty(),
+        "cascade stage ", stages_.size(),
+        ": truncated conditioning needs an SR stage after another stage, "
+        "trained with noise augmentation (model.aug_embedding)");
+  stages_.push_back(std::move(added));
 }
 
 std::vector<Tensor> Cascade::run(const StageBatch& input, int64_t count, Generator& gen) const {
-  IRIS_CHECK(!steps_.empty(), "Cascade::run: no stages");
+  IRIS_CHECK(!stages_.empty(), "Cascade::run: no stages");
   std::vector<Tensor> outputs;
   Tensor handed;  // the previous stage's output (x_0, or x_s of a truncated chain)
-  for (size_t i = 0; i < steps_.size(); ++i) {
-    const CascadeStep& st = steps_[i];
+  for (size_t i = 0; i < stages_.size(); ++i) {
+    const CascadeStage& st = stages_[i];
     SampleSettings s = st.settings;
     // Does the next stage want this chain truncated at its augmentation level?
-    if (i + 1 < steps_.size() && steps_[i + 1].truncated) {
-      const CascadeStep& next = steps_[i + 1];
+    if (i + 1 < stages_.size() && stages_[i + 1].truncated) {
+      const CascadeStage& next = stages_[i + 1];
       const double level = next.settings.aug_level * next.stage->schedule().T();
       s.stop_gamma = next.stage->schedule().gamma_at(level);
     }

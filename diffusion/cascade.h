@@ -16,7 +16,8 @@
 
 namespace iris::diffusion {
 
-struct CascadeStep {
+// One stage as it runs in a cascade: the model, how it is sampled, and how it takes the previous output.
+struct CascadeStage {
   std::shared_ptr<const Stage> stage;
   SampleSettings settings;
   bool truncated = false;  // for an SR stage with augmentation: take the previous chain's x_s
@@ -24,16 +25,16 @@ struct CascadeStep {
 
 class Cascade {
  public:
-  void add(CascadeStep step);
-  size_t size() const { return steps_.size(); }
-  const CascadeStep& step(size_t i) const { return steps_.at(i); }
+  void add(CascadeStage added);
+  size_t size() const { return stages_.size(); }
+  const CascadeStage& stage(size_t i) const { return stages_.at(i); }
 
   // input.labels (a base first stage with classes), input.lowres (an SR first stage), or `count` samples of
   // an unconditional base. Returns each stage's output [N, H_i, W_i, C] in [-1, 1] (clipped), in order.
   std::vector<Tensor> run(const StageBatch& input, int64_t count, Generator& gen) const;
 
  private:
-  std::vector<CascadeStep> steps_;
+  std::vector<CascadeStage> stages_;
 };
 
 }  // namespace iris::diffusion

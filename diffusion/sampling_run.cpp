@@ -11,7 +11,7 @@
 
 namespace iris::diffusion {
 
-std::vector<Tensor> sample_cascade(const std::vector<CascadeStep>& steps, const Inputs& in,
+std::vector<Tensor> sample_cascade(const std::vector<CascadeStage>& steps, const Inputs& in,
                                    const SamplingRun& run) {
   IRIS_CHECK(!steps.empty(), "sample_cascade: no stages");
   IRIS_CHECK(run.batch > 0, "sample_cascade: the batch must be positive, got ", run.batch);
@@ -25,7 +25,7 @@ std::vector<Tensor> sample_cascade(const std::vector<CascadeStep>& steps, const 
   Cascade cascade;
   std::vector<Shape> row_shapes;  // [H_i, W_i, C] of each stage's output
   for (size_t i = 0; i < steps.size(); ++i) {
-    CascadeStep step = steps[i];
+    CascadeStage step = steps[i];
     if (run.on_step)
       step.settings.on_step = [&tick, &run, i](const SamplerStep& k) {
         SamplingTick t = tick;

@@ -61,7 +61,7 @@ struct SamplingRun {
 // Samples `steps` (a chain checked by Cascade::add) for every sample of `in`, sample i from the stream
 // noise_streams(in)[i] of `run.seed`. Returns, on rank 0, each stage's output u8 [N, H_i, W_i, C] (read back
 // or drawn); the other ranks get an empty list.
-std::vector<Tensor> sample_cascade(const std::vector<CascadeStep>& steps, const Inputs& in,
+std::vector<Tensor> sample_cascade(const std::vector<CascadeStage>& steps, const Inputs& in,
                                    const SamplingRun& run);
 
 // The grid of a run's samples (at most 32 rows, one per sample): a "low-res" and a "bicubic" column when the

@@ -44,7 +44,7 @@ void run_cascade(const CascadeOptions& o) {
 
   // Stages and their settings first: a bad checkpoint or option fails before any input is read.
   const std::vector<LoadedStage> stages = diffusion::load_stages(o.inputs.stages, o.inputs.raw, device);
-  std::vector<diffusion::CascadeStep> steps;
+  std::vector<diffusion::CascadeStage> steps;
   for (size_t i = 0; i < n_stages; ++i)
     steps.push_back({stages[i].stage, stage_settings(stages[i], o.lists, i, n_stages),
                      o.truncated && stage_truncatable(stages[i], i)});

@@ -205,7 +205,7 @@ PointResult run_point(size_t k, const std::vector<StageChoice>& choice,
                       const std::vector<LoadedStage>& stages, const Inputs& in, const SweepOptions& o,
                       const Scoring& s, const diffusion::Classifier* feature, Device device,
                       const std::string& label, bool root, std::vector<Tensor>& outputs) {
-  std::vector<diffusion::CascadeStep> steps;
+  std::vector<diffusion::CascadeStage> steps;
   diffusion::Cascade chain;  // stages that do not chain are refused naming both checkpoints
   for (size_t i = 0; i < stages.size(); ++i) {
     steps.push_back({stages[i].stage, choice[i].settings, choice[i].truncated});

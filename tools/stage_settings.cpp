@@ -105,7 +105,7 @@ diffusion::SampleSettings stage_settings(const LoadedStage& L, const StageSettin
 }
 
 void add_cascade_stage(diffusion::Cascade& cascade, const std::vector<LoadedStage>& stages, size_t i,
-                       diffusion::CascadeStep step) {
+                       diffusion::CascadeStage step) {
   try {
     cascade.add(std::move(step));
   } catch (const Error& e) {

@@ -49,6 +49,6 @@ bool stage_truncatable(const LoadedStage& L, size_t i);
 // Appends `step` (stage i, loaded from stages[i]) to `cascade`. A stage that cannot follow the previous one
 // (not super-resolution, another input size or channel count) is an error naming both checkpoints.
 void add_cascade_stage(diffusion::Cascade& cascade, const std::vector<LoadedStage>& stages, size_t i,
-                       diffusion::CascadeStep step);
+                       diffusion::CascadeStage step);
 
 }  // namespace iris::tools
