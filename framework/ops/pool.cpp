@@ -5,6 +5,7 @@
 #include "framework/autograd/node.h"
 #include "framework/kernels/pool.h"
 #include "framework/ops/dispatch.h"
+#include "framework/ops/image_checks.h"
 
 namespace iris {
 
@@ -12,12 +13,6 @@ using autograd::NeedGrad;
 using Grads = std::vector<Tensor>;
 
 namespace {
-
-void check_image(const Tensor& x, const char* op) {
-  check_defined(x, op);
-  check_floating(x, op);
-  IRIS_CHECK(x.dim() == 4, op, ": expected a 4-D [N, H, W, C] input, got ", x.summary());
-}
 
 PoolParams pool_params(const Tensor& x, std::array<int64_t, 2> k, std::array<int64_t, 2> s,
                        std::array<int64_t, 2> pad, const char* op) {

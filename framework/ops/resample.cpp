@@ -2,22 +2,15 @@
 // factor of 4: the gradient of nearest upsampling sums 2x2 blocks, that of average pooling spreads g / 4).
 #include "framework/ops/resample.h"
 
-#include "framework/kernels/resample.h"
 #include "framework/autograd/node.h"
+#include "framework/kernels/resample.h"
 #include "framework/ops/dispatch.h"
+#include "framework/ops/image_checks.h"
 
 namespace iris {
 
 using autograd::NeedGrad;
 using Grads = std::vector<Tensor>;
-
-namespace {
-void check_image(const Tensor& x, const char* op) {
-  check_defined(x, op);
-  check_floating(x, op);
-  IRIS_CHECK(x.dim() == 4, op, ": expected a 4-D [N, H, W, C] input, got ", x.summary());
-}
-}  // namespace
 
 Tensor upsample_nearest2x(const Tensor& x_in) {
   check_image(x_in, "upsample_nearest2x");
