@@ -213,17 +213,6 @@ void run_serve(const ServeCli& o) {
       rate::answers_file(o.study));
 }
 
-void write_png_atomic(const std::string& path, const data::Image& img) {
-  const std::string tmp = h5::temp_path_for(path);
-  data::write_png(tmp, img);
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    IRIS_THROW("rate report: cannot rename '", tmp, "' to '", path, "': ", ec.message());
-  }
-}
-
 void run_report(const ReportCli& o) {
   const rate::StudyConfig study = rate::load_study(o.study);
   const std::string path = rate::answers_file(o.study);
@@ -234,7 +223,7 @@ void run_report(const ReportCli& o) {
   const std::string json = o.json.empty() ? (fs::path(o.study) / "report.json").string() : o.json;
   const std::string plot = o.plot.empty() ? (fs::path(o.study) / "fool_rate.png").string() : o.plot;
   h5::write_file_atomic(json, rate::report_to_json(r).dump(2) + "\n");
-  write_png_atomic(plot, rate::report_chart(r));
+  rate::write_png_atomic(plot, rate::report_chart(r));
   std::printf("\nwrote %s and %s\n", json.c_str(), plot.c_str());
 }
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "diffusion/checkpoint.h"
 #include "tests/common/test_util.h"
 #include "tests/system/system_util.h"
 
@@ -20,6 +21,21 @@
   } while (0)
 
 namespace iris::test {
+
+// A tiny run trained for two steps in ROOT (shards in ROOT/data, the config beside them, the run in ROOT/run):
+// its config file and its step-2 checkpoint.
+struct TinyRun {
+  std::string config, checkpoint;
+};
+inline TinyRun train_tiny_run(const std::string& root) {
+  write_tiny_shards(root + "/data", 16);
+  TinyRun t{write_tiny_config(root, root + "/data"),
+            root + "/run/checkpoints/" + diffusion::checkpoint_name(2)};
+  const RunResult trained = run_iris("train --config " + t.config + " --threads 1 --device cpu --run " +
+                                     root + "/run --set train.steps=2");
+  REQUIRE_MESSAGE(trained.exit_code == 0, trained.output);
+  return t;
+}
 
 // Runs tests/interop/<script> with the environment's Python and parses what it prints as JSON.
 inline nlohmann::json run_python_json(const std::string& script, const std::string& args) {

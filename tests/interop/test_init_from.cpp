@@ -38,12 +38,9 @@ Tensor forward(const std::string& config, const nn::StateDict& weights) {
 TEST_CASE("iris train --init-from a numpy-written torch-layout safetensors file reproduces the model") {
   IRIS_INTEROP_BEGIN();
   const std::string root = fresh_dir("interop-init");
-  write_tiny_shards(root + "/data", 16);
-  const std::string cfg = write_tiny_config(root, root + "/data");
-  const RunResult trained = run_iris("train --config " + cfg + " --threads 1 --device cpu --run " + root +
-                                     "/run --set train.steps=2");
-  REQUIRE_MESSAGE(trained.exit_code == 0, trained.output);
-  const std::string ckpt = root + "/run/checkpoints/" + diffusion::checkpoint_name(2);
+  const TinyRun tiny = train_tiny_run(root);
+  const std::string& cfg = tiny.config;
+  const std::string& ckpt = tiny.checkpoint;
   const RunResult exported =
       run_iris("ckpt export " + ckpt + " --out " + root + "/iris.safetensors --format safetensors");
   REQUIRE_MESSAGE(exported.exit_code == 0, exported.output);

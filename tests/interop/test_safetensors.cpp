@@ -15,12 +15,7 @@ namespace fs = std::filesystem;
 TEST_CASE("safetensors loads iris ckpt export in both layouts, and Iris reads the library's own files") {
   IRIS_INTEROP_BEGIN();
   const std::string root = fresh_dir("interop-st");
-  write_tiny_shards(root + "/data", 16);
-  const std::string cfg = write_tiny_config(root, root + "/data");
-  const RunResult trained = run_iris("train --config " + cfg + " --threads 1 --device cpu --run " + root +
-                                     "/run --set train.steps=2");
-  REQUIRE_MESSAGE(trained.exit_code == 0, trained.output);
-  const std::string ckpt = root + "/run/checkpoints/" + diffusion::checkpoint_name(2);
+  const std::string ckpt = train_tiny_run(root).checkpoint;
   const nn::StateDict ema = diffusion::load_checkpoint_weights(ckpt, /*ema=*/true);
 
   for (const std::string layout : {"iris", "torch"}) {

@@ -170,6 +170,14 @@ std::unique_ptr<Rows> open_truth(const std::string& spec, const std::vector<int6
   return std::make_unique<H5Rows>(path, dataset);
 }
 
+std::string default_name(int64_t i) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%06lld", static_cast<long long>(i));
+  return buf;
+}
+
+}  // namespace
+
 void write_png_atomic(const std::string& path, const data::Image& img) {
   fs::create_directories(fs::path(path).parent_path());
   const std::string tmp = h5::temp_path_for(path);
@@ -178,17 +186,9 @@ void write_png_atomic(const std::string& path, const data::Image& img) {
   fs::rename(tmp, path, ec);
   if (ec) {
     fs::remove(tmp, ec);
-    IRIS_THROW("rate: cannot rename '", tmp, "' to '", path, "': ", ec.message());
+    IRIS_THROW("cannot rename '", tmp, "' to '", path, "': ", ec.message());
   }
 }
-
-std::string default_name(int64_t i) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%06lld", static_cast<long long>(i));
-  return buf;
-}
-
-}  // namespace
 
 std::pair<std::string, std::string> parse_method_arg(const std::string& arg) {
   const auto eq = arg.find('=');

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "data/image.h"
 #include "tools/rate/study.h"
 
 namespace iris::rate {
@@ -36,6 +37,10 @@ struct CreateOptions {
 // "NAME=PATH[:DATASET]" -> {NAME, PATH[:DATASET]}; without "NAME=", the name is PATH's parent folder's name
 // (out/sr3/samples.h5 -> "sr3") or, for a shard folder, its own name. Checks the name (study.h).
 std::pair<std::string, std::string> parse_method_arg(const std::string& arg);
+
+// Writes a PNG to `path` (creating its folder) through a temporary file and a rename: a killed writer leaves
+// the old file or none, never half a picture.
+void write_png_atomic(const std::string& path, const data::Image& img);
 
 // The longer side on the page: small images are enlarged by a whole factor to at least 256 CSS pixels (each
 // source pixel a sharp square), large ones shown at up to 512.
