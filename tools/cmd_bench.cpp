@@ -16,7 +16,10 @@
 
 #include "diffusion/config.h"
 #include "diffusion/unet.h"
+#include "framework/core/kernel_profile.h"
 #include "framework/core/profiling.h"
+#include "framework/cpu/conv.h"
+#include "framework/cpu/conv_onednn.h"
 #include "framework/iris.h"
 #include "tools/commands.h"
 #include "tools/common.h"
@@ -29,6 +32,8 @@ struct BenchOptions {
   std::string config, mode = "train", precision = "f32", device = "auto";
   int64_t batch = 0;  // 0: the config's train.batch_size
   int steps = 20, warmup = 5, threads = 0;
+  std::string cpu_conv = "auto";  // auto (oneDNN when built with it), onednn or im2col
+  bool profile = false;           // CPU: time every kernel over the timed steps and print the table
   std::vector<std::string> sets;  // --set KEY=VALUE overrides of the config
 };
 
@@ -37,6 +42,24 @@ struct Inputs {
   Tensor labels;  // class-conditional models: i64 [batch] (undefined otherwise)
 };
 
+// The kernel table of `iris bench --profile`: per step, each CPU kernel's calls and time and its share of the
+// step; the rest of the step is the framework's own time (autograd, bookkeeping, allocation).
+void print_kernel_profile(const std::vector<double>& step_ms, int steps) {
+  double total = 0;
+  for (double m : step_ms) total += m;
+  const double per_step = total / steps;
+  double in_kernels = 0;
+  std::printf("\n%-34s %10s %10s %7s   (per step, mean of %d steps of %.1f ms)\n", "kernel", "calls", "ms",
+              "share", steps, per_step);
+  for (const KernelProfileRow& r : kernel_profile()) {
+    in_kernels += r.ms / steps;
+    std::printf("%-34s %10.1f %10.2f %6.1f%%\n", r.kernel.c_str(), static_cast<double>(r.calls) / steps,
+                r.ms / steps, 100.0 * r.ms / total);
+  }
+  std::printf("%-34s %10s %10.2f %6.1f%%\n", "(outside kernels)", "", per_step - in_kernels,
+              100.0 * (per_step - in_kernels) / per_step);
+}
+
 void run_bench(const BenchOptions& o) {
   IRIS_CHECK(o.mode == "train" || o.mode == "sample", "bench: --mode must be train or sample, got '", o.mode,
              "'");
@@ -44,6 +67,17 @@ void run_bench(const BenchOptions& o) {
              "bench: --precision must be f32, tf32 or bf16, got '", o.precision, "'");
   IRIS_CHECK(o.steps >= 1 && o.warmup >= 0, "bench: --steps must be at least 1 and --warmup at least 0");
   if (o.threads > 0) set_num_threads(o.threads);
+  IRIS_CHECK(o.cpu_conv == "auto" || o.cpu_conv == "onednn" || o.cpu_conv == "im2col",
+             "bench: --cpu-conv must be auto, onednn or im2col, got '", o.cpu_conv, "'");
+  IRIS_CHECK(o.cpu_conv != "onednn" || cpu::onednn::available(),
+             "bench: --cpu-conv onednn: this build of Iris has no oneDNN (Debian package libdnnl-dev)");
+  cpu::ConvCpuTuning tuning = cpu::conv_cpu_tuning();
+  tuning.onednn = o.cpu_conv != "im2col";
+  cpu::set_conv_cpu_tuning(tuning);
+  const std::string cpu_conv = tuning.onednn && cpu::onednn::available() ? "onednn" : "im2col";
+  // The process's resident memory before the model exists: the CPU's peak is reported above it, as
+  // tools/scripts/bench_pytorch.py reports PyTorch's.
+  const size_t rss_start = memory_usage(Device::cpu()).current;
   Config cfg = Config::load(o.config);
   for (const auto& kv : o.sets) cfg.set(kv);
   const Device device = resolve_device(o.device);
@@ -90,6 +124,8 @@ void run_bench(const BenchOptions& o) {
   synchronize(device);
   reset_peak_memory(device);
   reset_host_storage_peak();
+  set_kernel_profiling(o.profile && device.is_cpu());
+  reset_kernel_profile();
   DeviceTimer timer(device);
   std::vector<double> ms, host_ms;
   for (int i = 0; i < o.steps; ++i) {
@@ -104,6 +140,7 @@ void run_bench(const BenchOptions& o) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
+  set_kernel_profiling(false);
   const double median = median_of(ms);
   const double host_median = median_of(host_ms);
   const auto [fastest, slowest] = std::minmax_element(ms.begin(), ms.end());
@@ -119,10 +156,13 @@ void run_bench(const BenchOptions& o) {
               with_commas(net.num_parameters()).c_str(),
               (train ? net.train_flops_per_sample() : net.flops_per_sample()) / 1e9,
               train ? "forward + backward" : "forward");
-  // The cuDNN algorithm search applies to CUDA devices only; the CPU has one convolution algorithm.
   const std::string search = device.is_cuda() ? ", convolution algorithms: " + conv_search() : "";
   std::printf("%-12s %s, %s, batch %lld, %d steps after %d warm-up%s\n", "step", o.mode.c_str(),
               o.precision.c_str(), static_cast<long long>(batch), o.steps, o.warmup, search.c_str());
+  if (device.is_cpu())
+    std::printf("%-12s %s\n", "convolutions",
+                cpu_conv == "onednn" ? "oneDNN (f32, 3x3 and larger on 8x8 and larger), else im2col + GEMM"
+                                     : "im2col + GEMM");
   std::printf("%-12s median %.2f  (min %.2f, max %.2f)\n", "ms/step", median, *fastest, *slowest);
   if (device.is_cuda())
     std::printf("%-12s median %.2f ms to queue a step (%.0f%% of the step: near 100%% means host-bound)\n",
@@ -133,6 +173,7 @@ void run_bench(const BenchOptions& o) {
                                                  human_bytes(static_cast<double>(mem.peak)) + ")"
                                            : std::string(" (allocator peak)");
   std::printf("%-12s %s%s\n", "peak memory", human_bytes(static_cast<double>(peak)).c_str(), what.c_str());
+  if (o.profile && device.is_cpu()) print_kernel_profile(ms, o.steps);
   nlohmann::json j = {{"params", net.num_parameters()},
                       {"batch", batch},
                       {"mode", o.mode},
@@ -145,6 +186,11 @@ void run_bench(const BenchOptions& o) {
                       {"tflops", tflops},
                       {"peak_bytes", peak}};
   if (device.is_cuda()) j["conv_search"] = conv_search();
+  if (device.is_cpu()) {
+    j["cpu_conv"] = cpu_conv;
+    j["threads"] = num_threads();
+    j["peak_rss_bytes"] = mem.peak > rss_start ? mem.peak - rss_start : 0;
+  }
   std::printf("%s\n", j.dump().c_str());
 }
 
@@ -163,6 +209,10 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--device", opts->device, "auto, cpu, cuda or cuda:N");
   cmd->add_option("--threads", opts->threads, "CPU threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--cpu-conv", opts->cpu_conv,
+                  "CPU convolutions: auto (oneDNN when built with it), onednn or im2col (im2col + OpenBLAS)");
+  cmd->add_flag("--profile", opts->profile,
+               "CPU: time every kernel over the timed steps and print where the step's time goes");
   cmd->add_option("--set", opts->sets,
                   "override a config key, e.g. --set model.checkpoint_res_blocks=true (repeatable)");
   cmd->callback([opts] { run_bench(*opts); });

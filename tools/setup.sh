@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libopenblas-dev            # CPU GEMM (loaded at run time; see framework/cpu/blas.h)
+  libdnnl-dev                # oneDNN: CPU convolutions (framework/cpu/conv_onednn.h)
   libhdf5-dev                # shards, checkpoints
   libopenmpi-dev openmpi-bin # data parallelism across processes
   libpng-dev libjpeg-dev     # image codecs

@@ -14,8 +14,10 @@
 #include <climits>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 
 #include "framework/cpu/blas.h"
+#include "framework/cpu/conv_onednn.h"
 #include "framework/cpu/parallel.h"
 #include "framework/kernels/dispatch.h"
 
@@ -36,6 +38,7 @@ constexpr int64_t kMaxPartialBytes = int64_t{64} << 20;
 
 std::atomic<int64_t> g_tile_rows{0};
 std::atomic<int64_t> g_band_bytes{ConvCpuTuning{}.band_bytes};
+std::atomic<bool> g_onednn{ConvCpuTuning{}.onednn};
 
 // A pointwise convolution (1x1, stride 1, no padding) or one whose kernel covers the whole unpadded image
 // (Ho = Wo = 1) has an im2col matrix equal to the input itself viewed as [rows, K].
@@ -322,7 +325,7 @@ int64_t conv_tile_rows(const ConvParams& p, size_t elem_size) {
 }
 
 ConvCpuTuning conv_cpu_tuning() {
-  return {g_tile_rows.load(), g_band_bytes.load()};
+  return {g_tile_rows.load(), g_band_bytes.load(), g_onednn.load()};
 }
 
 void set_conv_cpu_tuning(const ConvCpuTuning& t) {
@@ -332,6 +335,7 @@ void set_conv_cpu_tuning(const ConvCpuTuning& t) {
              t.band_bytes, " is outside [1, 64 MiB]");
   g_tile_rows.store(t.tile_rows);
   g_band_bytes.store(t.band_bytes);
+  g_onednn.store(t.onednn);
 }
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out, const ConvParams& p) {
@@ -341,6 +345,11 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor
       out.dtype(), "conv2d",
       [&](auto tag) {
         using T = decltype(tag);
+        if constexpr (std::is_same_v<T, float>)
+          if (g_onednn.load() && onednn::conv2d_forward(x.data<T>(), w.data<T>(),
+                                                        bias.defined() ? bias.data<T>() : nullptr,
+                                                        out.data<T>(), p))
+            return;
         forward_impl<T>(x.data<T>(), w.data<T>(), bias.defined() ? bias.data<T>() : nullptr, out.data<T>(),
                         p);
       },
@@ -362,6 +371,9 @@ void conv2d_backward_data(const Tensor& gout, const Tensor& w, Tensor& dx, const
       dx.dtype(), "conv2d backward",
       [&](auto tag) {
         using T = decltype(tag);
+        if constexpr (std::is_same_v<T, float>)
+          if (g_onednn.load() && onednn::conv2d_backward_data(gout.data<T>(), w.data<T>(), dx.data<T>(), p))
+            return;
         backward_data_impl<T>(gout.data<T>(), w.data<T>(), dx.data<T>(), p);
       },
       [&] {
@@ -382,6 +394,9 @@ void conv2d_backward_weight(const Tensor& gout, const Tensor& x, Tensor& dw, con
       dw.dtype(), "conv2d backward",
       [&](auto tag) {
         using T = decltype(tag);
+        if constexpr (std::is_same_v<T, float>)
+          if (g_onednn.load() && onednn::conv2d_backward_weight(gout.data<T>(), x.data<T>(), dw.data<T>(), p))
+            return;
         backward_weight_impl<T>(gout.data<T>(), x.data<T>(), dw.data<T>(), p);
       },
       [&] {

@@ -1,7 +1,10 @@
 // CPU convolution kernels: their contract, shared with the CUDA backend, is framework/kernels/conv.h; this
 // header adds the CPU's own tuning knobs.
 //
-// Method: im2col + GEMM. The im2col matrix has one row per output pixel (n, ho, wo) and one column per tap
+// Methods: f32 runs through oneDNN's direct convolutions when Iris is built with oneDNN (conv_onednn.h);
+// everything else (f64, bf16 through f32 otherwise, or a problem oneDNN declines) is im2col + GEMM, below.
+//
+// im2col + GEMM: The im2col matrix has one row per output pixel (n, ho, wo) and one column per tap
 // (i, j, c), so its row-major layout matches the weight's [Cout, kh*kw*Cin] and NHWC input rows copy with
 // memcpy. Work is cut into tiles of a fixed number of rows that threads take dynamically; each tile is
 // im2col'ed into the thread's own cache-sized buffer and multiplied at once by a single-threaded GEMM (one
@@ -24,6 +27,7 @@ namespace iris::cpu {
 struct ConvCpuTuning {
   int64_t tile_rows = 0;                  // rows per tile; 0: about 1 MiB of columns, clamped to [128, 2048]
   int64_t band_bytes = int64_t{4} << 20;  // data gradient: column rows one task (thread) computes and gathers
+  bool onednn = true;                     // f32 through oneDNN when built with it (false: always im2col)
 };
 ConvCpuTuning conv_cpu_tuning();
 // The tile height used for `p` with elements of `elem_size` bytes (the tuning's, or the automatic one).

@@ -37,6 +37,15 @@ enum class CompareOp : uint8_t { eq, ne, lt, le, gt, ge };
 
 namespace fn {
 
+// The functors are forced inline on the host as on the device (IRIS_HD is __forceinline__ there): called out
+// of line once per element, which GCC chose inside large kernels (GroupNorm+SiLU on one thread), they are
+// scalar, and that kernel ran 6x slower.
+#if defined(__CUDA_ARCH__)
+#define IRIS_FN IRIS_HD
+#else
+#define IRIS_FN [[gnu::always_inline]] inline
+#endif
+
 // Math shims: fast intrinsics on the device, the standard library on the host.
 #if defined(__CUDA_ARCH__)
 IRIS_HD float exp_(float x) { return __expf(x); }
@@ -51,22 +60,24 @@ IRIS_HD float pow_(float x, float y) { return powf(x, y); }
 #else
 // exp for float on the CPU as plain arithmetic (no libm call), so that loops over it vectorise: Cody-Waite
 // reduction x = k ln2 + r, |r| <= ln2/2, a degree-7 Taylor polynomial (truncation < 5e-9 relative), and 2^k
-// built in the exponent bits. Within 2 ulp of std::exp over the clamped range [-87, 88]; below -87 it returns
-// exp(-87) (~1.6e-38) instead of a denormal, above 88 exp(88).
-inline float exp_(float x) {
+// built in the exponent bits. Within 2 ulp of std::exp over the clamped range [-87, 88] (1.71 ulp measured);
+// below -87 it returns exp(-87) (~1.6e-38) instead of a denormal, above 88 exp(88). The polynomial by Estrin's
+// scheme in fused multiply-adds (x86-64-v3 has FMA) runs 2.3x faster than Horner's in separate multiplies and
+// adds: SiLU, which GroupNorm+SiLU applies to every activation, was most of that kernel's time.
+IRIS_FN float exp_(float x) {
   x = x < -87.0f ? -87.0f : x;  // two selects (not fmin/fmax, whose NaN rules block vectorisation)
   x = x > 88.0f ? 88.0f : x;
   const float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-  float r = x - k * 0.693145751953125f;                                    // ln2 split in two parts
-  r = r - k * 1.428606765330187e-06f;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  float r = __builtin_fmaf(-k, 0.693145751953125f, x);                     // ln2 split in two parts
+  r = __builtin_fmaf(-k, 1.428606765330187e-06f, r);
+  // p(r) = sum r^i / i!, i <= 7, by Estrin's scheme: independent fused multiply-adds, a short dependency
+  // chain (explicit fmaf: the same result whatever the compiler's contraction setting).
+  const float r2 = r * r, r4 = r2 * r2;
+  const float p01 = __builtin_fmaf(r, 1.0f, 1.0f), p23 = __builtin_fmaf(r, 1.0f / 6.0f, 0.5f);
+  const float p45 = __builtin_fmaf(r, 1.0f / 120.0f, 1.0f / 24.0f);
+  const float p67 = __builtin_fmaf(r, 1.0f / 5040.0f, 1.0f / 720.0f);
+  const float p03 = __builtin_fmaf(r2, p23, p01), p47 = __builtin_fmaf(r2, p67, p45);
+  const float p = __builtin_fmaf(r4, p47, p03);
   const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(k) + 127) << 23;
   return p * __builtin_bit_cast(float, bits);
 }
@@ -90,24 +101,24 @@ IRIS_HD double rsqrt_(double x) { return 1.0 / ::sqrt(x); }
 IRIS_HD double pow_(double x, double y) { return ::pow(x, y); }
 
 template <class C>
-IRIS_HD C sigmoid(C x) {
+IRIS_FN C sigmoid(C x) {
   return C(1) / (C(1) + exp_(-x));
 }
 
 // GELU with the exact erf form (PyTorch's default): x * Phi(x).
 template <class C>
-IRIS_HD C gelu(C x) {
+IRIS_FN C gelu(C x) {
   return C(0.5) * x * (C(1) + erf_(x * C(0.70710678118654752440)));
 }
 template <class C>
-IRIS_HD C gelu_grad(C x) {
+IRIS_FN C gelu_grad(C x) {
   const C cdf = C(0.5) * (C(1) + erf_(x * C(0.70710678118654752440)));
   const C pdf = exp_(C(-0.5) * x * x) * C(0.39894228040143267794);
   return cdf + x * pdf;
 }
 
 template <UnaryOp OP, class C>
-IRIS_HD C unary(C x, C a, C b) {
+IRIS_FN C unary(C x, C a, C b) {
   {
     if constexpr (OP == UnaryOp::neg) return -x;
     if constexpr (OP == UnaryOp::abs) return x < C(0) ? -x : x;
@@ -135,7 +146,7 @@ IRIS_HD C unary(C x, C a, C b) {
 }
 
 template <BinaryOp OP, class C>
-IRIS_HD C binary(C x, C y, C a, C b) {
+IRIS_FN C binary(C x, C y, C a, C b) {
   {
     if constexpr (OP == BinaryOp::add) return x + y;
     if constexpr (OP == BinaryOp::sub) return x - y;
@@ -159,7 +170,7 @@ IRIS_HD C binary(C x, C y, C a, C b) {
 }
 
 template <CompareOp OP, class C>
-IRIS_HD bool compare(C x, C y) {
+IRIS_FN bool compare(C x, C y) {
   {
     if constexpr (OP == CompareOp::eq) return x == y;
     if constexpr (OP == CompareOp::ne) return x != y;

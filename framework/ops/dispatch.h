@@ -5,20 +5,22 @@
 // framework/kernels/dispatch.h.
 #pragma once
 
+#include "framework/core/kernel_profile.h"
 #include "framework/kernels/dispatch.h"
 #include "framework/kernels/stream.h"
 
 namespace iris {
 
-// Calls ::iris::cpu::fn(args...) or ::iris::cuda::fn(args..., stream) by the device of the data.
+// Calls ::iris::cpu::fn(args...) or ::iris::cuda::fn(args..., stream) by the device of the data. CPU calls are
+// timed when kernel profiling is on (framework/core/kernel_profile.h).
 #ifdef IRIS_WITH_CUDA
 #define IRIS_DISPATCH_DEVICE(device, fn, ...)                                                       \
   ((device).is_cuda() ? ::iris::cuda::fn(__VA_ARGS__, ::iris::cuda::compute_stream((device).index)) \
-                      : ::iris::cpu::fn(__VA_ARGS__))
+                      : (::iris::KernelTimer(#fn), ::iris::cpu::fn(__VA_ARGS__)))
 #else
 #define IRIS_DISPATCH_DEVICE(device, fn, ...)                                                      \
   ((device).is_cuda() ? IRIS_THROW(#fn ": this build of Iris has no CUDA support (IRIS_CUDA=OFF)") \
-                      : ::iris::cpu::fn(__VA_ARGS__))
+                      : (::iris::KernelTimer(#fn), ::iris::cpu::fn(__VA_ARGS__)))
 #endif
 
 }  // namespace iris

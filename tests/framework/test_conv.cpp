@@ -2,6 +2,7 @@
 // bands, non-contiguous inputs, f32 / bf16 against f64, dtype promotion, thread-count independence and
 // misuse.
 #include "framework/cpu/conv.h"
+#include "framework/cpu/conv_onednn.h"
 #include "tests/common/test_util.h"
 
 using namespace iris;
@@ -212,6 +213,41 @@ TEST_CASE("conv2d in f32 and bf16 follows f64, forward and backward") {
     CHECK(rel_l2(r32.out, r64.out) < 1e-6);
     CHECK(rel_l2(r32.dx, r64.dx) < 1e-6);
     CHECK(rel_l2(r32.dw, r64.dw) < 1e-6);
+  }
+}
+
+TEST_CASE("conv2d in f32 through oneDNN and through im2col both follow f64, forward and backward") {
+  // Outputs of 8x8 and more with kernels larger than 1x1: the problems f32 sends to oneDNN when Iris has it
+  // (conv_onednn.h). Odd channel counts (not multiples of oneDNN's 16-channel blocks), strides, asymmetric
+  // kernels and padding, a batch that does not split evenly into weight-gradient groups, and a right padding
+  // that would be negative (oneDNN declines it: the im2col path must take it).
+  const std::vector<Geometry> cases = {
+      {"3x3 pad 1, 6 -> 32 (a stem)", 3, 12, 10, 6, 32, 3, 3, 1, 1, 1, 1},
+      {"3x3 pad 1, 32 -> 3 (a head)", 2, 9, 11, 32, 3, 3, 3, 1, 1, 1, 1},
+      {"3x3 stride 2 pad 1 (a downsampling)", 5, 16, 18, 16, 16, 3, 3, 2, 2, 1, 1},
+      {"1x7 and pad 0x3 (Inception)", 2, 9, 8, 5, 7, 1, 7, 1, 1, 0, 3},
+      {"7x1 and pad 3x0 (Inception)", 2, 8, 9, 7, 5, 7, 1, 1, 1, 3, 0},
+      {"5x5 pad 2, 20 -> 24", 7, 8, 8, 20, 24, 5, 5, 1, 1, 2, 2},
+      {"3x3 stride 2 no pad, last column unreached", 2, 18, 18, 4, 4, 3, 3, 2, 2, 0, 0},
+  };
+  if (!cpu::onednn::available()) MESSAGE("this build has no oneDNN: both runs take the im2col path");
+  for (const Geometry& g : cases) {
+    CAPTURE(g.name);
+    const Tensor x = randn({g.N, g.H, g.W, g.Cin}, 40), w = randn({g.Cout, g.kh, g.kw, g.Cin}, 41, DType::f64, 0.2),
+                 b = randn({g.Cout}, 42);
+    const Grads3 ref = run_with_grads(x, w, b, g, 43);
+    for (bool onednn : {true, false}) {
+      CAPTURE(onednn);
+      cpu::ConvCpuTuning t;
+      t.onednn = onednn;
+      cpu::set_conv_cpu_tuning(t);
+      const Grads3 r = run_with_grads(x.to(DType::f32), w.to(DType::f32), b.to(DType::f32), g, 43);
+      cpu::set_conv_cpu_tuning(cpu::ConvCpuTuning{});
+      CHECK(rel_l2(r.out, ref.out) < 1e-6);
+      CHECK(rel_l2(r.dx, ref.dx) < 1e-6);
+      CHECK(rel_l2(r.dw, ref.dw) < 1e-6);
+      CHECK(rel_l2(r.db, ref.db) < 1e-6);
+    }
   }
 }
 

@@ -50,8 +50,26 @@ TEST_CASE("iris bench reports a median, rates and memory that agree with its ste
     CHECK(j["host_ms"].get<double>() <= steps.back() * 1.01);
     CHECK(j["tflops"].get<double>() > 0);
     CHECK(j["peak_bytes"].get<double>() > 0);
+    CHECK(j["peak_rss_bytes"].get<double>() > 0);  // what tools/scripts/bench_pytorch.py reports for PyTorch
+    CHECK(j["threads"] == 1);
+    CHECK((j["cpu_conv"] == "onednn" || j["cpu_conv"] == "im2col"));
     CHECK(r.has(std::string("step         ") + mode + ", f32, batch 2, 3 steps after 1 warm-up\n"));
   }
+}
+
+TEST_CASE("iris bench --cpu-conv chooses the CPU convolutions and --profile shows where the step goes") {
+  IrisRun r = run_iris(kBench + "--mode train --cpu-conv im2col --profile");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  CHECK(last_json(r)["cpu_conv"] == "im2col");
+  CHECK(r.has("convolutions im2col + GEMM\n"));
+  // The profile's table: every convolution pass and the optimizer appear, with the framework's remainder.
+  for (const char* kernel : {"conv2d_forward ", "conv2d_backward_data ", "conv2d_backward_weight ",
+                             "group_norm_forward ", "adamw_update ", "(outside kernels) "})
+    CHECK_MESSAGE(r.has(std::string("\n") + kernel), kernel);
+  r = run_iris(kBench + "--mode sample --cpu-conv winograd");
+  CHECK(r.code == 1);
+  CHECK(r.has("--cpu-conv must be auto, onednn or im2col, got 'winograd'"));
 }
 
 TEST_CASE("iris bench applies --set to the model and names bad options") {

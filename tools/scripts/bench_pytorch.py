@@ -5,14 +5,22 @@ Builds the benchmark U-Net described in tools/bench/SR3_BENCH.md (97,807,491 par
 sizes) from that description, and times the training step (forward, L1 loss against the target noise,
 backward, AdamW) or the sampling step (forward without gradients) with CUDA events: warm-up steps, then the median of timed
 steps. Two random input sets alternate. Prints a JSON line like iris bench's, so both can be compared in
-the same run on the same card. Needs PyTorch with CUDA.
+the same run on the same card.
 
   python3 tools/scripts/bench_pytorch.py --mode train --precision bf16 --batch 32 [--channels-last] [--compile]
+
+On the CPU (--device cpu; f32 only; wall-clock timing) the smaller models of the family are available:
+
+  python3 tools/scripts/bench_pytorch.py --device cpu --model sr3_cpu_bench_32 --batch 8 --threads 2 --precision f32
+
+tools/scripts/bench_cpu_vs_pytorch.sh alternates this with `iris bench` and prints medians and ratios.
 """
 import argparse
 import json
 import math
+import resource
 import statistics
+import time
 
 import torch
 import torch.nn as nn
@@ -98,8 +106,56 @@ class UNet(nn.Module):
         return self.out(F.silu(self.out_norm(h)))
 
 
+# The members of the family (tools/bench/SR3_BENCH.md): the UNet keyword arguments, the image size, and the
+# work per image per training step (forward + backward of convolutions, matmuls and attention, 2 FLOPs per
+# multiply-add: iris bench prints the same figure for its twin).
+MODELS = {
+    "sr3_bench_128": dict(res=128, cin=6, cout=3, base=64, mults=(1, 2, 4, 8, 8), nres=2, attn_res=(16,), groups=32),
+    "sr3_cpu_bench_32": dict(res=32, cin=6, cout=3, base=32, mults=(1, 2, 2, 2), nres=2, attn_res=(8,), groups=8),
+    "fmnist_sr3_7to28": dict(res=28, cin=2, cout=1, base=32, mults=(1, 2, 2), nres=2, attn_res=(7,), groups=8),
+}
+
+
+def flop_count(net, cin, res, dev):
+    """FLOPs of one image's forward pass (2 per multiply-add of convolutions, linears and attention), and the
+    stem convolution's share, counted with forward hooks on one image."""
+    counts = {"total": 0.0, "stem": 0.0}
+
+    def conv(m, inp, out):
+        f = 2.0 * out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        counts["total"] += f
+        if m is net.stem:
+            counts["stem"] = f
+
+    def linear(m, inp, out):
+        counts["total"] += 2.0 * out.numel() * m.in_features
+
+    def attention(m, inp, out):
+        n, c, h, w = inp[0].shape
+        counts["total"] += 2.0 * 2.0 * n * c * (h * w) ** 2  # q k^T and (softmax) v
+
+    hooks = []
+    for m in net.modules():
+        hook = {nn.Conv2d: conv, nn.Linear: linear, Attention: attention}.get(type(m))
+        if hook:
+            hooks.append(m.register_forward_hook(hook))
+    with torch.no_grad():
+        net(torch.randn(1, cin, res, res, device=dev), torch.full((1,), 0.5, device=dev))
+    for h in hooks:
+        h.remove()
+    return counts["total"], counts["stem"]
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
 def main():
     p = argparse.ArgumentParser()
+    p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    p.add_argument("--model", default="sr3_bench_128", choices=sorted(MODELS))
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
     p.add_argument("--mode", default="train", choices=["train", "sample"])
     p.add_argument("--precision", default="bf16", choices=["f32", "tf32", "bf16"])
     p.add_argument("--batch", type=int, default=32)
@@ -111,8 +167,16 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = a.precision == "tf32"
     torch.backends.cudnn.allow_tf32 = a.precision == "tf32"
     torch.backends.cudnn.benchmark = True
-    dev = "cuda"
-    net = UNet().to(dev)
+    dev = a.device
+    cpu = dev == "cpu"
+    if cpu and a.precision != "f32":
+        p.error("--device cpu times f32 only")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    spec = MODELS[a.model]
+    res, cin, cout = spec["res"], spec["cin"], spec["cout"]
+    rss_start = rss_bytes()
+    net = UNet(**spec).to(dev)
     params = sum(t.numel() for t in net.parameters())
     fmt = torch.channels_last if a.channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt)
@@ -120,15 +184,15 @@ def main():
     step_net = torch.compile(net) if a.compile else net
     inputs = []
     for _ in range(2):
-        inputs.append((torch.randn(a.batch, 6, 128, 128, device=dev).to(memory_format=fmt),
+        inputs.append((torch.randn(a.batch, cin, res, res, device=dev).to(memory_format=fmt),
                        torch.rand(a.batch, device=dev) * 0.98 + 0.01,
-                       torch.randn(a.batch, 3, 128, 128, device=dev)))
+                       torch.randn(a.batch, cout, res, res, device=dev)))
     train = a.mode == "train"
     net.train(train)
 
     def step(i):
         x, g, t = inputs[i % 2]
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
             if train:
                 loss = F.l1_loss(step_net(x, g).float(), t)
             else:
@@ -141,24 +205,38 @@ def main():
 
     for i in range(a.warmup):
         step(i)
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
     times = []
-    for i in range(a.steps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        step(i)
-        e.record()
-        e.synchronize()
-        times.append(s.elapsed_time(e))
+    if cpu:
+        for i in range(a.steps):
+            t0 = time.perf_counter()
+            step(i)
+            times.append((time.perf_counter() - t0) * 1000)
+        # The CPU has no allocator statistics: the process's peak resident memory above what it held before the
+        # model was built (the PyTorch libraries themselves excluded).
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_start
+        device_name = "cpu (%d threads)" % torch.get_num_threads()
+    else:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        for i in range(a.steps):
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record()
+            step(i)
+            e.record()
+            e.synchronize()
+            times.append(s.elapsed_time(e))
+        peak = torch.cuda.max_memory_allocated()
+        device_name = torch.cuda.get_device_name()
     ms = statistics.median(times)
-    flops_per_img = 8.862e12 / 32 if train else 8.862e12 / 32 / 3
+    forward_flops, stem_flops = flop_count(net, cin, res, dev)
+    # Backward costs two forwards (data and weight gradients), except the stem's data gradient, never needed:
+    # 8.862e12 per training step of 32 images of sr3_bench_128, as SR3_BENCH.md and iris bench say.
+    flops_per_img = 3 * forward_flops - stem_flops if train else forward_flops
     print(json.dumps({"impl": "pytorch " + torch.__version__ + (" compile" if a.compile else "") +
-                      (" channels_last" if a.channels_last else ""), "params": params, "batch": a.batch,
-                      "mode": a.mode, "precision": a.precision, "device": torch.cuda.get_device_name(),
-                      "step_ms": ms, "img_per_s": a.batch * 1000 / ms,
-                      "tflops": flops_per_img * a.batch / (ms / 1000) / 1e12,
-                      "peak_bytes": torch.cuda.max_memory_allocated()}))
+                      (" channels_last" if a.channels_last else ""), "model": a.model, "params": params,
+                      "batch": a.batch, "mode": a.mode, "precision": a.precision, "device": device_name,
+                      "step_ms": ms, "steps_ms": times, "img_per_s": a.batch * 1000 / ms,
+                      "tflops": flops_per_img * a.batch / (ms / 1000) / 1e12, "peak_bytes": peak}))
 
 
 if __name__ == "__main__":
