@@ -32,7 +32,7 @@ struct BenchOptions {
   std::string config, mode = "train", precision = "f32", device = "auto";
   int64_t batch = 0;  // 0: the config's train.batch_size
   int steps = 20, warmup = 5, threads = 0;
-  std::string cpu_conv = "auto";  // auto (oneDNN when built with it), onednn or im2col
+  std::string cpu_conv = "auto";  // auto (= winograd with oneDNN), winograd, direct or im2col
   bool profile = false;           // CPU: time every kernel over the timed steps and print the table
   std::vector<std::string> sets;  // --set KEY=VALUE overrides of the config
 };
@@ -67,14 +67,18 @@ void run_bench(const BenchOptions& o) {
              "bench: --precision must be f32, tf32 or bf16, got '", o.precision, "'");
   IRIS_CHECK(o.steps >= 1 && o.warmup >= 0, "bench: --steps must be at least 1 and --warmup at least 0");
   if (o.threads > 0) set_num_threads(o.threads);
-  IRIS_CHECK(o.cpu_conv == "auto" || o.cpu_conv == "onednn" || o.cpu_conv == "im2col",
-             "bench: --cpu-conv must be auto, onednn or im2col, got '", o.cpu_conv, "'");
-  IRIS_CHECK(o.cpu_conv != "onednn" || cpu::onednn::available(),
-             "bench: --cpu-conv onednn: this build of Iris has no oneDNN (Debian package libdnnl-dev)");
+  IRIS_CHECK(o.cpu_conv == "auto" || o.cpu_conv == "winograd" || o.cpu_conv == "direct" ||
+                 o.cpu_conv == "im2col",
+             "bench: --cpu-conv must be auto, winograd, direct or im2col, got '", o.cpu_conv, "'");
+  IRIS_CHECK(o.cpu_conv == "auto" || o.cpu_conv == "im2col" || cpu::onednn::available(), "bench: --cpu-conv ",
+             o.cpu_conv, ": this build of Iris has no oneDNN (Debian package libdnnl-dev)");
   cpu::ConvCpuTuning tuning = cpu::conv_cpu_tuning();
   tuning.onednn = o.cpu_conv != "im2col";
+  tuning.winograd = o.cpu_conv == "auto" || o.cpu_conv == "winograd";
   cpu::set_conv_cpu_tuning(tuning);
-  const std::string cpu_conv = tuning.onednn && cpu::onednn::available() ? "onednn" : "im2col";
+  const std::string cpu_conv = !tuning.onednn || !cpu::onednn::available() ? "im2col"
+                               : tuning.winograd                            ? "winograd"
+                                                                            : "direct";
   // The process's resident memory before the model exists: the CPU's peak is reported above it, as
   // tools/scripts/bench_pytorch.py reports PyTorch's.
   const size_t rss_start = memory_usage(Device::cpu()).current;
@@ -161,8 +165,10 @@ void run_bench(const BenchOptions& o) {
               o.precision.c_str(), static_cast<long long>(batch), o.steps, o.warmup, search.c_str());
   if (device.is_cpu())
     std::printf("%-12s %s\n", "convolutions",
-                cpu_conv == "onednn" ? "oneDNN (f32, 3x3 and larger on 8x8 and larger), else im2col + GEMM"
-                                     : "im2col + GEMM");
+                cpu_conv == "im2col" ? "im2col + GEMM"
+                                     : ("oneDNN (" + cpu_conv +
+                                        " where it applies, see framework/cpu/conv_onednn.h), else im2col + GEMM")
+                                           .c_str());
   std::printf("%-12s median %.2f  (min %.2f, max %.2f)\n", "ms/step", median, *fastest, *slowest);
   if (device.is_cuda())
     std::printf("%-12s median %.2f ms to queue a step (%.0f%% of the step: near 100%% means host-bound)\n",
@@ -210,7 +216,8 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--threads", opts->threads, "CPU threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--cpu-conv", opts->cpu_conv,
-                  "CPU convolutions: auto (oneDNN when built with it), onednn or im2col (im2col + OpenBLAS)");
+                  "CPU convolutions: auto (= winograd when built with oneDNN), winograd (oneDNN, Winograd where it "
+                  "applies), direct (oneDNN's direct method) or im2col (im2col + OpenBLAS)");
   cmd->add_flag("--profile", opts->profile,
                "CPU: time every kernel over the timed steps and print where the step's time goes");
   cmd->add_option("--set", opts->sets,

@@ -74,11 +74,12 @@ void run_bench_conv(const BenchConvOptions& o) {
   cpu::ConvCpuTuning tuning = cpu::conv_cpu_tuning();
   if (o.tile_rows > 0) tuning.tile_rows = o.tile_rows;
   if (o.band_mb > 0) tuning.band_bytes = static_cast<int64_t>(o.band_mb * (1 << 20));
-  IRIS_CHECK(o.method == "auto" || o.method == "onednn" || o.method == "im2col",
-             "bench-conv: --method must be auto, onednn or im2col, got '", o.method, "'");
-  IRIS_CHECK(o.method != "onednn" || cpu::onednn::available(),
-             "bench-conv: --method onednn: this build of Iris has no oneDNN (Debian package libdnnl-dev)");
+  IRIS_CHECK(o.method == "auto" || o.method == "winograd" || o.method == "direct" || o.method == "im2col",
+             "bench-conv: --method must be auto, winograd, direct or im2col, got '", o.method, "'");
+  IRIS_CHECK(o.method == "auto" || o.method == "im2col" || cpu::onednn::available(), "bench-conv: --method ",
+             o.method, ": this build of Iris has no oneDNN (Debian package libdnnl-dev)");
   tuning.onednn = o.method != "im2col";
+  tuning.winograd = o.method == "auto" || o.method == "winograd";
   cpu::set_conv_cpu_tuning(tuning);
   const int64_t pad = o.kernel / 2;  // "same" padding for odd kernels
   const ConvParams p = make_conv_params({o.batch, o.size, o.size, o.cin}, {o.cout, o.kernel, o.kernel, o.cin},
@@ -89,8 +90,9 @@ void run_bench_conv(const BenchConvOptions& o) {
       "bench-conv: x [%ld, %ld, %ld, %ld] -> [%ld, %ld, %ld, %ld] f32, kernel %ldx%ld stride %ld pad %ld\n",
       (long)p.N, (long)p.H, (long)p.W, (long)p.Cin, (long)p.N, (long)p.Ho, (long)p.Wo, (long)p.Cout,
       (long)p.kh, (long)p.kw, (long)p.sh, (long)p.ph);
-  std::printf("cpu: %d threads; convolutions: %s; BLAS: %s\n", num_threads(),
-              tuning.onednn && cpu::onednn::available() ? "oneDNN" : "im2col + GEMM", cpu::blas_info().c_str());
+  const std::string kernel = tuning.onednn ? cpu::onednn::forward_implementation(p, tuning.winograd) : "";
+  std::printf("cpu: %d threads; forward convolution: %s; BLAS: %s\n", num_threads(),
+              kernel.empty() ? "im2col + GEMM" : ("oneDNN " + kernel).c_str(), cpu::blas_info().c_str());
   const int64_t tile = cpu::conv_tile_rows(p, sizeof(float));
   std::printf(
       "tiles of %ld rows%s; data-gradient bands of %.1f MiB; %d warmup + %d timed steps: median | fastest | "
@@ -189,7 +191,9 @@ void register_bench_conv(CLI::App& app) {
   cmd->add_option("--threads", opts->threads, "CPU threads (0: all)")
       ->capture_default_str()
       ->check(non_negative);
-  cmd->add_option("--method", opts->method, "auto (oneDNN when built with it), onednn or im2col")
+  cmd->add_option("--method", opts->method,
+                  "auto (= winograd when built with oneDNN), winograd (oneDNN, Winograd where it applies), direct "
+                  "(oneDNN's direct method) or im2col")
       ->capture_default_str();
   cmd->add_option("--tile-rows", opts->tile_rows, "rows per im2col tile (0: automatic, about 1 MiB)")
       ->capture_default_str()

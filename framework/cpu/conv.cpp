@@ -39,6 +39,7 @@ constexpr int64_t kMaxPartialBytes = int64_t{64} << 20;
 std::atomic<int64_t> g_tile_rows{0};
 std::atomic<int64_t> g_band_bytes{ConvCpuTuning{}.band_bytes};
 std::atomic<bool> g_onednn{ConvCpuTuning{}.onednn};
+std::atomic<bool> g_winograd{ConvCpuTuning{}.winograd};
 
 // A pointwise convolution (1x1, stride 1, no padding) or one whose kernel covers the whole unpadded image
 // (Ho = Wo = 1) has an im2col matrix equal to the input itself viewed as [rows, K].
@@ -325,7 +326,7 @@ int64_t conv_tile_rows(const ConvParams& p, size_t elem_size) {
 }
 
 ConvCpuTuning conv_cpu_tuning() {
-  return {g_tile_rows.load(), g_band_bytes.load(), g_onednn.load()};
+  return {g_tile_rows.load(), g_band_bytes.load(), g_onednn.load(), g_winograd.load()};
 }
 
 void set_conv_cpu_tuning(const ConvCpuTuning& t) {
@@ -336,6 +337,7 @@ void set_conv_cpu_tuning(const ConvCpuTuning& t) {
   g_tile_rows.store(t.tile_rows);
   g_band_bytes.store(t.band_bytes);
   g_onednn.store(t.onednn);
+  g_winograd.store(t.winograd);
 }
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out, const ConvParams& p) {
@@ -348,7 +350,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor
         if constexpr (std::is_same_v<T, float>)
           if (g_onednn.load() && onednn::conv2d_forward(x.data<T>(), w.data<T>(),
                                                         bias.defined() ? bias.data<T>() : nullptr,
-                                                        out.data<T>(), p))
+                                                        out.data<T>(), p, g_winograd.load()))
             return;
         forward_impl<T>(x.data<T>(), w.data<T>(), bias.defined() ? bias.data<T>() : nullptr, out.data<T>(),
                         p);
@@ -372,7 +374,8 @@ void conv2d_backward_data(const Tensor& gout, const Tensor& w, Tensor& dx, const
       [&](auto tag) {
         using T = decltype(tag);
         if constexpr (std::is_same_v<T, float>)
-          if (g_onednn.load() && onednn::conv2d_backward_data(gout.data<T>(), w.data<T>(), dx.data<T>(), p))
+          if (g_onednn.load() && onednn::conv2d_backward_data(gout.data<T>(), w.data<T>(), dx.data<T>(), p,
+                                                              g_winograd.load()))
             return;
         backward_data_impl<T>(gout.data<T>(), w.data<T>(), dx.data<T>(), p);
       },
@@ -395,7 +398,8 @@ void conv2d_backward_weight(const Tensor& gout, const Tensor& x, Tensor& dw, con
       [&](auto tag) {
         using T = decltype(tag);
         if constexpr (std::is_same_v<T, float>)
-          if (g_onednn.load() && onednn::conv2d_backward_weight(gout.data<T>(), x.data<T>(), dw.data<T>(), p))
+          if (g_onednn.load() && onednn::conv2d_backward_weight(gout.data<T>(), x.data<T>(), dw.data<T>(), p,
+                                                                g_winograd.load()))
             return;
         backward_weight_impl<T>(gout.data<T>(), x.data<T>(), dw.data<T>(), p);
       },

@@ -28,6 +28,7 @@ struct ConvCpuTuning {
   int64_t tile_rows = 0;                  // rows per tile; 0: about 1 MiB of columns, clamped to [128, 2048]
   int64_t band_bytes = int64_t{4} << 20;  // data gradient: column rows one task (thread) computes and gathers
   bool onednn = true;                     // f32 through oneDNN when built with it (false: always im2col)
+  bool winograd = true;                   // oneDNN's Winograd for the 3x3 stride-1 layers it takes
 };
 ConvCpuTuning conv_cpu_tuning();
 // The tile height used for `p` with elements of `elem_size` bytes (the tuning's, or the automatic one).

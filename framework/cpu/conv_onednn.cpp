@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -68,12 +69,14 @@ struct Key {
   ConvParams p;  // p.N is the primitive's minibatch
   Pass pass;
   bool bias;
+  bool winograd;  // oneDNN's Winograd F(4x4, 3x3) instead of the direct method
   bool operator==(const Key&) const = default;
 };
 
 struct KeyHash {
   size_t operator()(const Key& k) const {
-    return ConvParamsHash{}(k.p) * 31u + static_cast<size_t>(k.pass) * 2u + (k.bias ? 1u : 0u);
+    return ConvParamsHash{}(k.p) * 31u + static_cast<size_t>(k.pass) * 4u + (k.bias ? 2u : 0u) +
+           (k.winograd ? 1u : 0u);
   }
 };
 
@@ -93,6 +96,8 @@ struct Port {
 struct Plan {
   dnnl::primitive conv;
   Port a, b, c;
+  bool winograd = false;
+  std::string implementation;  // oneDNN's name for the kernel it chose
   memory::desc bias;  // forward with a bias only
   size_t conv_scratch = 0;
 
@@ -134,21 +139,26 @@ std::shared_ptr<const Plan> build_plan(const Key& k) {
   const ConvParams& p = k.p;
   const auto any = [](int64_t n, int64_t c, int64_t h, int64_t w) { return nhwc(n, c, h, w, Tag::any); };
   const memory::dims strides{p.sh, p.sw}, pad_l{p.ph, p.pw}, pad_r = right_padding(p);
-  // Activations stay NHWC (oneDNN 2.6 has NHWC kernels for all three passes on AVX-512: brgconv forward, JIT
-  // data and weight gradients, as fast as on its blocked layouts, and no activation is reordered); the weights
-  // take the primitive's preferred layout (one reorder per call).
-  const memory::desc src = nhwc(p.N, p.Cin, p.H, p.W), dst = nhwc(p.N, p.Cout, p.Ho, p.Wo),
+  // Direct: activations stay NHWC (oneDNN 2.6 has NHWC kernels for all three passes on AVX-512: brgconv
+  // forward, JIT data and weight gradients, as fast as on its blocked layouts, and no activation is
+  // reordered). Winograd works on 16-channel blocks only: activations are reordered in and out per task.
+  // The weights take the primitive's preferred layout either way (one reorder per call).
+  const dnnl::algorithm algo =
+      k.winograd ? dnnl::algorithm::convolution_winograd : dnnl::algorithm::convolution_direct;
+  const memory::desc src = k.winograd ? any(p.N, p.Cin, p.H, p.W) : nhwc(p.N, p.Cin, p.H, p.W),
+                     dst = k.winograd ? any(p.N, p.Cout, p.Ho, p.Wo) : nhwc(p.N, p.Cout, p.Ho, p.Wo),
                      wei = any(p.Cout, p.Cin, p.kh, p.kw);
   const memory::desc user_src = nhwc(p.N, p.Cin, p.H, p.W), user_dst = nhwc(p.N, p.Cout, p.Ho, p.Wo),
                      user_wei = nhwc(p.Cout, p.Cin, p.kh, p.kw, Tag::ohwi);
   const memory::desc bias = k.bias ? memory::desc({p.Cout}, memory::data_type::f32, Tag::x) : memory::desc();
-  const dnnl::convolution_forward::desc fwd(dnnl::prop_kind::forward_training,
-                                            dnnl::algorithm::convolution_direct, src, wei, bias, dst, strides,
-                                            pad_l, pad_r);
+  const dnnl::convolution_forward::desc fwd(dnnl::prop_kind::forward_training, algo, src, wei, bias, dst,
+                                            strides, pad_l, pad_r);
   auto plan = std::make_shared<Plan>();
+  plan->winograd = k.winograd;
   const auto attr = user_scratchpad();
   if (k.pass == Pass::forward) {
     const dnnl::convolution_forward::primitive_desc pd(fwd, attr, cpu_engine());
+    plan->implementation = pd.impl_info_str();
     plan->conv = dnnl::convolution_forward(pd);
     plan->conv_scratch = pd.scratchpad_desc().get_size();
     plan->a = make_port(DNNL_ARG_SRC, user_src, pd.src_desc(), true);
@@ -159,9 +169,9 @@ std::shared_ptr<const Plan> build_plan(const Key& k) {
   }
   const dnnl::convolution_forward::primitive_desc hint(fwd, cpu_engine());
   if (k.pass == Pass::backward_data) {
-    const dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, src, wei, dst, strides,
-                                                  pad_l, pad_r);
+    const dnnl::convolution_backward_data::desc d(algo, src, wei, dst, strides, pad_l, pad_r);
     const dnnl::convolution_backward_data::primitive_desc pd(d, attr, cpu_engine(), hint);
+    plan->implementation = pd.impl_info_str();
     plan->conv = dnnl::convolution_backward_data(pd);
     plan->conv_scratch = pd.scratchpad_desc().get_size();
     plan->a = make_port(DNNL_ARG_DIFF_DST, user_dst, pd.diff_dst_desc(), true);
@@ -169,9 +179,9 @@ std::shared_ptr<const Plan> build_plan(const Key& k) {
     plan->c = make_port(DNNL_ARG_DIFF_SRC, user_src, pd.diff_src_desc(), false);
     return plan;
   }
-  const dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, src, wei, dst,
-                                                   strides, pad_l, pad_r);
+  const dnnl::convolution_backward_weights::desc d(algo, src, wei, dst, strides, pad_l, pad_r);
   const dnnl::convolution_backward_weights::primitive_desc pd(d, attr, cpu_engine(), hint);
+  plan->implementation = pd.impl_info_str();
   plan->conv = dnnl::convolution_backward_weights(pd);
   plan->conv_scratch = pd.scratchpad_desc().get_size();
   plan->a = make_port(DNNL_ARG_SRC, user_src, pd.src_desc(), true);
@@ -267,7 +277,7 @@ void execute(const Plan& plan, const void* a, const void* b, const void* b_inner
 // The weights (b of forward and data-gradient plans) in the primitive's layout, reordered once per call.
 std::unique_ptr<char, decltype(&std::free)> weights_inner(const Plan& plan, const float* w) {
   std::unique_ptr<char, decltype(&std::free)> buf(nullptr, &std::free);
-  if (!plan.b.reorder) return buf;
+  if (!plan.b.reorder || !w) return buf;  // no reorder needed, or (w null) not wanted
   buf.reset(static_cast<char*>(std::aligned_alloc(64, Plan::aligned(plan.b.inner_bytes()))));
   IRIS_CHECK(buf != nullptr, "conv2d (oneDNN): cannot allocate the reordered weights");
   run_single_threaded_here();
@@ -317,20 +327,60 @@ bool suits(const ConvParams& p, Pass pass) {
   return p.Cout >= 4 || pass == Pass::backward_data;
 }
 
-ConvParams one_image(ConvParams p) {
-  p.N = 1;
+ConvParams with_batch(ConvParams p, int64_t n) {
+  p.N = n;
   return p;
 }
 
-// Runs a per-image pass (forward or data gradient): a [N, ...] in, c [N, ...] out, b the weights.
-bool per_image(Pass pass, const float* a, const float* w, const float* bias, float* c, const ConvParams& p,
-               int64_t a_image, int64_t c_image, const char* what) {
-  const auto plan = plan_for({one_image(p), pass, bias != nullptr});
-  if (!plan) return false;
-  const auto w_inner = weights_inner(*plan, w);
-  run_tasks(p.N, threads_for(p.N), what, [&](int64_t n, int) {
-    execute(*plan, a + n * a_image, w, w_inner.get(), bias, c + n * c_image,
-            thread_scratch(plan->task_bytes()));
+// The Winograd plan for `k` when asked for and oneDNN has one (3x3, stride 1, 16-channel multiples, ...),
+// else the direct plan (null when oneDNN cannot run the problem at all).
+std::shared_ptr<const Plan> best_plan(Key k, bool winograd) {
+  if (winograd) {
+    k.winograd = true;
+    if (auto plan = plan_for(k)) return plan;
+  }
+  k.winograd = false;
+  return plan_for(k);
+}
+
+// Images per task of a forward or data-gradient pass. Direct: one (what makes a sample's result independent
+// of its batch and of the thread count by construction). Winograd needs more output pixels per call to be
+// efficient (~2,000: 190-240 GFLOP/s per core against ~130 at 256), so a task takes several images: as many
+// as give each thread one task, at most what reaches ~2,000 pixels. A sample's result is still independent of
+// how the batch is cut: each image's tiles are transformed, multiplied and summed over channels on their own
+// (tests/framework/test_conv.cpp checks it bit for bit).
+int64_t images_per_task(const ConvParams& p, bool winograd) {
+  if (!winograd) return 1;
+  const int64_t for_threads = (p.N + num_threads() - 1) / num_threads();
+  const int64_t for_efficiency = (2048 + p.Ho * p.Wo - 1) / (p.Ho * p.Wo);
+  return std::max<int64_t>(1, std::min(for_threads, for_efficiency));
+}
+
+// Runs a forward or data-gradient pass in tasks of whole images: a [N, ...] in, c [N, ...] out, b the weights.
+bool by_images(Pass pass, const float* a, const float* w, const float* bias, float* c, const ConvParams& p,
+               int64_t a_image, int64_t c_image, bool winograd, const char* what) {
+  const Key base{with_batch(p, 1), pass, bias != nullptr, false};
+  const auto single = best_plan(base, winograd);
+  if (!single) return false;
+  const int64_t per = images_per_task(p, single->winograd);
+  const int64_t tasks = (p.N + per - 1) / per, last = p.N - (tasks - 1) * per;
+  // Plans for the full tasks and the last one (all Winograd when the single-image plan is).
+  Key full = base, tail = base;
+  full.p.N = per;
+  tail.p.N = last;
+  const auto full_plan = per == 1 ? single : best_plan(full, single->winograd);
+  const auto tail_plan = last == per ? full_plan : best_plan(tail, single->winograd);
+  if (!full_plan || !tail_plan || full_plan->winograd != single->winograd ||
+      tail_plan->winograd != single->winograd)
+    return false;
+  const auto w_inner = weights_inner(*full_plan, w);
+  const auto w_inner_tail = weights_inner(*tail_plan, tail_plan == full_plan ? nullptr : w);
+  const size_t task_bytes = std::max(full_plan->task_bytes(), tail_plan->task_bytes());
+  run_tasks(tasks, threads_for(tasks), what, [&](int64_t t, int) {
+    const bool is_tail = t == tasks - 1 && tail_plan != full_plan;
+    const Plan& plan = is_tail ? *tail_plan : *full_plan;
+    const void* b_inner = is_tail ? w_inner_tail.get() : w_inner.get();
+    execute(plan, a + t * per * a_image, w, b_inner, bias, c + t * per * c_image, thread_scratch(task_bytes));
   });
   return true;
 }
@@ -341,18 +391,26 @@ bool available() {
   return omp_set_num_threads_fn() != nullptr;
 }
 
-bool conv2d_forward(const float* x, const float* w, const float* bias, float* out, const ConvParams& p) {
+std::string forward_implementation(const ConvParams& p, bool winograd) {
+  if (!available() || !suits(p, Pass::forward)) return "";
+  const auto plan = best_plan({with_batch(p, 1), Pass::forward, true, false}, winograd);
+  return plan ? plan->implementation : "";
+}
+
+bool conv2d_forward(const float* x, const float* w, const float* bias, float* out, const ConvParams& p,
+                    bool winograd) {
   if (!available() || !suits(p, Pass::forward)) return false;
-  return per_image(Pass::forward, x, w, bias, out, p, p.H * p.W * p.Cin, p.Ho * p.Wo * p.Cout, "conv2d");
+  return by_images(Pass::forward, x, w, bias, out, p, p.H * p.W * p.Cin, p.Ho * p.Wo * p.Cout, winograd,
+                   "conv2d");
 }
 
-bool conv2d_backward_data(const float* gout, const float* w, float* dx, const ConvParams& p) {
+bool conv2d_backward_data(const float* gout, const float* w, float* dx, const ConvParams& p, bool winograd) {
   if (!available() || !suits(p, Pass::backward_data)) return false;
-  return per_image(Pass::backward_data, gout, w, nullptr, dx, p, p.Ho * p.Wo * p.Cout, p.H * p.W * p.Cin,
-                   "conv2d backward");
+  return by_images(Pass::backward_data, gout, w, nullptr, dx, p, p.Ho * p.Wo * p.Cout, p.H * p.W * p.Cin,
+                   winograd, "conv2d backward");
 }
 
-bool conv2d_backward_weight(const float* gout, const float* x, float* dw, const ConvParams& p) {
+bool conv2d_backward_weight(const float* gout, const float* x, float* dw, const ConvParams& p, bool winograd) {
   if (!available() || !suits(p, Pass::backward_weight)) return false;
   const int64_t size = p.Cout * p.kh * p.kw * p.Cin;
   const int64_t by_memory = std::max<int64_t>(1, kMaxPartialBytes / (size * int64_t{sizeof(float)}));
@@ -362,8 +420,9 @@ bool conv2d_backward_weight(const float* gout, const float* x, float* dw, const 
   ConvParams small = p, large = p;
   small.N = p.N / groups;
   large.N = small.N + (p.N % groups ? 1 : 0);
-  const auto small_plan = plan_for({small, Pass::backward_weight, false});
-  const auto large_plan = large.N == small.N ? small_plan : plan_for({large, Pass::backward_weight, false});
+  const auto small_plan = best_plan({small, Pass::backward_weight, false, false}, winograd);
+  const auto large_plan =
+      large.N == small.N ? small_plan : best_plan({large, Pass::backward_weight, false, false}, winograd);
   if (!small_plan || !large_plan) return false;
   const size_t task_bytes = std::max(small_plan->task_bytes(), large_plan->task_bytes());
   // The other groups' gradients (group 0's goes straight into dw), in the calling thread's kept scratch.
@@ -391,6 +450,9 @@ bool conv2d_backward_weight(const float* gout, const float* x, float* dw, const 
 #else  // built without oneDNN: every problem takes the im2col path
 
 namespace iris::cpu::onednn {
+std::string forward_implementation(const ConvParams&, bool) {
+  return "";
+}
 bool available() {
   return false;
 }

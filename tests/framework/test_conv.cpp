@@ -229,6 +229,8 @@ TEST_CASE("conv2d in f32 through oneDNN and through im2col both follow f64, forw
       {"7x1 and pad 3x0 (Inception)", 2, 8, 9, 7, 5, 7, 1, 1, 1, 3, 0},
       {"5x5 pad 2, 20 -> 24", 7, 8, 8, 20, 24, 5, 5, 1, 1, 2, 2},
       {"3x3 stride 2 no pad, last column unreached", 2, 18, 18, 4, 4, 3, 3, 2, 2, 0, 0},
+      {"3x3 pad 1, 32 -> 32 (Winograd)", 3, 16, 16, 32, 32, 3, 3, 1, 1, 1, 1},
+      {"3x3 pad 1, 64 -> 48 on 10x12, odd batch (Winograd)", 5, 10, 12, 64, 48, 3, 3, 1, 1, 1, 1},
   };
   if (!cpu::onednn::available()) MESSAGE("this build has no oneDNN: both runs take the im2col path");
   for (const Geometry& g : cases) {
@@ -236,10 +238,12 @@ TEST_CASE("conv2d in f32 through oneDNN and through im2col both follow f64, forw
     const Tensor x = randn({g.N, g.H, g.W, g.Cin}, 40), w = randn({g.Cout, g.kh, g.kw, g.Cin}, 41, DType::f64, 0.2),
                  b = randn({g.Cout}, 42);
     const Grads3 ref = run_with_grads(x, w, b, g, 43);
-    for (bool onednn : {true, false}) {
-      CAPTURE(onednn);
+    // oneDNN with Winograd where it applies, oneDNN direct, im2col.
+    for (int method = 0; method < 3; ++method) {
+      CAPTURE(method);
       cpu::ConvCpuTuning t;
-      t.onednn = onednn;
+      t.onednn = method < 2;
+      t.winograd = method == 0;
       cpu::set_conv_cpu_tuning(t);
       const Grads3 r = run_with_grads(x.to(DType::f32), w.to(DType::f32), b.to(DType::f32), g, 43);
       cpu::set_conv_cpu_tuning(cpu::ConvCpuTuning{});
@@ -305,6 +309,48 @@ TEST_CASE("conv2d forward of one sample does not depend on the rest of the batch
       const Tensor alone = conv2d(x.slice(0, n, n + 1).contiguous(), w, b, {g.sh, g.sw}, {g.ph, g.pw});
       CHECK_MESSAGE(alone.to_vector<float>() == all.slice(0, n, n + 1).contiguous().to_vector<float>(),
                     "sample ", n, " alone differs from the same sample in a batch of ", g.N);
+    }
+  }
+}
+
+TEST_CASE("conv2d through Winograd: a sample's forward and data gradient do not depend on how the batch is cut") {
+  // Winograd tasks take several images (conv_onednn.cpp: as many as give each thread one task), so a batch is
+  // cut differently at other batch sizes and thread counts. A sample's output and input gradient must come out
+  // bit for bit the same alone, in a batch, and at 1, 2 or 3 threads.
+  const std::vector<Geometry> cases = {
+      {"32 -> 32 on 16x16", 7, 16, 16, 32, 32, 3, 3, 1, 1, 1, 1},
+      {"64 -> 48 on 9x11", 5, 9, 11, 64, 48, 3, 3, 1, 1, 1, 1},
+  };
+  ThreadCountGuard restore_threads;
+  for (const Geometry& g : cases) {
+    CAPTURE(g.name);
+    const std::string kernel = cpu::onednn::forward_implementation(params_of(g), true);
+    if (kernel.find("wino") == std::string::npos)
+      MESSAGE("oneDNN has no Winograd kernel for this problem on this CPU (", kernel, "): the direct path runs");
+    const Tensor x = randn({g.N, g.H, g.W, g.Cin}, 71, DType::f32);
+    const Tensor w = randn({g.Cout, g.kh, g.kw, g.Cin}, 72, DType::f32, 0.1), b = randn({g.Cout}, 73, DType::f32);
+    const Grads3 ref = run_with_grads(x, w, b, g, 74);
+    for (int threads : {1, 2, 3}) {
+      CAPTURE(threads);
+      set_num_threads(threads);
+      const Grads3 all = run_with_grads(x, w, b, g, 74);
+      CHECK(all.out.to_vector<float>() == ref.out.to_vector<float>());
+      CHECK(all.dx.to_vector<float>() == ref.dx.to_vector<float>());
+      for (int64_t n : {int64_t{0}, g.N - 1}) {
+        // The probe of run_with_grads depends on the output's shape: compare one sample's forward and the data
+        // gradient of a fixed upstream gradient instead.
+        const Tensor xn = x.slice(0, n, n + 1).contiguous();
+        const Tensor alone = conv2d(xn, w, b, {g.sh, g.sw}, {g.ph, g.pw});
+        CHECK(alone.to_vector<float>() == ref.out.slice(0, n, n + 1).contiguous().to_vector<float>());
+        const ConvParams p = params_of(g);
+        const Tensor gout = randn({g.N, p.Ho, p.Wo, g.Cout}, 75, DType::f32);
+        Tensor dx_all = Tensor::empty(x.shape(), DType::f32), dx_one = Tensor::empty(xn.shape(), DType::f32);
+        cpu::conv2d_backward_data(gout, w, dx_all, p);
+        ConvParams p1 = p;
+        p1.N = 1;
+        cpu::conv2d_backward_data(gout.slice(0, n, n + 1).contiguous(), w, dx_one, p1);
+        CHECK(dx_one.to_vector<float>() == dx_all.slice(0, n, n + 1).contiguous().to_vector<float>());
+      }
     }
   }
 }

@@ -52,7 +52,7 @@ TEST_CASE("iris bench reports a median, rates and memory that agree with its ste
     CHECK(j["peak_bytes"].get<double>() > 0);
     CHECK(j["peak_rss_bytes"].get<double>() > 0);  // what tools/scripts/bench_pytorch.py reports for PyTorch
     CHECK(j["threads"] == 1);
-    CHECK((j["cpu_conv"] == "onednn" || j["cpu_conv"] == "im2col"));
+    CHECK((j["cpu_conv"] == "winograd" || j["cpu_conv"] == "im2col"));
     CHECK(r.has(std::string("step         ") + mode + ", f32, batch 2, 3 steps after 1 warm-up\n"));
   }
 }
@@ -67,9 +67,9 @@ TEST_CASE("iris bench --cpu-conv chooses the CPU convolutions and --profile show
   for (const char* kernel : {"conv2d_forward ", "conv2d_backward_data ", "conv2d_backward_weight ",
                              "group_norm_forward ", "adamw_update ", "(outside kernels) "})
     CHECK_MESSAGE(r.has(std::string("\n") + kernel), kernel);
-  r = run_iris(kBench + "--mode sample --cpu-conv winograd");
+  r = run_iris(kBench + "--mode sample --cpu-conv fft");
   CHECK(r.code == 1);
-  CHECK(r.has("--cpu-conv must be auto, onednn or im2col, got 'winograd'"));
+  CHECK(r.has("--cpu-conv must be auto, winograd, direct or im2col, got 'fft'"));
 }
 
 TEST_CASE("iris bench applies --set to the model and names bad options") {
