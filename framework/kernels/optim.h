@@ -45,6 +45,11 @@ using iris::AdamWStep;  // the names these types had when each backend declared 
 // Arithmetic in the tensors' dtype. Each element is independent: results do not depend on the threads.
 void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& step);
 
+// adamw_update on every item (CPU tensors; f32 and f64 items may be mixed), as one parallel region over
+// 16384-element chunks of all of them: a model's hundreds of small tensors (biases, norms) would otherwise
+// each pay a call and a fork/join of the thread pool. The same arithmetic per element as adamw_update.
+void adamw_update_multi(std::vector<AdamWTensor>& items);
+
 }  // namespace iris::cpu
 
 namespace iris::cuda {

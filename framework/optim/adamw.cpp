@@ -72,6 +72,8 @@ int64_t AdamW::step_count(size_t index) const {
 
 void AdamW::step() {
   NoGradGuard no_grad;
+  // CPU parameters are updated together at the end, in one parallel region (cpu::adamw_update_multi).
+  std::vector<AdamWTensor> cpu_batch;
 #ifdef IRIS_WITH_CUDA
   // The parameters on the first CUDA device seen are updated together at the end, by the multi-tensor kernel
   // (a few launches for the whole model); the others one tensor at a time. Same arithmetic either way.
@@ -107,14 +109,16 @@ void AdamW::step() {
     k.bias_correction1 = 1.0 - std::pow(beta1_, static_cast<double>(s.step));
     k.bias_correction2 = 1.0 - std::pow(beta2_, static_cast<double>(s.step));
 #ifdef IRIS_WITH_CUDA
-    if (s.param.device().is_cuda() && (batch_device < 0 || batch_device == s.param.device().index)) {
+    if (s.param.device().is_cpu()) {
+      cpu_batch.push_back(AdamWTensor{s.param, g, s.m, s.v, k});
+    } else if (batch_device < 0 || batch_device == s.param.device().index) {
       batch_device = s.param.device().index;
       batch.push_back(AdamWTensor{s.param, g, s.m, s.v, k});
     } else {
       IRIS_DISPATCH_DEVICE(s.param.device(), adamw_update, s.param, g, s.m, s.v, k);
     }
 #else
-    IRIS_DISPATCH_DEVICE(s.param.device(), adamw_update, s.param, g, s.m, s.v, k);
+    if (s.param.device().is_cpu()) cpu_batch.push_back(AdamWTensor{s.param, g, s.m, s.v, k});
 #endif
     // In-place writes: anything saved for a backward pass over the old values must notice.
     s.param.storage()->bump_version();
@@ -124,6 +128,10 @@ void AdamW::step() {
 #ifdef IRIS_WITH_CUDA
   if (!batch.empty()) cuda::adamw_update_multi(batch, cuda::compute_stream(batch_device));
 #endif
+  if (!cpu_batch.empty()) {
+    KernelTimer timer("adamw_update_multi");
+    cpu::adamw_update_multi(cpu_batch);
+  }
 }
 
 void AdamW::zero_grad() {

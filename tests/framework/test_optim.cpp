@@ -1,11 +1,13 @@
 // optim: AdamW against the formulas, EMA with warm-up, LR schedules at their boundaries, gradient clipping,
 // exact save/restore, and a small MLP that must learn a regression task.
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <limits>
 #include <memory>
 #include <numbers>
 
+#include "framework/kernels/optim.h"
 #include "tests/common/test_util.h"
 
 using namespace iris;
@@ -138,6 +140,43 @@ TEST_CASE("AdamW updates are identical with 1 and 2 threads") {
     results.push_back(p.to_vector<float>());
   }
   CHECK(results[0] == results[1]);
+}
+
+TEST_CASE("the CPU multi-tensor AdamW update equals the per-tensor update bit for bit") {
+  // Many small tensors and a few spanning several 16384-element chunks, f32 and f64 mixed, each with its own
+  // step scalars (another step count, hence bias corrections; weight decay on some): AdamW::step's batched
+  // update against cpu::adamw_update one tensor at a time.
+  ThreadCountGuard restore_threads;
+  const std::vector<int64_t> sizes = {1, 3, 17, 16384, 16385, 40000, 5, 70001};
+  for (int threads : {1, 2, 3}) {
+    CAPTURE(threads);
+    set_num_threads(threads);
+    std::vector<AdamWTensor> items;
+    std::vector<std::array<Tensor, 4>> expected;
+    for (size_t k = 0; k < sizes.size(); ++k) {
+      const DType dt = k % 3 == 2 ? DType::f64 : DType::f32;
+      const uint64_t seed = 100 + 10 * k;
+      AdamWStep st;
+      st.lr = 1e-3 * static_cast<double>(k + 1);
+      st.weight_decay = k % 2 ? 0.05 : 0.0;
+      st.bias_correction1 = 1.0 - std::pow(0.9, static_cast<double>(k + 1));
+      st.bias_correction2 = 1.0 - std::pow(0.999, static_cast<double>(k + 1));
+      const Tensor p = randn({sizes[k]}, seed, dt), g = randn({sizes[k]}, seed + 1, dt),
+                   m = randn({sizes[k]}, seed + 2, dt, 0.1);
+      const Tensor v0 = mul(square(randn({sizes[k]}, seed + 3, dt)), 0.01);  // second moments are >= 0
+      items.push_back(AdamWTensor{p.clone(), g, m.clone(), v0.clone(), st});
+      Tensor ep = p.clone(), em = m.clone(), ev = v0.clone();
+      cpu::adamw_update(ep, g, em, ev, st);
+      expected.push_back({ep, em, ev, g});
+    }
+    cpu::adamw_update_multi(items);
+    for (size_t k = 0; k < items.size(); ++k) {
+      CAPTURE(sizes[k]);
+      CHECK(items[k].param.to_vector<double>() == expected[k][0].to_vector<double>());
+      CHECK(items[k].m.to_vector<double>() == expected[k][1].to_vector<double>());
+      CHECK(items[k].v.to_vector<double>() == expected[k][2].to_vector<double>());
+    }
+  }
 }
 
 TEST_CASE("AdamW follows parameters that Module::to converts after earlier steps") {

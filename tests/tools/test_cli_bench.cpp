@@ -65,7 +65,7 @@ TEST_CASE("iris bench --cpu-conv chooses the CPU convolutions and --profile show
   CHECK(r.has("convolutions im2col + GEMM\n"));
   // The profile's table: every convolution pass and the optimizer appear, with the framework's remainder.
   for (const char* kernel : {"conv2d_forward ", "conv2d_backward_data ", "conv2d_backward_weight ",
-                             "group_norm_forward ", "adamw_update ", "(outside kernels) "})
+                             "group_norm_forward ", "adamw_update_multi ", "(outside kernels) "})
     CHECK_MESSAGE(r.has(std::string("\n") + kernel), kernel);
   r = run_iris(kBench + "--mode sample --cpu-conv fft");
   CHECK(r.code == 1);
