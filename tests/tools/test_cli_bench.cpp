@@ -50,7 +50,10 @@ TEST_CASE("iris bench reports a median, rates and memory that agree with its ste
     CHECK(j["host_ms"].get<double>() <= steps.back() * 1.01);
     CHECK(j["tflops"].get<double>() > 0);
     CHECK(j["peak_bytes"].get<double>() > 0);
-    CHECK(j["peak_rss_bytes"].get<double>() > 0);  // what tools/scripts/bench_pytorch.py reports for PyTorch
+    // What tools/scripts/bench_pytorch.py reports for PyTorch: the resident memory's growth (0 when the steps
+    // fit in memory the process already held), for this tiny model far below a GiB.
+    CHECK(j["peak_rss_bytes"].get<double>() >= 0);
+    CHECK(j["peak_rss_bytes"].get<double>() < 1e9);
     CHECK(j["threads"] == 1);
     CHECK((j["cpu_conv"] == "winograd" || j["cpu_conv"] == "im2col"));
     CHECK(r.has(std::string("step         ") + mode + ", f32, batch 2, 3 steps after 1 warm-up\n"));
