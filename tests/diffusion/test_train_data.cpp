@@ -47,7 +47,7 @@ TrainingDataOptions crop_options(const std::string& dir, int crop, int64_t batch
   d.lowres_size = 8;
   d.channels = 3;
   d.crop_size = crop;
-  d.prefetch = 0;
+  d.prefetch = 1;
   return {.data = d, .batch_size = batch, .seed = 5, .super_resolution = true, .validation_count = 3};
 }
 
@@ -182,7 +182,9 @@ TEST_CASE("patch training: the crops depend on the seed and the sample, not on t
     if (step == 0) after_first = one.cursor();
     CHECK(same_batch(a, again.next(Device::cpu(), idx)));
     const StageBatch b0 = rank0.next(Device::cpu(), i0), b1 = rank1.next(Device::cpu(), i1);
-    StageBatch joined{.hr = cat({b0.hr, b1.hr}, 0), .lowres = cat({b0.lowres, b1.lowres}, 0)};
+    StageBatch joined;
+    joined.hr = cat({b0.hr, b1.hr}, 0);
+    joined.lowres = cat({b0.lowres, b1.lowres}, 0);
     CHECK(same_batch(a, joined));
     batches.push_back(a);
   }
@@ -243,8 +245,11 @@ TEST_CASE("a stage trained on crops takes low-res inputs of its crops' size") {
   s.sampler = "ddim";
   s.schedule = "cosine";
   Generator noise(1);
-  CHECK(st.sample({.lowres = Tensor::zeros({1, 4, 4, 3})}, 1, noise, s).shape() == Shape{1, 16, 16, 3});
-  check_throws_with([&] { (void)st.sample({.lowres = Tensor::zeros({1, 8, 8, 3})}, 1, noise, s); },
+  StageBatch fits, too_big;
+  fits.lowres = Tensor::zeros({1, 4, 4, 3});
+  too_big.lowres = Tensor::zeros({1, 8, 8, 3});
+  CHECK(st.sample(fits, 1, noise, s).shape() == Shape{1, 16, 16, 3});
+  check_throws_with([&] { (void)st.sample(too_big, 1, noise, s); },
                     {"trained on 16x16 crops", "takes 4x4 low-res inputs"});
   Config whole = crop_config(16);
   whole.set("data.crop_size=0");
