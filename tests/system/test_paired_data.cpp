@@ -1,6 +1,7 @@
 // Real low-/high-res pairs end to end: `iris shard pairs` on two folders of PNG files, then `iris train` on
 // the shards (whole images and random crops), and `iris sample` from them; the command's errors name the
 // files at fault.
+#include <cstdio>
 #include <filesystem>
 
 #include "data/image.h"
@@ -25,7 +26,8 @@ void write_pairs(const std::string& root, int n) {
       for (int x = 0; x < 16; ++x) hr.at(y, x) = static_cast<uint8_t>((37 * i + 53 * (y / 4) + 91 * (x / 4)) % 256);
     for (int y = 0; y < 4; ++y)
       for (int x = 0; x < 4; ++x) lr.at(y, x) = hr.at(4 * y + 1, 4 * x + 2);
-    const std::string name = "img" + std::to_string(i) + ".png";
+    char name[32];
+    std::snprintf(name, sizeof(name), "img%02d.png", i);  // name order = index order
     data::write_png((fs::path(root) / "hr" / name).string(), hr);
     data::write_png((fs::path(root) / "lr" / name).string(), lr);
   }
@@ -43,16 +45,16 @@ TEST_CASE("iris shard pairs, then training on the real pairs, whole and cropped,
   check_contains(s, "24 pairs, scale factor 4");
   check_contains(s, "24 samples (16x16x1, low-res 4x4) in 1 shard");
   const data::ShardSet set = data::ShardSet::open(shards);
-  CHECK(set.lowres(5, 4) == data::read_png(lr + "/img5.png"));
-  CHECK(set.image(5) == data::read_png(hr + "/img5.png"));
+  CHECK(set.lowres(5, 4) == data::read_png(lr + "/img05.png"));
+  CHECK(set.image(5) == data::read_png(hr + "/img05.png"));
 
   const std::string config = write_tiny_config(root, shards);
   const std::string train = "train --config " + config + " --threads 2 --set train.steps=3 --set train.sample_every=3 ";
   const RunResult whole = run_iris(train + "--run " + root + "/whole");
   REQUIRE_MESSAGE(whole.exit_code == 0, whole.output);
   CHECK(fs::exists(root + "/whole/checkpoints/step_000000003.h5"));
-  const RunResult cropped = run_iris(train + "--run " + root + "/cropped --set data.crop_size=8 "
-                                     "--set model.resolution=8 --set model.attention_resolutions=4");
+  const RunResult cropped = run_iris(train + "--run " + root + "/cropped --set data.crop_size=12 "
+                                     "--set model.resolution=12 --set model.attention_resolutions=6");
   REQUIRE_MESSAGE(cropped.exit_code == 0, cropped.output);
   CHECK(fs::exists(root + "/cropped/checkpoints/step_000000003.h5"));
   // Sampling a whole-image stage takes the stored (real) low-res images as its inputs.
@@ -67,12 +69,12 @@ TEST_CASE("iris shard pairs: mismatched folders and bad ratios fail naming the f
   const std::string root = fresh_dir("pairs-errors");
   write_pairs(root, 3);
   const std::string base = "shard pairs --hr " + root + "/hr --lr " + root + "/lr --out " + root + "/out";
-  fs::remove(root + "/lr/img1.png");
-  expect_error(run_iris(base), {"without a low-res partner", "img1.png"});
-  data::write_png(root + "/lr/img1.png", data::Image(8, 8, 1));  // 2x where the others are 4x
-  expect_error(run_iris(base), {"hr/img1.png' is 2x", "lr/img1.png'", "the same scale factor"});
-  data::write_png(root + "/lr/img1.png", data::Image(3, 3, 1));
-  expect_error(run_iris(base), {"hr/img1.png' (16x16)", "lr/img1.png' (3x3)", "not one integer factor"});
+  fs::remove(root + "/lr/img01.png");
+  expect_error(run_iris(base), {"without a low-res partner", "img01.png"});
+  data::write_png(root + "/lr/img01.png", data::Image(8, 8, 1));  // 2x where the others are 4x
+  expect_error(run_iris(base), {"hr/img01.png' is 2x", "lr/img01.png'", "the same scale factor"});
+  data::write_png(root + "/lr/img01.png", data::Image(3, 3, 1));
+  expect_error(run_iris(base), {"hr/img01.png' (16x16)", "lr/img01.png' (3x3)", "not one integer factor"});
   CHECK(!fs::exists(root + "/out"));
   fs::remove_all(root);
 }

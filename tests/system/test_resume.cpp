@@ -122,12 +122,12 @@ TEST_CASE("a run stopped and resumed in a fresh process equals an uninterrupted 
 }
 
 TEST_CASE("patch training (data.crop_size) stopped and resumed equals an uninterrupted run bit for bit") {
-  // 8x8 crops of the 16x16 images (2x2 of their 4x4 low-res copies), flips on: every crop window and flip is
-  // drawn from the sample's own stream, so the resumed run cuts the same crops.
+  // 12x12 crops of the 16x16 images (3x3 of their 4x4 low-res copies), flips on: every crop window and flip
+  // is drawn from the sample's own stream, so the resumed run cuts the same crops.
   Fixture fx("resume-crop");
   const std::string common = "train --config " + fx.config +
-                             " --threads 2 --set data.crop_size=8 --set model.resolution=8"
-                             " --set model.attention_resolutions=4 --set train.sample_every=4 ";
+                             " --threads 2 --set data.crop_size=12 --set model.resolution=12"
+                             " --set model.attention_resolutions=6 --set train.sample_every=4 ";
   const RunResult a = run_iris(common + "--run " + fx.run("straight"));
   REQUIRE_MESSAGE(a.exit_code == 0, a.output);
   const RunResult b1 = run_iris(common + "--run " + fx.run("split") + " --stop-after 3");
