@@ -137,6 +137,9 @@ std::vector<ImagePair> match_image_pairs(const std::string& hr_dir, const std::s
   if (!lr_alone.empty())
     problems += "\n  " + std::to_string(lr_alone.size()) + " low-res file(s) without a high-res partner in '" +
                 hr_dir + "': " + some_files(lr_alone);
+  if (pairs.empty() && lr_suffix.empty())
+    problems += "\n  no name is in both: if the low-res names carry a suffix (DIV2K's 0001x4.png), give "
+                "--lr-suffix";
   IRIS_CHECK(problems.empty(), "shard pairs: the folders do not pair up (files pair by name without their "
              "extension",
              lr_suffix.empty() ? "" : " and the low-res names' suffix '" + lr_suffix + "'", "):", problems);

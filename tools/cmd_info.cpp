@@ -34,7 +34,8 @@ std::string task_line(const Config& c, const diffusion::Stage& stage) {
                     std::to_string(R) + " super-resolution";
     if (r > 0 && R % r == 0) s += " (" + std::to_string(R / r) + "x)";
     if (stage.crop_trained())
-      s += ", trained on crops of " + std::to_string(c.get_int("data.image_size")) + "-pixel-high images";
+      s += ", trained on " + std::to_string(R) + "x" + std::to_string(R) + " crops of " +
+           std::to_string(c.get_int("data.image_size")) + "-pixel-high images";
     s += ", " + channels;
     std::vector<std::string> aug;
     if (c.get_bool("augment.noise"))
