@@ -40,8 +40,8 @@ std::map<std::string, std::string> images_by_name(const std::string& dir, const 
   for (const auto& p : files) {
     std::string name = p.stem().string();
     if (!suffix.empty()) {
-      IRIS_CHECK(name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(),
-                                                             suffix) == 0,
+      IRIS_CHECK(name.size() > suffix.size() &&
+                     name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0,
                  "shard pairs: '", p.string(), "' in ", flag, " does not end with --lr-suffix '", suffix,
                  "' before its extension");
       name.resize(name.size() - suffix.size());
@@ -50,7 +50,8 @@ std::map<std::string, std::string> images_by_name(const std::string& dir, const 
     IRIS_CHECK(added, "shard pairs: '", at->second, "' and '", p.string(), "' in ", flag,
                " have the same name '", name, "': which one pairs is ambiguous");
   }
-  IRIS_CHECK(!out.empty(), "shard pairs: ", flag, " '", dir, "' holds no PNG or JPEG file (.png, .jpg, .jpeg)");
+  IRIS_CHECK(!out.empty(), "shard pairs: ", flag, " '", dir,
+             "' holds no PNG or JPEG file (.png, .jpg, .jpeg)");
   return out;
 }
 
@@ -89,8 +90,8 @@ int pair_factor(const ImagePair& p, const Decoded& d) {
   IRIS_CHECK(integer && hr.height / lr.height == hr.width / lr.width && hr.height / lr.height >= 2,
              "shard pairs: '", p.hr, "' (", hr.width, "x", hr.height, ") and '", p.lr, "' (", lr.width, "x",
              lr.height, ") are not one integer factor >= 2 apart in both axes (width x ",
-             static_cast<double>(hr.width) / lr.width, ", height x ", static_cast<double>(hr.height) / lr.height,
-             ")");
+             static_cast<double>(hr.width) / lr.width, ", height x ",
+             static_cast<double>(hr.height) / lr.height, ")");
   return hr.height / lr.height;
 }
 
@@ -132,15 +133,17 @@ std::vector<ImagePair> match_image_pairs(const std::string& hr_dir, const std::s
     if (!hr.count(name)) lr_alone.push_back(path);
   std::string problems;
   if (!hr_alone.empty())
-    problems += "\n  " + std::to_string(hr_alone.size()) + " high-res file(s) without a low-res partner in '" +
-                lr_dir + "': " + some_files(hr_alone);
+    problems += "\n  " + std::to_string(hr_alone.size()) +
+                " high-res file(s) without a low-res partner in '" + lr_dir + "': " + some_files(hr_alone);
   if (!lr_alone.empty())
-    problems += "\n  " + std::to_string(lr_alone.size()) + " low-res file(s) without a high-res partner in '" +
-                hr_dir + "': " + some_files(lr_alone);
+    problems += "\n  " + std::to_string(lr_alone.size()) +
+                " low-res file(s) without a high-res partner in '" + hr_dir + "': " + some_files(lr_alone);
   if (pairs.empty() && lr_suffix.empty())
-    problems += "\n  no name is in both: if the low-res names carry a suffix (DIV2K's 0001x4.png), give "
-                "--lr-suffix";
-  IRIS_CHECK(problems.empty(), "shard pairs: the folders do not pair up (files pair by name without their "
+    problems +=
+        "\n  no name is in both: if the low-res names carry a suffix (DIV2K's 0001x4.png), give "
+        "--lr-suffix";
+  IRIS_CHECK(problems.empty(),
+             "shard pairs: the folders do not pair up (files pair by name without their "
              "extension",
              lr_suffix.empty() ? "" : " and the low-res names' suffix '" + lr_suffix + "'", "):", problems);
   return pairs;
@@ -178,10 +181,11 @@ PairShardReport write_pair_shards(const std::string& hr_dir, const std::string& 
                  "x", d.hr.height, " but '", first->hr, "' is ", first_w, "x", first_h,
                  ": a shard set holds images of one size; give --size S to store centred S x S crops");
     } else {
-      IRIS_CHECK(o.size % f == 0, "shard pairs: --size ", o.size, " is not a multiple of the pairs' scale factor ",
-                 f, ": the low-res crop would not cover the same region");
-      IRIS_CHECK(o.size <= d.hr.height && o.size <= d.hr.width, "shard pairs: '", p.hr, "' (", d.hr.width, "x",
-                 d.hr.height, ") is smaller than --size ", o.size);
+      IRIS_CHECK(o.size % f == 0, "shard pairs: --size ", o.size,
+                 " is not a multiple of the pairs' scale factor ", f,
+                 ": the low-res crop would not cover the same region");
+      IRIS_CHECK(o.size <= d.hr.height && o.size <= d.hr.width, "shard pairs: '", p.hr, "' (", d.hr.width,
+                 "x", d.hr.height, ") is smaller than --size ", o.size);
     }
     if (o.progress) o.progress(static_cast<int64_t>(i) + 1, 2 * total);
   });

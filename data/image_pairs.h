@@ -36,7 +36,7 @@ struct PairShardOptions {
   // of each high-res image (offsets rounded down to multiples of f) and the same region of its low-res
   // partner, S / f square; S must be a multiple of f and fit every image.
   int size = 0;
-  int channels = 3;   // 3: RGB (grey files are replicated), 1: grey (luma)
+  int channels = 3;  // 3: RGB (grey files are replicated), 1: grey (luma)
   std::string lr_suffix;
   int threads = 0;  // decoding threads (0: all cores)
   int64_t samples_per_shard = 1000;
@@ -47,8 +47,8 @@ struct PairShardOptions {
 
 struct PairShardReport {
   int64_t pairs = 0;
-  int factor = 0;              // high-res / low-res
-  int height = 0, width = 0;   // of the stored high-res images
+  int factor = 0;             // high-res / low-res
+  int height = 0, width = 0;  // of the stored high-res images
 };
 
 // Writes the pairs of hr_dir and lr_dir as one shard set in out_dir: `images` the high-res images and

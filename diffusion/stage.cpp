@@ -75,8 +75,8 @@ Stage::Stage(const Config& config, Generator& init)
                u.resolution, ")");
     lowres_resolution_ = super_resolution() ? lowres_size : 0;
   } else {
-    IRIS_CHECK(crop == u.resolution, "model.resolution (", u.resolution, ") must equal data.crop_size (", crop,
-               "): the U-Net works on the crops");
+    IRIS_CHECK(crop == u.resolution, "model.resolution (", u.resolution, ") must equal data.crop_size (",
+               crop, "): the U-Net works on the crops");
     IRIS_CHECK(crop <= image_size, "data.crop_size ", crop,
                " is larger than the images it is cut from (data.image_size ", image_size, ")");
     if (super_resolution()) {
@@ -252,11 +252,11 @@ Tensor Stage::sample(const StageBatch& c, int64_t count, Generator& gen, const S
     N = c.lowres.size(0);
     // A stage trained on crops learnt the scale factor of its crops: an input of another size would be
     // upsampled by another factor, silently.
-    IRIS_CHECK(!crop_trained_ || (c.lowres.size(1) == lowres_resolution_ && c.lowres.size(2) == lowres_resolution_),
-               "sample: this stage was trained on ", resolution(), "x", resolution(),
-               " crops (data.crop_size) of ", lowres_resolution_, "x", lowres_resolution_,
-               " low-res crops; it takes ", lowres_resolution_, "x", lowres_resolution_,
-               " low-res inputs, got ", c.lowres.summary());
+    IRIS_CHECK(
+        !crop_trained_ || (c.lowres.size(1) == lowres_resolution_ && c.lowres.size(2) == lowres_resolution_),
+        "sample: this stage was trained on ", resolution(), "x", resolution(), " crops (data.crop_size) of ",
+        lowres_resolution_, "x", lowres_resolution_, " low-res crops; it takes ", lowres_resolution_, "x",
+        lowres_resolution_, " low-res inputs, got ", c.lowres.summary());
     Tensor z = c.lowres.to(device).to(DType::f32);
     if (net_->config().aug_embedding) {
       IRIS_CHECK(s.aug_level >= 0 && s.aug_level <= 1,

@@ -135,8 +135,8 @@ TrainingData::TrainingData(const TrainingDataOptions& options) : o_(options) {
   lo.augment = [hr_from_lowres, hflip, crop, align](data::Sample& s, const data::AugmentContext& ctx) {
     if (hr_from_lowres) s.image = s.lowres.front();
     if (crop > 0)
-      crop_sample(s, random_crop_window(s.image.height, s.image.width, crop, align, ctx.seed, ctx.epoch,
-                                        ctx.index));
+      crop_sample(
+          s, random_crop_window(s.image.height, s.image.width, crop, align, ctx.seed, ctx.epoch, ctx.index));
     if (hflip &&
         (philox::block(ctx.seed, Generator::stream_id(ctx.epoch, ctx.index), kFlipBlock).v[0] & 1u)) {
       s.image = data::hflip(s.image);

@@ -30,8 +30,9 @@ std::string task_line(const Config& c, const diffusion::Stage& stage) {
   const std::string channels = std::to_string(C) + (C == 1 ? " channel" : " channels");
   if (stage.super_resolution()) {
     const int64_t r = stage.lowres_resolution();
-    std::string s = std::string(diffusion::task_name(stage.task())) + ": " + std::to_string(r) + "x" + std::to_string(r) + " -> " + std::to_string(R) + "x" +
-                    std::to_string(R) + " super-resolution";
+    std::string s = std::string(diffusion::task_name(stage.task())) + ": " + std::to_string(r) + "x" +
+                    std::to_string(r) + " -> " + std::to_string(R) + "x" + std::to_string(R) +
+                    " super-resolution";
     if (r > 0 && R % r == 0) s += " (" + std::to_string(R / r) + "x)";
     if (stage.crop_trained())
       s += ", trained on " + std::to_string(R) + "x" + std::to_string(R) + " crops of " +

@@ -261,12 +261,14 @@ struct PairsOptions {
 };
 
 void run_pairs(PairsOptions o) {
-  std::printf("iris shard pairs: high-res %s + low-res %s -> %s\n", o.hr.c_str(), o.lr.c_str(), o.out.c_str());
+  std::printf("iris shard pairs: high-res %s + low-res %s -> %s\n", o.hr.c_str(), o.lr.c_str(),
+              o.out.c_str());
   std::fflush(stdout);
   // Every pair is checked (one pass) before the shards are written (a second pass).
   std::unique_ptr<Progress> bar;
   o.shard.progress = [&](int64_t done, int64_t total) {
-    if (!bar) bar = std::make_unique<Progress>("pairs checked + written", total, ProgressOptions{.unit = "pair"});
+    if (!bar)
+      bar = std::make_unique<Progress>("pairs checked + written", total, ProgressOptions{.unit = "pair"});
     bar->set(done);
   };
   const data::PairShardReport r = data::write_pair_shards(o.hr, o.lr, o.out, o.shard);

@@ -146,7 +146,8 @@ TEST_CASE("image pairs: another ratio, a non-integer ratio or a different size a
     f.add("a", 16, 16, 4, 1);
     f.add("b", 16, 16, 4, 2);
     write_bytes(f.lr + "/b.png", {'n', 'o', 't', ' ', 'a', 'n', ' ', 'i', 'm', 'a', 'g', 'e'});
-    check_throws_with([&] { (void)write_pair_shards(f.hr, f.lr, f.out, opts()); }, {"shard pairs", "lr/b.png"});
+    check_throws_with([&] { (void)write_pair_shards(f.hr, f.lr, f.out, opts()); },
+                      {"shard pairs", "lr/b.png"});
     CHECK(!f.wrote_anything());
   }
   SUBCASE("images of different sizes: refused, or stored as centred crops with --size") {

@@ -22,8 +22,8 @@ namespace {
 data::Image noise_image(int h, int w, int c, uint64_t seed) {
   data::Image im(h, w, c);
   Generator g(seed);
-  const auto v = rand({static_cast<int64_t>(im.size())}, g, DType::f32, Device::cpu(), 0.0, 256.0)
-                     .to_vector<float>();
+  const auto v =
+      rand({static_cast<int64_t>(im.size())}, g, DType::f32, Device::cpu(), 0.0, 256.0).to_vector<float>();
   for (size_t i = 0; i < im.size(); ++i) im.pixels[i] = static_cast<uint8_t>(std::min(255.0f, v[i]));
   return im;
 }
@@ -62,10 +62,9 @@ bool same_batch(const StageBatch& a, const StageBatch& b) {
 
 Config crop_config(int crop, int image = 32, int lowres = 8) {
   Config c;
-  for (const std::string s :
-       {"model.task=sr3", "model.in_channels=6", "model.out_channels=3", "model.base_channels=8",
-        "model.channel_mults=1,2", "model.num_res_blocks=1", "model.attention_resolutions=4",
-        "model.norm_groups=4", "data.channels=3"})
+  for (const std::string s : {"model.task=sr3", "model.in_channels=6", "model.out_channels=3",
+                              "model.base_channels=8", "model.channel_mults=1,2", "model.num_res_blocks=1",
+                              "model.attention_resolutions=4", "model.norm_groups=4", "data.channels=3"})
     c.set(s);
   c.set("model.resolution=" + std::to_string(crop));
   c.set("data.crop_size=" + std::to_string(crop));
@@ -112,7 +111,8 @@ TEST_CASE("center_crop_window rounds the centred offsets down to the alignment, 
   check_throws_with([] { (void)random_crop_window(16, 16, 6, 4, 0, 0, 0); }, {"6x6 aligned to 4"});
 }
 
-TEST_CASE("crop_sample cuts every low-res copy at the same region, which equals the area downsample of the crop") {
+TEST_CASE(
+    "crop_sample cuts every low-res copy at the same region, which equals the area downsample of the crop") {
   const data::Image hr = noise_image(32, 24, 3, 1);
   data::Sample s;
   s.image = hr;
@@ -132,7 +132,8 @@ TEST_CASE("crop_sample cuts every low-res copy at the same region, which equals 
   check_throws_with([&] { crop_sample(t, {2, 0, 8}); }, {"not aligned", "factor 4"});
 }
 
-TEST_CASE("patch training: each row is an aligned crop of its image and the low-res crop is the same region") {
+TEST_CASE(
+    "patch training: each row is an aligned crop of its image and the low-res crop is the same region") {
   TempDir dir("crop-data");
   write_shards(dir.file("set"), 40, 32, 24);  // not square: crops only need to fit
   const data::ShardSet set = data::ShardSet::open(dir.file("set"));
@@ -164,7 +165,9 @@ TEST_CASE("patch training: each row is an aligned crop of its image and the low-
   CHECK(windows.size() > 6);  // the windows move (15 possible)
 }
 
-TEST_CASE("patch training: the crops depend on the seed and the sample, not on the ranks, and a cursor repeats them") {
+TEST_CASE(
+    "patch training: the crops depend on the seed and the sample, not on the ranks, and a cursor repeats "
+    "them") {
   TempDir dir("crop-ranks");
   write_shards(dir.file("set"), 40, 32, 32);
   const std::string set = dir.file("set");
@@ -226,7 +229,8 @@ TEST_CASE("patch training: crops that cannot be cut are refused naming the key")
   // The stage's side: the U-Net works on the crops, which must fit the images and the scale factor.
   Generator g(0);
   CHECK_NOTHROW(Stage(crop_config(16), g));
-  check_throws_with([&] { Stage s(crop_config(48), g); }, {"data.crop_size 48", "larger", "data.image_size 32"});
+  check_throws_with([&] { Stage s(crop_config(48), g); },
+                    {"data.crop_size 48", "larger", "data.image_size 32"});
   check_throws_with([&] { Stage s(crop_config(6), g); },
                     {"data.crop_size 6", "not a multiple of the scale factor 4", "4 or 8 would"});
   check_throws_with([&] { Stage s(crop_config(16, 32, 12), g); }, {"integer scale factor", "32 / 12"});

@@ -23,7 +23,8 @@ void write_pairs(const std::string& root, int n) {
   for (int i = 0; i < n; ++i) {
     data::Image hr(16, 16, 1), lr(4, 4, 1);
     for (int y = 0; y < 16; ++y)
-      for (int x = 0; x < 16; ++x) hr.at(y, x) = static_cast<uint8_t>((37 * i + 53 * (y / 4) + 91 * (x / 4)) % 256);
+      for (int x = 0; x < 16; ++x)
+        hr.at(y, x) = static_cast<uint8_t>((37 * i + 53 * (y / 4) + 91 * (x / 4)) % 256);
     for (int y = 0; y < 4; ++y)
       for (int x = 0; x < 4; ++x) lr.at(y, x) = hr.at(4 * y + 1, 4 * x + 2);
     char name[32];
@@ -49,17 +50,20 @@ TEST_CASE("iris shard pairs, then training on the real pairs, whole and cropped,
   CHECK(set.image(5) == data::read_png(hr + "/img05.png"));
 
   const std::string config = write_tiny_config(root, shards);
-  const std::string train = "train --config " + config + " --threads 2 --set train.steps=3 --set train.sample_every=3 ";
+  const std::string train =
+      "train --config " + config + " --threads 2 --set train.steps=3 --set train.sample_every=3 ";
   const RunResult whole = run_iris(train + "--run " + root + "/whole");
   REQUIRE_MESSAGE(whole.exit_code == 0, whole.output);
   CHECK(fs::exists(root + "/whole/checkpoints/step_000000003.h5"));
-  const RunResult cropped = run_iris(train + "--run " + root + "/cropped --set data.crop_size=12 "
+  const RunResult cropped = run_iris(train + "--run " + root +
+                                     "/cropped --set data.crop_size=12 "
                                      "--set model.resolution=12 --set model.attention_resolutions=6");
   REQUIRE_MESSAGE(cropped.exit_code == 0, cropped.output);
   CHECK(fs::exists(root + "/cropped/checkpoints/step_000000003.h5"));
   // Sampling a whole-image stage takes the stored (real) low-res images as its inputs.
-  const RunResult sample = run_iris("sample --ckpt " + root + "/whole/checkpoints/step_000000003.h5 --shard " +
-                                    shards + " --count 2 --out " + root + "/out --threads 2");
+  const RunResult sample =
+      run_iris("sample --ckpt " + root + "/whole/checkpoints/step_000000003.h5 --shard " + shards +
+               " --count 2 --out " + root + "/out --threads 2");
   REQUIRE_MESSAGE(sample.exit_code == 0, sample.output);
   CHECK(fs::exists(root + "/out/samples.h5"));
   fs::remove_all(root);
