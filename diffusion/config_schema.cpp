@@ -84,9 +84,15 @@ const std::vector<ConfigKey>& config_schema() {
       {"data.dir", T::string, std::string("data-cache/fashion-mnist/train"),
        "shard folder (with index.json)"},
       {"data.val_dir", T::string, std::string(""), "validation shard folder (default: data.dir)"},
-      {"data.image_size", T::integer, int64_t{28}, "high-res image size"},
+      {"data.image_size", T::integer, int64_t{28},
+       "high-res image size (the shards' images, or a stored low-res copy of that height)"},
       {"data.lowres_size", T::integer, int64_t{7}, "low-res input size (sr3)"},
       {"data.channels", T::integer, int64_t{1}, "image channels"},
+      {"data.crop_size", T::integer, int64_t{0},
+       "patch training: train on random crop_size x crop_size crops of the data.image_size images (0: the "
+       "whole images). model.resolution must equal it; the low-res input is the same region of the stored "
+       "data.lowres_size copy (crop_size and the crop's position are multiples of the scale factor "
+       "image_size / lowres_size); the validation batch takes centre crops"},
       {"data.hflip", T::boolean, false, "random horizontal flips"},
       {"data.prefetch", T::integer, int64_t{4}, "batches prepared ahead by background threads"},
       // ---- train ------------------------------------------------------------------------------------------

@@ -66,8 +66,33 @@ Stage::Stage(const Config& config, Generator& init)
                u.in_channels);
     IRIS_CHECK(!u.aug_embedding, "model.aug_embedding is for super-resolution stages");
   }
-  IRIS_CHECK(config.get_int("data.image_size") == u.resolution, "data.image_size (",
-             config.get_int("data.image_size"), ") must equal model.resolution (", u.resolution, ")");
+  // The U-Net trains on whole data.image_size images, or on data.crop_size crops of them (patch training).
+  const int64_t image_size = config.get_int("data.image_size"), crop = config.get_int("data.crop_size");
+  const int64_t lowres_size = config.get_int("data.lowres_size");
+  IRIS_CHECK(crop >= 0, "data.crop_size must be >= 0 (0: whole images), got ", crop);
+  if (crop == 0) {
+    IRIS_CHECK(image_size == u.resolution, "data.image_size (", image_size, ") must equal model.resolution (",
+               u.resolution, ")");
+    lowres_resolution_ = super_resolution() ? lowres_size : 0;
+  } else {
+    IRIS_CHECK(crop == u.resolution, "model.resolution (", u.resolution, ") must equal data.crop_size (",
+               crop, "): the U-Net works on the crops");
+    IRIS_CHECK(crop <= image_size, "data.crop_size ", crop,
+               " is larger than the images it is cut from (data.image_size ", image_size, ")");
+    if (super_resolution()) {
+      IRIS_CHECK(lowres_size > 0 && image_size % lowres_size == 0,
+                 "data.crop_size needs an integer scale factor between the images and their low-res copies, "
+                 "but data.image_size / data.lowres_size is ",
+                 image_size, " / ", lowres_size);
+      const int64_t f = image_size / lowres_size;
+      IRIS_CHECK(crop % f == 0, "data.crop_size ", crop, " is not a multiple of the scale factor ", f,
+                 " (data.image_size ", image_size, " / data.lowres_size ", lowres_size,
+                 "): its low-res crop would not cover the same region; ", crop - crop % f, " or ",
+                 crop - crop % f + f, " would");
+      lowres_resolution_ = crop / f;
+    }
+    crop_trained_ = true;
+  }
   objective_.target = parameterization(config.get_string("diffusion.parameterization"));
   const std::string loss = config.get_string("diffusion.loss");
   IRIS_CHECK(loss == "l1" || loss == "l2", "diffusion.loss must be l1 or l2, got '", loss, "'");
@@ -225,6 +250,13 @@ Tensor Stage::sample(const StageBatch& c, int64_t count, Generator& gen, const S
                "sample: ", task_name(task_), " needs low-res images [N, h, w, ", channels(), "], got ",
                c.lowres.summary());
     N = c.lowres.size(0);
+    // A stage trained on crops learnt the scale factor of its crops: an input of another size would be
+    // upsampled by another factor, silently.
+    IRIS_CHECK(
+        !crop_trained_ || (c.lowres.size(1) == lowres_resolution_ && c.lowres.size(2) == lowres_resolution_),
+        "sample: this stage was trained on ", resolution(), "x", resolution(), " crops (data.crop_size) of ",
+        lowres_resolution_, "x", lowres_resolution_, " low-res crops; it takes ", lowres_resolution_, "x",
+        lowres_resolution_, " low-res inputs, got ", c.lowres.summary());
     Tensor z = c.lowres.to(device).to(DType::f32);
     if (net_->config().aug_embedding) {
       IRIS_CHECK(s.aug_level >= 0 && s.aug_level <= 1,

@@ -71,6 +71,12 @@ class Stage {
   int64_t resolution() const { return net_->config().resolution; }
   int64_t channels() const { return net_->config().out_channels; }
   int64_t num_classes() const { return net_->config().num_classes; }
+  // Super-resolution stages: the low-res size that goes with resolution(): data.lowres_size, or for a stage
+  // trained on crops (data.crop_size) the low-res crop's size, data.crop_size / (image_size / lowres_size).
+  // 0 for base stages.
+  int64_t lowres_resolution() const { return lowres_resolution_; }
+  // Trained on data.crop_size crops of larger images (patch training).
+  bool crop_trained() const { return crop_trained_; }
 
   // The training loss of a batch. `gen` should be a per-sample generator (Generator::per_sample): every
   // random draw of a sample (noise level, noise, augmentation, label dropout, dropout) then comes from that
@@ -102,6 +108,8 @@ class Stage {
   double cond_drop_prob_ = 0.0;
   bool aug_noise_ = false;
   double aug_noise_max_ = 0.0;
+  int64_t lowres_resolution_ = 0;
+  bool crop_trained_ = false;
   BlurAugment blur_;
 };
 

@@ -4,7 +4,18 @@
 //
 // High-res: the shards' images when they are data.image_size, else the stored low-res copy of that size (a
 // cascade's base model works below the shards' size). Low-res (super-resolution stages): the stored copy of
-// data.lowres_size. Flips come from the Philox stream of (seed, epoch, sample index), so they are the same
+// data.lowres_size: made by resizing (`iris shard images`, `fashion-mnist`) or a real low-res photograph
+// (`iris shard pairs`); training cannot tell them apart and needs not.
+//
+// Patch training (data.crop_size = c > 0): each sample is a c x c crop of its high-res image and the crop
+// of its low-res copy that covers the same region, c/f x c/f at (top/f, left/f) with f = image_size /
+// lowres_size: the crop's offsets are multiples of f, so the low-res crop is exactly the stored pixels of
+// that region (for resized copies: the antialiased downsample of the whole image, cropped; it differs from a
+// downsample of the high-res crop alone only within the filter's reach of the crop's border). The shard
+// images may be any width >= c (they need not be square). The validation batch takes the centred window
+// (offsets rounded down to multiples of f), so that its grids and scores compare across steps.
+//
+// Flips and crop offsets come from the Philox stream of (seed, epoch, sample index), so they are the same
 // whatever the ranks and threads, and a resumed run repeats them.
 #pragma once
 
@@ -19,6 +30,23 @@
 #include "diffusion/train_settings.h"
 
 namespace iris::diffusion {
+
+// Where a patch lies in its high-res image: rows [top, top + size), columns [left, left + size).
+struct CropWindow {
+  int top = 0, left = 0, size = 0;
+  bool operator==(const CropWindow&) const = default;
+};
+
+// A size x size window placed uniformly among the offsets that are multiples of `align` (which must divide
+// height, width and size) in a height x width image: a pure function of (seed, epoch, index).
+CropWindow random_crop_window(int height, int width, int size, int align, uint64_t seed, int64_t epoch,
+                              int64_t index);
+// The centred window, its offsets rounded down to multiples of `align`.
+CropWindow center_crop_window(int height, int width, int size, int align);
+// The window applied to a sample: its image is cropped to `w`, each low-res copy to the same region in
+// its own pixels (w / f for a copy f times smaller, f = image height / copy height, an integer dividing the
+// window's offsets and size).
+void crop_sample(data::Sample& s, const CropWindow& w);
 
 struct TrainingDataOptions {
   DataSettings data;

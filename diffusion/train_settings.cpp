@@ -62,6 +62,8 @@ DataSettings DataSettings::from_config(const Config& c) {
   d.image_size = static_cast<int>(c.get_int("data.image_size"));
   d.lowres_size = static_cast<int>(c.get_int("data.lowres_size"));
   d.channels = static_cast<int>(c.get_int("data.channels"));
+  d.crop_size = static_cast<int>(c.get_int("data.crop_size"));
+  IRIS_CHECK(d.crop_size >= 0, "data.crop_size must be >= 0 (0: whole images), got ", d.crop_size);
   d.hflip = c.get_bool("data.hflip");
   d.prefetch = static_cast<int>(c.get_int("data.prefetch"));
   return d;

@@ -37,6 +37,7 @@ struct TrainSettings {
 struct DataSettings {
   std::string dir, val_dir;  // val_dir: dir when the config leaves it empty
   int image_size = 0, lowres_size = 0, channels = 0;
+  int crop_size = 0;  // patch training: crops of this size (0: whole images)
   bool hflip = false;
   int prefetch = 0;
 

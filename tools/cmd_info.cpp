@@ -29,10 +29,14 @@ std::string task_line(const Config& c, const diffusion::Stage& stage) {
   const int64_t C = stage.channels(), R = stage.resolution();
   const std::string channels = std::to_string(C) + (C == 1 ? " channel" : " channels");
   if (stage.super_resolution()) {
-    const int64_t r = c.get_int("data.lowres_size");
-    std::string s = std::string(diffusion::task_name(stage.task())) + ": " + std::to_string(r) + "x" + std::to_string(r) + " -> " + std::to_string(R) + "x" +
-                    std::to_string(R) + " super-resolution";
+    const int64_t r = stage.lowres_resolution();
+    std::string s = std::string(diffusion::task_name(stage.task())) + ": " + std::to_string(r) + "x" +
+                    std::to_string(r) + " -> " + std::to_string(R) + "x" + std::to_string(R) +
+                    " super-resolution";
     if (r > 0 && R % r == 0) s += " (" + std::to_string(R / r) + "x)";
+    if (stage.crop_trained())
+      s += ", trained on " + std::to_string(R) + "x" + std::to_string(R) + " crops of " +
+           std::to_string(c.get_int("data.image_size")) + "-pixel-high images";
     s += ", " + channels;
     std::vector<std::string> aug;
     if (c.get_bool("augment.noise"))

@@ -1,6 +1,7 @@
 // `iris shard`: converts data sets to shard folders (data/shard.h).
 //   iris shard fashion-mnist --out DIR   the Debian package's IDX files -> DIR/train, DIR/test; idempotent
 //   iris shard images SRC --out DIR ...  a folder of images, one subfolder per class -> DIR/train, DIR/val
+//   iris shard pairs --hr DIR --lr DIR --out DIR   real low-/high-res pairs matched by name -> DIR
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -8,6 +9,7 @@
 
 #include "data/fashion_mnist.h"
 #include "data/image_folder.h"
+#include "data/image_pairs.h"
 #include "data/shard.h"
 #include "framework/core/error.h"
 #include "tools/commands.h"
@@ -251,6 +253,30 @@ void run_images(const ImagesOptions& o) {
                 with_commas(r.upscaled).c_str(), r.upscaled == 1 ? " was" : "s", o.size);
 }
 
+// ---- pairs ------------------------------------------------------------------------------------------------
+
+struct PairsOptions {
+  std::string hr, lr, out;
+  data::PairShardOptions shard;
+};
+
+void run_pairs(PairsOptions o) {
+  std::printf("iris shard pairs: high-res %s + low-res %s -> %s\n", o.hr.c_str(), o.lr.c_str(),
+              o.out.c_str());
+  std::fflush(stdout);
+  // Every pair is checked (one pass) before the shards are written (a second pass).
+  std::unique_ptr<Progress> bar;
+  o.shard.progress = [&](int64_t done, int64_t total) {
+    if (!bar)
+      bar = std::make_unique<Progress>("pairs checked + written", total, ProgressOptions{.unit = "pair"});
+    bar->set(done);
+  };
+  const data::PairShardReport r = data::write_pair_shards(o.hr, o.lr, o.out, o.shard);
+  if (bar) bar->finish();
+  std::printf("done: %s pairs, scale factor %d\n  %s\n", with_commas(r.pairs).c_str(), r.factor,
+              summary_line(data::ShardSet::open(o.out)).c_str());
+}
+
 }  // namespace
 
 void register_shard(CLI::App& app) {
@@ -314,6 +340,42 @@ void register_shard(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   im->add_flag("--strict", io->strict, "stop at the first unreadable image (default: report and skip it)");
   im->callback([io] { run_images(*io); });
+
+  auto po = std::make_shared<PairsOptions>();
+  auto* pa = shard->add_subcommand(
+      "pairs",
+      "Real low-/high-res image pairs -> OUT: the high-res images, with their low-res partners stored as the "
+      "low-res copies (instead of resizes). Files pair by name; every pair must have one integer scale "
+      "factor; a file without partner, another ratio or an unreadable file is an error naming it");
+  pa->add_option("--hr", po->hr, "folder of the high-res images (.png, .jpg, .jpeg)")
+      ->type_name("DIR")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  pa->add_option("--lr", po->lr, "folder of their low-res partners, named alike")
+      ->type_name("DIR")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  pa->add_option("--out", po->out, "output shard folder")->type_name("DIR")->required();
+  pa->add_option("--lr-suffix", po->shard.lr_suffix,
+                 "the low-res names end with this before the extension (DIV2K: x4 pairs 0001x4.png with "
+                 "0001.png)");
+  pa->add_option("--size", po->shard.size,
+                 "store the centred S x S window of each high-res image and the same region of its partner "
+                 "(S a multiple of the factor; default: the images as they are, all of one size)")
+      ->type_name("S");
+  pa->add_option("--channels", po->shard.channels, "3 (RGB) or 1 (grey)")
+      ->check(CLI::IsMember({1, 3}))
+      ->capture_default_str();
+  pa->add_option("--threads", po->shard.threads, "decoding threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
+  pa->add_option("--samples-per-shard", po->shard.samples_per_shard, "samples per shard file")
+      ->capture_default_str();
+  pa->add_flag("--overwrite", po->shard.overwrite, "replace a shard set already in OUT");
+  pa->add_option("--max-pixels", po->shard.max_pixels,
+                 "refuse images whose header claims more pixels (read before decoding)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  pa->callback([po] { run_pairs(*po); });
 }
 
 }  // namespace iris::tools
