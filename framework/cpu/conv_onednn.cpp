@@ -317,13 +317,14 @@ void run_tasks(int64_t tasks, int threads, const char* what, F&& f) {
 }
 
 // Problems oneDNN runs better than im2col + GEMM (measured with `iris bench-conv --method`, 2 cores): kernels
-// larger than 1x1 on outputs of at least 8x8. A pointwise convolution is one GEMM on the input as it is, and
-// on 4x4 outputs one image per task is too little work; both stay on the im2col path. A head of 1-3 output
-// channels runs its forward and weight gradient faster as GEMMs (28x28, 32 -> 1: 0.7-1.0 ms against 1.2-1.5
-// forward), its data gradient 4-8x faster in oneDNN. Decided by the shapes alone, so a sample's result never
-// depends on its batch.
+// larger than 1x1 on outputs of at least 36 pixels (6x6). A pointwise convolution is one GEMM on the input as
+// it is; on 4x4 outputs (16 pixels) a task's call has too little work (8 x 64 -> 64: 0.52-0.89 ms forward +
+// backward against 0.48), while at 7x7 oneDNN wins (32 x 64 -> 64: 2.05 ms with Winograd against 3.49). A
+// head of 1-3 output channels runs its forward and weight gradient faster as GEMMs (28x28, 32 -> 1: 0.7-1.0
+// ms against 1.2-1.5 forward), its data gradient 4-8x faster in oneDNN. Decided by the shapes alone, so a
+// sample's result never depends on its batch.
 bool suits(const ConvParams& p, Pass pass) {
-  if (p.kh * p.kw == 1 || p.Ho * p.Wo < 64) return false;
+  if (p.kh * p.kw == 1 || p.Ho * p.Wo < 36) return false;
   return p.Cout >= 4 || pass == Pass::backward_data;
 }
 

@@ -7,7 +7,7 @@
 // place; Winograd needs 16-channel blocks, so its tasks reorder activations in and out; the weights are
 // reordered to the primitive's layout once per call either way.
 //
-// Which problems: kernels larger than 1x1 on outputs of at least 8x8, except the forward and weight gradient
+// Which problems: kernels larger than 1x1 on outputs of at least 6x6, except the forward and weight gradient
 // of 1-3 output channels (suits() in the .cpp says why); of those, Winograd takes what oneDNN offers it for
 // (3x3, stride 1, channel counts in 16s, AVX-512), the direct method the rest. Everything else stays on the
 // im2col path, as do f64, bf16 (which conv.cpp runs in f32, so through oneDNN too when it suits) and builds
