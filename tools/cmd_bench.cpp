@@ -32,7 +32,7 @@ struct BenchOptions {
   std::string config, mode = "train", precision = "f32", device = "auto";
   int64_t batch = 0;  // 0: the config's train.batch_size
   int steps = 20, warmup = 5, threads = 0;
-  std::string cpu_conv = "auto";  // auto (= winograd with oneDNN), winograd, direct or im2col
+  std::string cpu_conv = "auto";  // auto (IRIS_CPU_CONV, else winograd with oneDNN), winograd, direct or im2col
   bool profile = false;           // CPU: time every kernel over the timed steps and print the table
   std::vector<std::string> sets;  // --set KEY=VALUE overrides of the config
 };
@@ -73,8 +73,10 @@ void run_bench(const BenchOptions& o) {
   IRIS_CHECK(o.cpu_conv == "auto" || o.cpu_conv == "im2col" || cpu::onednn::available(), "bench: --cpu-conv ",
              o.cpu_conv, ": this build of Iris has no oneDNN (Debian package libdnnl-dev)");
   cpu::ConvCpuTuning tuning = cpu::conv_cpu_tuning();
-  tuning.onednn = o.cpu_conv != "im2col";
-  tuning.winograd = o.cpu_conv == "auto" || o.cpu_conv == "winograd";
+  if (o.cpu_conv != "auto") {  // auto: the library's choice (IRIS_CPU_CONV, else oneDNN with Winograd)
+    tuning.onednn = o.cpu_conv != "im2col";
+    tuning.winograd = o.cpu_conv == "winograd";
+  }
   cpu::set_conv_cpu_tuning(tuning);
   const std::string cpu_conv = !tuning.onednn || !cpu::onednn::available() ? "im2col"
                                : tuning.winograd                            ? "winograd"
@@ -216,7 +218,7 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--threads", opts->threads, "CPU threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--cpu-conv", opts->cpu_conv,
-                  "CPU convolutions: auto (= winograd when built with oneDNN), winograd (oneDNN, Winograd where it "
+                  "CPU convolutions: auto (IRIS_CPU_CONV, else winograd when built with oneDNN), winograd (oneDNN, Winograd where it "
                   "applies), direct (oneDNN's direct method) or im2col (im2col + OpenBLAS)");
   cmd->add_flag("--profile", opts->profile,
                "CPU: time every kernel over the timed steps and print where the step's time goes");

@@ -78,8 +78,10 @@ void run_bench_conv(const BenchConvOptions& o) {
              "bench-conv: --method must be auto, winograd, direct or im2col, got '", o.method, "'");
   IRIS_CHECK(o.method == "auto" || o.method == "im2col" || cpu::onednn::available(), "bench-conv: --method ",
              o.method, ": this build of Iris has no oneDNN (Debian package libdnnl-dev)");
-  tuning.onednn = o.method != "im2col";
-  tuning.winograd = o.method == "auto" || o.method == "winograd";
+  if (o.method != "auto") {  // auto: the library's choice (IRIS_CPU_CONV, else oneDNN with Winograd)
+    tuning.onednn = o.method != "im2col";
+    tuning.winograd = o.method == "winograd";
+  }
   cpu::set_conv_cpu_tuning(tuning);
   const int64_t pad = o.kernel / 2;  // "same" padding for odd kernels
   const ConvParams p = make_conv_params({o.batch, o.size, o.size, o.cin}, {o.cout, o.kernel, o.kernel, o.cin},
@@ -192,8 +194,8 @@ void register_bench_conv(CLI::App& app) {
       ->capture_default_str()
       ->check(non_negative);
   cmd->add_option("--method", opts->method,
-                  "auto (= winograd when built with oneDNN), winograd (oneDNN, Winograd where it applies), direct "
-                  "(oneDNN's direct method) or im2col")
+                  "auto (IRIS_CPU_CONV, else winograd when built with oneDNN), winograd (oneDNN, Winograd where it "
+                  "applies), direct (oneDNN's direct method) or im2col")
       ->capture_default_str();
   cmd->add_option("--tile-rows", opts->tile_rows, "rows per im2col tile (0: automatic, about 1 MiB)")
       ->capture_default_str()

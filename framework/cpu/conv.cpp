@@ -12,8 +12,11 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <type_traits>
 
 #include "framework/cpu/blas.h"
@@ -316,6 +319,21 @@ Tensor as_f32(const Tensor& t) {
   return t.defined() ? t.detach().to(DType::f32) : t;
 }
 
+// IRIS_CPU_CONV (auto, winograd, direct or im2col) chooses the f32 method for the whole process, read once,
+// before the first convolution or tuning call; a value it does not know is an error naming the variable.
+void read_method_from_environment() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* v = std::getenv("IRIS_CPU_CONV");
+    if (!v || !*v) return;
+    const std::string m = v;
+    IRIS_CHECK(m == "auto" || m == "winograd" || m == "direct" || m == "im2col", "IRIS_CPU_CONV='", m,
+               "': expected auto, winograd, direct or im2col");
+    g_onednn.store(m != "im2col");
+    g_winograd.store(m == "auto" || m == "winograd");
+  });
+}
+
 }  // namespace
 
 int64_t conv_tile_rows(const ConvParams& p, size_t elem_size) {
@@ -326,10 +344,12 @@ int64_t conv_tile_rows(const ConvParams& p, size_t elem_size) {
 }
 
 ConvCpuTuning conv_cpu_tuning() {
+  read_method_from_environment();
   return {g_tile_rows.load(), g_band_bytes.load(), g_onednn.load(), g_winograd.load()};
 }
 
 void set_conv_cpu_tuning(const ConvCpuTuning& t) {
+  read_method_from_environment();
   IRIS_CHECK(t.tile_rows >= 0 && t.tile_rows <= (int64_t{1} << 20), "set_conv_cpu_tuning: tile_rows ",
              t.tile_rows, " is outside [0, 2^20]");
   IRIS_CHECK(t.band_bytes >= 1 && t.band_bytes <= kMaxBandBytes, "set_conv_cpu_tuning: band_bytes ",
@@ -341,6 +361,7 @@ void set_conv_cpu_tuning(const ConvCpuTuning& t) {
 }
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out, const ConvParams& p) {
+  read_method_from_environment();
   if (out.numel() == 0) return;
   check_blas_sizes(p);
   by_dtype(
@@ -363,6 +384,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor
 }
 
 void conv2d_backward_data(const Tensor& gout, const Tensor& w, Tensor& dx, const ConvParams& p) {
+  read_method_from_environment();
   if (dx.numel() == 0) return;
   if (gout.numel() == 0) {  // no output pixel: nothing flows back
     dx.zero_();
@@ -387,6 +409,7 @@ void conv2d_backward_data(const Tensor& gout, const Tensor& w, Tensor& dx, const
 }
 
 void conv2d_backward_weight(const Tensor& gout, const Tensor& x, Tensor& dw, const ConvParams& p) {
+  read_method_from_environment();
   if (dw.numel() == 0) return;
   if (gout.numel() == 0) {
     dw.zero_();

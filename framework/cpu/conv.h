@@ -22,7 +22,9 @@
 
 namespace iris::cpu {
 
-// Process-wide tuning (defaults suit CPUs with about 1 MiB of L2 per core). Results depend on these (through
+// Process-wide tuning (defaults suit CPUs with about 1 MiB of L2 per core). The environment variable
+// IRIS_CPU_CONV = auto | winograd | direct | im2col sets `onednn` and `winograd` for a whole run (auto and
+// winograd: oneDNN with Winograd; direct: oneDNN's direct method only; im2col: no oneDNN). Results depend on these (through
 // the order of the weight-gradient sums), never on the thread count; tests shrink them to force many tiles.
 struct ConvCpuTuning {
   int64_t tile_rows = 0;                  // rows per tile; 0: about 1 MiB of columns, clamped to [128, 2048]

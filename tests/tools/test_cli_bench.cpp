@@ -73,6 +73,20 @@ TEST_CASE("iris bench --cpu-conv chooses the CPU convolutions and --profile show
   r = run_iris(kBench + "--mode sample --cpu-conv fft");
   CHECK(r.code == 1);
   CHECK(r.has("--cpu-conv must be auto, winograd, direct or im2col, got 'fft'"));
+
+  // IRIS_CPU_CONV sets the method for a whole run ("auto" leaves it to the library), and names itself when
+  // it is wrong.
+  struct EnvGuard {
+    ~EnvGuard() { unsetenv("IRIS_CPU_CONV"); }
+  } restore;
+  setenv("IRIS_CPU_CONV", "im2col", 1);
+  r = run_iris(kBench + "--mode sample");
+  REQUIRE(r.code == 0);
+  CHECK(last_json(r)["cpu_conv"] == "im2col");
+  setenv("IRIS_CPU_CONV", "fastest", 1);
+  r = run_iris(kBench + "--mode sample");
+  CHECK(r.code == 1);
+  CHECK(r.has("IRIS_CPU_CONV='fastest': expected auto, winograd, direct or im2col"));
 }
 
 TEST_CASE("iris bench applies --set to the model and names bad options") {
