@@ -266,11 +266,10 @@ void register_eval(CLI::App& app) {
       "PSNR: MAX 255 on uint8, all channels, no border crop. SSIM: Wang et al. 2004, 11x11 Gaussian "
       "window (sigma 1.5), mean over channels. Consistency: MSE in [0, 1] between the bicubic-"
       "downsampled output and the low-res input (SR3).\n"
-      "TensorBoard: the means as <tag>/psnr, <tag>/ssim, ... (tag eval). When --pred is iris sample's output "
-      "(its folder, or samples.h5) from a checkpoint RUN/checkpoints/<file> of a run that logs to "
-      "TensorBoard, "
-      "they go to RUN/tensorboard at the checkpoint's step, beside the training curves; --tensorboard DIR "
-      "and --step N choose, --no-tensorboard writes none.");
+      "TensorBoard: the means as <tag>/psnr, <tag>/ssim, ... (tag eval). When --pred is iris sample's "
+      "output (its folder, or samples.h5) from a checkpoint RUN/checkpoints/<file> of a run that logs to "
+      "TensorBoard, they go to RUN/tensorboard at the checkpoint's step, beside the training curves; "
+      "--tensorboard DIR and --step N choose, --no-tensorboard writes none.");
   cmd->add_option("--pred", opts->pred, "the model's outputs")->type_name("PATH")->required();
   cmd->add_option("--truth", opts->truth, "the high-resolution references")->type_name("PATH")->required();
   cmd->add_option("--lowres", opts->lowres,

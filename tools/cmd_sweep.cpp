@@ -10,7 +10,8 @@
 //                           images, CAS of real training images
 //   OUT/feature_classifier.h5  the feature classifier (FD, accuracy) trained once, reused by re-runs
 //   OUT/sweep.json, OUT/<metric>.png, the table on stdout
-//   OUT/tensorboard/        the scores as TensorBoard scalars, laid out as the plots (tools/sweep_tensorboard.h)
+//   OUT/tensorboard/        the scores as TensorBoard scalars, laid out as the plots
+//                           (tools/sweep_tensorboard.h)
 //
 // Under mpirun/srun whole points are split over the ranks in rounds (one point per rank per round); rank 0
 // gathers each round's scores and images and writes them, so results do not depend on the number of ranks.

@@ -53,9 +53,9 @@ struct SweepLayout {
 // `values[k]`: point k's values by axis name (PointResult::values, point_values).
 SweepLayout sweep_layout(const std::vector<SweepAxis>& axes, const std::vector<nlohmann::json>& values);
 
-// OUT/<metric>.png for each metric: the score against the layout's x axis, one line per series, the best point ringed, and the real-data
-// reference of fd (fd_floor), cas (cas_real) and accuracy (classifier_top1_real) as a dashed line when
-// `references` has it. Returns the paths.
+// OUT/<metric>.png for each metric: the score against the layout's x axis, one line per series, the best
+// point ringed, and the real-data reference of fd (fd_floor), cas (cas_real) and accuracy
+// (classifier_top1_real) as a dashed line when `references` has it. Returns the paths.
 std::vector<std::string> write_plots(const std::string& out, const std::vector<SweepAxis>& axes,
                                      const std::vector<PointResult>& points,
                                      const std::vector<std::string>& metrics,

@@ -1,16 +1,17 @@
-// `iris sweep`'s TensorBoard events (rank 0 writes), in OUT/tensorboard, laid out as the plots OUT/<metric>.png
-// are (tools/sweep_report.h's SweepLayout):
-//   - every metric as the scalar sweep/<metric> of each point, at a step on the plots' x axis: the swept value
-//     itself when every value of that axis is a whole number (steps=25,50,100; truncated=0,1), else the
-//     value's position in its --vary list (aug_level=0,0.1,0.2 -> steps 0, 1, 2);
+// `iris sweep`'s TensorBoard events (rank 0 writes), in OUT/tensorboard, laid out as the plots
+// OUT/<metric>.png are (tools/sweep_report.h's SweepLayout):
+//   - every metric as the scalar sweep/<metric> of each point, at a step on the plots' x axis: the swept
+//     value itself when every value of that axis is a whole number (steps=25,50,100; truncated=0,1), else
+//     the value's position in its --vary list (aug_level=0,0.1,0.2 -> steps 0, 1, 2);
 //   - one TensorBoard run per series: OUT/tensorboard itself when there is one, else a subfolder per series
-//     named by its settings ("sampler=ddim"), which TensorBoard draws as one curve each in the metric's chart;
+//     named by its settings ("sampler=ddim"), which TensorBoard draws as one curve each in the metric's
+//     chart;
 //   - the run "reference": the real-data references at every step of the x axis (fd_floor as sweep/fd,
 //     cas_real as sweep/cas, classifier_top1_real as sweep/accuracy), the plots' dashed line;
 //   - text, in OUT/tensorboard itself: sweep/x_axis (what the steps mean; written first) and sweep/points
 //     (the table; at the end).
-// Points are written as they finish, so a long sweep can be watched. Every run of the sweep command writes the
-// folder afresh (finished points again, from their records): each point appears once. A write that fails
+// Points are written as they finish, so a long sweep can be watched. Every run of the sweep command writes
+// the folder afresh (finished points again, from their records): each point appears once. A write that fails
 // mid-sweep is said once and TensorBoard is dropped; the sweep goes on.
 #pragma once
 

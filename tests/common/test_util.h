@@ -33,9 +33,10 @@ std::string describe(const Tensor& t);
 struct CompareSides {
   std::string got = "got", ref = "reference";
 };
-// CHECKs `got` against `ref` (the shapes must match; a mismatch fails the check and nothing else is compared):
-// NaN and inf exactly where `ref` has them, and a relative L2 error of the other elements of at most `tol`.
-// The messages name `what`, the first element non-finite on one side only, the worst element and both tensors.
+// CHECKs `got` against `ref` (the shapes must match; a mismatch fails the check, and nothing else is
+// compared): NaN and inf exactly where `ref` has them, and a relative L2 error of the other elements of at
+// most `tol`. The messages name `what`, the first element non-finite on one side only, the worst element and
+// both tensors.
 void check_rel_l2(const Tensor& got, const Tensor& ref, double tol, const std::string& what,
                   const CompareSides& sides = {});
 // CHECKs equal values element by element, compared as double (exact for every dtype but i64 beyond 2^53);

@@ -1,6 +1,7 @@
-// TensorBoard event files (data/tensorboard.h) read back with the tests' own reader (tests/common/event_file.h):
-// every record's framing and CRCs, the fields of scalars, images, text and restart markers, file names that
-// never collide, the folder checks, and EventLog's one warning when writing fails mid-work.
+// TensorBoard event files (data/tensorboard.h) read back with the tests' own reader
+// (tests/common/event_file.h): every record's framing and CRCs, the fields of scalars, images, text and
+// restart markers, file names that never collide, the folder checks, and EventLog's one warning when writing
+// fails mid-work.
 #include <signal.h>
 #include <sys/resource.h>
 
