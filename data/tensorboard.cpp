@@ -78,24 +78,45 @@ uint32_t tfrecord_masked_crc(const void* data, size_t size) {
   return ((crc >> 15) | (crc << 17)) + 0xa282ead8u;
 }
 
-EventWriter::EventWriter(const std::string& dir) {
+namespace {
+void make_folder(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   IRIS_CHECK(!ec, "tensorboard: cannot create the folder '", dir, "': ", ec.message());
+}
+}  // namespace
+
+EventWriter::EventWriter(const std::string& dir) {
+  make_folder(dir);
   char host[256] = "host";
   (void)::gethostname(host, sizeof(host) - 1);
   const auto secs =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
-  path_ = (fs::path(dir) /
-           ("events.out.tfevents." + std::to_string(secs) + "." + host + "." + std::to_string(::getpid())))
-              .string();
+  const std::string stem = (fs::path(dir) / ("events.out.tfevents." + std::to_string(secs) + "." + host +
+                                             "." + std::to_string(::getpid())))
+                               .string();
+  // Two writers of one process in one folder within a second must not share a file (they would interleave
+  // records): a later one gets a suffix, which also sorts it after the first, as TensorBoard reads them.
+  path_ = stem;
+  for (int n = 1; fs::exists(path_); ++n) path_ = stem + "." + std::to_string(n);
   out_.open(path_, std::ios::binary | std::ios::app);
-  IRIS_CHECK(out_.good(), "tensorboard: cannot write '", path_, "'");
+  IRIS_CHECK(out_.good(), "tensorboard: cannot write '", path_, "' (is the folder writable?)");
   std::string version;
   put_bytes(version, 3, "brain.Event:2");
   write_event(event(0, version));
   flush();
+}
+
+void EventWriter::check_folder(const std::string& dir) {
+  make_folder(dir);
+  const std::string probe = (fs::path(dir) / (".iris-write-check." + std::to_string(::getpid()))).string();
+  {
+    std::ofstream f(probe, std::ios::binary);
+    IRIS_CHECK(f.good(), "tensorboard: cannot write in the folder '", dir, "'");
+  }
+  std::error_code ec;
+  fs::remove(probe, ec);
 }
 
 void EventWriter::write_event(const std::string& payload) {
@@ -157,6 +178,28 @@ void EventWriter::session_start(int64_t step) {
 void EventWriter::flush() {
   out_.flush();
   IRIS_CHECK(out_.good(), "tensorboard: writing '", path_, "' failed (disk full or folder gone?)");
+}
+
+EventLog::EventLog(std::string dir, std::function<void(const std::string&)> warn, std::string work)
+    : dir_(std::move(dir)), work_(std::move(work)), warn_(std::move(warn)) {}
+
+EventWriter& EventLog::open(const std::string& run) {
+  auto& w = writers_[run];
+  if (!w) w = std::make_unique<EventWriter>(run.empty() ? dir_ : (fs::path(dir_) / run).string());
+  return *w;
+}
+
+void EventLog::write(const std::string& run, const std::function<void(EventWriter&)>& fn) {
+  if (!active_) return;
+  try {
+    EventWriter& w = open(run);
+    fn(w);
+    w.flush();
+  } catch (const Error& e) {
+    if (warn_) warn_("warning: " + e.message() + "; TensorBoard logging stops here, " + work_ + " goes on");
+    writers_.clear();
+    active_ = false;
+  }
 }
 
 }  // namespace iris::data

@@ -14,10 +14,17 @@
 // SessionLog START at the first step it logs (one past its checkpoint's): TensorBoard then drops the earlier
 // process's events from that step on (those it logged after that checkpoint), so the curves have no
 // duplicates.
+//
+// EventLog is the writer of a log kept beside work that must not stop for it (training, a sweep): a failed
+// write is said once and TensorBoard is dropped for the rest of the work. Its folder may hold runs: DIR
+// itself and subfolders DIR/<run>, which TensorBoard draws as separate curves in one chart per tag.
 #pragma once
 
 #include <cstdint>
 #include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
 #include <string>
 
 #include "data/image.h"
@@ -26,9 +33,13 @@ namespace iris::data {
 
 class EventWriter {
  public:
-  // Creates DIR (if needed) and DIR/events.out.tfevents.<unix seconds>.<host>.<pid>, which starts with the
-  // file_version record. Throws naming the file when it cannot be written.
+  // Creates DIR (if needed) and DIR/events.out.tfevents.<unix seconds>.<host>.<pid>[.<n>] (n when this
+  // process already made one of that name this second), which starts with the file_version record. Throws
+  // naming the folder or the file when it cannot be written.
   explicit EventWriter(const std::string& dir);
+  // What the constructor checks, without leaving an event file behind: DIR is made if needed and a file can
+  // be created in it (a probe, removed again). For commands that write their events once the work is done.
+  static void check_folder(const std::string& dir);
 
   const std::string& path() const { return path_; }
   void scalar(const std::string& tag, double value, int64_t step);
@@ -44,6 +55,26 @@ class EventWriter {
 
   std::string path_;
   std::ofstream out_;
+};
+
+class EventLog {
+ public:
+  // `warn` says the one warning (a line); `work` names what goes on without TensorBoard ("training").
+  EventLog(std::string dir, std::function<void(const std::string&)> warn, std::string work);
+  const std::string& dir() const { return dir_; }
+  bool active() const { return active_; }
+  // Opens the event file of `run` ("" for DIR itself, else DIR/<run>); throws naming the folder or file when
+  // it cannot write (a start-up error: call it before the work). Returns the writer for first records.
+  EventWriter& open(const std::string& run = "");
+  // Runs `fn` on the writer of `run` (opened if needed) and flushes. When that fails: the warning, once, and
+  // every later write does nothing.
+  void write(const std::string& run, const std::function<void(EventWriter&)>& fn);
+
+ private:
+  std::string dir_, work_;
+  std::function<void(const std::string&)> warn_;
+  std::map<std::string, std::unique_ptr<EventWriter>> writers_;
+  bool active_ = true;
 };
 
 // The masked CRC-32C of TFRecord framing (exposed for tests).

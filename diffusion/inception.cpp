@@ -2,10 +2,10 @@
 
 #include <cmath>
 #include <set>
-#include <sstream>
 
 #include "data/safetensors.h"
 #include "framework/iris.h"
+#include "framework/nn/tensor_problems.h"
 #include "framework/ops/pool.h"
 
 namespace iris::diffusion {
@@ -102,37 +102,25 @@ std::vector<std::pair<std::string, Shape>> FidInception::expected_tensors() {
 
 FidInception FidInception::from_torch_state(const std::map<std::string, Tensor>& state,
                                             const std::string& source) {
-  std::vector<std::string> missing, misshaped, unexpected, bad_dtype;
+  nn::TensorProblems problems;
   std::set<std::string> known;
   for (const auto& [name, shape] : expected_tensors()) {
     known.insert(name);
     const auto it = state.find(name);
     if (it == state.end())
-      missing.push_back(name);
+      problems.missing.push_back(name);
     else if (it->second.shape() != shape)
-      misshaped.push_back("'" + name + "': " + shape_str(it->second.shape()) + ", expected " +
-                          shape_str(shape));
+      problems.misshaped.push_back("'" + name + "': " + shape_str(it->second.shape()) + ", expected " +
+                                   shape_str(shape));
     else if (it->second.dtype() != DType::f32)
-      bad_dtype.push_back("'" + name + "' is " + dtype_name(it->second.dtype()) + ", expected f32");
+      problems.wrong_dtype.push_back("'" + name + "' is " + dtype_name(it->second.dtype()) +
+                                     ", expected f32");
   }
   for (const auto& [name, t] : state)
     if (!known.count(name) && name.rfind("fc.", 0) != 0 && !name.ends_with("num_batches_tracked"))
-      unexpected.push_back(name);
-  if (!missing.empty() || !misshaped.empty() || !unexpected.empty() || !bad_dtype.empty()) {
-    std::ostringstream os;
-    os << "'" << source << "' is not FID's Inception-v3 in pytorch-fid's naming (made by "
-       << "tools/scripts/convert_fid_inception.py?)";
-    auto list = [&](const char* title, const std::vector<std::string>& items) {
-      if (items.empty()) return;
-      os << "; " << items.size() << " " << title << ":";
-      for (size_t i = 0; i < items.size(); ++i) os << (i ? ", " : " ") << items[i];
-    };
-    list("missing", missing);
-    list("unexpected", unexpected);
-    list("mis-shaped", misshaped);
-    list("of a wrong dtype", bad_dtype);
-    IRIS_THROW(os.str());
-  }
+      problems.unexpected.push_back(name);
+  IRIS_CHECK(!problems.any(), "'", source, "' is not FID's Inception-v3 in pytorch-fid's naming (made by ",
+             "tools/scripts/convert_fid_inception.py?)", problems.describe());
   FidInception net;
   NoGradGuard no_grad;
   for (const ConvSpec& s : conv_specs()) {

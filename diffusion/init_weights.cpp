@@ -11,6 +11,7 @@
 #include "diffusion/train_settings.h"
 #include "framework/io/hdf5.h"
 #include "framework/iris.h"
+#include "framework/nn/tensor_problems.h"
 
 namespace iris::diffusion {
 
@@ -154,7 +155,7 @@ InitReport init_from_weights(const WeightsFile& file, nn::Module& net, optim::EM
   }
 
   // Every problem, for one message.
-  std::vector<std::string> missing, unexpected, misshaped, wrong_dtype, non_finite;
+  nn::TensorProblems problems;
   nn::StateDict net_state, ema_state;
   const std::set<std::string> averaged = [&] {
     std::set<std::string> s;
@@ -164,19 +165,19 @@ InitReport init_from_weights(const WeightsFile& file, nn::Module& net, optim::EM
   auto check = [&](const std::string& name, const Tensor& t, const Tensor& want, const char* where) {
     const Shape as_stored = r.layout == "torch" ? torch_shape(want.shape()) : want.shape();
     if (t.shape() != as_stored) {
-      misshaped.push_back("'" + name + "'" + where + ": " + shape_str(t.shape()) + " in the file, " +
-                          shape_str(as_stored) + " in the model" +
-                          (r.layout == "torch" ? " (torch layout)" : ""));
+      problems.misshaped.push_back("'" + name + "'" + where + ": " + shape_str(t.shape()) + " in the file, " +
+                                   shape_str(as_stored) + " in the model" +
+                                   (r.layout == "torch" ? " (torch layout)" : ""));
       return false;
     }
     if (is_floating(want.dtype()) != is_floating(t.dtype()) ||
         (!is_floating(want.dtype()) && want.dtype() != t.dtype())) {
-      wrong_dtype.push_back("'" + name + "'" + where + " is " + dtype_name(t.dtype()) + ", the model's " +
-                            dtype_name(want.dtype()));
+      problems.wrong_dtype.push_back("'" + name + "'" + where + " is " + dtype_name(t.dtype()) +
+                                     ", the model's " + dtype_name(want.dtype()));
       return false;
     }
     if (const int64_t bad = count_non_finite(t); bad > 0) {
-      non_finite.push_back("'" + name + "'" + where + " (" + std::to_string(bad) + ")");
+      problems.non_finite.push_back("'" + name + "'" + where + " (" + std::to_string(bad) + ")");
       return false;
     }
     return true;
@@ -187,40 +188,32 @@ InitReport init_from_weights(const WeightsFile& file, nn::Module& net, optim::EM
       if (o.allow_new)
         r.fresh.push_back(name);
       else
-        missing.push_back(name);
+        problems.missing.push_back(name);
       continue;
     }
     if (check(name, it->second, want, "")) net_state[name] = to_iris(it->second, r.layout, want.dtype());
     if (!file.ema.empty() && averaged.count(name)) {
       const auto e = file.ema.find(name);
       if (e == file.ema.end())
-        missing.push_back(name + " (EMA)");
+        problems.missing.push_back(name + " (EMA)");
       else if (check(name, e->second, want, " (EMA)"))
         ema_state[name] = to_iris(e->second, r.layout, want.dtype());
     }
   }
   for (const auto& [name, t] : file.model)
-    if (!model.count(name)) unexpected.push_back(name);
+    if (!model.count(name)) problems.unexpected.push_back(name);
   for (const auto& [name, t] : file.ema)
-    if (!model.count(name) && !file.model.count(name)) unexpected.push_back(name + " (EMA)");
+    if (!model.count(name) && !file.model.count(name)) problems.unexpected.push_back(name + " (EMA)");
 
-  if (!missing.empty() || !unexpected.empty() || !misshaped.empty() || !wrong_dtype.empty() ||
-      !non_finite.empty()) {
+  if (problems.any()) {
     std::ostringstream os;
     os << "weights file '" << file.path << "' (" << file.kind << ", " << r.layout << " layout"
        << (r.layout_inferred ? ", inferred from the shapes" : "") << ") does not fit this model ("
-       << model.size() << " tensors in the model, " << file.model.size() << " in the file)";
-    auto list = [&](const char* title, const std::vector<std::string>& items) {
-      if (!items.empty()) os << "; " << items.size() << " " << title << ": " << join(items);
-    };
-    list("missing", missing);
-    list("unexpected", unexpected);
-    list("mis-shaped", misshaped);
-    list("of a wrong dtype", wrong_dtype);
-    list("with NaN or infinite values", non_finite);
+       << model.size() << " tensors in the model, " << file.model.size() << " in the file)"
+       << problems.describe();
     if (!r.model_difference.empty())
       os << ". The file's model differs from this config: " << r.model_difference;
-    if (!missing.empty() && unexpected.empty() && misshaped.empty())
+    if (!problems.missing.empty() && problems.unexpected.empty() && problems.misshaped.empty())
       os << ". --init-allow-new starts the missing tensors fresh";
     IRIS_THROW(os.str());
   }

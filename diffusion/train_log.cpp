@@ -29,25 +29,19 @@ void TrainingLog::open_metrics() {
 
 void TrainingLog::open_tensorboard(const std::string& dir, int64_t step, const std::string& config_toml) {
   if (!writer_) return;
-  tensorboard_ = std::make_unique<data::EventWriter>(dir);
+  tensorboard_ = std::make_unique<data::EventLog>(
+      dir, [this](const std::string& line) { say(line); }, "training");
+  data::EventWriter& tb = tensorboard_->open();
   // The next step this process logs is step + 1: events of earlier processes from there on are dropped
   // (those a stopped run logged after the checkpoint this one resumed from); step itself stays.
-  tensorboard_->session_start(step + 1);
+  tb.session_start(step + 1);
   // Markdown: a code block keeps the TOML's layout.
-  tensorboard_->text("config", "```\n" + config_toml + "```", step);
-  tensorboard_->flush();
+  tb.text("config", "```\n" + config_toml + "```", step);
+  tb.flush();
 }
 
-template <typename Fn>
-void TrainingLog::to_tensorboard(Fn&& write) {
-  if (!tensorboard_) return;
-  try {
-    write(*tensorboard_);
-    tensorboard_->flush();
-  } catch (const Error& e) {
-    say("warning: " + e.message() + "; TensorBoard logging stops here, training goes on");
-    tensorboard_.reset();
-  }
+void TrainingLog::to_tensorboard(const std::function<void(data::EventWriter&)>& write) {
+  if (tensorboard_) tensorboard_->write("", write);
 }
 
 void TrainingLog::say(const std::string& line) const {

@@ -79,15 +79,14 @@ class TrainingLog {
 
  private:
   void record(const std::string& json_line);
-  // Runs a TensorBoard write; on failure says so once and drops TensorBoard.
-  template <typename Fn>
-  void to_tensorboard(Fn&& write);
+  // Runs a TensorBoard write, if TensorBoard is on; on failure says so once and drops TensorBoard.
+  void to_tensorboard(const std::function<void(data::EventWriter&)>& write);
 
   std::string run_dir_;
   bool writer_;
   std::function<void(const std::string&)> print_;
   std::ofstream metrics_;
-  std::unique_ptr<data::EventWriter> tensorboard_;
+  std::unique_ptr<data::EventLog> tensorboard_;
   Tensor loss_sum_;
   double grad_norm_sum_ = 0;
   int64_t window_steps_ = 0, window_skipped_ = 0;

@@ -6,6 +6,9 @@
 // folder (images, or PATH:lowres_<h>). Image files against a folder are matched by file name; anything else
 // by position (folders in sorted name order). An indexed reference (HDF5, shards) may hold more images than
 // the prediction: the first N are used, and this is said.
+//
+// The means also go to TensorBoard (eval/psnr, ...): by default into the training run whose checkpoint
+// `iris sample` made --pred with, at that checkpoint's step (tools/score_tensorboard.h).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -25,6 +28,7 @@
 #include "tools/commands.h"
 #include "tools/common.h"
 #include "tools/progress.h"
+#include "tools/score_tensorboard.h"
 
 namespace iris::tools {
 
@@ -77,6 +81,7 @@ std::string cell(double v, const char* format) {
 struct EvalOptions {
   std::string pred, truth, lowres, json, save_bicubic;
   bool quiet = false;
+  ScoreBoardOptions tensorboard;
 };
 
 // --save-bicubic: the bicubic baseline as a method's output, for the scores eval does not compute (iris fd's
@@ -101,6 +106,7 @@ void run_eval(const EvalOptions& o) {
   const data::ImageSet truth = align(open_source(o.truth, "reference"), pred, "reference", notes);
   std::optional<data::ImageSet> low;
   if (!o.lowres.empty()) low = align(open_source(o.lowres, "low-res"), pred, "low-res", notes);
+  ScoreBoard board(o.tensorboard, o.pred);  // its folder checked before the scoring
 
   const int64_t n = pred.size();
   IRIS_CHECK(o.save_bicubic.empty() || low, "eval: --save-bicubic needs --lowres (the images to upsample)");
@@ -231,6 +237,19 @@ void run_eval(const EvalOptions& o) {
     IRIS_CHECK(out.good(), "eval: writing '", o.json, "' failed");
     std::printf("wrote %s\n", o.json.c_str());
   }
+  if (board.active()) {
+    const std::string about = with_commas(n) + " images of '" + o.pred + "' scored against '" + o.truth +
+                              "'" + (low ? " with the low-res inputs '" + o.lowres + "'" : std::string()) +
+                              ".";
+    std::printf("%s\n", board
+                            .write({{"psnr", mean.psnr},
+                                    {"ssim", mean.ssim},
+                                    {"consistency", mean.consistency},
+                                    {"bicubic_psnr", mean.bicubic_psnr},
+                                    {"bicubic_ssim", mean.bicubic_ssim}},
+                                   about)
+                            .c_str());
+  }
 }
 
 }  // namespace
@@ -246,7 +265,11 @@ void register_eval(CLI::App& app) {
       "reference may be longer (its first N images are used).\n"
       "PSNR: MAX 255 on uint8, all channels, no border crop. SSIM: Wang et al. 2004, 11x11 Gaussian "
       "window (sigma 1.5), mean over channels. Consistency: MSE in [0, 1] between the bicubic-"
-      "downsampled output and the low-res input (SR3).");
+      "downsampled output and the low-res input (SR3).\n"
+      "TensorBoard: the means as <tag>/psnr, <tag>/ssim, ... (tag eval). When --pred is iris sample's "
+      "output (its folder, or samples.h5) from a checkpoint RUN/checkpoints/<file> of a run that logs to "
+      "TensorBoard, they go to RUN/tensorboard at the checkpoint's step, beside the training curves; "
+      "--tensorboard DIR and --step N choose, --no-tensorboard writes none.");
   cmd->add_option("--pred", opts->pred, "the model's outputs")->type_name("PATH")->required();
   cmd->add_option("--truth", opts->truth, "the high-resolution references")->type_name("PATH")->required();
   cmd->add_option("--lowres", opts->lowres,
@@ -255,6 +278,7 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--json", opts->json, "also write the per-image values and means to this JSON file")
       ->type_name("FILE");
   cmd->add_flag("--quiet,-q", opts->quiet, "print only the means, not a line per image");
+  add_score_board_options(*cmd, opts->tensorboard);
   cmd->add_option("--save-bicubic", opts->save_bicubic,
                   "write the bicubic baseline's images (and --pred's labels) to this HDF5 file, to score it "
                   "like a method (iris fd, or iris eval --pred FILE)")

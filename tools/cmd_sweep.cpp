@@ -10,6 +10,8 @@
 //                           images, CAS of real training images
 //   OUT/feature_classifier.h5  the feature classifier (FD, accuracy) trained once, reused by re-runs
 //   OUT/sweep.json, OUT/<metric>.png, the table on stdout
+//   OUT/tensorboard/        the scores as TensorBoard scalars, laid out as the plots
+//                           (tools/sweep_tensorboard.h)
 //
 // Under mpirun/srun whole points are split over the ranks in rounds (one point per rank per round); rank 0
 // gathers each round's scores and images and writes them, so results do not depend on the number of ranks.
@@ -38,6 +40,7 @@
 #include "tools/stage_settings.h"
 #include "tools/sweep_grid.h"
 #include "tools/sweep_report.h"
+#include "tools/sweep_tensorboard.h"
 
 namespace iris::tools {
 
@@ -51,7 +54,7 @@ constexpr int64_t kMaxRecordBytes = 1 << 16;  // a point's JSON record when gath
 
 struct SweepOptions {
   std::vector<std::string> vary, metrics;
-  bool overwrite = false;
+  bool overwrite = false, no_tensorboard = false;
   StageInputOptions inputs;
   std::string out, device = "auto";
   uint64_t seed = 0;
@@ -293,7 +296,7 @@ std::map<size_t, PointResult> open_record(const SweepOptions& o, const nlohmann:
     }
     if (!d.path.empty() || o.overwrite) {
       std::error_code ec;
-      for (const char* f : {"points", "references.json", kClassifierFile, "sweep.json"})
+      for (const char* f : {"points", "references.json", kClassifierFile, "sweep.json", "tensorboard"})
         fs::remove_all(fs::path(o.out) / f, ec);
     }
   }
@@ -491,6 +494,14 @@ void run_sweep(const SweepOptions& o) {
     std::fflush(stdout);
   }
 
+  // TensorBoard (rank 0): its folder checked before any classifier is trained or point sampled; the points
+  // an earlier run finished are written again (the folder is rewritten), the others as they finish.
+  std::optional<SweepTensorBoard> board;
+  if (root && !o.no_tensorboard) {
+    board.emplace(o.out, axes, points, scoring.metrics);
+    for (const auto& [k, p] : done) board->point(p);
+  }
+
   std::unique_ptr<diffusion::Classifier> feature;
   // The feature classifier for the points left, or for references a killed run did not get to.
   const bool refs_missing = root && !fs::exists(fs::path(o.out) / "references.json");
@@ -535,6 +546,7 @@ void run_sweep(const SweepOptions& o) {
       std::printf("point %zu/%zu %s: %s (%.1f s)\n", p.index + 1, points.size(), p.values.dump().c_str(),
                   scores_line(p).c_str(), p.wall_s);
       std::fflush(stdout);
+      if (board) board->point(p);
       done[p.index] = std::move(p);
     }
   }
@@ -547,6 +559,10 @@ void run_sweep(const SweepOptions& o) {
   std::vector<PointResult> results;
   for (auto& [k, p] : done) results.push_back(p);
   report(o, axes, results, scoring.metrics, refs, identity);
+  if (board) {
+    board->finish(results, refs);
+    std::printf("TensorBoard: sweep/<metric> of every point in %s\n", board->dir().c_str());
+  }
 }
 
 }  // namespace
@@ -563,7 +579,10 @@ void register_sweep(CLI::App& app) {
       "that has the setting. Metrics: psnr, ssim (higher is better) and consistency (lower) against the "
       "shard's truth and low-res inputs; fd (lower; --real and --fd-train or --classifier), cas (higher; "
       "--real, labelled samples), ms (sampling time per image, lower). With labelled samples and a feature "
-      "classifier, accuracy (higher) is recorded too. Re-running the same command skips finished points.");
+      "classifier, accuracy (higher) is recorded too. Re-running the same command skips finished points. "
+      "TensorBoard: OUT/tensorboard holds sweep/<metric> against the plots' x axis (the step is the swept "
+      "value when all its values are whole numbers, else the value's position in --vary), a run per "
+      "combination of the other axes' values (--no-tensorboard: none).");
   cmd->add_option("--vary", o->vary, "KEY=V1,V2,... or STAGE:KEY=V1,V2,... (repeat)")->required();
   cmd->add_option("--metrics", o->metrics, "psnr,ssim,consistency,fd,cas,ms (any of them)")
       ->delimiter(',')
@@ -586,6 +605,7 @@ void register_sweep(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)");
   cmd->add_option("--out", o->out, "output folder")->required();
   cmd->add_flag("--overwrite", o->overwrite, "start again in --out, discarding its finished points");
+  cmd->add_flag("--no-tensorboard", o->no_tensorboard, "write no TensorBoard events (OUT/tensorboard)");
   cmd->callback([o] { run_sweep(*o); });
 }
 

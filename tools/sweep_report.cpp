@@ -154,40 +154,46 @@ void print_table(const std::vector<SweepAxis>& axes, const std::vector<PointResu
               lower.c_str());
 }
 
+SweepLayout sweep_layout(const std::vector<SweepAxis>& axes, const std::vector<nlohmann::json>& values) {
+  SweepLayout l;
+  for (size_t a = 1; a < axes.size(); ++a)
+    if (axes[a].values.size() > axes[l.x_axis].values.size()) l.x_axis = a;
+  const SweepAxis& xa = axes[l.x_axis];
+  for (const nlohmann::json& v : values) {
+    std::string label;
+    for (size_t a = 0; a < axes.size(); ++a)
+      if (a != l.x_axis && axes[a].values.size() > 1)
+        label += (label.empty() ? "" : ", ") + axes[a].name() + "=" + v.at(axes[a].name()).get<std::string>();
+    auto it = std::find(l.series.begin(), l.series.end(), label);
+    l.series_of.push_back(static_cast<size_t>(it - l.series.begin()));
+    if (it == l.series.end()) l.series.push_back(label);
+    const std::string x = v.at(xa.name()).get<std::string>();
+    l.x_of.push_back(
+        static_cast<size_t>(std::find(xa.values.begin(), xa.values.end(), x) - xa.values.begin()));
+    IRIS_ASSERT(l.x_of.back() < xa.values.size());
+  }
+  return l;
+}
+
 std::vector<std::string> write_plots(const std::string& out, const std::vector<SweepAxis>& axes,
                                      const std::vector<PointResult>& points,
                                      const std::vector<std::string>& metrics,
                                      const nlohmann::json& references) {
-  // The x axis: the one with the most values; the series: every combination of the other axes' values.
-  size_t x_axis = 0;
-  for (size_t a = 1; a < axes.size(); ++a)
-    if (axes[a].values.size() > axes[x_axis].values.size()) x_axis = a;
-  const SweepAxis& xa = axes[x_axis];
-  std::vector<std::string> series_names;  // in order of first appearance
-  std::vector<size_t> series_of(points.size()), x_of(points.size());
-  for (size_t k = 0; k < points.size(); ++k) {
-    std::string label;
-    for (size_t a = 0; a < axes.size(); ++a)
-      if (a != x_axis && axes[a].values.size() > 1)
-        label += (label.empty() ? "" : ", ") + axes[a].name() + "=" +
-                 points[k].values.at(axes[a].name()).get<std::string>();
-    auto it = std::find(series_names.begin(), series_names.end(), label);
-    series_of[k] = static_cast<size_t>(it - series_names.begin());
-    if (it == series_names.end()) series_names.push_back(label);
-    const std::string v = points[k].values.at(xa.name()).get<std::string>();
-    x_of[k] = static_cast<size_t>(std::find(xa.values.begin(), xa.values.end(), v) - xa.values.begin());
-    IRIS_ASSERT(x_of[k] < xa.values.size());
-  }
+  std::vector<nlohmann::json> values;
+  for (const PointResult& p : points) values.push_back(p.values);
+  const SweepLayout layout = sweep_layout(axes, values);
+  const SweepAxis& xa = axes[layout.x_axis];
   std::vector<std::string> paths;
   for (const std::string& m : metrics) {
     const MetricInfo& info = metric_info(m);
     std::vector<data::PlotSeries> series;
-    for (const std::string& name : series_names)
+    for (const std::string& name : layout.series)
       series.push_back({name.empty() ? info.name : name,
                         std::vector<double>(xa.values.size(), std::numeric_limits<double>::quiet_NaN())});
     for (size_t k = 0; k < points.size(); ++k) {
       const double v = score_of(points[k], m);
-      series[series_of[k]].y[x_of[k]] = std::isfinite(v) ? v : std::numeric_limits<double>::quiet_NaN();
+      series[layout.series_of[k]].y[layout.x_of[k]] =
+          std::isfinite(v) ? v : std::numeric_limits<double>::quiet_NaN();
     }
     data::PlotOptions o;
     o.title = info.title + (info.higher_better ? ": higher is better" : ": lower is better");
@@ -200,8 +206,8 @@ std::vector<std::string> write_plots(const std::string& out, const std::vector<S
     o.width = 600 + (series.size() > 1 ? legend : 0);
     if (const size_t b = best_point(points, m);
         b != std::string::npos && std::isfinite(score_of(points[b], m))) {
-      o.best_series = static_cast<int>(series_of[b]);
-      o.best_x = static_cast<int>(x_of[b]);
+      o.best_series = static_cast<int>(layout.series_of[b]);
+      o.best_x = static_cast<int>(layout.x_of[b]);
     }
     for (const auto& [metric, key, label] : {std::tuple{"fd", "fd_floor", "real data (floor)"},
                                              std::tuple{"cas", "cas_real", "real training data"},

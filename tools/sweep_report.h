@@ -42,10 +42,20 @@ size_t best_point(const std::vector<PointResult>& points, const std::string& met
 void print_table(const std::vector<SweepAxis>& axes, const std::vector<PointResult>& points,
                  const std::vector<std::string>& metrics);
 
-// OUT/<metric>.png for each metric: the score against the axis with the most values (the first of them on a
-// tie), one line per combination of the other axes' values, the best point ringed, and the real-data
-// reference of fd (fd_floor), cas (cas_real) and accuracy (classifier_top1_real) as a dashed line when
-// `references` has it. Returns the paths.
+// How the points are drawn against one axis (the plots, TensorBoard): x is the axis with the most values (the
+// first of them on a tie); a series is one combination of the other axes' values, named like
+// "sampler=ddim, 1:aug_level=0.1" (axes of one value left out; "" when there is a single series).
+struct SweepLayout {
+  size_t x_axis = 0;
+  std::vector<std::string> series;      // in order of first appearance
+  std::vector<size_t> series_of, x_of;  // per point: its series, and its value's index on the x axis
+};
+// `values[k]`: point k's values by axis name (PointResult::values, point_values).
+SweepLayout sweep_layout(const std::vector<SweepAxis>& axes, const std::vector<nlohmann::json>& values);
+
+// OUT/<metric>.png for each metric: the score against the layout's x axis, one line per series, the best
+// point ringed, and the real-data reference of fd (fd_floor), cas (cas_real) and accuracy
+// (classifier_top1_real) as a dashed line when `references` has it. Returns the paths.
 std::vector<std::string> write_plots(const std::string& out, const std::vector<SweepAxis>& axes,
                                      const std::vector<PointResult>& points,
                                      const std::vector<std::string>& metrics,

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <set>
-#include <sstream>
 
 #include "framework/autograd/grad_mode.h"
+#include "framework/nn/tensor_problems.h"
 
 namespace iris::nn {
 
@@ -126,38 +126,25 @@ void Module::load_state_dict(const StateDict& state, bool strict) {
   NamedTensors targets = all(Kind::parameter, false);
   for (auto& e : all(Kind::buffer, false)) targets.push_back(std::move(e));
 
-  std::vector<std::string> missing, unexpected, mismatched;
+  TensorProblems problems;
   std::set<std::string> expected;
   for (const auto& [name, t] : targets) {
     expected.insert(name);
     auto it = state.find(name);
     if (it == state.end()) {
-      if (strict) missing.push_back(name);
+      if (strict) problems.missing.push_back(name);
     } else if (!it->second.defined()) {
-      mismatched.push_back("'" + name + "' is an undefined tensor");
+      problems.misshaped.push_back("'" + name + "' is an undefined tensor");
     } else if (it->second.shape() != t.shape()) {
-      mismatched.push_back("'" + name + "': checkpoint " + shape_str(it->second.shape()) + ", model " +
-                           shape_str(t.shape()));
+      problems.misshaped.push_back("'" + name + "': checkpoint " + shape_str(it->second.shape()) +
+                                   ", model " + shape_str(t.shape()));
     }
   }
   if (strict)
     for (const auto& [name, t] : state)
-      if (!expected.count(name)) unexpected.push_back(name);
-
-  if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
-    std::ostringstream os;
-    os << "load_state_dict: the state does not fit the module (" << targets.size() << " keys expected, "
-       << state.size() << " given)";
-    auto list = [&](const char* title, const std::vector<std::string>& items) {
-      if (items.empty()) return;
-      os << "; " << items.size() << " " << title << ":";
-      for (size_t i = 0; i < items.size(); ++i) os << (i ? ", " : " ") << items[i];
-    };
-    list("missing", missing);
-    list("unexpected", unexpected);
-    list("with a shape mismatch", mismatched);
-    IRIS_THROW(os.str());
-  }
+      if (!expected.count(name)) problems.unexpected.push_back(name);
+  IRIS_CHECK(!problems.any(), "load_state_dict: the state does not fit the module (", targets.size(),
+             " keys expected, ", state.size(), " given)", problems.describe());
 
   NoGradGuard no_grad;
   for (auto& [name, t] : targets) {

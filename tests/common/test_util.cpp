@@ -1,5 +1,6 @@
 #include "tests/common/test_util.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -34,6 +35,67 @@ Tensor noncontiguous(const Tensor& t) {
   }
   REQUIRE((!view.is_contiguous() || t.shape().back() <= 1));
   return view;
+}
+
+std::string describe(const Tensor& t) {
+  return t.defined() ? t.summary() + " strides " + shape_str(t.strides()) : std::string("undefined");
+}
+
+namespace {
+// The shared start of the comparisons: both defined with the same shape (else a failed CHECK and false).
+bool comparable(const Tensor& got, const Tensor& ref, const std::string& what, const CompareSides& sides) {
+  if (!got.defined() || !ref.defined() || got.shape() != ref.shape()) {
+    FAIL_CHECK(what, ": ", sides.got, " ", describe(got), " vs ", sides.ref, " ", describe(ref));
+    return false;
+  }
+  return true;
+}
+}  // namespace
+
+void check_rel_l2(const Tensor& got, const Tensor& ref, double tol, const std::string& what,
+                  const CompareSides& sides) {
+  if (!comparable(got, ref, what, sides)) return;
+  const std::vector<double> g = got.to_vector<double>(), r = ref.to_vector<double>();
+  int64_t nonfinite_bad = 0, first_bad = -1, worst_i = -1;
+  double num = 0, den = 0, worst = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (!std::isfinite(g[i]) || !std::isfinite(r[i])) {
+      const bool same = (std::isnan(g[i]) && std::isnan(r[i])) || g[i] == r[i];
+      if (!same && nonfinite_bad++ == 0) first_bad = static_cast<int64_t>(i);
+      continue;
+    }
+    const double d = g[i] - r[i];
+    num += d * d;
+    den += r[i] * r[i];
+    if (std::abs(d) > worst) {
+      worst = std::abs(d);
+      worst_i = static_cast<int64_t>(i);
+    }
+  }
+  const double rel = std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
+  const std::string both = sides.got + " " + describe(got) + " vs " + sides.ref + " " + describe(ref);
+  CHECK_MESSAGE(nonfinite_bad == 0, what, ": ", nonfinite_bad,
+                " elements NaN/inf on one side only (first at ", first_bad, ": ", sides.got, " ",
+                (first_bad >= 0 ? g[first_bad] : 0.0), " vs ", sides.ref, " ",
+                (first_bad >= 0 ? r[first_bad] : 0.0), "); ", both);
+  CHECK_MESSAGE(rel <= tol, what, ": relative L2 error ", rel, " > ", tol, " (worst element ", worst_i, ": ",
+                sides.got, " ", (worst_i >= 0 ? g[worst_i] : 0.0), " vs ", sides.ref, " ",
+                (worst_i >= 0 ? r[worst_i] : 0.0), "); ", both);
+}
+
+void check_same_values(const Tensor& got, const Tensor& ref, const std::string& what,
+                       const CompareSides& sides) {
+  if (!comparable(got, ref, what, sides)) return;
+  const std::vector<double> g = got.to_vector<double>(), r = ref.to_vector<double>();
+  int64_t bad = 0, first = -1;
+  for (size_t i = 0; i < g.size(); ++i) {
+    const bool same = (std::isnan(g[i]) && std::isnan(r[i])) || g[i] == r[i];
+    if (!same && bad++ == 0) first = static_cast<int64_t>(i);
+  }
+  CHECK_MESSAGE(bad == 0, what, ": ", bad, " of ", g.size(), " elements differ (first at ", first, ": ",
+                sides.got, " ", (first >= 0 ? g[first] : 0.0), " vs ", sides.ref, " ",
+                (first >= 0 ? r[first] : 0.0), "); ", sides.got, " ", describe(got), " vs ", sides.ref, " ",
+                describe(ref));
 }
 
 double max_abs_diff(const Tensor& a, const Tensor& b) {

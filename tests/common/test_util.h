@@ -27,6 +27,23 @@ double rel_l2(const Tensor& a, const Tensor& b);
 // CHECKs shapes equal and max |a-b| <= atol + rtol * |b| elementwise; reports the worst element.
 void check_close(const Tensor& a, const Tensor& b, double atol = 1e-10, double rtol = 1e-10);
 
+// A tensor as comparison messages show it: its summary and strides ("undefined" when it is not defined).
+std::string describe(const Tensor& t);
+// What the messages of check_rel_l2 and check_same_values call the two sides ("cuda 1.5 vs cpu 1.25").
+struct CompareSides {
+  std::string got = "got", ref = "reference";
+};
+// CHECKs `got` against `ref` (the shapes must match; a mismatch fails the check, and nothing else is
+// compared): NaN and inf exactly where `ref` has them, and a relative L2 error of the other elements of at
+// most `tol`. The messages name `what`, the first element non-finite on one side only, the worst element and
+// both tensors.
+void check_rel_l2(const Tensor& got, const Tensor& ref, double tol, const std::string& what,
+                  const CompareSides& sides = {});
+// CHECKs equal values element by element, compared as double (exact for every dtype but i64 beyond 2^53);
+// NaN matches NaN. Shapes as check_rel_l2.
+void check_same_values(const Tensor& got, const Tensor& ref, const std::string& what,
+                       const CompareSides& sides = {});
+
 // Finite-difference gradient check in float64. `fn` maps the inputs to any tensor; the check compares the
 // gradient of sum(fn(inputs) * w) (w fixed random) from backward() with central differences, for every
 // element of every input that requires grad. Inputs must be f64.

@@ -129,7 +129,7 @@ TEST_CASE("load_state_dict reports every missing, unexpected and mis-shaped key 
   check_throws_with(
       [&] { net.load_state_dict(sd); },
       {"load_state_dict", "2 missing", "down.0.conv1.bias", "running", "2 unexpected", "down.2.scale",
-       "extra", "2 with a shape mismatch", "'down.1.conv2.weight': checkpoint [4, 3], model [3, 4]",
+       "extra", "2 mis-shaped", "'down.1.conv2.weight': checkpoint [4, 3], model [3, 4]",
        "'embed.weight': checkpoint [3, 2, 1], model [3, 2]"});
   check_close(net.b1->scale, before, 0, 0);
   // Not strict: missing and unexpected keys are fine, shape mismatches are not.

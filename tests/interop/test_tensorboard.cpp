@@ -1,7 +1,8 @@
 // iris train's TensorBoard event files, read by TensorBoard's own reader (EventAccumulator): every scalar of
 // metrics.jsonl under its tag at its step, the sample grids as images of their PNG's size, the config as text;
 // and a run resumed from an earlier checkpoint leaves each step once (the restart marker drops the steps the
-// killed process logged after that checkpoint).
+// killed process logged after that checkpoint). Then iris eval's means in the same run at the checkpoint's
+// step, and iris sweep's scores at the swept values, each point once after a re-run.
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -82,5 +83,49 @@ TEST_CASE(
   // The resolved config as text, from each process.
   REQUIRE(tb["text"].contains("config"));
   CHECK(tb["text"]["config"].back()[1].get<std::string>().find("[train]") != std::string::npos);
+
+  // iris eval of samples from the step-6 checkpoint: its means in the run at step 6, beside the curves.
+  const std::string samples = root + "/samples";
+  const RunResult sampled =
+      run_iris("sample --ckpt " + (run / "checkpoints" / diffusion::checkpoint_name(6)).string() +
+               " --shard " + data + " --count 4 --steps 2 --device cpu --threads 1 --out " + samples);
+  REQUIRE_MESSAGE(sampled.exit_code == 0, sampled.output);
+  const std::string h5 = samples + "/samples.h5";
+  const RunResult eval = run_iris("eval -q --pred " + h5 + " --truth " + h5 + ":truth --lowres " + h5 +
+                                  ":lowres --json " + root + "/eval.json");
+  REQUIRE_MESSAGE(eval.exit_code == 0, eval.output);
+  std::ifstream ej(root + "/eval.json");
+  const nlohmann::json mean = nlohmann::json::parse(ej)["mean"];
+  const nlohmann::json after = run_python_json("read_tensorboard.py", (run / "tensorboard").string());
+  INFO(after.dump());
+  for (const char* m : {"psnr", "ssim", "consistency", "bicubic_psnr", "bicubic_ssim"}) {
+    CAPTURE(m);
+    const auto& events = after["scalars"][std::string("eval/") + m];
+    REQUIRE(events.size() == 1);
+    CHECK(events[0][0].get<int64_t>() == 6);
+    const double want = mean[m].get<double>();
+    CHECK(std::abs(events[0][1].get<double>() - want) <= 1e-6 * std::abs(want) + 1e-12);
+  }
+  CHECK(after["scalars"]["train/loss"] == tb["scalars"]["train/loss"]);  // the curves as they were
+  REQUIRE(after["text"].contains("eval/about"));
+
+  // iris sweep over steps: sweep/psnr at the steps' values, each point once after a re-run.
+  const std::string sweep =
+      "sweep --stage " + (run / "checkpoints" / diffusion::checkpoint_name(6)).string() + " --shard " + data +
+      " --count 4 --vary steps=2,3 --metrics psnr --device cpu --threads 1 --out " + root + "/sweep";
+  REQUIRE(run_iris(sweep).exit_code == 0);
+  const RunResult again = run_iris(sweep);
+  REQUIRE_MESSAGE(again.exit_code == 0, again.output);
+  std::ifstream sj(root + "/sweep/sweep.json");
+  const nlohmann::json points = nlohmann::json::parse(sj)["points"];
+  const nlohmann::json swept = run_python_json("read_tensorboard.py", root + "/sweep/tensorboard");
+  INFO(swept.dump());
+  const auto& psnr = swept["scalars"]["sweep/psnr"];
+  REQUIRE(psnr.size() == 2);
+  for (size_t k = 0; k < 2; ++k) {
+    CHECK(psnr[k][0].get<int64_t>() == (k == 0 ? 2 : 3));
+    const double want = points[k]["scores"]["psnr"].get<double>();
+    CHECK(std::abs(psnr[k][1].get<double>() - want) <= 1e-6 * std::abs(want) + 1e-12);
+  }
   fs::remove_all(root);
 }

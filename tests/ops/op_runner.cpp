@@ -1,9 +1,9 @@
 // The op table's runner: inputs, the float64 reference, one backend column, and the comparisons.
 #include <algorithm>
-#include <ctime>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <stdexcept>
 
 #include "tests/common/test_util.h"
@@ -211,9 +211,7 @@ RunResult run_row(const OpCase& row, const std::vector<Tensor>& masters, const S
   return r;
 }
 
-std::string describe(const Tensor& t) {
-  return t.defined() ? t.summary() + " strides " + shape_str(t.strides()) : std::string("undefined");
-}
+using test::describe;
 
 // CHECKs `got` against the float64 reference: shape, NaN/inf only where the reference has them, relative L2
 // error within tol (exact equality for integer results).
@@ -223,45 +221,13 @@ void compare(const Tensor& got, const Tensor& ref, double tol, const std::string
                   describe(ref));
     return;
   }
-  if (got.shape() != ref.shape()) {
-    FAIL_CHECK(what, ": shape ", shape_str(got.shape()), " vs reference ", shape_str(ref.shape()));
+  if (is_floating(ref.dtype())) {
+    test::check_rel_l2(got, ref, tol, what);
     return;
   }
-  const std::vector<double> g = got.to_vector<double>(), r = ref.to_vector<double>();
-  if (!is_floating(ref.dtype())) {
-    CHECK_MESSAGE(got.dtype() == ref.dtype(), what, ": dtype ", std::string(dtype_name(got.dtype())),
-                  " vs reference ", std::string(dtype_name(ref.dtype())));
-    int64_t bad = 0, first = -1;
-    for (size_t i = 0; i < g.size(); ++i)
-      if (g[i] != r[i] && bad++ == 0) first = static_cast<int64_t>(i);
-    CHECK_MESSAGE(bad == 0, what, ": ", bad, " of ", g.size(), " elements differ (first at ", first, ": ",
-                  (first >= 0 ? g[first] : 0.0), " vs ", (first >= 0 ? r[first] : 0.0), ")");
-    return;
-  }
-  int64_t nonfinite_bad = 0, first_bad = -1, worst_i = -1;
-  double num = 0, den = 0, worst = 0;
-  for (size_t i = 0; i < g.size(); ++i) {
-    if (!std::isfinite(g[i]) || !std::isfinite(r[i])) {
-      const bool same = (std::isnan(g[i]) && std::isnan(r[i])) || g[i] == r[i];
-      if (!same && nonfinite_bad++ == 0) first_bad = static_cast<int64_t>(i);
-      continue;
-    }
-    const double d = g[i] - r[i];
-    num += d * d;
-    den += r[i] * r[i];
-    if (std::abs(d) > worst) {
-      worst = std::abs(d);
-      worst_i = static_cast<int64_t>(i);
-    }
-  }
-  const double rel = std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
-  CHECK_MESSAGE(nonfinite_bad == 0, what, ": ", nonfinite_bad,
-                " elements NaN/inf on one side only (first at ", first_bad, ": ",
-                (first_bad >= 0 ? g[first_bad] : 0.0), " vs reference ",
-                (first_bad >= 0 ? r[first_bad] : 0.0), "); ", describe(got));
-  CHECK_MESSAGE(rel <= tol, what, ": relative L2 error ", rel, " > ", tol, " (worst element ", worst_i, ": ",
-                (worst_i >= 0 ? g[worst_i] : 0.0), " vs reference ", (worst_i >= 0 ? r[worst_i] : 0.0), "); ",
-                describe(got));
+  CHECK_MESSAGE(got.dtype() == ref.dtype(), what, ": dtype ", std::string(dtype_name(got.dtype())),
+                " vs reference ", std::string(dtype_name(ref.dtype())));
+  test::check_same_values(got, ref, what);
 }
 
 // CHECKs that two results in the same dtype have the same bits.

@@ -1,7 +1,8 @@
 // `iris sweep` run as a process on tiny checkpoints trained by `iris train`: a 2x2 grid writes its table,
 // sweep.json, one plot per metric and every point's record and samples; a re-run skips finished points and
-// recomputes a deleted one bit for bit; a changed command is refused naming what changed; bad settings,
-// metrics without their data and stages that do not chain are clear errors naming the checkpoint.
+// recomputes a deleted one bit for bit (and OUT/tensorboard holds every point once, laid out as the plots);
+// a changed command is refused naming what changed; bad settings, metrics without their data and stages that
+// do not chain are clear errors naming the checkpoint.
 //
 // (Here rather than in tests/tools: it needs the trained fixture, whose run_iris would clash with
 // tests/tools/tool_test_util.h's.)
@@ -10,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/image.h"
+#include "tests/common/event_file.h"
 #include "tests/common/test_util.h"
 #include "tests/system/system_util.h"
 #include "tests/system/trained_fixture.h"
@@ -35,6 +37,39 @@ std::string grid_command(const TrainedFixture& fx, const std::string& out) {
          " --classifier-steps 4 --classifier-batch 8 --classifier-width 8 --batch 4 --device cpu --threads 2"
          " --out " +
          fx.path(out);
+}
+
+// OUT/tensorboard of grid_command's sweep, against its sweep.json: the x axis is sampler (the first of two
+// axes of two values), at steps 0 and 1 (not whole numbers: their positions); a run per value of steps; the
+// references as a run of their own; every point once.
+void check_tensorboard(const fs::path& out, const nlohmann::json& j) {
+  const fs::path tb = out / "tensorboard";
+  for (const char* m : {"psnr", "ssim", "consistency", "fd", "accuracy", "cas", "ms"}) {
+    CAPTURE(m);
+    for (const char* steps : {"2", "3"}) {
+      CAPTURE(steps);
+      std::vector<std::pair<int64_t, double>> want;
+      for (const auto& p : j["points"])
+        if (p["values"]["steps"] == steps)
+          want.emplace_back(p["values"]["sampler"] == "ddim" ? 0 : 1,
+                            static_cast<float>(p["scores"][m].get<double>()));
+      REQUIRE(want.size() == 2);
+      CHECK(EventView((tb / (std::string("steps=") + steps)).string()).scalars(std::string("sweep/") + m) ==
+            want);
+    }
+  }
+  const EventView reference((tb / "reference").string());
+  for (const auto& [m, key] : {std::pair{"fd", "fd_floor"}, std::pair{"cas", "cas_real"},
+                               std::pair{"accuracy", "classifier_top1_real"}}) {
+    const auto v = static_cast<float>(j["references"][key].get<double>());
+    CHECK(reference.scalars(std::string("sweep/") + m) ==
+          std::vector<std::pair<int64_t, double>>{{0, v}, {1, v}});
+  }
+  const EventView top(tb.string());
+  REQUIRE(top.values("sweep/x_axis").size() == 1);
+  CHECK(top.values("sweep/x_axis")[0].second.str.find("0 = ddim, 1 = dpmpp2m") != std::string::npos);
+  REQUIRE(top.values("sweep/points").size() == 1);
+  CHECK(top.values("sweep/points")[0].second.str.find("\n| 3 | dpmpp2m | 3 |") != std::string::npos);
 }
 
 }  // namespace
@@ -79,6 +114,8 @@ TEST_CASE("iris sweep scores a 2x2 grid, resumes after a lost point bit for bit 
           Shape{6, 16, 16, 1});
   }
 
+  check_tensorboard(out, j);
+
   // The scores are iris eval's and iris fd's on the point's samples.h5 (the same code, the same numbers).
   const std::string samples = (out / "points" / "1" / "samples.h5").string();
   const RunResult eval = run_iris("eval --pred " + samples + " --truth " + fx.data + " --lowres " + fx.data +
@@ -116,6 +153,7 @@ TEST_CASE("iris sweep scores a 2x2 grid, resumes after a lost point bit for bit 
     CHECK(redone["scores"][m] == point2["scores"][m]);
   }
   CHECK(read_json((out / "sweep.json").string())["points"].size() == 4);
+  check_tensorboard(out, read_json((out / "sweep.json").string()));  // rewritten: every point once
 
   // Another seed in the same folder: refused, naming the setting, unless --overwrite.
   const RunResult other = run_iris(grid_command(fx, "s") + " --seed 3");
