@@ -3,6 +3,7 @@
 #include <cmath>
 #include <memory>
 #include <numbers>
+#include <string>
 
 #include "framework/iris.h"
 
@@ -76,9 +77,10 @@ void check_tiling(int64_t tile, int64_t overlap, int64_t multiple) {
     IRIS_CHECK(overlap == 0, "--tile-overlap ", overlap, " needs --tile (the window size) to be given");
     return;
   }
+  const int halvings = log2_of(multiple);
   IRIS_CHECK(tile % multiple == 0, "--tile ", tile, " must be a multiple of ", multiple,
-             ", the network's total downsampling (it halves its input ", log2_of(multiple),
-             " times: model.channel_mults)");
+             ", the network's total downsampling (it halves its input ",
+             halvings == 1 ? std::string("once") : std::to_string(halvings) + " times", ": model.channel_mults)");
   IRIS_CHECK(overlap % multiple == 0, "--tile-overlap ", overlap, " must be a multiple of ", multiple,
              ", the network's total downsampling (windows start on multiples of it)");
   IRIS_CHECK(overlap < tile, "--tile ", tile, " must be larger than --tile-overlap ", overlap,
