@@ -232,15 +232,15 @@ void run_eval(const EvalOptions& o) {
     std::printf("note: %s image%s identical to the reference (PSNR inf)\n", with_commas(identical).c_str(),
                 identical == 1 ? " is" : "s are");
   if (small) std::printf("note: SSIM needs images of at least 11x11; not computed\n");
-  if (tiles) {
-    const auto share = [](const std::vector<uint8_t>& m) {
-      return 100.0 * static_cast<double>(std::count(m.begin(), m.end(), 1)) / static_cast<double>(m.size());
-    };
+  // The share of an image's pixels a mask selects.
+  const auto share = [](const std::vector<uint8_t>& m) {
+    return static_cast<double>(std::count(m.begin(), m.end(), 1)) / static_cast<double>(m.size());
+  };
+  if (tiles)
     std::printf("Tiles: PSNR %s dB over the pixels one window covers (%.1f%%), %s dB over the seams, where "
                 "windows overlap (%.1f%%); means over images\n",
-                cell(mean.psnr_interior, "%.3f").c_str(), share(tiles->interior),
-                cell(mean.psnr_seams, "%.3f").c_str(), share(tiles->seams));
-  }
+                cell(mean.psnr_interior, "%.3f").c_str(), 100 * share(tiles->interior),
+                cell(mean.psnr_seams, "%.3f").c_str(), 100 * share(tiles->seams));
   for (const auto& note : notes) std::printf("note: %s\n", note.c_str());
 
   if (!o.save_bicubic.empty()) save_bicubic(o, bicubic_images);
@@ -258,6 +258,9 @@ void run_eval(const EvalOptions& o) {
     if (tiles) {
       j["mean"]["psnr_interior"] = number(mean.psnr_interior);
       j["mean"]["psnr_seams"] = number(mean.psnr_seams);
+      j["tile_coverage"] = {{"map", o.tile_coverage},
+                            {"interior_share", share(tiles->interior)},
+                            {"seam_share", share(tiles->seams)}};
     }
     j["images"] = nlohmann::ordered_json::array();
     for (const Row& r : rows)
