@@ -218,7 +218,8 @@ double psnr_where(const Image& pred, const Image& truth, const std::vector<uint8
   IRIS_CHECK(pred.height == truth.height && pred.width == truth.width && pred.channels == truth.channels,
              "psnr_where: images differ in size: ", pred.str(), " vs ", truth.str());
   IRIS_CHECK(mask.size() == static_cast<size_t>(pred.height) * static_cast<size_t>(pred.width),
-             "psnr_where: the mask has ", mask.size(), " entries for a ", pred.height, "x", pred.width, " image");
+             "psnr_where: the mask has ", mask.size(), " entries for a ", pred.height, "x", pred.width,
+             " image");
   double sum = 0;
   int64_t count = 0;
   const size_t C = static_cast<size_t>(pred.channels);

@@ -98,7 +98,8 @@ std::vector<std::string> unique_names(const std::vector<std::string>& stems) {
 // The images of one --input item with their name stems: an image file as it always was read (by
 // read_image, named by its stem), anything else as an image set (a folder: its files' stems; an HDF5
 // dataset or a shard folder: "<file stem>_<index>").
-void read_input_item(const std::string& item, std::vector<data::Image>& images, std::vector<std::string>& stems) {
+void read_input_item(const std::string& item, std::vector<data::Image>& images,
+                     std::vector<std::string>& stems) {
   const auto [path, dataset] = data::split_dataset(item);
   std::error_code ec;
   if (dataset.empty() && fs::is_regular_file(path, ec) && !h5::File::is_hdf5(path)) {
@@ -197,9 +198,10 @@ Inputs read_lowres_inputs(const InputOptions& o, int lowres_size, int channels, 
                                         : "give only one of --shard, --input and --input-dir");
   Inputs in;
   if (!o.shard.empty()) {
-    IRIS_CHECK(!o.native_size, "--native-size takes image inputs at their own size, and --shard gives the "
-               "shard set's low-res images at the model's size; to super-resolve its images of another size give "
-               "--input ", o.shard, ":lowres_<h> (or :images) instead");
+    IRIS_CHECK(!o.native_size,
+               "--native-size takes image inputs at their own size, and --shard gives the shard set's "
+               "low-res images at the model's size; to super-resolve its images of another size give --input ",
+               o.shard, ":lowres_<h> (or :images) instead");
     const data::ShardSet set = data::ShardSet::open(o.shard);
     const data::ShardSpec& sp = set.spec();
     IRIS_CHECK(sp.channels == channels, "the shard set '", o.shard, "' has ", sp.channels,
@@ -233,7 +235,8 @@ Inputs read_lowres_inputs(const InputOptions& o, int lowres_size, int channels, 
       // Any size, but one per run: the samples of a run are batched and stored as [N, H, W, C].
       IRIS_CHECK(img.height == images[0].height && img.width == images[0].width, "--native-size: input '",
                  stems[i], "' is ", img.height, "x", img.width, " but '", stems[0], "' is ", images[0].height,
-                 "x", images[0].width, ": the inputs of a run must share one size (run the others separately)");
+                 "x", images[0].width,
+                 ": the inputs of a run must share one size (run the others separately)");
       continue;
     }
     if (img.height != img.width) img = data::center_square_crop(img);
@@ -266,8 +269,9 @@ Inputs gather_inputs(const LoadedStage& L, const ConditionOptions& o, int truth_
   IRIS_CHECK(o.input.files.empty() && o.input.dir.empty(),
              "--input and --input-dir are for super-resolution stages; '", L.path,
              "' is a base stage (use --labels, --per-class or --count)");
-  IRIS_CHECK(!o.input.native_size, "--native-size is for super-resolution first stages (it keeps their input "
-             "images' size); '", L.path, "' is a base stage");
+  IRIS_CHECK(!o.input.native_size,
+             "--native-size is for super-resolution first stages (it keeps their input images' size); '",
+             L.path, "' is a base stage");
   Inputs in;
   if (!o.input.shard.empty()) {
     // The shard range's labels (and its images at the model's size, when stored, as the truth).

@@ -28,8 +28,8 @@ std::vector<Tensor> sample_cascade(const std::vector<CascadeStage>& steps, const
   // multiplies it by its factor; R x R for r x r inputs as trained).
   int64_t h = 0, w = 0;
   if (steps.front().stage->super_resolution()) {
-    IRIS_CHECK(in.lowres.defined() && in.lowres.dim() == 4, "sample_cascade: a super-resolution first stage "
-               "needs low-res inputs");
+    IRIS_CHECK(in.lowres.defined() && in.lowres.dim() == 4,
+               "sample_cascade: a super-resolution first stage needs low-res inputs");
     h = in.lowres.size(1);
     w = in.lowres.size(2);
   }
@@ -156,10 +156,12 @@ void write_samples_grid(const std::string& path, const std::vector<LoadedStage>&
     // stage's output and the truth.
     int64_t row_pixels = 0;
     for (const Tensor& out : outputs) row_pixels += out.size(1) * out.size(2);
-    if (first.super_resolution()) row_pixels += in.lowres.size(1) * in.lowres.size(2) + outputs.back().size(1) * outputs.back().size(2);
+    if (first.super_resolution())
+      row_pixels += in.lowres.size(1) * in.lowres.size(2) + outputs.back().size(1) * outputs.back().size(2);
     if (in.truth.defined()) row_pixels += in.truth.size(1) * in.truth.size(2);
-    const size_t n = std::min({static_cast<size_t>(in.size()), kGridMaxRows,
-                               static_cast<size_t>(std::max<int64_t>(1, kGridMaxPixels / std::max<int64_t>(row_pixels, 1)))});
+    const size_t n = std::min(
+        {static_cast<size_t>(in.size()), kGridMaxRows,
+         static_cast<size_t>(std::max<int64_t>(1, kGridMaxPixels / std::max<int64_t>(row_pixels, 1)))});
     auto first_rows = [&](const Tensor& t) {
       return data::unstack_images(t.slice(0, 0, static_cast<int64_t>(n)).contiguous());
     };

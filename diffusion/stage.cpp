@@ -106,8 +106,8 @@ std::pair<int64_t, int64_t> Stage::output_size(int64_t h, int64_t w) const {
   const int64_t R = resolution(), r = lowres_size_;
   if (!super_resolution()) return {R, R};
   IRIS_CHECK(h > 0 && w > 0, "a super-resolution input must not be empty, got ", h, "x", w);
-  IRIS_CHECK(h * R % r == 0 && w * R % r == 0, "a ", h, "x", w, " input cannot be super-resolved by this ",
-             r, "->", R, " stage: its output would be ", h, "x", w, " times ", R, "/", r,
+  IRIS_CHECK(h * R % r == 0 && w * R % r == 0, "a ", h, "x", w, " input cannot be super-resolved by this ", r,
+             "->", R, " stage: its output would be ", h, "x", w, " times ", R, "/", r,
              ", not whole pixels (give inputs whose sides are multiples of ", r / std::gcd(r, R), ")");
   return {h * R / r, w * R / r};
 }
@@ -262,11 +262,10 @@ Tensor Stage::sample(const StageBatch& c, int64_t count, Generator& gen, const S
     if (s.tile > 0 || H % m != 0 || W % m != 0) {
       const TilePlan plan = plan_tiles(H, W, m, s.tile, s.tile_overlap);
       if (task_ == Task::regression)
-        regress_windows = tiled_denoiser(
-            [this](const Tensor&, const Tensor&, const Tensor& window_cond) {
-              return regress(window_cond, nullptr);
-            },
-            cond, plan);
+        regress_windows =
+            tiled_denoiser([this](const Tensor&, const Tensor&,
+                                  const Tensor& window_cond) { return regress(window_cond, nullptr); },
+                           cond, plan);
       else
         windowed = tiled_denoiser(
             [this, &labels, &aug_level](const Tensor& x_t, const Tensor& gamma, const Tensor& window_cond) {
@@ -280,9 +279,10 @@ Tensor Stage::sample(const StageBatch& c, int64_t count, Generator& gen, const S
                  "one forward pass; sampler '",
                  s.sampler, "' with ", s.steps, " steps does not apply to it");
       // The windowed path takes an x_t it ignores: the regression network sees only the condition.
-      const Tensor raw = regress_windows ? regress_windows(Tensor::zeros({N, H, W, channels()}, DType::f32, device),
-                                                           Tensor::ones({N}, DType::f32, device))
-                                         : regress(cond, nullptr);
+      const Tensor raw = regress_windows
+                             ? regress_windows(Tensor::zeros({N, H, W, channels()}, DType::f32, device),
+                                               Tensor::ones({N}, DType::f32, device))
+                             : regress(cond, nullptr);
       const Tensor out = clamp(raw, -1.0, 1.0);
       if (s.on_step) s.on_step({1, 1, 1.0, out, out});
       return out;

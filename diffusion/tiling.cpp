@@ -43,7 +43,8 @@ int log2_of(int64_t m) {
 // total even where the windows overlap by exactly `overlap`.
 double taper(int64_t d, bool inner_edge, int64_t overlap) {
   if (!inner_edge || d >= overlap) return 1.0;
-  const double s = std::sin(0.5 * std::numbers::pi * static_cast<double>(d + 1) / static_cast<double>(overlap + 1));
+  const double s =
+      std::sin(0.5 * std::numbers::pi * static_cast<double>(d + 1) / static_cast<double>(overlap + 1));
   return s * s;
 }
 
@@ -80,7 +81,8 @@ void check_tiling(int64_t tile, int64_t overlap, int64_t multiple) {
   const int halvings = log2_of(multiple);
   IRIS_CHECK(tile % multiple == 0, "--tile ", tile, " must be a multiple of ", multiple,
              ", the network's total downsampling (it halves its input ",
-             halvings == 1 ? std::string("once") : std::to_string(halvings) + " times", ": model.channel_mults)");
+             halvings == 1 ? std::string("once") : std::to_string(halvings) + " times",
+             ": model.channel_mults)");
   IRIS_CHECK(overlap % multiple == 0, "--tile-overlap ", overlap, " must be a multiple of ", multiple,
              ", the network's total downsampling (windows start on multiples of it)");
   IRIS_CHECK(overlap < tile, "--tile ", tile, " must be larger than --tile-overlap ", overlap,
@@ -89,8 +91,8 @@ void check_tiling(int64_t tile, int64_t overlap, int64_t multiple) {
 
 TileAxis tile_axis(int64_t size, int64_t tile, int64_t overlap, int64_t multiple) {
   check_tiling(tile, overlap, multiple);
-  IRIS_CHECK(size > 0 && size % multiple == 0, "tile_axis: the extent ", size, " must be a positive multiple of ",
-             multiple);
+  IRIS_CHECK(size > 0 && size % multiple == 0, "tile_axis: the extent ", size,
+             " must be a positive multiple of ", multiple);
   TileAxis a;
   a.size = size;
   if (tile == 0 || tile >= size) {
@@ -152,8 +154,8 @@ Denoiser tiled_denoiser(WindowDenoiser net, const Tensor& cond, const TilePlan& 
   IRIS_CHECK(H > 0 && W > 0 && Hp >= H && Wp >= W && plan.count() > 0, "tiled_denoiser: an empty plan");
   Tensor cond_p;
   if (cond.defined()) {
-    IRIS_CHECK(cond.dim() == 4 && cond.size(1) == H && cond.size(2) == W, "tiled_denoiser: the conditioning image ",
-               cond.summary(), " is not ", H, "x", W);
+    IRIS_CHECK(cond.dim() == 4 && cond.size(1) == H && cond.size(2) == W,
+               "tiled_denoiser: the conditioning image ", cond.summary(), " is not ", H, "x", W);
     cond_p = pad_reflect(cond, Hp, Wp);  // once: it is the same at every step
   }
   // The blend weights as tensors on the prediction's device and dtype, made at the first call.
@@ -162,8 +164,8 @@ Denoiser tiled_denoiser(WindowDenoiser net, const Tensor& cond, const TilePlan& 
   };
   auto weights = std::make_shared<Weights>();
   return [net = std::move(net), cond_p, plan, weights, H, W, Hp, Wp](const Tensor& x, const Tensor& gamma) {
-    IRIS_CHECK(x.defined() && x.dim() == 4 && x.size(1) == H && x.size(2) == W, "tiled_denoiser: built for ", H,
-               "x", W, " images, got x ", x.defined() ? x.summary() : "undefined");
+    IRIS_CHECK(x.defined() && x.dim() == 4 && x.size(1) == H && x.size(2) == W, "tiled_denoiser: built for ",
+               H, "x", W, " images, got x ", x.defined() ? x.summary() : "undefined");
     const Tensor xp = pad_reflect(x, Hp, Wp);
     if (plan.count() == 1) return crop(net(xp, gamma, cond_p), H, W);
     const int64_t th = plan.rows.tile, tw = plan.cols.tile;
@@ -171,12 +173,15 @@ Denoiser tiled_denoiser(WindowDenoiser net, const Tensor& cond, const TilePlan& 
     for (size_t i = 0; i < plan.rows.count(); ++i)
       for (size_t j = 0; j < plan.cols.count(); ++j) {
         const int64_t y0 = plan.rows.starts[i], x0 = plan.cols.starts[j];
-        auto window = [&](const Tensor& t) { return t.slice(1, y0, y0 + th).slice(2, x0, x0 + tw).contiguous(); };
+        auto window = [&](const Tensor& t) {
+          return t.slice(1, y0, y0 + th).slice(2, x0, x0 + tw).contiguous();
+        };
         const Tensor pred = net(window(xp), gamma, cond_p.defined() ? window(cond_p) : Tensor());
         IRIS_CHECK(pred.defined() && pred.dim() == 4 && pred.size(0) == x.size(0) && pred.size(1) == th &&
                        pred.size(2) == tw && pred.size(3) == x.size(3),
-                   "tiled_denoiser: the network returned ", pred.defined() ? pred.summary() : "an undefined tensor",
-                   " for a ", th, "x", tw, " window of x ", x.summary());
+                   "tiled_denoiser: the network returned ",
+                   pred.defined() ? pred.summary() : "an undefined tensor", " for a ", th, "x", tw,
+                   " window of x ", x.summary());
         if (!acc.defined()) {
           acc = Tensor::zeros({x.size(0), Hp, Wp, x.size(3)}, pred.dtype(), pred.device());
           if (weights->rows.empty() || weights->rows[0].device() != pred.device() ||

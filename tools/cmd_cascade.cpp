@@ -107,7 +107,8 @@ void run_cascade(const CascadeOptions& o) {
                   st.truncated ? ", truncated conditioning" : "");
       if (st.settings.tile > 0)
         std::printf(", %lldx%lld windows overlapping by %lld", static_cast<long long>(st.settings.tile),
-                    static_cast<long long>(st.settings.tile), static_cast<long long>(st.settings.tile_overlap));
+                    static_cast<long long>(st.settings.tile),
+                    static_cast<long long>(st.settings.tile_overlap));
       std::printf("\n");
     }
     std::printf("%lld samples, seed %llu, batch %lld", static_cast<long long>(N),
@@ -188,9 +189,10 @@ void register_cascade(CLI::App& app) {
       "--truncated", o->truncated,
       "truncated conditioning: a stage trained with noise augmentation takes the previous chain's x_s "
       "(stopped at its augmentation level) instead of a re-noised final output");
-  cmd->add_option("--tile", o->lists.tiles,
-                  "window size per stage for tiled sampling of super-resolution stages (one value for all, or "
-                  "one per stage; 0: the whole image; a multiple of the stage network's downsampling)")
+  cmd->add_option(
+         "--tile", o->lists.tiles,
+         "window size per stage for tiled sampling of super-resolution stages (one value for all, or "
+         "one per stage; 0: the whole image; a multiple of the stage network's downsampling)")
       ->delimiter(',');
   cmd->add_option("--tile-overlap", o->lists.tile_overlaps,
                   "least overlap of neighbouring windows per stage (one value for the tiled stages, or one "

@@ -57,7 +57,7 @@ data::ImageSet align(const data::ImageSet& ref, const data::ImageSet& pred, cons
 struct Row {
   std::string name;
   double psnr = 0, ssim = NAN, consistency = NAN;
-  double psnr_interior = NAN, psnr_seams = NAN;  // --tile-coverage: one window / several windows
+  double psnr_interior = NAN, psnr_seams = NAN;   // --tile-coverage: one window / several windows
   double bicubic_psnr = NAN, bicubic_ssim = NAN;  // the baseline: the low-res input upsampled (bicubic)
 };
 
@@ -151,8 +151,9 @@ void run_eval(const EvalOptions& o) {
                    truth.name(i), ") is ", t.str());
         r.psnr = data::psnr(p, t);
         if (tiles) {
-          IRIS_CHECK(p.height == tiles->height && p.width == tiles->width, "eval: ", r.name, ": the prediction is ",
-                     p.str(), " but the --tile-coverage map is ", tiles->height, "x", tiles->width);
+          IRIS_CHECK(p.height == tiles->height && p.width == tiles->width, "eval: ", r.name,
+                     ": the prediction is ", p.str(), " but the --tile-coverage map is ", tiles->height, "x",
+                     tiles->width);
           r.psnr_interior = data::psnr_where(p, t, tiles->interior);
           r.psnr_seams = data::psnr_where(p, t, tiles->seams);
         }
@@ -237,10 +238,11 @@ void run_eval(const EvalOptions& o) {
     return static_cast<double>(std::count(m.begin(), m.end(), 1)) / static_cast<double>(m.size());
   };
   if (tiles)
-    std::printf("Tiles: PSNR %s dB over the pixels one window covers (%.1f%%), %s dB over the seams, where "
-                "windows overlap (%.1f%%); means over images\n",
-                cell(mean.psnr_interior, "%.3f").c_str(), 100 * share(tiles->interior),
-                cell(mean.psnr_seams, "%.3f").c_str(), 100 * share(tiles->seams));
+    std::printf(
+        "Tiles: PSNR %s dB over the pixels one window covers (%.1f%%), %s dB over the seams, where "
+        "windows overlap (%.1f%%); means over images\n",
+        cell(mean.psnr_interior, "%.3f").c_str(), 100 * share(tiles->interior),
+        cell(mean.psnr_seams, "%.3f").c_str(), 100 * share(tiles->seams));
   for (const auto& note : notes) std::printf("note: %s\n", note.c_str());
 
   if (!o.save_bicubic.empty()) save_bicubic(o, bicubic_images);

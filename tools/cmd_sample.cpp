@@ -123,8 +123,8 @@ void run_sample(const SampleOptions& o) {
         "iris sample: %s (step %lld, %s weights, %s %lldx%lld) -> %s\n%s\n%lld samples, %s, %lld steps, "
         "seed %llu, batch %lld",
         o.ckpt.c_str(), static_cast<long long>(L.info.step), L.ema ? "EMA" : "raw",
-        L.config.get_string("model.task").c_str(), static_cast<long long>(out_h), static_cast<long long>(out_w),
-        o.out.c_str(), compute_banner(device).c_str(),
+        L.config.get_string("model.task").c_str(), static_cast<long long>(out_h),
+        static_cast<long long>(out_w), o.out.c_str(), compute_banner(device).c_str(),
         static_cast<long long>(N), s.sampler.c_str(), static_cast<long long>(s.steps),
         static_cast<unsigned long long>(o.seed), static_cast<long long>(o.batch));
     if (s.tile > 0)
@@ -159,10 +159,9 @@ void run_sample(const SampleOptions& o) {
       // Where the windows overlap (the bands around inner window edges, where blending happens).
       root.set_int_attr("tile", s.tile);
       root.set_int_attr("tile_overlap", s.tile_overlap);
-      root.write_tensor("tile_coverage",
-                        diffusion::tile_coverage(diffusion::plan_tiles(images.size(1), images.size(2),
-                                                                       st.net().config().downsampling(),
-                                                                       s.tile, s.tile_overlap)));
+      root.write_tensor("tile_coverage", diffusion::tile_coverage(diffusion::plan_tiles(
+                                             images.size(1), images.size(2), st.net().config().downsampling(),
+                                             s.tile, s.tile_overlap)));
     }
     root.set_int_attr("seed", static_cast<int64_t>(o.seed));
     root.set_string_attr("config", L.config.to_toml());

@@ -108,8 +108,10 @@ diffusion::SampleSettings stage_settings(const LoadedStage& L, const StageSettin
   const auto* overlap = pick(o.tile_overlaps, i, n, "--tile-overlap");
   if (!st.super_resolution()) {
     const auto aimed = [n](size_t size, const int64_t* v) { return v && *v != 0 && (size > 1 || n == 1); };
-    IRIS_CHECK(!aimed(o.tiles.size(), tile) && !aimed(o.tile_overlaps.size(), overlap), "--tile and "
-               "--tile-overlap for ", where, ": tiling applies to super-resolution stages (give 0 for this stage)");
+    IRIS_CHECK(!aimed(o.tiles.size(), tile) && !aimed(o.tile_overlaps.size(), overlap),
+               "--tile and "
+               "--tile-overlap for ",
+               where, ": tiling applies to super-resolution stages (give 0 for this stage)");
   } else {
     if (tile) s.tile = *tile;
     // One overlap for every stage concerns the tiled ones.

@@ -125,11 +125,14 @@ TEST_CASE("metrics: PSNR over a mask counts only the pixels it selects") {
       (x < 4 ? left : right)[y * 8 + x] = 1;
       for (int c = 0; c < 3; ++c) {
         const int v = truth.pixels[(y * 8 + x) * 3 + c];
-        pred.pixels[(y * 8 + x) * 3 + c] = static_cast<uint8_t>(v > 127 ? v - (x < 4 ? 10 : 40) : v + (x < 4 ? 10 : 40));
+        pred.pixels[(y * 8 + x) * 3 + c] =
+            static_cast<uint8_t>(v > 127 ? v - (x < 4 ? 10 : 40) : v + (x < 4 ? 10 : 40));
       }
     }
-  CHECK(psnr_where(pred, truth, left) == doctest::Approx(10 * std::log10(255.0 * 255.0 / 100.0)).epsilon(1e-12));
-  CHECK(psnr_where(pred, truth, right) == doctest::Approx(10 * std::log10(255.0 * 255.0 / 1600.0)).epsilon(1e-12));
+  CHECK(psnr_where(pred, truth, left) ==
+        doctest::Approx(10 * std::log10(255.0 * 255.0 / 100.0)).epsilon(1e-12));
+  CHECK(psnr_where(pred, truth, right) ==
+        doctest::Approx(10 * std::log10(255.0 * 255.0 / 1600.0)).epsilon(1e-12));
   CHECK(psnr_where(pred, truth, all) == doctest::Approx(psnr(pred, truth)).epsilon(1e-12));
   CHECK(std::isnan(psnr_where(pred, truth, none)));
   check_throws_with([&] { psnr_where(pred, truth, std::vector<uint8_t>(5, 1)); },

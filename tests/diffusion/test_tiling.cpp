@@ -97,7 +97,8 @@ TEST_CASE("a tile layout covers the axis with windows on multiples of the downsa
           }
           CHECK(a.tile == tile);
           // As few windows as the overlap allows: ceil((size - tile) / (tile - overlap)) + 1.
-          CHECK(static_cast<int64_t>(a.count()) == (size - tile + (tile - overlap) - 1) / (tile - overlap) + 1);
+          CHECK(static_cast<int64_t>(a.count()) ==
+                (size - tile + (tile - overlap) - 1) / (tile - overlap) + 1);
           for (size_t k = 0; k < a.count(); ++k) {
             CHECK(a.starts[k] % m == 0);
             if (k + 1 < a.count()) {
@@ -141,8 +142,8 @@ TEST_CASE("blend weights are positive, taper towards inner window edges and sum 
   CHECK(plan.rows.size == 40);
   CHECK(plan.cols.size == 52);
   const Denoiser ones = tiled_denoiser(
-      [](const Tensor& x, const Tensor&, const Tensor&) { return Tensor::ones(x.shape(), DType::f32); }, Tensor(),
-      plan);
+      [](const Tensor& x, const Tensor&, const Tensor&) { return Tensor::ones(x.shape(), DType::f32); },
+      Tensor(), plan);
   const Tensor out = ones(Tensor::zeros({2, 37, 50, 3}, DType::f32), Tensor::ones({2}, DType::f32));
   CHECK(out.shape() == Shape{2, 37, 50, 3});
   CHECK(max_diff(out, Tensor::ones({2, 37, 50, 3}, DType::f32)) < 1e-6);
@@ -194,7 +195,8 @@ TEST_CASE("the tiled denoiser with one window is the network on the (padded) ima
   check_throws_with([&] { d(x, gamma); }, {"built for 22x14 images"});
 }
 
-TEST_CASE("tilings of a network whose receptive field fits in the overlap agree closely with the whole image") {
+TEST_CASE(
+    "tilings of a network whose receptive field fits in the overlap agree closely with the whole image") {
   const Tensor x = iris::test::randn({2, 40, 40, 1}, 3, DType::f32);
   const Tensor cond = iris::test::randn({2, 40, 40, 1}, 4, DType::f32);
   const Tensor gamma = Tensor::full({2}, 0.5, DType::f32);
@@ -261,7 +263,8 @@ TEST_CASE("the U-Net takes any multiple of its downsampling and names the size o
   CHECK(out.shape() == Shape{1, 12, 20, 1});
   check_throws_with(
       [&] {
-        stage.net().forward(iris::test::randn({1, 10, 12, 2}, 7, DType::f32), Tensor::full({1}, 0.5, DType::f32));
+        stage.net().forward(iris::test::randn({1, 10, 12, 2}, 7, DType::f32),
+                            Tensor::full({1}, 0.5, DType::f32));
       },
       {"multiples of 4", "built for 16x16"});
 }
@@ -333,8 +336,11 @@ TEST_CASE("a cascade of any-size SR stages multiplies the input's size by each s
   auto sr = std::make_shared<Stage>(tiny_sr(8, 16), init);
   Cascade fixed;
   fixed.add({sr, sr->default_sample_settings(), false});
-  check_throws_with([&] { fixed.add({sr, sr->default_sample_settings(), false}); },
-                    {"expects 8x8 inputs but stage 0 produces 16x16", "--native-size"});
+  check_throws_with(
+      [&] {
+        fixed.add({sr, sr->default_sample_settings(), false});
+      },
+      {"expects 8x8 inputs but stage 0 produces 16x16", "--native-size"});
   Cascade any;
   any.add({sr, sr->default_sample_settings(), false, false});
   SampleSettings tiled = sr->default_sample_settings();

@@ -19,7 +19,8 @@ namespace fs = std::filesystem;
 namespace {
 
 RunResult sample(const TrainedFixture& fx, const std::string& out, const std::string& args) {
-  return run_iris("sample --ckpt " + fx.sr3_ckpt + " --device cpu --threads 2 --out " + fx.path(out) + " " + args);
+  return run_iris("sample --ckpt " + fx.sr3_ckpt + " --device cpu --threads 2 --out " + fx.path(out) + " " +
+                  args);
 }
 
 // A grey h x w image with a gradient and a bright square (something for the network to work on).
@@ -27,7 +28,8 @@ data::Image test_image(int h, int w, int seed) {
   data::Image img(h, w, 1);
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
-      img.at(y, x) = static_cast<uint8_t>((y * 37 + x * 11 + seed * 50) % 200 + (y < h / 2 && x < w / 2 ? 50 : 0));
+      img.at(y, x) =
+          static_cast<uint8_t>((y * 37 + x * 11 + seed * 50) % 200 + (y < h / 2 && x < w / 2 ? 50 : 0));
   return img;
 }
 
@@ -82,8 +84,8 @@ TEST_CASE("iris sample --native-size super-resolves images of any size, and tile
   CHECK(record["stage"]["tile"] == 8);
   CHECK(record["stage"]["tile_overlap"] == 4);
   // iris eval scores the seams (where windows overlap) apart from the rest.
-  const RunResult eval = run_iris("eval --pred " + th5 + " --truth " + h5 + " --tile-coverage " + th5 + " --json " +
-                                  fx.path("eval.json"));
+  const RunResult eval = run_iris("eval --pred " + th5 + " --truth " + h5 + " --tile-coverage " + th5 +
+                                  " --json " + fx.path("eval.json"));
   REQUIRE_MESSAGE(eval.exit_code == 0, eval.output);
   check_contains(eval, "over the seams, where windows overlap");
   std::ifstream ej(fx.path("eval.json"));
@@ -92,13 +94,15 @@ TEST_CASE("iris sample --native-size super-resolves images of any size, and tile
   CHECK(scores["mean"].contains("psnr_interior"));
 
   // Resuming with other windows is refused, naming the setting; the same command resumes.
-  expect_error(sample(fx, "tiled", common + "--tile 12 --tile-overlap 4 --resume"), {"'stage.tile' was 8, now 12"});
+  expect_error(sample(fx, "tiled", common + "--tile 12 --tile-overlap 4 --resume"),
+               {"'stage.tile' was 8, now 12"});
   const RunResult resumed = sample(fx, "tiled", common + "--tile 8 --tile-overlap 4 --resume");
   REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.output);
   check_contains(resumed, "resuming: 2 of 2 samples already in");
 
   // An HDF5 dataset of images as --input: the low-res inputs of the first run, named after the file.
-  const RunResult from_h5 = sample(fx, "from_h5", "--input " + h5 + ":lowres --native-size --steps 3 --sampler ddpm");
+  const RunResult from_h5 =
+      sample(fx, "from_h5", "--input " + h5 + ":lowres --native-size --steps 3 --sampler ddpm");
   REQUIRE_MESSAGE(from_h5.exit_code == 0, from_h5.output);
   CHECK(fs::exists(fx.path("from_h5") + "/samples_000001.png"));
   CHECK(same_bytes(read_h5(fx.path("from_h5") + "/samples.h5", "images"), images));
@@ -113,13 +117,17 @@ TEST_CASE("iris sample refuses any-size and tiling options that cannot work, nam
   expect_error(sample(fx, "x", "--input-dir " + dir + " --native-size --steps 2"),
                {"--native-size: input 'b' is 6x6 but 'a' is 5x7", "must share one size"});
   const std::string one = "--input " + dir + "/a.png --native-size --steps 2 ";
-  expect_error(sample(fx, "x", one + "--tile 7"), {"--tile 7 must be a multiple of 2", "halves its input once"});
-  expect_error(sample(fx, "x", one + "--tile 8 --tile-overlap 8"), {"--tile 8 must be larger than --tile-overlap 8"});
-  expect_error(sample(fx, "x", one + "--tile 8 --tile-overlap 3"), {"--tile-overlap 3 must be a multiple of 2"});
+  expect_error(sample(fx, "x", one + "--tile 7"),
+               {"--tile 7 must be a multiple of 2", "halves its input once"});
+  expect_error(sample(fx, "x", one + "--tile 8 --tile-overlap 8"),
+               {"--tile 8 must be larger than --tile-overlap 8"});
+  expect_error(sample(fx, "x", one + "--tile 8 --tile-overlap 3"),
+               {"--tile-overlap 3 must be a multiple of 2"});
   expect_error(sample(fx, "x", one + "--tile-overlap 4"), {"--tile-overlap 4 needs --tile"});
   expect_error(sample(fx, "x", "--shard " + fx.data + " --native-size --steps 2"),
                {"--native-size takes image inputs", ":lowres_<h>"});
-  expect_error(sample(fx, "x", "--input " + fx.data + ":lowres_9 --steps 2"), {"--input", "has no 'lowres_9'"});
+  expect_error(sample(fx, "x", "--input " + fx.data + ":lowres_9 --steps 2"),
+               {"--input", "has no 'lowres_9'"});
 }
 
 TEST_CASE("iris cascade super-resolves an image through SR stages at its own size, tiled per stage") {
@@ -165,7 +173,8 @@ TEST_CASE("iris cascade super-resolves an image through SR stages at its own siz
   CHECK(read_h5(fx.path("base") + "/cascade.h5", "stage_1").shape() == Shape{2, 16, 16, 1});
   expect_error(run_iris(base + "--tile 8,8 --out " + fx.path("bad")),
                {"--tile and --tile-overlap for stage 0", "tiling applies to super-resolution stages"});
-  expect_error(run_iris(base + "--tile 0,5 --out " + fx.path("bad")), {"stage 1", "--tile 5 must be a multiple of 2"});
+  expect_error(run_iris(base + "--tile 0,5 --out " + fx.path("bad")),
+               {"stage 1", "--tile 5 must be a multiple of 2"});
   expect_error(run_iris(base + "--native-size --out " + fx.path("bad")),
                {"--native-size is for super-resolution first stages"});
 }
