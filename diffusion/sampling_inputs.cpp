@@ -200,7 +200,8 @@ Inputs read_lowres_inputs(const InputOptions& o, int lowres_size, int channels, 
   if (!o.shard.empty()) {
     IRIS_CHECK(!o.native_size,
                "--native-size takes image inputs at their own size, and --shard gives the shard set's "
-               "low-res images at the model's size; to super-resolve its images of another size give --input ",
+               "low-res images at the model's size; to super-resolve its images of another size give "
+               "--input ",
                o.shard, ":lowres_<h> (or :images) instead");
     const data::ShardSet set = data::ShardSet::open(o.shard);
     const data::ShardSpec& sp = set.spec();
