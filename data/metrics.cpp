@@ -212,4 +212,27 @@ double mse01(const Image& a, const Image& b) {
   return mse_of(ua.v.data(), ub.v.data(), static_cast<int64_t>(ua.v.size()));
 }
 
+double psnr_where(const Image& pred, const Image& truth, const std::vector<uint8_t>& mask) {
+  check_image(pred, "psnr_where prediction");
+  check_image(truth, "psnr_where reference");
+  IRIS_CHECK(pred.height == truth.height && pred.width == truth.width && pred.channels == truth.channels,
+             "psnr_where: images differ in size: ", pred.str(), " vs ", truth.str());
+  IRIS_CHECK(mask.size() == static_cast<size_t>(pred.height) * static_cast<size_t>(pred.width),
+             "psnr_where: the mask has ", mask.size(), " entries for a ", pred.height, "x", pred.width,
+             " image");
+  double sum = 0;
+  int64_t count = 0;
+  const size_t C = static_cast<size_t>(pred.channels);
+  for (size_t p = 0; p < mask.size(); ++p) {
+    if (!mask[p]) continue;
+    for (size_t c = 0; c < C; ++c) {
+      const double d = (static_cast<double>(pred.pixels[p * C + c]) - truth.pixels[p * C + c]) / 255.0;
+      sum += d * d;
+    }
+    count += static_cast<int64_t>(C);
+  }
+  if (count == 0) return std::numeric_limits<double>::quiet_NaN();
+  return psnr_from_mse(sum / static_cast<double>(count));
+}
+
 }  // namespace iris::data

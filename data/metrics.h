@@ -40,6 +40,9 @@ double ssim(const Image& pred, const Image& truth);
 // `lowres`: the low-resolution input (h x w, same channels as pred).
 double consistency(const Image& pred, const Image& lowres);
 double mse01(const Image& a, const Image& b);  // mean squared error in [0, 1] units
+// PSNR over the pixels (all their channels) where mask[y * width + x] != 0 (e.g. the bands where the
+// windows of a tiled run overlap); NaN when the mask selects no pixel.
+double psnr_where(const Image& pred, const Image& truth, const std::vector<uint8_t>& mask);
 
 // Batches: [N, H, W, C] (or [H, W, C], one image), any device. uint8 tensors are 8-bit images; f32/f64
 // tensors hold values in [-1, 1]. The two arguments may mix the two kinds. One value per image.

@@ -11,10 +11,11 @@ void Cascade::add(CascadeStage added) {
     const Stage& cur = *added.stage;
     IRIS_CHECK(cur.super_resolution(), "cascade stage ", stages_.size(),
                " must be a super-resolution (sr3 or regression) stage");
-    IRIS_CHECK(cur.config().get_int("data.lowres_size") == prev.resolution(), "cascade stage ",
-               stages_.size(), " expects ", cur.config().get_int("data.lowres_size"), "x",
+    IRIS_CHECK(added.any_size || cur.lowres_resolution() == prev.resolution(), "cascade stage ", stages_.size(),
+               " expects ", cur.config().get_int("data.lowres_size"), "x",
                cur.config().get_int("data.lowres_size"), " inputs but stage ", stages_.size() - 1,
-               " produces ", prev.resolution(), "x", prev.resolution());
+               " produces ", prev.resolution(), "x", prev.resolution(),
+               " (any-size inference takes it at that size: --native-size)");
     IRIS_CHECK(cur.channels() == prev.channels(), "cascade stage ", stages_.size(), " has ", cur.channels(),
                " channels, the previous stage ", prev.channels());
   }

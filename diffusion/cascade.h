@@ -21,6 +21,10 @@ struct CascadeStage {
   std::shared_ptr<const Stage> stage;
   SampleSettings settings;
   bool truncated = false;  // for an SR stage with augmentation: take the previous chain's x_s
+  // For an SR stage after another: take the previous output at whatever size it comes and super-resolve it
+  // by this stage's factor (any-size inference, diffusion/tiling.h), instead of requiring the previous
+  // stage's resolution to be this stage's trained low-res size.
+  bool any_size = false;
 };
 
 class Cascade {

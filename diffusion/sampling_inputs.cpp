@@ -83,16 +83,44 @@ std::vector<std::string> image_files_in(const std::string& dir) {
   return files;
 }
 
-// One file stem per input, made unique ("a", "a_2", ...) when two inputs share a name.
-std::vector<std::string> unique_stems(const std::vector<std::string>& files) {
+// The stems made safe for file names and unique ("a", "a_2", ...) when two inputs share one.
+std::vector<std::string> unique_names(const std::vector<std::string>& stems) {
   std::vector<std::string> names;
   std::map<std::string, int> seen;
-  for (const auto& f : files) {
-    std::string stem = file_safe(fs::path(f).stem().string());
+  for (const auto& s : stems) {
+    std::string stem = file_safe(s);
     const int k = ++seen[stem];
     names.push_back(k == 1 ? stem : stem + "_" + std::to_string(k));
   }
   return names;
+}
+
+// The images of one --input item with their name stems: an image file as it always was read (by
+// read_image, named by its stem), anything else as an image set (a folder: its files' stems; an HDF5
+// dataset or a shard folder: "<file stem>_<index>").
+void read_input_item(const std::string& item, std::vector<data::Image>& images,
+                     std::vector<std::string>& stems) {
+  const auto [path, dataset] = data::split_dataset(item);
+  std::error_code ec;
+  if (dataset.empty() && fs::is_regular_file(path, ec) && !h5::File::is_hdf5(path)) {
+    images.push_back(data::read_image(path));
+    stems.push_back(fs::path(path).stem().string());
+    return;
+  }
+  const data::ImageSet set = data::ImageSet::open(item, {.tool = "--input"});
+  const std::string base = fs::path(path).lexically_normal().filename().empty()
+                               ? fs::path(path).lexically_normal().parent_path().filename().stem().string()
+                               : fs::path(path).lexically_normal().filename().stem().string();
+  for (int64_t i = 0; i < set.size(); ++i) {
+    images.push_back(set.image(i));
+    if (set.named()) {
+      stems.push_back(fs::path(set.name(i)).stem().string());
+    } else {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "_%06lld", static_cast<long long>(i));
+      stems.push_back(base + buf);
+    }
+  }
 }
 
 }  // namespace
@@ -170,6 +198,11 @@ Inputs read_lowres_inputs(const InputOptions& o, int lowres_size, int channels, 
                                         : "give only one of --shard, --input and --input-dir");
   Inputs in;
   if (!o.shard.empty()) {
+    IRIS_CHECK(!o.native_size,
+               "--native-size takes image inputs at their own size, and --shard gives the shard set's "
+               "low-res images at the model's size; to super-resolve its images of another size give "
+               "--input ",
+               o.shard, ":lowres_<h> (or :images) instead");
     const data::ShardSet set = data::ShardSet::open(o.shard);
     const data::ShardSpec& sp = set.spec();
     IRIS_CHECK(sp.channels == channels, "the shard set '", o.shard, "' has ", sp.channels,
@@ -185,16 +218,33 @@ Inputs read_lowres_inputs(const InputOptions& o, int lowres_size, int channels, 
     read_shard_extras(set, start, n, truth_size, in);
     return in;
   }
-  const std::vector<std::string> files = o.files.empty() ? image_files_in(o.dir) : o.files;
   std::vector<data::Image> images;
-  for (const auto& f : files) {
-    data::Image img = data::to_channels(data::read_image(f), channels);
+  std::vector<std::string> stems;
+  if (o.files.empty()) {
+    for (const auto& f : image_files_in(o.dir)) {
+      images.push_back(data::read_image(f));
+      stems.push_back(fs::path(f).stem().string());
+    }
+  } else {
+    for (const auto& item : o.files) read_input_item(item, images, stems);
+  }
+  IRIS_CHECK(!images.empty(), "the inputs given hold no image");
+  for (size_t i = 0; i < images.size(); ++i) {
+    data::Image& img = images[i];
+    img = data::to_channels(img, channels);
+    if (o.native_size) {
+      // Any size, but one per run: the samples of a run are batched and stored as [N, H, W, C].
+      IRIS_CHECK(img.height == images[0].height && img.width == images[0].width, "--native-size: input '",
+                 stems[i], "' is ", img.height, "x", img.width, " but '", stems[0], "' is ", images[0].height,
+                 "x", images[0].width,
+                 ": the inputs of a run must share one size (run the others separately)");
+      continue;
+    }
     if (img.height != img.width) img = data::center_square_crop(img);
     if (img.height != lowres_size) img = data::resize(img, lowres_size, lowres_size, data::Filter::bicubic);
-    images.push_back(std::move(img));
   }
   in.lowres = data::stack_images(images);
-  in.names = unique_stems(files);
+  in.names = unique_names(stems);
   return in;
 }
 
@@ -220,6 +270,9 @@ Inputs gather_inputs(const LoadedStage& L, const ConditionOptions& o, int truth_
   IRIS_CHECK(o.input.files.empty() && o.input.dir.empty(),
              "--input and --input-dir are for super-resolution stages; '", L.path,
              "' is a base stage (use --labels, --per-class or --count)");
+  IRIS_CHECK(!o.input.native_size,
+             "--native-size is for super-resolution first stages (it keeps their input images' size); '",
+             L.path, "' is a base stage");
   Inputs in;
   if (!o.input.shard.empty()) {
     // The shard range's labels (and its images at the model's size, when stored, as the truth).

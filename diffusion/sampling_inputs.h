@@ -36,8 +36,14 @@ struct Inputs {
 struct InputOptions {
   std::string shard;               // a shard folder ...
   int64_t start = 0, count = 16;   // ... and the range [start, start + count) of it (count < 0: to the end)
-  std::vector<std::string> files;  // or image files (PNG, JPEG)
-  std::string dir;                 // or every .png/.jpg/.jpeg in a folder, by name
+  // or image sets "PATH[:DATASET]" (data/image_set.h): image files (PNG, JPEG), folders of them, HDF5
+  // datasets of images (samples.h5:images), shard folders (DIR:lowres_<h>), every image of each
+  std::vector<std::string> files;
+  std::string dir;  // or every .png/.jpg/.jpeg in a folder, by name
+  // Image inputs at their own size (any h x w, one size for the whole run): the output is h x w times the
+  // stages' factors (any-size inference). Without it they are centre-cropped to a square and resized to
+  // the first stage's low-res size.
+  bool native_size = false;
   bool any() const { return !shard.empty() || !files.empty() || !dir.empty(); }
 };
 
@@ -63,9 +69,11 @@ std::string label_name(int64_t label, const std::vector<std::string>& names);
 std::string file_safe(const std::string& s);
 
 // Low-res conditions of `lowres_size` x `lowres_size` with `channels` channels. A shard set must store that
-// low-res size (its images at `truth_size` become the truth when it has them, as do its labels); image files
-// (data/image_set.h) are converted to the channels, centre-cropped to a square when they are not one and
-// resized (antialiased bicubic) when their size differs.
+// low-res size (its images at `truth_size` become the truth when it has them, as do its labels); image
+// inputs (data/image_set.h) are converted to the channels, centre-cropped to a square when they are not one
+// and resized (antialiased bicubic) when their size differs, or, with o.native_size, kept at their size
+// (which must then be the same for all). Names: a file's stem; "<stem>_<index>" for the images of an HDF5
+// file or a shard folder.
 Inputs read_lowres_inputs(const InputOptions& o, int lowres_size, int channels, int truth_size);
 // Class labels (and truth images at `truth_size` when stored) of a range of a shard set, for base stages.
 Inputs read_shard_labels(const InputOptions& o, int truth_size);

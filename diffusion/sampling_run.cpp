@@ -24,6 +24,15 @@ std::vector<Tensor> sample_cascade(const std::vector<CascadeStage>& steps, const
   tick.stages = steps.size();
   Cascade cascade;
   std::vector<Shape> row_shapes;  // [H_i, W_i, C] of each stage's output
+  // Each stage's output size follows from its input's (any-size inference: a super-resolution stage
+  // multiplies it by its factor; R x R for r x r inputs as trained).
+  int64_t h = 0, w = 0;
+  if (steps.front().stage->super_resolution()) {
+    IRIS_CHECK(in.lowres.defined() && in.lowres.dim() == 4,
+               "sample_cascade: a super-resolution first stage needs low-res inputs");
+    h = in.lowres.size(1);
+    w = in.lowres.size(2);
+  }
   for (size_t i = 0; i < steps.size(); ++i) {
     CascadeStage step = steps[i];
     if (run.on_step)
@@ -34,7 +43,8 @@ std::vector<Tensor> sample_cascade(const std::vector<CascadeStage>& steps, const
         t.steps = k.count;
         run.on_step(t);
       };
-    row_shapes.push_back({step.stage->resolution(), step.stage->resolution(), step.stage->channels()});
+    std::tie(h, w) = step.stage->output_size(h, w);
+    row_shapes.push_back({h, w, step.stage->channels()});
     cascade.add(std::move(step));
   }
 
@@ -90,6 +100,8 @@ constexpr size_t kGridMaxRows = 32;     // one row per sample
 constexpr size_t kGridMaxCols = 8;      // class rows: samples per class
 constexpr size_t kGridMaxClasses = 16;  // class rows: classes
 constexpr int kGridMinCell = 48;  // pixels: small models' 4x4 or 16x16 outputs are unreadable as they are
+// Large outputs (any-size inference): rows are dropped beyond this many pixels (at least one row is kept).
+constexpr int64_t kGridMaxPixels = 16'000'000;
 
 // Enlarges every image of a grid by the same integer factor (nearest neighbour) so that its largest image is
 // at least `min_cell` pixels high.
@@ -140,7 +152,16 @@ void write_samples_grid(const std::string& path, const std::vector<LoadedStage>&
   if (!first.super_resolution() && stages.size() == 1 && !in.truth.defined()) {
     class_rows(data::unstack_images(outputs[0]), in, class_names, grid, row_titles);
   } else {
-    const size_t n = std::min(static_cast<size_t>(in.size()), kGridMaxRows);
+    // One row's pixels: the low-res input and its bicubic upsampling (as large as the last output), every
+    // stage's output and the truth.
+    int64_t row_pixels = 0;
+    for (const Tensor& out : outputs) row_pixels += out.size(1) * out.size(2);
+    if (first.super_resolution())
+      row_pixels += in.lowres.size(1) * in.lowres.size(2) + outputs.back().size(1) * outputs.back().size(2);
+    if (in.truth.defined()) row_pixels += in.truth.size(1) * in.truth.size(2);
+    const size_t n = std::min(
+        {static_cast<size_t>(in.size()), kGridMaxRows,
+         static_cast<size_t>(std::max<int64_t>(1, kGridMaxPixels / std::max<int64_t>(row_pixels, 1)))});
     auto first_rows = [&](const Tensor& t) {
       return data::unstack_images(t.slice(0, 0, static_cast<int64_t>(n)).contiguous());
     };
@@ -148,21 +169,21 @@ void write_samples_grid(const std::string& path, const std::vector<LoadedStage>&
     if (first.super_resolution()) {
       // The input, and the baseline the model must beat: it upsampled (antialiased bicubic) to the output.
       const Tensor low = in.lowres.slice(0, 0, static_cast<int64_t>(n)).contiguous();
-      const int64_t R = stages.back().stage->resolution();
+      const int64_t H = outputs.back().size(1), W = outputs.back().size(2);
       columns.push_back(data::unstack_images(low));
       titles.push_back("low-res");
       columns.push_back(
-          data::tensor_to_images(data::resize(data::u8_to_float(low), R, R, data::Filter::bicubic)));
+          data::tensor_to_images(data::resize(data::u8_to_float(low), H, W, data::Filter::bicubic)));
       titles.push_back("bicubic");
     }
     for (size_t i = 0; i < outputs.size(); ++i) {
       const Stage& st = *stages[i].stage;
-      const int64_t r = st.resolution();
       columns.push_back(first_rows(outputs[i]));
       if (stages.size() == 1)
         titles.push_back(!st.super_resolution() ? "sample" : st.iterative() ? "SR3" : "regression");
       else
-        titles.push_back(std::to_string(i) + ": " + std::to_string(r) + "x" + std::to_string(r));
+        titles.push_back(std::to_string(i) + ": " + std::to_string(outputs[i].size(1)) + "x" +
+                         std::to_string(outputs[i].size(2)));
     }
     if (in.truth.defined()) {
       // After a base first stage the shard's image is a real example of the class, not a sample's truth.

@@ -57,19 +57,25 @@ std::vector<LoadedStage> load_stages(const std::vector<std::string>& paths, bool
 
 nlohmann::json stage_identity(const LoadedStage& stage, const SampleSettings& s) {
   const std::string toml = stage.config.to_toml();
-  return {{"checkpoint", fs::absolute(stage.path).lexically_normal().string()},
-          {"step", stage.info.step},
-          {"weights", stage.ema ? "ema" : "raw"},
-          {"config_crc32c", h5::crc32c(toml.data(), toml.size())},
-          {"sampler", s.sampler},
-          {"schedule", s.schedule},
-          {"steps", s.steps},
-          {"eta", s.eta},
-          {"guidance", s.guidance},
-          {"aug_level", s.aug_level},
-          {"renoise_condition", s.renoise_condition},
-          {"stop_gamma", s.stop_gamma},
-          {"clip_x0", s.clip_x0}};
+  nlohmann::json id = {{"checkpoint", fs::absolute(stage.path).lexically_normal().string()},
+                       {"step", stage.info.step},
+                       {"weights", stage.ema ? "ema" : "raw"},
+                       {"config_crc32c", h5::crc32c(toml.data(), toml.size())},
+                       {"sampler", s.sampler},
+                       {"schedule", s.schedule},
+                       {"steps", s.steps},
+                       {"eta", s.eta},
+                       {"guidance", s.guidance},
+                       {"aug_level", s.aug_level},
+                       {"renoise_condition", s.renoise_condition},
+                       {"stop_gamma", s.stop_gamma},
+                       {"clip_x0", s.clip_x0}};
+  // Only when tiled, so that the records of untiled runs stay as they were (and resume).
+  if (s.tile > 0) {
+    id["tile"] = s.tile;
+    id["tile_overlap"] = s.tile_overlap;
+  }
+  return id;
 }
 
 }  // namespace iris::diffusion

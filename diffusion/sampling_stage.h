@@ -33,7 +33,8 @@ LoadedStage load_stage(const std::string& ckpt, bool raw, const std::vector<std:
 std::vector<LoadedStage> load_stages(const std::vector<std::string>& paths, bool raw, Device device);
 
 // What makes a stage's samples what they are: its checkpoint (absolute path, step, EMA or raw), a checksum
-// of its resolved config (with overrides) and its sampler settings. Part of a run's identity.
+// of its resolved config (with overrides) and its sampler settings (the tiling too, when tiled). Part of a
+// run's identity.
 nlohmann::json stage_identity(const LoadedStage& stage, const SampleSettings& settings);
 
 }  // namespace iris::diffusion

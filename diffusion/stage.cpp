@@ -1,7 +1,10 @@
 #include "diffusion/stage.h"
 
+#include <numeric>
+
 #include "diffusion/augment.h"
 #include "diffusion/process.h"
+#include "diffusion/tiling.h"
 #include "framework/iris.h"
 
 namespace iris::diffusion {
@@ -112,11 +115,28 @@ Stage::Stage(const Config& config, Generator& init)
   blur_.sigma_lo = sig[0];
   blur_.sigma_hi = sig[1];
   IRIS_CHECK(blur_.prob == 0 || super_resolution(), "augment.blur_prob is for super-resolution stages");
+  if (super_resolution()) {
+    lowres_size_ = config.get_int("data.lowres_size");
+    IRIS_CHECK(lowres_size_ > 0, "data.lowres_size must be positive for ", task_name(task_), " stages, got ",
+               lowres_size_);
+  }
   net_ = std::make_shared<UNet>(u, init);
 }
 
-Tensor Stage::upsample_condition(const Tensor& z) const {
-  return resize_tensor(z, resolution(), resolution(), data::Filter::bicubic);
+Tensor Stage::upsample_condition(const Tensor& z, int64_t H, int64_t W) const {
+  return resize_tensor(z, H > 0 ? H : resolution(), W > 0 ? W : resolution(), data::Filter::bicubic);
+}
+
+std::pair<int64_t, int64_t> Stage::output_size(int64_t h, int64_t w) const {
+  // The factor the network learnt: resolution() over the low-res size it was trained with at that
+  // resolution (for a stage trained on crops, the low-res crop's size, not data.lowres_size).
+  const int64_t R = resolution(), r = lowres_resolution_;
+  if (!super_resolution()) return {R, R};
+  IRIS_CHECK(h > 0 && w > 0, "a super-resolution input must not be empty, got ", h, "x", w);
+  IRIS_CHECK(h * R % r == 0 && w * R % r == 0, "a ", h, "x", w, " input cannot be super-resolved by this ", r,
+             "->", R, " stage: its output would be ", h, "x", w, " times ", R, "/", r,
+             ", not whole pixels (give inputs whose sides are multiples of ", r / std::gcd(r, R), ")");
+  return {h * R / r, w * R / r};
 }
 
 Tensor Stage::predict(const Tensor& x_t, const Tensor& gamma, const Tensor& cond_image, const Tensor& labels,
@@ -244,19 +264,16 @@ Tensor Stage::sample(const StageBatch& c, int64_t count, Generator& gen, const S
   NoGradGuard ng;
   Device device = net_->parameters().front().device();
   Tensor cond, aug_level, labels;
-  int64_t N = count;
+  Denoiser windowed, regress_windows;  // super-resolution at sizes the network cannot take whole, or tiled
+  int64_t N = count, H = resolution(), W = resolution();
+  IRIS_CHECK(s.tile == 0 || super_resolution(), "sample: tiling (--tile) is for super-resolution stages");
   if (super_resolution()) {
     IRIS_CHECK(c.lowres.defined() && c.lowres.dim() == 4 && c.lowres.size(3) == channels(),
                "sample: ", task_name(task_), " needs low-res images [N, h, w, ", channels(), "], got ",
                c.lowres.summary());
     N = c.lowres.size(0);
-    // A stage trained on crops learnt the scale factor of its crops: an input of another size would be
-    // upsampled by another factor, silently.
-    IRIS_CHECK(
-        !crop_trained_ || (c.lowres.size(1) == lowres_resolution_ && c.lowres.size(2) == lowres_resolution_),
-        "sample: this stage was trained on ", resolution(), "x", resolution(), " crops (data.crop_size) of ",
-        lowres_resolution_, "x", lowres_resolution_, " low-res crops; it takes ", lowres_resolution_, "x",
-        lowres_resolution_, " low-res inputs, got ", c.lowres.summary());
+    // (A stage trained on crops scales by its crops' factor: output_size uses lowres_resolution().)
+    std::tie(H, W) = output_size(c.lowres.size(1), c.lowres.size(2));
     Tensor z = c.lowres.to(device).to(DType::f32);
     if (net_->config().aug_embedding) {
       IRIS_CHECK(s.aug_level >= 0 && s.aug_level <= 1,
@@ -265,13 +282,36 @@ Tensor Stage::sample(const StageBatch& c, int64_t count, Generator& gen, const S
         z = noise_augment_at(z, schedule_, s.aug_level * schedule_.T(), gen).z;
       aug_level = Tensor::full({N}, s.aug_level, DType::f32, device);
     }
-    cond = upsample_condition(z);
+    cond = upsample_condition(z, H, W);
+    // Outputs of any size: the network runs on windows of the image padded to a multiple of its
+    // downsampling (one window without tiling), blended at every step. Sizes that need neither keep the
+    // plain path (bit-identical to it anyway: one window, no padding).
+    const int64_t m = net_->config().downsampling();
+    if (s.tile > 0 || H % m != 0 || W % m != 0) {
+      const TilePlan plan = plan_tiles(H, W, m, s.tile, s.tile_overlap);
+      if (task_ == Task::regression)
+        regress_windows =
+            tiled_denoiser([this](const Tensor&, const Tensor&,
+                                  const Tensor& window_cond) { return regress(window_cond, nullptr); },
+                           cond, plan);
+      else
+        windowed = tiled_denoiser(
+            [this, &labels, &aug_level](const Tensor& x_t, const Tensor& gamma, const Tensor& window_cond) {
+              return predict(x_t, gamma, window_cond, labels, aug_level, nullptr);
+            },
+            cond, plan);
+    }
     if (task_ == Task::regression) {
       IRIS_CHECK(s.sampler == "none" && s.steps == 1 && s.stop_gamma == 1.0,
                  "sample: a regression stage takes "
                  "one forward pass; sampler '",
                  s.sampler, "' with ", s.steps, " steps does not apply to it");
-      const Tensor out = clamp(regress(cond, nullptr), -1.0, 1.0);
+      // The windowed path takes an x_t it ignores: the regression network sees only the condition.
+      const Tensor raw = regress_windows
+                             ? regress_windows(Tensor::zeros({N, H, W, channels()}, DType::f32, device),
+                                               Tensor::ones({N}, DType::f32, device))
+                             : regress(cond, nullptr);
+      const Tensor out = clamp(raw, -1.0, 1.0);
       if (s.on_step) s.on_step({1, 1, 1.0, out, out});
       return out;
     }
@@ -282,9 +322,9 @@ Tensor Stage::sample(const StageBatch& c, int64_t count, Generator& gen, const S
     N = labels.size(0);
   }
   IRIS_CHECK(N > 0, "sample: nothing to sample (N = 0)");
-  const Denoiser plain = [&](const Tensor& x_t, const Tensor& gamma) {
+  const Denoiser plain = windowed ? windowed : Denoiser([&](const Tensor& x_t, const Tensor& gamma) {
     return predict(x_t, gamma, cond, labels, aug_level, nullptr);
-  };
+  });
   Denoiser model = plain;
   if (task_ == Task::base && num_classes() > 0 && s.guidance != 1.0) {
     const ConditionalDenoiser conditional = [&](const Tensor& x_t, const Tensor& gamma, const Tensor& lab) {
@@ -299,7 +339,7 @@ Tensor Stage::sample(const StageBatch& c, int64_t count, Generator& gen, const S
   opt.device = device;
   opt.on_step = s.on_step;
   const std::vector<double> path = sampling_path(s);
-  const Shape shape{N, resolution(), resolution(), channels()};
+  const Shape shape{N, H, W, channels()};
   if (s.sampler == "ddpm") return ddpm_sample(model, path, shape, gen, DdpmVariance::beta, opt);
   if (s.sampler == "ddim") return ddim_sample(model, path, shape, gen, s.eta, opt);
   if (s.sampler == "dpmpp2m") return dpm_solver_pp_2m_sample(model, path, shape, gen, opt);

@@ -17,6 +17,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "diffusion/condition.h"
 #include "diffusion/config.h"
@@ -48,6 +49,9 @@ struct SampleSettings {
                                   // when the condition is already the base chain's x_s (truncated)
   double stop_gamma = 1.0;        // < 1: stop the chain at this level and return x_s (truncated cascades)
   bool clip_x0 = true;
+  // Super-resolution stages: run the network on tile x tile windows of the output overlapping by at least
+  // tile_overlap pixels, blended at every step (diffusion/tiling.h); 0: the whole image at once.
+  int64_t tile = 0, tile_overlap = 0;
   StepCallback on_step;
 };
 
@@ -69,6 +73,12 @@ class Stage {
   const UNet& net() const { return *net_; }
   const NoiseSchedule& schedule() const { return schedule_; }
   int64_t resolution() const { return net_->config().resolution; }
+  // Super-resolution stages: the low-res size they were trained on (data.lowres_size); 0 for base stages.
+  int64_t lowres_size() const { return lowres_size_; }
+  // The size of this stage's output for an h x w input: (h R / r) x (w R / r) for a super-resolution stage
+  // trained at r -> R (any input size; R x R for an r x r input), R x R for a base stage (which has no
+  // input). Throws naming the sizes when h R / r or w R / r is not a whole number.
+  std::pair<int64_t, int64_t> output_size(int64_t h, int64_t w) const;
   int64_t channels() const { return net_->config().out_channels; }
   int64_t num_classes() const { return net_->config().num_classes; }
   // Super-resolution stages: the low-res size that goes with resolution(): data.lowres_size, or for a stage
@@ -88,11 +98,14 @@ class Stage {
   SampleSettings default_sample_settings() const;
   // The decreasing-noise path of levels the sampler walks (see schedule.h).
   std::vector<double> sampling_path(const SampleSettings& s) const;
-  // sr3: `lowres` [N, h, w, C]; base: `labels` [N] i64 (or N to draw unconditionally via `count`).
+  // sr3, regression: `lowres` [N, h, w, C] of any size (the output is output_size(h, w); sizes that are not
+  // multiples of the network's downsampling are padded, and s.tile runs it on windows: diffusion/tiling.h);
+  // base: `labels` [N] i64 (or N to draw unconditionally via `count`).
   Tensor sample(const StageBatch& condition, int64_t count, Generator& gen, const SampleSettings& s) const;
 
-  // sr3: the network's conditioning image for low-res `z` [N, h, w, C] (upsampled to the resolution).
-  Tensor upsample_condition(const Tensor& z) const;
+  // sr3: the network's conditioning image for low-res `z` [N, h, w, C] (upsampled to the resolution, or to
+  // H x W when given).
+  Tensor upsample_condition(const Tensor& z, int64_t H = 0, int64_t W = 0) const;
 
  private:
   Tensor predict(const Tensor& x_t, const Tensor& gamma, const Tensor& cond_image, const Tensor& labels,
@@ -102,6 +115,7 @@ class Stage {
 
   Config config_;
   Task task_;
+  int64_t lowres_size_ = 0;
   std::shared_ptr<UNet> net_;
   NoiseSchedule schedule_;
   ObjectiveConfig objective_;

@@ -337,10 +337,12 @@ Tensor UNet::embed(const Tensor& noise_level, const Tensor& class_labels, const 
 
 Tensor UNet::forward(const Tensor& x, const Tensor& noise_level, const Tensor& class_labels,
                      const Tensor& aug_level, Generator* rng) const {
-  IRIS_CHECK(x.dim() == 4 && x.size(3) == cfg_.in_channels && x.size(1) == cfg_.resolution &&
-                 x.size(2) == cfg_.resolution,
-             "UNet: expected input [N, ", cfg_.resolution, ", ", cfg_.resolution, ", ", cfg_.in_channels,
-             "], got ", x.summary());
+  const int64_t m = cfg_.downsampling();
+  IRIS_CHECK(x.dim() == 4 && x.size(3) == cfg_.in_channels && x.size(1) > 0 && x.size(2) > 0 &&
+                 x.size(1) % m == 0 && x.size(2) % m == 0,
+             "UNet: expected input [N, H, W, ", cfg_.in_channels, "] with H and W multiples of ", m,
+             " (its total downsampling; it was built for ", cfg_.resolution, "x", cfg_.resolution, "), got ",
+             x.summary());
   IRIS_CHECK(noise_level.dim() == 1 && noise_level.size(0) == x.size(0), "UNet: noise levels ",
              noise_level.summary(), " do not match the batch of ", x.size(0));
   const Tensor emb = embed(noise_level, class_labels, aug_level);

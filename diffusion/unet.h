@@ -46,6 +46,10 @@ struct UNetConfig {
   void validate() const;
   int64_t embedding_dim() const { return emb_dim > 0 ? emb_dim : base_channels; }
   int64_t embedding_hidden() const { return emb_hidden > 0 ? emb_hidden : 4 * embedding_dim(); }
+  // The total downsampling 2^(levels - 1): the network takes any H x W that are multiples of it (it is
+  // convolutional; attention and GroupNorm work on whatever size they get). `resolution` is the size it
+  // was built and trained for.
+  int64_t downsampling() const { return int64_t{1} << (channel_mults.size() - 1); }
 };
 
 // Self-attention over the H*W positions of [N, H, W, C]: x + proj(attention(qkv(norm(x)))).
@@ -94,7 +98,9 @@ class UNet : public nn::Module {
  public:
   UNet(const UNetConfig& cfg, Generator& init);
 
-  // x: [N, H, W, in_channels]; noise_level: [N] (gamma, the signal fraction); class_labels: [N] i64 in
+  // x: [N, H, W, in_channels] with H and W multiples of config().downsampling() (resolution x resolution in
+  // training; any such size in sampling, see diffusion/tiling.h); noise_level: [N] (gamma, the signal
+  // fraction); class_labels: [N] i64 in
   // [0, num_classes] (num_classes = null class) or undefined; aug_level: [N] or undefined (then 0).
   // Returns [N, H, W, out_channels]. `rng` draws dropout in training mode.
   Tensor forward(const Tensor& x, const Tensor& noise_level, const Tensor& class_labels = Tensor(),

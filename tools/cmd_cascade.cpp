@@ -5,13 +5,19 @@
 // out/cascade.h5 (uint8 stage_<i> [N, H_i, W_i, C], plus lowres, truth and labels when there are some).
 //
 // Per-stage settings are comma-separated lists: one value applies to every stage it concerns (guidance to
-// class-conditional base stages, the augmentation level to stages trained with noise augmentation), or one
-// value per stage; unset settings come from each stage's config.
+// class-conditional base stages, the augmentation level to stages trained with noise augmentation, tiling to
+// super-resolution stages), or one value per stage; unset settings come from each stage's config.
+//
+// From an image: an sr3 (or regression) first stage takes --shard, --input (PATH[:DATASET] image sets) or
+// --input-dir, and a chain of super-resolution stages (64->256->1024) follows; with --native-size the input
+// images keep their size and each stage multiplies it by its factor, with --tile per stage where the output
+// is too large to run whole.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 
 #include "diffusion/cascade.h"
+#include "diffusion/tiling.h"
 #include "framework/cpu/parallel.h"
 #include "framework/dist/communicator.h"
 #include "framework/io/hdf5.h"
@@ -45,9 +51,10 @@ void run_cascade(const CascadeOptions& o) {
   // Stages and their settings first: a bad checkpoint or option fails before any input is read.
   const std::vector<LoadedStage> stages = diffusion::load_stages(o.inputs.stages, o.inputs.raw, device);
   std::vector<diffusion::CascadeStage> steps;
+  const bool native = cond.input.native_size;
   for (size_t i = 0; i < n_stages; ++i)
     steps.push_back({stages[i].stage, stage_settings(stages[i], o.lists, i, n_stages),
-                     o.truncated && stage_truncatable(stages[i], i)});
+                     o.truncated && stage_truncatable(stages[i], i), native && i > 0});
   diffusion::Cascade chain;  // checks that the stages chain, naming both checkpoints when they do not
   bool any_truncated = false;
   for (size_t i = 0; i < n_stages; ++i) {
@@ -61,6 +68,15 @@ void run_cascade(const CascadeOptions& o) {
   const Inputs in = diffusion::gather_inputs(
       stages.front(), cond, static_cast<int>(stages.back().stage->resolution()), class_names);
   const int64_t N = in.size();
+  // Each stage's output size: its resolution, or (--native-size) its input's size times its factor.
+  std::vector<std::pair<int64_t, int64_t>> sizes;
+  {
+    int64_t h = in.lowres.defined() ? in.lowres.size(1) : 0, w = in.lowres.defined() ? in.lowres.size(2) : 0;
+    for (const auto& st : steps) {
+      std::tie(h, w) = st.stage->output_size(h, w);
+      sizes.emplace_back(h, w);
+    }
+  }
 
   // The record: OUT/run.json and each stage's PNGs in OUT/stage_<i>.
   diffusion::SamplingRun run = recorded_run(o, device, comm);
@@ -76,18 +92,24 @@ void run_cascade(const CascadeOptions& o) {
                   {"seed", o.seed},
                   {"samples", N},
                   {"inputs_crc32c", diffusion::inputs_checksum(in)}};
+  if (native) run.identity["native_size"] = true;  // absent otherwise: older records resume
   SamplingDisplay display("cascade");
   display.attach(run, [&](const diffusion::SamplingStart& start) {
     std::printf("iris cascade: %zu stages -> %s\n%s\n", n_stages, o.out.c_str(),
                 compute_banner(device).c_str());
     for (size_t i = 0; i < n_stages; ++i) {
       const auto& st = steps[i];
-      std::printf("  stage %zu: %s (step %lld, %s weights) %s %lldx%lld, %s %lld steps%s\n", i,
+      std::printf("  stage %zu: %s (step %lld, %s weights) %s %lldx%lld, %s %lld steps%s", i,
                   stages[i].path.c_str(), static_cast<long long>(stages[i].info.step),
                   stages[i].ema ? "EMA" : "raw", stages[i].config.get_string("model.task").c_str(),
-                  static_cast<long long>(st.stage->resolution()),
-                  static_cast<long long>(st.stage->resolution()), st.settings.sampler.c_str(),
-                  static_cast<long long>(st.settings.steps), st.truncated ? ", truncated conditioning" : "");
+                  static_cast<long long>(sizes[i].first), static_cast<long long>(sizes[i].second),
+                  st.settings.sampler.c_str(), static_cast<long long>(st.settings.steps),
+                  st.truncated ? ", truncated conditioning" : "");
+      if (st.settings.tile > 0)
+        std::printf(", %lldx%lld windows overlapping by %lld", static_cast<long long>(st.settings.tile),
+                    static_cast<long long>(st.settings.tile),
+                    static_cast<long long>(st.settings.tile_overlap));
+      std::printf("\n");
     }
     std::printf("%lld samples, seed %llu, batch %lld", static_cast<long long>(N),
                 static_cast<unsigned long long>(o.seed), static_cast<long long>(o.batch));
@@ -123,7 +145,17 @@ void run_cascade(const CascadeOptions& o) {
       d.set_double_attr("aug_level", st.settings.aug_level);
       d.set_int_attr("truncated", st.truncated ? 1 : 0);
       d.set_string_attr("config", stages[i].config.to_toml());
+      if (st.settings.tile > 0) {
+        d.set_int_attr("tile", st.settings.tile);
+        d.set_int_attr("tile_overlap", st.settings.tile_overlap);
+        // Where the windows overlap (the bands around inner window edges, where blending happens).
+        root.write_tensor("stage_" + std::to_string(i) + "_tile_coverage",
+                          diffusion::tile_coverage(diffusion::plan_tiles(
+                              outputs[i].size(1), outputs[i].size(2), st.stage->net().config().downsampling(),
+                              st.settings.tile, st.settings.tile_overlap)));
+      }
     }
+    if (native) root.set_int_attr("native_size", 1);
     diffusion::write_inputs(root, in);
   }
   w.commit();
@@ -157,6 +189,18 @@ void register_cascade(CLI::App& app) {
       "--truncated", o->truncated,
       "truncated conditioning: a stage trained with noise augmentation takes the previous chain's x_s "
       "(stopped at its augmentation level) instead of a re-noised final output");
+  cmd->add_option(
+         "--tile", o->lists.tiles,
+         "window size per stage for tiled sampling of super-resolution stages (one value for all, or "
+         "one per stage; 0: the whole image; a multiple of the stage network's downsampling)")
+      ->delimiter(',');
+  cmd->add_option("--tile-overlap", o->lists.tile_overlaps,
+                  "least overlap of neighbouring windows per stage (one value for the tiled stages, or one "
+                  "per stage)")
+      ->delimiter(',');
+  cmd->add_flag("--native-size", o->inputs.cond.input.native_size,
+                "take --input/--input-dir images at their own size (any h x w, one per run): each "
+                "super-resolution stage multiplies its input's size by its factor (any-size inference)");
   add_stage_input_options(*cmd, o->inputs);
   add_sampling_run_options(*cmd, *o);
   cmd->callback([o] { run_cascade(*o); });

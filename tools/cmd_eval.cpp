@@ -61,6 +61,7 @@ data::ImageSet align(const data::ImageSet& ref, const data::ImageSet& pred, cons
 struct Row {
   std::string name;
   double psnr = 0, ssim = NAN, consistency = NAN;
+  double psnr_interior = NAN, psnr_seams = NAN;   // --tile-coverage: one window / several windows
   double bicubic_psnr = NAN, bicubic_ssim = NAN;  // the baseline: the low-res input upsampled (bicubic)
 };
 
@@ -79,7 +80,7 @@ std::string cell(double v, const char* format) {
 }
 
 struct EvalOptions {
-  std::string pred, truth, lowres, json, save_bicubic;
+  std::string pred, truth, lowres, json, save_bicubic, tile_coverage;
   bool quiet = false;
   ScoreBoardOptions tensorboard;
 };
@@ -100,6 +101,32 @@ void save_bicubic(const EvalOptions& o, const std::vector<data::Image>& images) 
               with_commas(static_cast<int64_t>(images.size())).c_str());
 }
 
+// --tile-coverage: the masks of the pixels one window covers (the interior) and several cover (the seams:
+// the bands around inner window edges) from a tiled run's coverage map (samples.h5:tile_coverage).
+struct TileMasks {
+  int64_t height = 0, width = 0;
+  std::vector<uint8_t> interior, seams;
+};
+TileMasks read_tile_masks(const std::string& arg) {
+  auto [path, dataset] = data::split_dataset(arg);
+  if (dataset.empty()) dataset = "tile_coverage";
+  IRIS_CHECK(fs::exists(path) && h5::File::is_hdf5(path), "eval: --tile-coverage '", path,
+             "' is not an HDF5 file (give a tiled run's samples.h5, or cascade.h5:stage_<i>_tile_coverage)");
+  const h5::File f = h5::File::open(path);
+  IRIS_CHECK(f.root().has(dataset), "eval: --tile-coverage: '", path, "' has no dataset '", dataset,
+             "' (written by iris sample and iris cascade when they tile)");
+  const Tensor c = f.root().read_tensor(dataset);
+  IRIS_CHECK(c.dim() == 2, "eval: --tile-coverage: '", arg, "' must be a map [H, W], got ", c.summary());
+  TileMasks m;
+  m.height = c.size(0);
+  m.width = c.size(1);
+  for (int64_t v : c.to(DType::i64).to_vector<int64_t>()) {
+    m.interior.push_back(v == 1);
+    m.seams.push_back(v >= 2);
+  }
+  return m;
+}
+
 void run_eval(const EvalOptions& o) {
   std::vector<std::string> notes;
   const data::ImageSet pred = open_source(o.pred, "prediction");
@@ -107,6 +134,8 @@ void run_eval(const EvalOptions& o) {
   std::optional<data::ImageSet> low;
   if (!o.lowres.empty()) low = align(open_source(o.lowres, "low-res"), pred, "low-res", notes);
   ScoreBoard board(o.tensorboard, o.pred);  // its folder checked before the scoring
+  std::optional<TileMasks> tiles;
+  if (!o.tile_coverage.empty()) tiles = read_tile_masks(o.tile_coverage);
 
   const int64_t n = pred.size();
   IRIS_CHECK(o.save_bicubic.empty() || low, "eval: --save-bicubic needs --lowres (the images to upsample)");
@@ -127,6 +156,13 @@ void run_eval(const EvalOptions& o) {
                    ": the prediction is ", p.str(), " but the reference ('", truth.spec(), "' ",
                    truth.name(i), ") is ", t.str());
         r.psnr = data::psnr(p, t);
+        if (tiles) {
+          IRIS_CHECK(p.height == tiles->height && p.width == tiles->width, "eval: ", r.name,
+                     ": the prediction is ", p.str(), " but the --tile-coverage map is ", tiles->height, "x",
+                     tiles->width);
+          r.psnr_interior = data::psnr_where(p, t, tiles->interior);
+          r.psnr_seams = data::psnr_where(p, t, tiles->seams);
+        }
         if (p.height >= data::kSsimWindow && p.width >= data::kSsimWindow) r.ssim = data::ssim(p, t);
         if (low) {
           const data::Image l = low->image(i);
@@ -153,8 +189,10 @@ void run_eval(const EvalOptions& o) {
   const bool small = std::any_of(rows.begin(), rows.end(), [](const Row& r) { return std::isnan(r.ssim); });
 
   Row mean{"mean"};
-  double sp = 0, ss = 0, sc = 0, bp = 0, bs = 0;
+  double sp = 0, ss = 0, sc = 0, bp = 0, bs = 0, si = 0, sm = 0;
   for (const Row& r : rows) {
+    si += r.psnr_interior;
+    sm += r.psnr_seams;
     sp += r.psnr;
     ss += r.ssim;
     sc += r.consistency;
@@ -164,6 +202,8 @@ void run_eval(const EvalOptions& o) {
   mean.bicubic_psnr = low ? bp / static_cast<double>(n) : NAN;
   mean.bicubic_ssim = low && !small ? bs / static_cast<double>(n) : NAN;
   mean.psnr = sp / static_cast<double>(n);
+  mean.psnr_interior = si / static_cast<double>(n);
+  mean.psnr_seams = sm / static_cast<double>(n);
   mean.ssim = small ? NAN : ss / static_cast<double>(n);
   mean.consistency = low ? sc / static_cast<double>(n) : NAN;
   const int64_t identical =
@@ -199,6 +239,16 @@ void run_eval(const EvalOptions& o) {
     std::printf("note: %s image%s identical to the reference (PSNR inf)\n", with_commas(identical).c_str(),
                 identical == 1 ? " is" : "s are");
   if (small) std::printf("note: SSIM needs images of at least 11x11; not computed\n");
+  // The share of an image's pixels a mask selects.
+  const auto share = [](const std::vector<uint8_t>& m) {
+    return static_cast<double>(std::count(m.begin(), m.end(), 1)) / static_cast<double>(m.size());
+  };
+  if (tiles)
+    std::printf(
+        "Tiles: PSNR %s dB over the pixels one window covers (%.1f%%), %s dB over the seams, where "
+        "windows overlap (%.1f%%); means over images\n",
+        cell(mean.psnr_interior, "%.3f").c_str(), 100 * share(tiles->interior),
+        cell(mean.psnr_seams, "%.3f").c_str(), 100 * share(tiles->seams));
   for (const auto& note : notes) std::printf("note: %s\n", note.c_str());
 
   if (!o.save_bicubic.empty()) save_bicubic(o, bicubic_images);
@@ -213,6 +263,13 @@ void run_eval(const EvalOptions& o) {
                  {"consistency", number(mean.consistency)},
                  {"bicubic_psnr", number(mean.bicubic_psnr)},
                  {"bicubic_ssim", number(mean.bicubic_ssim)}};
+    if (tiles) {
+      j["mean"]["psnr_interior"] = number(mean.psnr_interior);
+      j["mean"]["psnr_seams"] = number(mean.psnr_seams);
+      j["tile_coverage"] = {{"map", o.tile_coverage},
+                            {"interior_share", share(tiles->interior)},
+                            {"seam_share", share(tiles->seams)}};
+    }
     j["images"] = nlohmann::ordered_json::array();
     for (const Row& r : rows)
       j["images"].push_back({{"name", r.name},
@@ -221,6 +278,11 @@ void run_eval(const EvalOptions& o) {
                              {"consistency", number(r.consistency)},
                              {"bicubic_psnr", number(r.bicubic_psnr)},
                              {"bicubic_ssim", number(r.bicubic_ssim)}});
+    if (tiles)
+      for (size_t i = 0; i < rows.size(); ++i) {
+        j["images"][i]["psnr_interior"] = number(rows[i].psnr_interior);
+        j["images"][i]["psnr_seams"] = number(rows[i].psnr_seams);
+      }
     j["conventions"] = {{"psnr",
                          "10 log10(255^2 / MSE) over all pixels and channels of uint8 images, no border "
                          "crop; \"inf\" for identical images"},
@@ -279,6 +341,11 @@ void register_eval(CLI::App& app) {
       ->type_name("FILE");
   cmd->add_flag("--quiet,-q", opts->quiet, "print only the means, not a line per image");
   add_score_board_options(*cmd, opts->tensorboard);
+  cmd->add_option("--tile-coverage", opts->tile_coverage,
+                  "a tiled run's window coverage map (samples.h5, i.e. samples.h5:tile_coverage, or "
+                  "cascade.h5:stage_<i>_tile_coverage): PSNR also over the seams, where windows overlap, and "
+                  "over the rest")
+      ->type_name("PATH");
   cmd->add_option("--save-bicubic", opts->save_bicubic,
                   "write the bicubic baseline's images (and --pred's labels) to this HDF5 file, to score it "
                   "like a method (iris fd, or iris eval --pred FILE)")

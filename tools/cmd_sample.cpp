@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "diffusion/tiling.h"
 #include "framework/cpu/parallel.h"
 #include "framework/dist/communicator.h"
 #include "framework/io/hdf5.h"
@@ -29,7 +30,7 @@ struct SampleOptions : SamplingRunOptions {
   bool raw = false;
   InputOptions input;
   std::vector<std::string> labels, sets;
-  int64_t per_class = 0, steps = 0;
+  int64_t per_class = 0, steps = 0, tile = 0, tile_overlap = 0;
   double eta = 0, guidance = 1, aug_level = 0;
   CLI::Option *eta_opt = nullptr, *guidance_opt = nullptr, *aug_opt = nullptr, *per_class_opt = nullptr,
               *count_opt = nullptr;
@@ -78,6 +79,13 @@ diffusion::SampleSettings settings_for(const LoadedStage& L, const SampleOptions
     IRIS_CHECK(o.aug_level >= 0 && o.aug_level <= 1, "--aug-level must be in [0, 1], got ", o.aug_level);
     s.aug_level = o.aug_level;
   }
+  if (o.tile != 0 || o.tile_overlap != 0) {
+    IRIS_CHECK(st.super_resolution(), "--tile and --tile-overlap apply to super-resolution stages; '", L.path,
+               "' is a base stage");
+    diffusion::check_tiling(o.tile, o.tile_overlap, st.net().config().downsampling());
+    s.tile = o.tile;
+    s.tile_overlap = o.tile_overlap;
+  }
   return s;
 }
 
@@ -96,6 +104,9 @@ void run_sample(const SampleOptions& o) {
   std::vector<std::string> class_names;
   const Inputs in = diffusion::gather_inputs(L, cond, static_cast<int>(st.resolution()), class_names);
   const int64_t N = in.size();
+  // The output size: the model's resolution, or the inputs' size times its factor (--native-size).
+  const auto [out_h, out_w] =
+      st.super_resolution() ? st.output_size(in.lowres.size(1), in.lowres.size(2)) : st.output_size(0, 0);
 
   // A one-stage cascade; the record is OUT/run.json and one PNG per sample in OUT.
   diffusion::SamplingRun run = recorded_run(o, device, comm);
@@ -105,16 +116,20 @@ void run_sample(const SampleOptions& o) {
                   {"seed", o.seed},
                   {"samples", N},
                   {"inputs_crc32c", diffusion::inputs_checksum(in)}};
+  if (o.input.native_size) run.identity["native_size"] = true;  // absent otherwise: older records resume
   SamplingDisplay display("sample");
   display.attach(run, [&](const diffusion::SamplingStart& start) {
     std::printf(
         "iris sample: %s (step %lld, %s weights, %s %lldx%lld) -> %s\n%s\n%lld samples, %s, %lld steps, "
         "seed %llu, batch %lld",
         o.ckpt.c_str(), static_cast<long long>(L.info.step), L.ema ? "EMA" : "raw",
-        L.config.get_string("model.task").c_str(), static_cast<long long>(st.resolution()),
-        static_cast<long long>(st.resolution()), o.out.c_str(), compute_banner(device).c_str(),
+        L.config.get_string("model.task").c_str(), static_cast<long long>(out_h),
+        static_cast<long long>(out_w), o.out.c_str(), compute_banner(device).c_str(),
         static_cast<long long>(N), s.sampler.c_str(), static_cast<long long>(s.steps),
         static_cast<unsigned long long>(o.seed), static_cast<long long>(o.batch));
+    if (s.tile > 0)
+      std::printf(", %lldx%lld windows overlapping by %lld", static_cast<long long>(s.tile),
+                  static_cast<long long>(s.tile), static_cast<long long>(s.tile_overlap));
     print_run_status(comm.get(), start, o.resume, o.out);
   });
   const std::vector<Tensor> outputs = diffusion::sample_cascade({{L.stage, s, false}}, in, run);
@@ -139,6 +154,15 @@ void run_sample(const SampleOptions& o) {
     root.set_double_attr("eta", s.eta);
     root.set_double_attr("guidance", s.guidance);
     root.set_double_attr("aug_level", s.aug_level);
+    if (o.input.native_size) root.set_int_attr("native_size", 1);
+    if (s.tile > 0) {
+      // Where the windows overlap (the bands around inner window edges, where blending happens).
+      root.set_int_attr("tile", s.tile);
+      root.set_int_attr("tile_overlap", s.tile_overlap);
+      root.write_tensor("tile_coverage", diffusion::tile_coverage(diffusion::plan_tiles(
+                                             images.size(1), images.size(2), st.net().config().downsampling(),
+                                             s.tile, s.tile_overlap)));
+    }
     root.set_int_attr("seed", static_cast<int64_t>(o.seed));
     root.set_string_attr("config", L.config.to_toml());
     root.set_strings_attr("names", in.names);
@@ -169,7 +193,9 @@ void register_sample(CLI::App& app) {
   o->count_opt = cmd->add_option(
       "--count", o->input.count,
       "shard samples to take (-1: to the end), or images of an unconditional base stage (default 16)");
-  cmd->add_option("--input", o->input.files, "low-res image files (PNG, JPEG) for an sr3 stage");
+  cmd->add_option("--input", o->input.files,
+                  "low-res images for an sr3 stage: image files (PNG, JPEG), folders of them, HDF5 datasets "
+                  "(samples.h5:images) or shard folders (DIR:lowres_<h>), PATH[:DATASET] (repeatable)");
   cmd->add_option("--input-dir", o->input.dir,
                   "folder of low-res images (.png, .jpg, .jpeg) for an sr3 stage");
   cmd->add_option("--labels", o->labels, "class labels for a base stage: indices or names, comma-separated")
@@ -188,6 +214,17 @@ void register_sample(CLI::App& app) {
   o->aug_opt =
       cmd->add_option("--aug-level", o->aug_level,
                       "conditioning-augmentation level s in [0, 1] (sr3 trained with noise augmentation)");
+  cmd->add_flag("--native-size", o->input.native_size,
+                "take --input/--input-dir images at their own size (any h x w, one per run) instead of "
+                "cropping and resizing them to the model's low-res size: outputs are h x w times the "
+                "stage's factor");
+  cmd->add_option("--tile", o->tile,
+                  "run the network on T x T windows of the output (a multiple of the network's "
+                  "downsampling), blended at every step: for outputs too large to run at once (default 0: "
+                  "the whole image)");
+  cmd->add_option("--tile-overlap", o->tile_overlap,
+                  "pixels by which neighbouring windows overlap at least (a multiple of the downsampling, "
+                  "smaller than --tile); the blend tapers over them");
   add_sampling_run_options(*cmd, *o);
   cmd->callback([o] { run_sample(*o); });
 }

@@ -1,5 +1,6 @@
 #include "tools/stage_settings.h"
 
+#include "diffusion/tiling.h"
 #include "framework/core/error.h"
 
 namespace iris::tools {
@@ -100,6 +101,26 @@ diffusion::SampleSettings stage_settings(const LoadedStage& L, const StageSettin
       IRIS_CHECK(o.aug_levels.size() == 1 || *v == 0.0, "--aug-level for ", where,
                  ": this stage was not trained "
                  "with noise conditioning augmentation (give 0 for it)");
+  }
+  // Tiling: a single value goes to the super-resolution stages; a per-stage value (or the value of a
+  // one-stage run) for a base stage must be 0.
+  const auto* tile = pick(o.tiles, i, n, "--tile");
+  const auto* overlap = pick(o.tile_overlaps, i, n, "--tile-overlap");
+  if (!st.super_resolution()) {
+    const auto aimed = [n](size_t size, const int64_t* v) { return v && *v != 0 && (size > 1 || n == 1); };
+    IRIS_CHECK(!aimed(o.tiles.size(), tile) && !aimed(o.tile_overlaps.size(), overlap),
+               "--tile and "
+               "--tile-overlap for ",
+               where, ": tiling applies to super-resolution stages (give 0 for this stage)");
+  } else {
+    if (tile) s.tile = *tile;
+    // One overlap for every stage concerns the tiled ones.
+    if (overlap && (s.tile > 0 || o.tile_overlaps.size() > 1 || n == 1)) s.tile_overlap = *overlap;
+    try {
+      diffusion::check_tiling(s.tile, s.tile_overlap, st.net().config().downsampling());
+    } catch (const Error& e) {
+      IRIS_THROW(where, ": ", e.message());
+    }
   }
   return s;
 }

@@ -25,6 +25,7 @@ struct StageSettingLists {
   std::vector<std::string> samplers, schedules;
   std::vector<int64_t> steps;
   std::vector<double> etas, guidances, aug_levels;
+  std::vector<int64_t> tiles, tile_overlaps;  // super-resolution stages (0: untiled)
 };
 
 // The settings of stage i of n (`L`), from `lists` over the stage's defaults. Throws iris::Error naming the

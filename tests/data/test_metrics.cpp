@@ -115,6 +115,30 @@ TEST_CASE("metrics: PSNR of a constant offset") {
         doctest::Approx(10 * std::log10(255.0 * 255.0 / (51.0 * 51.0 * off / n))).epsilon(1e-12));
 }
 
+TEST_CASE("metrics: PSNR over a mask counts only the pixels it selects") {
+  // Left half of every row off by 10 grey levels, right half off by 40 (all 3 channels).
+  const Image truth = noise_image(6, 8, 3, 4);
+  Image pred = truth;
+  std::vector<uint8_t> left(6 * 8, 0), right(6 * 8, 0), all(6 * 8, 1), none(6 * 8, 0);
+  for (int y = 0; y < 6; ++y)
+    for (int x = 0; x < 8; ++x) {
+      (x < 4 ? left : right)[y * 8 + x] = 1;
+      for (int c = 0; c < 3; ++c) {
+        const int v = truth.pixels[(y * 8 + x) * 3 + c];
+        pred.pixels[(y * 8 + x) * 3 + c] =
+            static_cast<uint8_t>(v > 127 ? v - (x < 4 ? 10 : 40) : v + (x < 4 ? 10 : 40));
+      }
+    }
+  CHECK(psnr_where(pred, truth, left) ==
+        doctest::Approx(10 * std::log10(255.0 * 255.0 / 100.0)).epsilon(1e-12));
+  CHECK(psnr_where(pred, truth, right) ==
+        doctest::Approx(10 * std::log10(255.0 * 255.0 / 1600.0)).epsilon(1e-12));
+  CHECK(psnr_where(pred, truth, all) == doctest::Approx(psnr(pred, truth)).epsilon(1e-12));
+  CHECK(std::isnan(psnr_where(pred, truth, none)));
+  check_throws_with([&] { psnr_where(pred, truth, std::vector<uint8_t>(5, 1)); },
+                    {"psnr_where", "5 entries for a 6x8 image"});
+}
+
 TEST_CASE("metrics: SSIM of two constant images is the luminance term") {
   // No variance anywhere: SSIM = (2 p q + C1) / (p^2 + q^2 + C1) with C1 = (0.01 * 255)^2.
   const double c1 = std::pow(0.01 * 255, 2);

@@ -116,8 +116,18 @@ TEST_CASE("U-Net misuse errors") {
   check_throws_with([&] { (void)UNetConfig::from_config(odd); }, {"model.resolution 14", "halved"});
   UNet net = build("configs/fmnist_sr3_7to28.toml");
   Generator g(1);
-  check_throws_with([&] { (void)net.forward(randn({1, 28, 28, 3}, g), Tensor::ones({1})); },
-                    {"UNet", "[N, 28, 28, 2]", "f32[1, 28, 28, 3]"});
+  check_throws_with(
+      [&] {
+        (void)net.forward(randn({1, 28, 28, 3}, g), Tensor::ones({1}));
+      },
+      {"UNet", "[N, H, W, 2]", "f32[1, 28, 28, 3]"});
+  // Any size the downsampling divides (any-size inference, diffusion/tiling.h); others are named.
+  CHECK(net.forward(randn({1, 12, 36, 2}, g), Tensor::ones({1})).shape() == Shape{1, 12, 36, 1});
+  check_throws_with(
+      [&] {
+        (void)net.forward(randn({1, 30, 28, 2}, g), Tensor::ones({1}));
+      },
+      {"UNet", "multiples of 4", "built for 28x28", "f32[1, 30, 28, 2]"});
 }
 
 TEST_CASE("the summary covers every parameter and counts the benchmark's FLOPs") {
