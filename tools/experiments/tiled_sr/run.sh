@@ -85,21 +85,25 @@ for t in $tilings; do
   sample "tile_${t%:*}_${t#*:}" --seed 0 --tile "${t%:*}" --tile-overlap "${t#*:}"
 done
 
-score() {  # PRED_RUN -> eval JSON against the whole-image run (with the window coverage when tiled)
-  local cov=()
-  h5=$out/$1/samples.h5
-  [ "$1" != whole_seed1 ] && cov=(--tile-coverage "$h5")
-  "$iris" eval --pred "$h5" --truth "$out/whole/samples.h5" "${cov[@]}" --json "$out/$1.eval.json" -q >/dev/null
+# PRED_RUN -> eval JSON against the whole-image run (with the window coverage when tiled), and SR3's
+# consistency with the run's own inputs (no truth exists at 112x112: this is the fidelity score).
+score() {
+  local cov=() h5=$out/$1/samples.h5
+  case "$1" in tile_*) cov=(--tile-coverage "$h5") ;; esac
+  "$iris" eval --pred "$h5" --truth "$out/whole/samples.h5" --lowres "$h5:lowres" "${cov[@]}" \
+    --json "$out/$1.eval.json" -q >/dev/null
 }
+consistency() { printf "%.1f" "$(jq '.mean.consistency * 100000' "$out/$1.eval.json")"; }
 cpu_per_image() { printf "%.1f" "$(echo "scale=3; $(cat "$out/$1/cpu_seconds") / $count" | bc)"; }
 fmt() {  # a JSON number (or null, "inf") on stdin -> two decimals, "-" or "inf"
   local v; v=$(cat)
   case "$v" in null) echo "-" ;; '"inf"') echo "inf" ;; *) printf "%.2f" "$v" ;; esac
 }
 {
-  echo "| windows | overlap | windows per image | PSNR vs whole (dB) | seams (dB) | interior (dB) | seam pixels | CPU s / image |"
-  echo "|---|---|---|---|---|---|---|---|"
-  echo "| whole image (112x112) | | 1 | | | | | $(cpu_per_image whole) |"
+  score whole
+  echo "| windows | overlap | windows per image | PSNR vs whole (dB) | seams (dB) | interior (dB) | seam pixels | consistency (x1e-5) | CPU s / image |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  echo "| whole image (112x112) | | 1 | | | | | $(consistency whole) | $(cpu_per_image whole) |"
   for t in $tilings; do
     name="tile_${t%:*}_${t#*:}"
     score "$name"
@@ -108,10 +112,10 @@ fmt() {  # a JSON number (or null, "inf") on stdin -> two decimals, "-" or "inf"
     windows=$(jq -n --argjson s 112 --argjson w "${t%:*}" --argjson o "${t#*:}" \
       '((($s - $w) / ($w - $o)) | ceil) + 1 | . * .')
     share=$(jq '.tile_coverage.seam_share * 1000 | round / 10' "$j")
-    echo "| ${t%:*}x${t%:*} | ${t#*:} | $windows | $(jq '.mean.psnr' "$j" | fmt) | $(jq '.mean.psnr_seams' "$j" | fmt) | $(jq '.mean.psnr_interior' "$j" | fmt) | ${share}% | $(cpu_per_image "$name") |"
+    echo "| ${t%:*}x${t%:*} | ${t#*:} | $windows | $(jq '.mean.psnr' "$j" | fmt) | $(jq '.mean.psnr_seams' "$j" | fmt) | $(jq '.mean.psnr_interior' "$j" | fmt) | ${share}% | $(consistency "$name") | $(cpu_per_image "$name") |"
   done
   score whole_seed1
-  echo "| whole image, seed 1 (the scale of sampling noise) | | 1 | $(jq '.mean.psnr' "$out/whole_seed1.eval.json" | fmt) | | | | $(cpu_per_image whole_seed1) |"
+  echo "| whole image, seed 1 (the scale of sampling noise) | | 1 | $(jq '.mean.psnr' "$out/whole_seed1.eval.json" | fmt) | | | | $(consistency whole_seed1) | $(cpu_per_image whole_seed1) |"
 } > "$out/results.md"
 cat "$out/results.md"
 echo "wall time $(( $(date +%s) - t_start )) s; samples and grids in $out/*/; results in $out/results.md"
