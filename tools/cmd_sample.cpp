@@ -102,7 +102,11 @@ void run_sample(const SampleOptions& o) {
   ConditionOptions cond{o.input, o.labels, o.per_class, o.count_opt->count() > 0};
   IRIS_CHECK(!o.per_class_opt->count() || o.per_class > 0, "--per-class must be positive, got ", o.per_class);
   std::vector<std::string> class_names;
-  const Inputs in = diffusion::gather_inputs(L, cond, static_cast<int>(st.resolution()), class_names);
+  // The truth a shard set can give: images of the size the stage makes from its data.lowres_size inputs,
+  // which for a stage trained on crops (data.crop_size) is data.image_size, not its resolution.
+  const int truth_size = static_cast<int>(
+      st.super_resolution() ? st.output_size(st.lowres_size(), st.lowres_size()).first : st.resolution());
+  const Inputs in = diffusion::gather_inputs(L, cond, truth_size, class_names);
   const int64_t N = in.size();
   // The output size: the model's resolution, or the inputs' size times its factor (--native-size).
   const auto [out_h, out_w] =

@@ -1,6 +1,6 @@
 // Real low-/high-res pairs end to end: `iris shard pairs` on two folders of PNG files, then `iris train` on
-// the shards (whole images and random crops), and `iris sample` from them; the command's errors name the
-// files at fault.
+// the shards (whole images and random crops), and `iris sample` from them (the crop-trained stage at the
+// shard's full size, with its truth); the command's errors name the files at fault.
 #include <cstdio>
 #include <filesystem>
 
@@ -8,6 +8,7 @@
 #include "data/shard.h"
 #include "tests/common/test_util.h"
 #include "tests/system/system_util.h"
+#include "tests/system/trained_fixture.h"
 
 using namespace iris;
 using namespace iris::test;
@@ -66,6 +67,15 @@ TEST_CASE("iris shard pairs, then training on the real pairs, whole and cropped,
                " --count 2 --out " + root + "/out --threads 2");
   REQUIRE_MESSAGE(sample.exit_code == 0, sample.output);
   CHECK(fs::exists(root + "/out/samples.h5"));
+  // A stage trained on 12x12 crops super-resolves the shard's whole 4x4 inputs to 16x16, and stores their
+  // truth: the shard's 16x16 images (its data.image_size), not images of its 12x12 resolution.
+  const RunResult crop_sample =
+      run_iris("sample --ckpt " + root + "/cropped/checkpoints/step_000000003.h5 --shard " + shards +
+               " --count 2 --out " + root + "/out_cropped --threads 2");
+  REQUIRE_MESSAGE(crop_sample.exit_code == 0, crop_sample.output);
+  const std::string crop_h5 = root + "/out_cropped/samples.h5";
+  CHECK(read_h5(crop_h5, "images").shape() == Shape{2, 16, 16, 1});
+  CHECK(same_bytes(read_h5(crop_h5, "truth"), set.images(0, 2)));
   fs::remove_all(root);
 }
 
