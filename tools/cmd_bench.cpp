@@ -19,7 +19,6 @@
 #include "framework/core/kernel_profile.h"
 #include "framework/core/profiling.h"
 #include "framework/cpu/conv.h"
-#include "framework/cpu/conv_onednn.h"
 #include "framework/iris.h"
 #include "tools/commands.h"
 #include "tools/common.h"
@@ -67,20 +66,10 @@ void run_bench(const BenchOptions& o) {
              "bench: --precision must be f32, tf32 or bf16, got '", o.precision, "'");
   IRIS_CHECK(o.steps >= 1 && o.warmup >= 0, "bench: --steps must be at least 1 and --warmup at least 0");
   if (o.threads > 0) set_num_threads(o.threads);
-  IRIS_CHECK(o.cpu_conv == "auto" || o.cpu_conv == "winograd" || o.cpu_conv == "direct" ||
-                 o.cpu_conv == "im2col",
-             "bench: --cpu-conv must be auto, winograd, direct or im2col, got '", o.cpu_conv, "'");
-  IRIS_CHECK(o.cpu_conv == "auto" || o.cpu_conv == "im2col" || cpu::onednn::available(), "bench: --cpu-conv ",
-             o.cpu_conv, ": this build of Iris has no oneDNN (Debian package libdnnl-dev)");
   cpu::ConvCpuTuning tuning = cpu::conv_cpu_tuning();
-  if (o.cpu_conv != "auto") {  // auto: the library's choice (IRIS_CPU_CONV, else oneDNN with Winograd)
-    tuning.onednn = o.cpu_conv != "im2col";
-    tuning.winograd = o.cpu_conv == "winograd";
-  }
+  cpu::apply_conv_method(tuning, o.cpu_conv, "bench: --cpu-conv");
   cpu::set_conv_cpu_tuning(tuning);
-  const std::string cpu_conv = !tuning.onednn || !cpu::onednn::available() ? "im2col"
-                               : tuning.winograd                            ? "winograd"
-                                                                            : "direct";
+  const std::string cpu_conv = cpu::conv_method_name(tuning);
   // The process's resident memory before the model exists: the CPU's peak is reported above it, as
   // tools/scripts/bench_pytorch.py reports PyTorch's.
   const size_t rss_start = memory_usage(Device::cpu()).current;

@@ -74,14 +74,7 @@ void run_bench_conv(const BenchConvOptions& o) {
   cpu::ConvCpuTuning tuning = cpu::conv_cpu_tuning();
   if (o.tile_rows > 0) tuning.tile_rows = o.tile_rows;
   if (o.band_mb > 0) tuning.band_bytes = static_cast<int64_t>(o.band_mb * (1 << 20));
-  IRIS_CHECK(o.method == "auto" || o.method == "winograd" || o.method == "direct" || o.method == "im2col",
-             "bench-conv: --method must be auto, winograd, direct or im2col, got '", o.method, "'");
-  IRIS_CHECK(o.method == "auto" || o.method == "im2col" || cpu::onednn::available(), "bench-conv: --method ",
-             o.method, ": this build of Iris has no oneDNN (Debian package libdnnl-dev)");
-  if (o.method != "auto") {  // auto: the library's choice (IRIS_CPU_CONV, else oneDNN with Winograd)
-    tuning.onednn = o.method != "im2col";
-    tuning.winograd = o.method == "winograd";
-  }
+  cpu::apply_conv_method(tuning, o.method, "bench-conv: --method");
   cpu::set_conv_cpu_tuning(tuning);
   const int64_t pad = o.kernel / 2;  // "same" padding for odd kernels
   const ConvParams p = make_conv_params({o.batch, o.size, o.size, o.cin}, {o.cout, o.kernel, o.kernel, o.cin},

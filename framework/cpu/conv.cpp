@@ -321,14 +321,17 @@ Tensor as_f32(const Tensor& t) {
 
 // IRIS_CPU_CONV (auto, winograd, direct or im2col) chooses the f32 method for the whole process, read once,
 // before the first convolution or tuning call; a value it does not know is an error naming the variable.
+bool known_method(const std::string& m) {
+  return m == "auto" || m == "winograd" || m == "direct" || m == "im2col";
+}
+
 void read_method_from_environment() {
   static std::once_flag once;
   std::call_once(once, [] {
     const char* v = std::getenv("IRIS_CPU_CONV");
     if (!v || !*v) return;
     const std::string m = v;
-    IRIS_CHECK(m == "auto" || m == "winograd" || m == "direct" || m == "im2col", "IRIS_CPU_CONV='", m,
-               "': expected auto, winograd, direct or im2col");
+    IRIS_CHECK(known_method(m), "IRIS_CPU_CONV='", m, "': expected auto, winograd, direct or im2col");
     g_onednn.store(m != "im2col");
     g_winograd.store(m == "auto" || m == "winograd");
   });
@@ -358,6 +361,20 @@ void set_conv_cpu_tuning(const ConvCpuTuning& t) {
   g_band_bytes.store(t.band_bytes);
   g_onednn.store(t.onednn);
   g_winograd.store(t.winograd);
+}
+
+void apply_conv_method(ConvCpuTuning& t, const std::string& method, const std::string& what) {
+  IRIS_CHECK(known_method(method), what, " must be auto, winograd, direct or im2col, got '", method, "'");
+  IRIS_CHECK(method == "auto" || method == "im2col" || onednn::available(), what, " ", method,
+             ": this build of Iris has no oneDNN (Debian package libdnnl-dev)");
+  if (method == "auto") return;  // the library's choice (IRIS_CPU_CONV, else oneDNN with Winograd)
+  t.onednn = method != "im2col";
+  t.winograd = method == "winograd";
+}
+
+std::string conv_method_name(const ConvCpuTuning& t) {
+  if (!t.onednn || !onednn::available()) return "im2col";
+  return t.winograd ? "winograd" : "direct";
 }
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out, const ConvParams& p) {

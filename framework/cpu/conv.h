@@ -17,6 +17,8 @@
 // shapes and the tuning below), so results do not depend on the thread count.
 #pragma once
 
+#include <string>
+
 #include "framework/core/tensor.h"
 #include "framework/kernels/conv.h"
 
@@ -36,5 +38,12 @@ ConvCpuTuning conv_cpu_tuning();
 // The tile height used for `p` with elements of `elem_size` bytes (the tuning's, or the automatic one).
 int64_t conv_tile_rows(const ConvParams& p, size_t elem_size);
 void set_conv_cpu_tuning(const ConvCpuTuning& t);  // throws on values out of range
+
+// Applies an f32 method by name to `t`: winograd, direct, im2col, or auto (leaves `t` as it is: IRIS_CPU_CONV,
+// else oneDNN with Winograd). Throws naming `what` (e.g. "bench: --cpu-conv") for another name, or for
+// winograd/direct in a build without oneDNN.
+void apply_conv_method(ConvCpuTuning& t, const std::string& method, const std::string& what);
+// The f32 method `t` selects in this build: "winograd", "direct" or "im2col".
+std::string conv_method_name(const ConvCpuTuning& t);
 
 }  // namespace iris::cpu
