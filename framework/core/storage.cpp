@@ -1,9 +1,8 @@
 #include "framework/core/storage.h"
 
-#include <cstdlib>
-
 #include "framework/core/device_backend.h"
 #include "framework/core/error.h"
+#include "framework/core/host_allocator.h"
 #include "framework/core/profiling.h"
 
 namespace iris {
@@ -45,9 +44,7 @@ Storage::Storage(size_t nbytes, Device device, bool pinned) : nbytes_(nbytes), d
     return;
   }
   if (nbytes == 0) return;
-  const size_t rounded = (nbytes + 63) / 64 * 64;
-  data_ = std::aligned_alloc(64, rounded);
-  IRIS_CHECK(data_ != nullptr, "out of host memory: could not allocate ", nbytes, " bytes");
+  data_ = host_alloc(nbytes);  // 64-byte aligned, from the block cache (core/host_allocator.h)
   count_host_alloc(nbytes_);
 }
 
@@ -63,7 +60,7 @@ Storage::~Storage() {
     cuda_backend()->pinned_free(data_);
     return;
   }
-  std::free(data_);
+  host_free(data_, nbytes_);
 }
 
 }  // namespace iris
