@@ -69,24 +69,6 @@ std::unique_ptr<T[]> scratch(int64_t n) {
   return std::unique_ptr<T[]>(new T[static_cast<size_t>(std::max<int64_t>(n, 1))]);
 }
 
-// Threads to use for `tasks` independent tasks.
-int task_threads(int64_t tasks) {
-  if (tasks <= 1 || in_parallel_region()) return 1;
-  return static_cast<int>(std::min<int64_t>(num_threads(), tasks));
-}
-
-// f(task, thread) for task in [0, tasks), dynamically scheduled over `threads` threads (thread < threads).
-// Tasks write disjoint outputs, so which thread runs which task does not change any result; dynamic
-// scheduling keeps the cores busy when one of them is also serving another process. `f` must not throw.
-template <class F>
-void run_tasks(int64_t tasks, int threads, F&& f) {
-  if (threads <= 1) {
-    for (int64_t t = 0; t < tasks; ++t) f(t, 0);
-    return;
-  }
-  run_parallel(tasks, threads, [&](int64_t t, int worker) { f(t, worker); });
-}
-
 // Rows [r0, r1) of the im2col matrix of x [N, H, W, Cin] into col [r1 - r0, K]. Row r is output pixel
 // (n, ho, wo); its columns (i, j, c) hold x[n, ho*sh - ph + i, wo*sw - pw + j, c] or 0 outside the image.
 // For fixed (r, i) the kw*Cin values are consecutive in NHWC memory: one memcpy per kernel row.

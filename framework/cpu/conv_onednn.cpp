@@ -293,27 +293,16 @@ std::unique_ptr<char, decltype(&std::free)> weights_inner(const Plan& plan, cons
   return buf;
 }
 
-// Threads for `tasks` tasks (1 inside another parallel region).
-int threads_for(int64_t tasks) {
-  if (tasks <= 1 || in_parallel_region()) return 1;
-  return static_cast<int>(std::min<int64_t>(num_threads(), tasks));
-}
-
-// f(task, thread) over the pool; oneDNN's exceptions become iris::Error naming the op.
+// cpu::run_tasks(f) over the pool; oneDNN's exceptions become iris::Error naming the op.
 template <class F>
-void run_tasks(int64_t tasks, int threads, const char* what, F&& f) {
-  auto guarded = [&](int64_t t, int thread) {
+void run_guarded(int64_t tasks, int threads, const char* what, F&& f) {
+  run_tasks(tasks, threads, [&](int64_t t, int thread) {
     try {
       f(t, thread);
     } catch (const dnnl::error& e) {
       IRIS_THROW(what, " (oneDNN): ", e.what());
     }
-  };
-  if (threads <= 1) {
-    for (int64_t t = 0; t < tasks; ++t) guarded(t, 0);
-    return;
-  }
-  run_parallel(tasks, threads, guarded);
+  });
 }
 
 // Problems oneDNN runs better than im2col + GEMM (measured with `iris bench-conv --method`, 2 cores): kernels
@@ -377,7 +366,7 @@ bool by_images(Pass pass, const float* a, const float* w, const float* bias, flo
   const auto w_inner = weights_inner(*full_plan, w);
   const auto w_inner_tail = weights_inner(*tail_plan, tail_plan == full_plan ? nullptr : w);
   const size_t task_bytes = std::max(full_plan->task_bytes(), tail_plan->task_bytes());
-  run_tasks(tasks, threads_for(tasks), what, [&](int64_t t, int) {
+  run_guarded(tasks, task_threads(tasks), what, [&](int64_t t, int) {
     const bool is_tail = t == tasks - 1 && tail_plan != full_plan;
     const Plan& plan = is_tail ? *tail_plan : *full_plan;
     const void* b_inner = is_tail ? w_inner_tail.get() : w_inner.get();
@@ -431,7 +420,7 @@ bool conv2d_backward_weight(const float* gout, const float* x, float* dw, const 
   thread_local std::vector<float> kept;
   kept.resize(static_cast<size_t>(std::max<int64_t>(1, (groups - 1) * size)));
   float* const partials = kept.data();
-  run_tasks(groups, threads_for(groups), "conv2d backward", [&](int64_t g, int) {
+  run_guarded(groups, task_threads(groups), "conv2d backward", [&](int64_t g, int) {
     const int64_t n0 = first(g), n = first(g + 1) - n0;
     const Plan& plan = n == small.N ? *small_plan : *large_plan;
     float* acc = g == 0 ? dw : partials + (g - 1) * size;

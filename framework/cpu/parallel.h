@@ -36,6 +36,25 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, F&& f) {
     if (lo < hi) f(lo, hi);
   });
 }
+
+// Threads to use for `tasks` independent tasks: 1 inside another parallel region.
+inline int task_threads(int64_t tasks) {
+  if (tasks <= 1 || in_parallel_region()) return 1;
+  return static_cast<int>(std::min<int64_t>(num_threads(), tasks));
+}
+
+// f(task, thread) for task in [0, tasks), dynamically scheduled over `threads` threads (thread < threads).
+// For tasks that write disjoint outputs, so which thread runs which task does not change any result; dynamic
+// scheduling keeps the cores busy when one of them is also serving another process. An exception thrown by
+// f reaches the caller (the first one, when several tasks throw).
+template <class F>
+void run_tasks(int64_t tasks, int threads, F&& f) {
+  if (threads <= 1) {
+    for (int64_t t = 0; t < tasks; ++t) f(t, 0);
+    return;
+  }
+  run_parallel(tasks, threads, [&](int64_t t, int worker) { f(t, worker); });
+}
 }  // namespace cpu
 
 }  // namespace iris
