@@ -9,6 +9,7 @@
 #include <exception>
 #include <filesystem>
 #include <mutex>
+#include <numeric>
 #include <optional>
 #include <thread>
 
@@ -100,16 +101,40 @@ ImageFolder scan_image_folder(const std::string& root) {
 CropMode crop_mode_from_name(const std::string& name) {
   if (name == "center") return CropMode::center;
   if (name == "largest") return CropMode::largest;
-  IRIS_THROW("unknown crop mode '", name, "' (expected center or largest)");
+  if (name == "none") return CropMode::none;
+  IRIS_THROW("unknown crop mode '", name, "' (expected center, largest or none)");
 }
 
 const char* crop_mode_name(CropMode mode) {
-  return mode == CropMode::center ? "center" : "largest";
+  return mode == CropMode::center ? "center" : mode == CropMode::largest ? "largest" : "none";
+}
+
+Image aspect_resize(const Image& img, int height, int width_multiple) {
+  check_image(img, "aspect_resize");
+  IRIS_CHECK(height > 0 && width_multiple > 0, "aspect_resize: height and width multiple must be positive, got ",
+             height, " and ", width_multiple);
+  const double w = static_cast<double>(img.width) * height / img.height;
+  const int width = width_multiple * std::max(1, static_cast<int>(std::lround(w / width_multiple)));
+  if (img.height == height && img.width == width) return img;
+  // Area resampling averages whole source pixels (no ringing) but only shrinks; bicubic otherwise.
+  const bool shrinks = height <= img.height && width <= img.width;
+  return resize(img, height, width, shrinks ? Filter::area : Filter::bicubic);
+}
+
+int lowres_width_multiple(int height, const std::vector<int>& lowres) {
+  // Low-res width h * W / height is whole when W is a multiple of height / gcd(height, h).
+  int m = 1;
+  for (int h : lowres) {
+    IRIS_CHECK(h > 0, "lowres_width_multiple: low-res sizes must be positive, got ", h);
+    m = std::lcm(m, height / std::gcd(height, h));
+  }
+  return m;
 }
 
 Image square_crop(const Image& img, int size, CropMode mode) {
   check_image(img, "square_crop");
   IRIS_CHECK(size > 0, "square_crop: size must be positive, got ", size);
+  IRIS_CHECK(mode != CropMode::none, "square_crop: crop mode none keeps the aspect (use aspect_resize)");
   if (mode == CropMode::largest) {
     const Image sq = center_square_crop(img);
     return sq.height == size ? sq : resize(sq, size, size, Filter::area);
@@ -186,9 +211,13 @@ Decoded decode(const ImageFile& file, const ImageFolderShardOptions& o) {
   try {
     const Image im = to_channels(read_image(file.path, o.max_pixels), o.channels);
     d.upscaled = std::min(im.height, im.width) < o.size;
-    d.sample.image = square_crop(im, o.size, o.crop);
+    d.sample.image = o.crop == CropMode::none
+                         ? aspect_resize(im, o.size, lowres_width_multiple(o.size, o.lowres_sizes))
+                         : square_crop(im, o.size, o.crop);
     d.sample.label = file.label;
-    for (int h : o.lowres_sizes) d.sample.lowres.push_back(resize(d.sample.image, h, h, Filter::bicubic));
+    const int W = d.sample.image.width;
+    for (int h : o.lowres_sizes)
+      d.sample.lowres.push_back(resize(d.sample.image, h, h * W / o.size, Filter::bicubic));
     d.ok = true;
   } catch (const Error& e) {
     d.error = e.message();
@@ -229,6 +258,18 @@ ImageFolderShardReport write_image_folder_shards(const ImageFolder& folder, cons
 
   ShardSpec spec;
   spec.height = spec.width = o.size;
+  if (o.crop == CropMode::none) {
+    // The set's width: the first readable image's (in output order); the others must match it.
+    std::vector<int64_t> order = split.train;
+    order.insert(order.end(), split.val.begin(), split.val.end());
+    for (int64_t i : order) {
+      const Decoded d = decode(folder.files[static_cast<size_t>(i)], o);
+      if (d.fatal) std::rethrow_exception(d.fatal);
+      if (!d.ok) continue;
+      spec.width = d.sample.image.width;
+      break;
+    }
+  }
   spec.channels = o.channels;
   spec.lowres_sizes = o.lowres_sizes;
   spec.has_labels = !folder.class_names.empty();
@@ -300,6 +341,12 @@ ImageFolderShardReport write_image_folder_shards(const ImageFolder& folder, cons
         lock.unlock();
         const std::string& path = folder.files[static_cast<size_t>(order[static_cast<size_t>(at)])].path;
         if (d.fatal) std::rethrow_exception(d.fatal);
+        if (d.ok && (d.sample.image.height != spec.height || d.sample.image.width != spec.width)) {
+          // Only with CropMode::none: an image of another aspect than the set's first.
+          IRIS_THROW("shard images: --crop none keeps each image's aspect, and '", path, "' comes out ",
+                     d.sample.image.width, "x", d.sample.image.height, " where the set's first image came out ",
+                     spec.width, "x", spec.height, " (width x height): shard images of other aspects separately");
+        }
         if (d.ok) {
           report.upscaled += d.upscaled ? 1 : 0;
           if (at < n_train) {

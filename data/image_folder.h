@@ -38,12 +38,21 @@ ImageFolder scan_image_folder(const std::string& root);
 enum class CropMode {
   center,   // resize (bicubic, antialiased) so that the short side is `size`, then the centred square
   largest,  // the largest centred square, area-resampled to size x size (SR3 on ImageNet)
+  // No crop: the whole image resampled to height `size`, its width in proportion (rounded to a multiple of
+  // what the low-res sizes need), for scoring super-resolution of photographs at their own aspect. Every
+  // image of a set must then come out the same size (shard photographs of other aspects separately).
+  none,
 };
-CropMode crop_mode_from_name(const std::string& name);  // "center", "largest"
+CropMode crop_mode_from_name(const std::string& name);  // "center", "largest", "none"
 const char* crop_mode_name(CropMode mode);
 
-// A size x size square of `img` (any size; smaller images are upsampled).
+// A size x size square of `img` (any size; smaller images are upsampled). Not for CropMode::none.
 Image square_crop(const Image& img, int size, CropMode mode);
+// CropMode::none: `img` resampled to height `height` and the width in proportion, rounded to the nearest
+// positive multiple of `width_multiple` (area resampling when it shrinks, else bicubic).
+Image aspect_resize(const Image& img, int height, int width_multiple);
+// The width multiple that makes every low-res copy (height h of `lowres`, width h * W / height) whole pixels.
+int lowres_width_multiple(int height, const std::vector<int>& lowres);
 
 // ---- split --------------------------------------------------------------------------------------------
 // Indices into folder.files. Per class, a seeded shuffle; the first round(val_fraction * n_class) files go
@@ -56,7 +65,7 @@ FolderSplit split_image_folder(const ImageFolder& folder, double val_fraction, u
 
 // ---- conversion ---------------------------------------------------------------------------------------
 struct ImageFolderShardOptions {
-  int size = 0;                   // output images are size x size
+  int size = 0;                   // output images are size x size (CropMode::none: size high)
   std::vector<int> lowres_sizes;  // low-res copies (antialiased bicubic from the crop)
   CropMode crop = CropMode::center;
   int channels = 3;  // 3: RGB (grey files are replicated), 1: grey (luma)

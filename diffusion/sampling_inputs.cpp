@@ -256,6 +256,29 @@ Inputs read_shard_labels(const InputOptions& o, int truth_size) {
   return in;
 }
 
+std::vector<int64_t> shard_output_sizes(const std::vector<const Stage*>& stages) {
+  IRIS_CHECK(!stages.empty() && stages.front() != nullptr, "shard_output_sizes: no stages");
+  const Stage& first = *stages.front();
+  int64_t h = first.super_resolution() ? first.lowres_size() : 0;
+  std::vector<int64_t> sizes;
+  for (const Stage* st : stages) {
+    IRIS_CHECK(st != nullptr, "shard_output_sizes: a stage is missing");
+    h = st->output_size(h, h).first;  // a base stage: its resolution (it takes no input)
+    sizes.push_back(h);
+  }
+  return sizes;
+}
+
+std::vector<int64_t> shard_output_sizes(const std::vector<LoadedStage>& stages) {
+  std::vector<const Stage*> p;
+  for (const LoadedStage& L : stages) p.push_back(L.stage.get());
+  return shard_output_sizes(p);
+}
+
+int64_t shard_output_size(const std::vector<const Stage*>& stages) { return shard_output_sizes(stages).back(); }
+
+int64_t shard_output_size(const std::vector<LoadedStage>& stages) { return shard_output_sizes(stages).back(); }
+
 Inputs gather_inputs(const LoadedStage& L, const ConditionOptions& o, int truth_size,
                      std::vector<std::string>& class_names) {
   const Stage& st = *L.stage;

@@ -77,6 +77,17 @@ std::string file_safe(const std::string& s);
 Inputs read_lowres_inputs(const InputOptions& o, int lowres_size, int channels, int truth_size);
 // Class labels (and truth images at `truth_size` when stored) of a range of a shard set, for base stages.
 Inputs read_shard_labels(const InputOptions& o, int truth_size);
+// The size of the images a chain of stages makes from a shard set's samples: the first stage's low-res
+// images at its data.lowres_size (a base stage: its resolution), taken through every stage's factor. This is
+// the truth size to ask the shard set for. It is not the last stage's resolution when a stage was trained on
+// crops (data.crop_size): a 16->64 patch stage with data.lowres_size 64 makes 256x256 images from the
+// shard's 64x64 ones, and asking for the 64x64 "truth" would score the outputs against their own inputs.
+// shard_output_sizes: every stage's output size along the chain (the last one is shard_output_size).
+std::vector<int64_t> shard_output_sizes(const std::vector<const Stage*>& stages);
+std::vector<int64_t> shard_output_sizes(const std::vector<LoadedStage>& stages);
+int64_t shard_output_size(const std::vector<const Stage*>& stages);
+int64_t shard_output_size(const std::vector<LoadedStage>& stages);
+
 // The conditions of a run whose first stage is `first`: low-res inputs for an sr3 stage; class labels
 // (--labels, --per-class, a shard range's labels; default 4 per class) or a count (unconditional) for a base
 // stage. Truth images are taken at `truth_size` when a shard set stores them. `class_names` receives the

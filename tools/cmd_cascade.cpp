@@ -65,8 +65,10 @@ void run_cascade(const CascadeOptions& o) {
              "--truncated: no stage after the first was trained with noise "
              "conditioning augmentation (model.aug_embedding), so there is no chain to truncate");
   std::vector<std::string> class_names;
+  // The truth: the size the chain makes from the shard's low-res images (not the last stage's resolution
+  // when a stage was trained on crops).
   const Inputs in = diffusion::gather_inputs(
-      stages.front(), cond, static_cast<int>(stages.back().stage->resolution()), class_names);
+      stages.front(), cond, static_cast<int>(diffusion::shard_output_size(stages)), class_names);
   const int64_t N = in.size();
   // Each stage's output size: its resolution, or (--native-size) its input's size times its factor.
   std::vector<std::pair<int64_t, int64_t>> sizes;

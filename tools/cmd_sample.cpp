@@ -104,8 +104,7 @@ void run_sample(const SampleOptions& o) {
   std::vector<std::string> class_names;
   // The truth a shard set can give: images of the size the stage makes from its data.lowres_size inputs,
   // which for a stage trained on crops (data.crop_size) is data.image_size, not its resolution.
-  const int truth_size = static_cast<int>(
-      st.super_resolution() ? st.output_size(st.lowres_size(), st.lowres_size()).first : st.resolution());
+  const int truth_size = static_cast<int>(diffusion::shard_output_size({L.stage.get()}));
   const Inputs in = diffusion::gather_inputs(L, cond, truth_size, class_names);
   const int64_t N = in.size();
   // The output size: the model's resolution, or the inputs' size times its factor (--native-size).

@@ -228,8 +228,9 @@ void run_images(const ImagesOptions& o) {
                                          : (std::to_string(folder.class_names.size()) + " classes").c_str(),
               folder.ignored > 0 ? (", " + with_commas(folder.ignored) + " other files ignored").c_str() : "",
               o.out.c_str());
-  std::printf("  %s crop to %dx%d, %d channel%s, low-res %s, val fraction %g, seed %llu, %s per shard\n",
-              o.crop.c_str(), o.size, o.size, o.channels, o.channels == 1 ? "" : "s", join(o.lowres).c_str(),
+  std::printf("  %s crop to %dx%s, %d channel%s, low-res %s, val fraction %g, seed %llu, %s per shard\n",
+              o.crop.c_str(), o.size, o.crop == "none" ? "W (aspect kept)" : std::to_string(o.size).c_str(),
+              o.channels, o.channels == 1 ? "" : "s", join(o.lowres).c_str(),
               o.val_fraction, static_cast<unsigned long long>(o.seed),
               with_commas(o.samples_per_shard).c_str());
   std::fflush(stdout);
@@ -312,15 +313,16 @@ void register_shard(CLI::App& app) {
       ->required()
       ->check(CLI::ExistingDirectory);
   im->add_option("--out", io->out, "output folder (gets train/ and val/)")->type_name("DIR")->required();
-  im->add_option("--size", io->size, "image size S (S x S)")->required();
+  im->add_option("--size", io->size, "image size S (S x S; --crop none: S high)")->required();
   im->add_option("--lowres", io->lowres, "low-res sizes, comma-separated (e.g. 16 or 16,32)")
       ->required()
       ->delimiter(',');
   im->add_option(
         "--crop", io->crop,
         "center: short side resized to S (bicubic), centred S x S crop; largest: the largest centred "
-        "square, area-resampled to S (SR3 on ImageNet)")
-      ->check(CLI::IsMember({"center", "largest"}))
+        "square, area-resampled to S (SR3 on ImageNet); none: the whole image, S high, its width in "
+        "proportion (all images of the folder must come out the same size: for scoring at their aspect)")
+      ->check(CLI::IsMember({"center", "largest", "none"}))
       ->capture_default_str();
   im->add_option("--channels", io->channels, "3 (RGB) or 1 (grey)")
       ->check(CLI::IsMember({1, 3}))

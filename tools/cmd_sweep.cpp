@@ -86,7 +86,7 @@ Scoring check_scoring(const SweepOptions& o, const std::vector<LoadedStage>& sta
   Scoring s;
   s.metrics = parse_metrics(o.metrics);
   const LoadedStage& first = stages.front();
-  const int64_t R = stages.back().stage->resolution();
+  const int64_t R = diffusion::shard_output_size(stages);  // the outputs' size (crop-trained stages: larger)
   const bool base_first = first.stage->task() == Task::base;
   for (const char* m : {"psnr", "ssim"})
     if (wants(s.metrics, m)) {
@@ -457,12 +457,14 @@ void run_sweep(const SweepOptions& o) {
       add_cascade_stage(chain, stages, i, {stages[i].stage, choices[0][i].settings, choices[0][i].truncated});
   }
   std::vector<std::string> class_names;
+  // The truth: the size the chain makes from the shard's low-res images (not the last stage's resolution
+  // when a stage was trained on crops).
   const Inputs in = diffusion::gather_inputs(
-      stages.front(), cond, static_cast<int>(stages.back().stage->resolution()), class_names);
+      stages.front(), cond, static_cast<int>(diffusion::shard_output_size(stages)), class_names);
   const int64_t N = in.size();
   IRIS_CHECK(N > 0, "nothing to sample: the inputs given select no samples");
   const Scoring scoring = check_scoring(o, stages, in);
-  const int64_t R = stages.back().stage->resolution();
+  const int64_t R = diffusion::shard_output_size(stages);  // the outputs' size, as the truth's
 
   const nlohmann::json identity = sweep_identity(o, stages, axes, in, scoring.metrics);
   const std::string identity_text = identity.dump();
@@ -483,12 +485,12 @@ void run_sweep(const SweepOptions& o) {
                 static_cast<unsigned long long>(o.seed), o.out.c_str(), compute_banner(device).c_str());
     if (comm) std::printf(", points split over %d ranks (%s)", ranks, comm->describe().c_str());
     std::printf("\n");
+    const std::vector<int64_t> sizes = diffusion::shard_output_sizes(stages);
     for (size_t i = 0; i < stages.size(); ++i)
       std::printf("  stage %zu: %s (step %lld, %s weights) %s %lldx%lld\n", i, stages[i].path.c_str(),
                   static_cast<long long>(stages[i].info.step), stages[i].ema ? "EMA" : "raw",
-                  stages[i].config.get_string("model.task").c_str(),
-                  static_cast<long long>(stages[i].stage->resolution()),
-                  static_cast<long long>(stages[i].stage->resolution()));
+                  stages[i].config.get_string("model.task").c_str(), static_cast<long long>(sizes[i]),
+                  static_cast<long long>(sizes[i]));
     if (!done.empty())
       std::printf("%zu of %zu points already in %s: skipped\n", done.size(), points.size(), o.out.c_str());
     std::fflush(stdout);
@@ -508,9 +510,10 @@ void run_sweep(const SweepOptions& o) {
   if (scoring.feature && (!pending.empty() || refs_missing))
     feature = feature_classifier(o, scoring, R, device, root);
 
-  std::vector<Shape> shapes;
-  for (const LoadedStage& L : stages)
-    shapes.push_back({N, L.stage->resolution(), L.stage->resolution(), L.stage->channels()});
+  std::vector<Shape> shapes;  // each stage's outputs (a crop-trained stage's are larger than its resolution)
+  const std::vector<int64_t> out_sizes = diffusion::shard_output_sizes(stages);
+  for (size_t i = 0; i < stages.size(); ++i)
+    shapes.push_back({N, out_sizes[i], out_sizes[i], stages[i].stage->channels()});
   const auto rounds =
       static_cast<int64_t>((pending.size() + static_cast<size_t>(ranks) - 1) / static_cast<size_t>(ranks));
   for (int64_t r = 0; r < rounds; ++r) {

@@ -6,7 +6,9 @@
 # on random 64x64 patches of them with their 16x16 low-res regions (patch training, data.crop_size) for a set
 # time. The stage then super-resolves the held-out photos whole, 64x64 -> 256x256 (any-size inference: the
 # network never saw a 64x64 input), and `iris eval` scores SR3 and bicubic upsampling against the truth
-# (PSNR, SSIM, consistency). tools/demo.sh stays the quick Fashion-MNIST job; this is the second one.
+# (PSNR, SSIM, consistency). Last, one held-out photo (Storm, 3:2) is super-resolved whole at its own aspect
+# (`iris shard images --crop none`, `iris sample --native-size`) and scored the same way. tools/demo.sh stays
+# the quick Fashion-MNIST job; this is the second one.
 #
 #   photo_demo.sh [--smoke] [--out DIR] [--photos DIR] [--minutes M] [--steps K] [--tile T]
 #     --smoke    tiny sizes (32x32 photos, 16x16 patches), 4 training steps, 2 sampling steps: what ctest runs;
@@ -16,6 +18,8 @@
 #     --minutes  training time (default 13); a second run resumes the training in --out
 #     --steps    DDIM sampling steps (default 20)
 #     --tile     sample on T x T windows of the output (default 0: whole images; for photos too large)
+#     --native   the held-out photo also super-resolved whole at its own aspect (default: the first held-out
+#                one, Storm.jpg, 3:2)
 #     IRIS_BIN the iris program (default build/bin/iris); IRIS_DEVICE (default auto: a GPU if there is one)
 #     IRIS_PHOTO_HELDOUT the held-out file names (default "GreenMeadow.jpg LadyBird.jpg Storm.jpg")
 set -euo pipefail
@@ -29,6 +33,7 @@ photos=${IRIS_PHOTOS:-/usr/share/backgrounds/mate/nature}
 minutes=13
 steps=20
 tile=0
+native=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1 ;;
@@ -37,6 +42,7 @@ while [ $# -gt 0 ]; do
     --minutes) minutes=$2; shift ;;
     --steps) steps=$2; shift ;;
     --tile) tile=$2; shift ;;
+    --native) native=$2; shift ;;
     *) echo "photo_demo.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -122,7 +128,38 @@ fmt() { jq -r "$1" "$j" | xargs printf "%.${2}f"; }
   echo "| SR3 ($step training steps, DDIM $steps steps) | $(fmt .mean.psnr 2) | $(fmt .mean.ssim 3) | $(jq -r .mean.consistency "$j" | xargs printf '%.2e') |"
 } > "$out/results.md"
 cat "$out/results.md"
-echo "sampling: $sample_s s for $n_heldout photos; wall time $(( $(date +%s) - t_start )) s"
+echo "sampling: $sample_s s for $n_heldout photos"
+
+# One held-out photo at its own aspect (not square): `iris shard images --crop none` keeps the whole photo,
+# ${size} pixels high, its width in proportion, with its low-res copy; the stage super-resolves that low-res
+# image at its own size (--native-size: any-size inference on a non-square input) and iris eval scores it.
+native_file=${native:-Storm.jpg}
+if [ ! -e "$out/photos/heldout/photos/$native_file" ]; then
+  [ -n "$native" ] && { echo "photo_demo.sh: --native $native is not a held-out photo ($heldout)" >&2; exit 1; }
+  native_file=$(ls -1 "$out/photos/heldout/photos" | head -n 1)  # Storm.jpg not held out: the first one
+fi
+rm -rf "$out/photos/native"
+mkdir -p "$out/photos/native/photos"
+ln -s "$(realpath "$out/photos/heldout/photos/$native_file")" "$out/photos/native/photos/$native_file"
+"$iris" shard images "$out/photos/native" --out "$out/shards/native" --size "$size" --lowres "$lowres" \
+  --crop none --val-fraction 0 --overwrite | tail -n 1
+t0=$(date +%s)
+nice -n 19 "$iris" sample --ckpt "$ckpt" --input "$out/shards/native/train:lowres_$lowres" --native-size \
+  --sampler ddim --steps "$steps" --schedule respaced --seed 0 --device "$device" --out "$out/eval_native" \
+  --overwrite "${tile_opts[@]}" > "$out/sample_native.log" 2>&1 || { tail -n 20 "$out/sample_native.log" >&2; exit 1; }
+native_s=$(( $(date +%s) - t0 ))
+"$iris" eval --pred "$out/eval_native/samples.h5" --truth "$out/shards/native/train" \
+  --lowres "$out/eval_native/samples.h5:lowres" --json "$out/eval_native.json" --no-tensorboard -q > /dev/null
+jn=$out/eval_native.json
+{
+  echo
+  echo "$native_file at its own aspect (whole photo, ${size} high), DDIM $steps steps:"
+  echo "| method | PSNR (dB) | SSIM | consistency (MSE) |"
+  echo "|---|---|---|---|"
+  echo "| bicubic | $(j=$jn fmt .mean.bicubic_psnr 2) | $(j=$jn fmt .mean.bicubic_ssim 3) | |"
+  echo "| SR3 | $(j=$jn fmt .mean.psnr 2) | $(j=$jn fmt .mean.ssim 3) | $(jq -r .mean.consistency "$jn" | xargs printf '%.2e') |"
+} | tee -a "$out/results.md"
+echo "sampling $native_file: $native_s s; wall time $(( $(date +%s) - t_start )) s"
 echo "look at: $out/eval/grid.png (low-res | bicubic | SR3 | truth)"
 
 if [ "$smoke" = 1 ]; then
@@ -133,5 +170,7 @@ if [ "$smoke" = 1 ]; then
       || { echo "smoke: mean $k is not a finite number: $(jq -c ".mean.$k" "$j")" >&2; exit 1; }
   done
   [ -s "$out/eval/grid.png" ] || { echo "smoke: no grid $out/eval/grid.png" >&2; exit 1; }
+  shape=$(jq -c '[.count, (.mean.psnr | type)]' "$jn")
+  [ "$shape" = '[1,"number"]' ] || { echo "smoke: the native-aspect photo was not scored: $shape" >&2; exit 1; }
   echo "smoke: $n_heldout held-out photos super-resolved and scored"
 fi

@@ -97,7 +97,7 @@ TEST_CASE("image folders: center and largest square crops") {
   CHECK(up.height == 12);
   CHECK(up.width == 12);
   CHECK(crop_mode_from_name("largest") == CropMode::largest);
-  check_throws_with([] { (void)crop_mode_from_name("random"); }, {"random", "center or largest"});
+  check_throws_with([] { (void)crop_mode_from_name("random"); }, {"random", "center, largest or none"});
 }
 
 TEST_CASE("image folders: the split is stratified, disjoint, complete and fixed by the seed") {
@@ -222,4 +222,45 @@ TEST_CASE("image folders: a folder of only unreadable images is an error naming 
   check_throws_with([&] { write_image_folder_shards(root, dir.file("out"), o); },
                     {"all 3 image file(s)", "unreadable", "no shard set written"});
   CHECK_FALSE(fs::exists(dir.file("out/train/index.json")));
+}
+
+TEST_CASE("image folders: crop none keeps the aspect, and images of another aspect are refused") {
+  TempDir dir("imfolder-aspect");
+  const std::string root = dir.file("src");
+  fs::create_directories(root);
+  // 3:2 photos (60x40 and 30x20 come out 24x16 at height 16) and, later, a square one.
+  write_png(root + "/a.png", pattern_image(40, 60, 3, 1));
+  write_png(root + "/b.png", pattern_image(20, 30, 3, 2));
+  ImageFolderShardOptions o;
+  o.size = 16;
+  o.lowres_sizes = {4};
+  o.crop = CropMode::none;
+  o.val_fraction = 0;
+  o.threads = 1;
+  const ImageFolderShardReport r = write_image_folder_shards(root, dir.file("out"), o);
+  CHECK(r.train == 2);
+  const ShardSet set = ShardSet::open(dir.file("out/train"));
+  CHECK(set.spec().height == 16);
+  CHECK(set.spec().width == 24);
+  CHECK(set.spec().lowres_width(4) == 6);
+  for (int64_t i = 0; i < set.size(); ++i) {
+    // The low-res copy is the antialiased bicubic resize of the stored image, 4x6 here.
+    CHECK(set.lowres(i, 4) == resize(set.image(i), 4, 6, Filter::bicubic));
+  }
+  // The stored image is the whole photo area-resampled (no crop): a.png is 60x40 -> 24x16.
+  const Image a = read_png(root + "/a.png");
+  bool found = false;
+  for (int64_t i = 0; i < set.size(); ++i) found = found || set.image(i) == resize(a, 16, 24, Filter::area);
+  CHECK(found);
+  // Widths round to what every low-res copy needs: 16 high with low-res 6 (16/gcd(16, 6) = 8): 50x30 is
+  // 26.7 wide at height 16, rounded to 24.
+  CHECK(lowres_width_multiple(16, {6}) == 8);
+  CHECK(lowres_width_multiple(16, {4, 8}) == 4);
+  CHECK(aspect_resize(pattern_image(30, 50, 3, 0), 16, 8).width == 24);
+  check_throws_with([&] { square_crop(a, 16, CropMode::none); }, {"crop mode none keeps the aspect"});
+  CHECK(crop_mode_from_name("none") == CropMode::none);
+  CHECK(std::string(crop_mode_name(CropMode::none)) == "none");
+  write_png(root + "/c.png", pattern_image(32, 32, 3, 3));
+  check_throws_with([&] { write_image_folder_shards(root, dir.file("out2"), o); },
+                    {"16x16", "24x16", "shard images of other aspects separately"});
 }

@@ -6,6 +6,7 @@
 
 #include "data/resize.h"
 #include "data/shard.h"
+#include "diffusion/sampling_inputs.h"
 #include "diffusion/stage.h"
 #include "diffusion/train_data.h"
 #include "tests/common/test_util.h"
@@ -263,4 +264,30 @@ TEST_CASE("a stage trained on crops super-resolves by its crops' factor at any i
   const Stage plain(whole, g);
   CHECK(!plain.crop_trained());
   CHECK(plain.lowres_resolution() == 4);
+}
+
+TEST_CASE("shard_output_sizes follows the chain's factors, not the crop-trained stages' resolutions") {
+  // The truth `iris sample`, `iris cascade` and `iris sweep` ask a shard set for: what the chain makes from
+  // its low-res images at the first stage's data.lowres_size. A stage trained on 16x16 crops of 32x32 images
+  // (8x8 low-res: x4) makes 32x32 images from the shard's 8x8 ones; its resolution (16) is the wrong size.
+  Generator g(0);
+  const Stage crop(crop_config(16), g);
+  CHECK(crop.resolution() == 16);
+  CHECK(shard_output_sizes(std::vector<const Stage*>{&crop}) == std::vector<int64_t>{32});
+  CHECK(shard_output_size(std::vector<const Stage*>{&crop}) == 32);
+  // Whole-image stage 4 -> 16, then the crop-trained x4 stage: 16 -> 64 (any-size inference in a cascade).
+  Config whole = crop_config(16);
+  whole.set("data.crop_size=0");
+  whole.set("data.image_size=16");
+  whole.set("data.lowres_size=4");
+  const Stage first(whole, g);
+  CHECK(shard_output_sizes(std::vector<const Stage*>{&first, &crop}) == std::vector<int64_t>{16, 64});
+  // A base first stage makes its resolution from nothing; the SR stage after it multiplies that.
+  Config base = crop_config(16);
+  for (const std::string s : {"model.task=base", "model.in_channels=3", "data.crop_size=0", "data.image_size=16",
+                              "model.resolution=16", "data.lowres_size=0"})
+    base.set(s);
+  const Stage b(base, g);
+  CHECK(shard_output_sizes(std::vector<const Stage*>{&b, &first}) == std::vector<int64_t>{16, 64});
+  CHECK_THROWS_AS(shard_output_sizes(std::vector<const Stage*>{}), Error);
 }

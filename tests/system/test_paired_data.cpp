@@ -76,6 +76,21 @@ TEST_CASE("iris shard pairs, then training on the real pairs, whole and cropped,
   const std::string crop_h5 = root + "/out_cropped/samples.h5";
   CHECK(read_h5(crop_h5, "images").shape() == Shape{2, 16, 16, 1});
   CHECK(same_bytes(read_h5(crop_h5, "truth"), set.images(0, 2)));
+  // So do `iris cascade` and `iris sweep` (they asked for truth at the last stage's 12x12 resolution, which
+  // this shard set does not hold: no truth stored, no PSNR; a set storing 12x12 low-res copies would have
+  // scored the 16x16 outputs against those).
+  const std::string crop_ckpt = root + "/cropped/checkpoints/step_000000003.h5";
+  const RunResult cascade = run_iris("cascade --stage " + crop_ckpt + " --shard " + shards +
+                                     " --count 2 --steps 2 --out " + root + "/cascade --threads 2");
+  REQUIRE_MESSAGE(cascade.exit_code == 0, cascade.output);
+  CHECK(read_h5(root + "/cascade/cascade.h5", "stage_0").shape() == Shape{2, 16, 16, 1});
+  CHECK(same_bytes(read_h5(root + "/cascade/cascade.h5", "truth"), set.images(0, 2)));
+  const RunResult sweep =
+      run_iris("sweep --stage " + crop_ckpt + " --shard " + shards +
+               " --count 2 --vary steps=2 --metrics psnr --no-tensorboard --out " + root + "/sweep --threads 2");
+  REQUIRE_MESSAGE(sweep.exit_code == 0, sweep.output);
+  check_contains(sweep, "sr3 16x16");
+  check_contains(sweep, "psnr");
   fs::remove_all(root);
 }
 
