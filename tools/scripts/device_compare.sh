@@ -13,7 +13,8 @@
 # PyTorch run has a generous limit and the phases fit one 10-minute device call each; a run that overruns
 # shows as rc 124 with no figures. The whole call keeps to IRIS_COMPARE_BUDGET_S seconds (default 570): each
 # run's limit is cut to what is left, and a run with under 20 s left is not started (rc "skip"), so the table
-# always prints. The inductor cache (TORCHINDUCTOR_CACHE_DIR, default under /tmp) is shared
+# always prints. Each run's full log stays in /tmp/iris-compare (the device tool brings back 8 files at most);
+# $OUT gets compare.jsonl, device.txt and compare.log (every run's last 30 lines). The inductor cache (TORCHINDUCTOR_CACHE_DIR, default under /tmp) is shared
 # by the runs of one machine, so "reduce-overhead" reuses what "default" compiled.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
@@ -28,12 +29,15 @@ cfg=configs/sr3_bench_128.toml
 phases=("$@")
 [ ${#phases[@]} -eq 0 ] && phases=(sample32 sample1 train)
 results=$out/compare.jsonl
+logs=/tmp/iris-compare
+mkdir -p "$logs"
 : > "$results"
+: > "$out/compare.log"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2> /dev/null | tee "$out/device.txt"
 
 budget=${IRIS_COMPARE_BUDGET_S:-570}
 
-run() {  # run CASE IMPL TIMEOUT COMMAND...: logs to $out/CASE-IMPL.log, appends its last JSON line
+run() {  # run CASE IMPL TIMEOUT COMMAND...: logs to $logs/CASE-IMPL.log, appends its last JSON line
   local case=$1 impl=$2 limit=$3
   shift 3
   local left=$((budget - SECONDS - 10))
@@ -45,10 +49,11 @@ run() {  # run CASE IMPL TIMEOUT COMMAND...: logs to $out/CASE-IMPL.log, appends
   [ "$limit" -gt "$left" ] && limit=$left
   echo "=== $case $impl (limit $limit s): $*"
   local start=$SECONDS
-  timeout "$limit" "$@" > "$out/$case-$impl.log" 2>&1
+  timeout "$limit" "$@" > "$logs/$case-$impl.log" 2>&1
   local rc=$?
+  { echo "=== $case $impl: rc $rc"; tail -n 30 "$logs/$case-$impl.log"; } >> "$out/compare.log"
   local json
-  json=$(grep -a '^{' "$out/$case-$impl.log" | tail -1)
+  json=$(grep -a '^{' "$logs/$case-$impl.log" | tail -1)
   echo "    rc $rc in $((SECONDS - start)) s"
   echo "{\"case\": \"$case\", \"impl\": \"$impl\", \"rc\": $rc, \"wall_s\": $((SECONDS - start)), \"result\": ${json:-null}}" \
     >> "$results"
