@@ -60,11 +60,9 @@ void TrainingLog::record(const std::string& json_line) {
   metrics_.flush();
 }
 
-void TrainingLog::add_step(const Tensor& loss, double grad_norm, bool skipped) {
+void TrainingLog::add_step(const Tensor& loss) {
   const Tensor l64 = loss.to(DType::f64);
   loss_sum_ = loss_sum_.defined() ? add(loss_sum_, l64) : l64;
-  grad_norm_sum_ += std::isfinite(grad_norm) ? grad_norm : 0.0;
-  if (skipped) ++window_skipped_;
   ++window_steps_;
 }
 
@@ -72,14 +70,8 @@ double TrainingLog::window_seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start_).count();
 }
 
-double TrainingLog::window_grad_norm() const {
-  return grad_norm_sum_ / static_cast<double>(std::max<int64_t>(window_steps_, 1));
-}
-
 void TrainingLog::reset_window() {
   loss_sum_ = Tensor();
-  grad_norm_sum_ = 0;
-  window_skipped_ = 0;
   window_steps_ = 0;
   window_start_ = std::chrono::steady_clock::now();
 }

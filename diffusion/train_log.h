@@ -60,13 +60,12 @@ class TrainingLog {
   // the file when it cannot write.
   void open_tensorboard(const std::string& dir, int64_t step, const std::string& config_toml);
 
-  // The window: every step adds its loss (detached, on the device) and gradient norm.
-  void add_step(const Tensor& loss, double grad_norm, bool skipped);
+  // The window: every step adds its loss (detached, on the device). The gradient norms and skipped updates
+  // are kept on the device by the trainer's StepGuard (diffusion/step_guard.h).
+  void add_step(const Tensor& loss);
   int64_t window_steps() const { return window_steps_; }
-  int64_t window_skipped() const { return window_skipped_; }
   double window_seconds() const;
   Tensor window_loss_sum() const { return loss_sum_; }  // f64 [1]-like, on the device; undefined if empty
-  double window_grad_norm() const;                      // mean over the window's steps
   void reset_window();
 
   // Prints the window's line and appends its metrics record.
@@ -88,8 +87,7 @@ class TrainingLog {
   std::ofstream metrics_;
   std::unique_ptr<data::EventLog> tensorboard_;
   Tensor loss_sum_;
-  double grad_norm_sum_ = 0;
-  int64_t window_steps_ = 0, window_skipped_ = 0;
+  int64_t window_steps_ = 0;
   std::chrono::steady_clock::time_point window_start_;
 };
 

@@ -12,6 +12,7 @@
 #include "data/metrics.h"
 #include "data/resize.h"
 #include "diffusion/run_lock.h"
+#include "diffusion/step_guard.h"
 #include "diffusion/train_data.h"
 #include "diffusion/train_log.h"
 #include "diffusion/train_settings.h"
@@ -19,6 +20,7 @@
 #include "framework/dist/communicator.h"
 #include "framework/dist/reducer.h"
 #include "framework/iris.h"
+#include "framework/optim/device_step.h"
 
 namespace iris::diffusion {
 
@@ -26,28 +28,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-// The gradient-norm spike guard's statistics (train.spike_zscore): mean and variance of the norms of the
-// updates not skipped, exact for the first 100 norms, then exponential moving averages (decay 0.99) so that
-// they follow the norm as training goes on.
-struct SpikeGuard {
-  double mean = 0, var = 0;
-  int64_t count = 0;    // norms observed
-  int64_t skipped = 0;  // updates skipped (spikes and non-finite norms)
-
-  // True when `norm` lies more than `z` standard deviations above the mean, once `warmup` norms were seen.
-  bool is_spike(double norm, double z, int64_t warmup) const {
-    return z > 0 && std::isfinite(norm) && count >= warmup && norm > mean + z * std::sqrt(var);
-  }
-  void observe(double norm) {
-    constexpr double kDecay = 0.99;
-    const double a = std::max(1.0 / static_cast<double>(count + 1), 1.0 - kDecay);
-    const double d = norm - mean;
-    mean += a * d;
-    var = (1.0 - a) * (var + a * d * d);
-    ++count;
-  }
-};
 
 double mean_of(const std::vector<double>& v) {
   double sum = 0;
@@ -69,7 +49,8 @@ struct Trainer::Impl {
   std::unique_ptr<optim::LRSchedule> schedule;
   std::unique_ptr<optim::EMA> ema;
   std::unique_ptr<dist::GradReducer> reducer;  // data parallelism (null for a single process)
-  SpikeGuard spike;                            // statistics of the (pre-clipping) gradient norm
+  // The update decision and the (pre-clipping) gradient norm's statistics, on the device (step_guard.h).
+  std::unique_ptr<StepGuard> guard;
   int64_t samples_seen = 0;
   double elapsed_before = 0;  // training seconds of earlier processes (from the checkpoint)
   Clock::time_point started;
@@ -156,6 +137,7 @@ void Trainer::build_model() {
                                          m.s.weight_decay);
   m.schedule = std::make_unique<optim::LRSchedule>(m.s.lr);
   m.ema = std::make_unique<optim::EMA>(stage_->net(), m.s.ema_decay, true);
+  m.guard = std::make_unique<StepGuard>(m.s.spike_zscore, m.s.spike_warmup, opts_.device);
 }
 
 // --resume auto (the newest checkpoint that verifies), --resume PATH, or a fresh start, which refuses a run
@@ -274,10 +256,11 @@ TrainingCheckpoint Trainer::snapshot() const {
   c.world_size = m.world;
   c.samples_seen = m.samples_seen;
   c.elapsed_seconds = m.elapsed_before + std::chrono::duration<double>(Clock::now() - m.started).count();
-  c.grad_norm_mean = m.spike.mean;
-  c.grad_norm_var = m.spike.var;
-  c.grad_norm_count = m.spike.count;
-  c.skipped_updates = m.spike.skipped;
+  const StepGuard::Stats guard = m.guard->stats();
+  c.grad_norm_mean = guard.mean;
+  c.grad_norm_var = guard.var;
+  c.grad_norm_count = guard.count;
+  c.skipped_updates = guard.skipped;
   c.data_samples = m.data->samples();
   c.data_index_crc32c = m.data->index_crc32c();
   c.init_from = m.init_from;
@@ -295,10 +278,10 @@ void Trainer::restore(const TrainingCheckpoint& c) {
   m.data->restore(c.cursor);
   m.samples_seen = c.samples_seen;
   m.elapsed_before = c.elapsed_seconds;
-  m.spike.mean = c.grad_norm_mean;
-  m.spike.var = c.grad_norm_var;
-  m.spike.count = c.grad_norm_count;
-  m.spike.skipped = c.skipped_updates;
+  m.guard->set_stats({.mean = c.grad_norm_mean,
+                      .var = c.grad_norm_var,
+                      .count = c.grad_norm_count,
+                      .skipped = c.skipped_updates});
   m.init_from = c.init_from;
   step_ = c.step;
 }
@@ -359,14 +342,15 @@ void Trainer::train_step() {
   std::vector<uint64_t> streams;
   for (int64_t idx : indices) streams.push_back(Generator::stream_id(static_cast<uint64_t>(step_), idx));
   m.opt->set_lr(m.schedule->lr());
+  // No host read from here to the end of the step (step_guard.h): the loss, the norm and the decision stay
+  // on the device until the logging window closes.
   const Tensor loss = forward_backward(batch, streams);
-  const double grad_norm = grad_norm_and_clip();
-  const bool skipped = !update(grad_norm);
+  update(grad_norm_and_clip());
   m.opt->zero_grad();
   m.schedule->advance();
   ++step_;
   m.samples_seen += m.s.batch_size;
-  m.log->add_step(loss, grad_norm, skipped);
+  m.log->add_step(loss);
 }
 
 // The loss of this rank's rows and its gradient (averaged over ranks when the call returns). Micro-batches:
@@ -405,39 +389,35 @@ Tensor Trainer::forward_backward(const StageBatch& whole, const std::vector<uint
   return step_loss;
 }
 
-// The global gradient norm before clipping (train.grad_clip > 0 clips the gradients to it).
-double Trainer::grad_norm_and_clip() {
+// The global gradient norm before clipping (train.grad_clip > 0 clips the gradients to it), f64 [1] on the
+// device.
+Tensor Trainer::grad_norm_and_clip() {
   Impl& m = *impl_;
   if (step_ == m.nan_grad_step) {  // fault injection for tests: a NaN gradient as a bad batch could give
     Tensor g = stage_->net().parameters().front().grad();
     if (g.defined()) g.fill_(std::numeric_limits<double>::quiet_NaN());
   }
-  return m.s.grad_clip > 0 ? optim::clip_grad_norm(stage_->net().parameters(), m.s.grad_clip)
-                           : optim::grad_norm(stage_->net().parameters());
+  return m.s.grad_clip > 0 ? optim::clip_grad_norm_tensor(stage_->net().parameters(), m.s.grad_clip)
+                           : optim::grad_norm_tensor(stage_->net().parameters());
 }
 
 // The optimizer and EMA update, skipped for a non-finite gradient norm and (train.spike_zscore > 0) for a norm
 // far above its running mean: one bad batch or a loss spike in bf16 does not wreck the weights (llm.c's -sg).
-// Every rank sees the same averaged norm, so every rank decides the same. True when the update was made.
-bool Trainer::update(double grad_norm) {
+// Every rank sees the same averaged norm, so every rank decides the same. The decision is a device flag; the
+// warning naming a skipped step comes when its logging window closes (close_log_window).
+void Trainer::update(const Tensor& grad_norm) {
   Impl& m = *impl_;
-  const bool spike = m.spike.is_spike(grad_norm, m.s.spike_zscore, m.s.spike_warmup);
-  if (std::isfinite(grad_norm) && !spike) {
-    m.opt->step();
-    m.ema->update();
-    m.spike.observe(grad_norm);
-    return true;
-  }
-  ++m.spike.skipped;
-  char why[160];
-  if (spike)
-    std::snprintf(why, sizeof(why),
-                  "gradient norm %.4g is %.1f standard deviations above its running mean %.4g", grad_norm,
-                  (grad_norm - m.spike.mean) / std::max(std::sqrt(m.spike.var), 1e-30), m.spike.mean);
-  else
-    std::snprintf(why, sizeof(why), "non-finite gradient norm");
-  log("warning: step " + std::to_string(step_) + ": " + why + ", update skipped");
-  return false;
+  const Tensor apply = m.guard->decide(step_, grad_norm);
+  optim::step_if(*m.opt, apply);
+  optim::update_if(*m.ema, apply);
+}
+
+// Says the skipped updates of the steps since the last call (their warnings wait for the window's end: reading
+// the decisions back any earlier would make every step wait for the device). Returns what they add up to.
+StepGuard::Window Trainer::report_skips() {
+  StepGuard::Window w = impl_->guard->close_window();
+  for (const std::string& warning : w.warnings) log("warning: " + warning);
+  return w;
 }
 
 // ---- validation ------------------------------------------------------------------------------------------------
@@ -522,7 +502,10 @@ void Trainer::write_sample_grid() {
 // ---- the loop ----------------------------------------------------------------------------------------------------
 
 // Why the run stops before this step ("" when it goes on). With several ranks, all stop at the same step: a
-// signal or a clock may reach them at different steps, so the wish of any one rank is shared.
+// signal or a clock may reach them at different steps, so the wish of any one rank is shared, by an
+// all-reduce (a wait for every rank and the device) at the start and at the end of each logging window only:
+// a signal or the time limit stops the run at the next window boundary. --stop-after, the same on every rank
+// (one command line starts them all), is a boundary too, so it stops at its step as with one process.
 std::string Trainer::stop_reason() {
   Impl& m = *impl_;
   const bool out_of_time =
@@ -532,6 +515,9 @@ std::string Trainer::stop_reason() {
   const bool stop_after = opts_.stop_after >= 0 && step_ - m.started_step >= opts_.stop_after;
   bool stop = signalled || out_of_time || stop_after;
   if (m.world > 1) {
+    const bool boundary = step_ == m.started_step || step_ % m.s.log_every == 0 ||
+                          (opts_.stop_after >= 0 && step_ - m.started_step == opts_.stop_after);
+    if (!boundary) return "";
     Tensor flag = Tensor::full({1}, stop ? 1.0 : 0.0, DType::f32, opts_.comm->device());
     opts_.comm->all_reduce(flag, dist::Reduce::sum);
     stop = flag.item() > 0;
@@ -550,6 +536,7 @@ void Trainer::close_log_window() {
   TrainingLog& log_ = *m.log;
   synchronize(opts_.device);
   const double secs = log_.window_seconds();
+  const StepGuard::Window decided = report_skips();
   const double loss_sum = log_.window_loss_sum().item();
   const double window_loss = m.reducer ? dist::average_over_ranks(*opts_.comm, loss_sum) : loss_sum;
   const auto steps = static_cast<double>(log_.window_steps());
@@ -563,7 +550,7 @@ void Trainer::close_log_window() {
              log_.window_steps(), " steps is ", r.loss,
              " (try a lower train.lr, train.grad_clip, or f32 precision)");
   r.lr = m.schedule->lr_at(step_ - 1);
-  r.grad_norm = log_.window_grad_norm();
+  r.grad_norm = decided.norm_sum / steps;  // mean pre-clipping norm (non-finite ones count as 0)
   r.img_per_s = steps * static_cast<double>(m.s.batch_size) / std::max(secs, 1e-9);
   r.eta_s = secs / steps * static_cast<double>(m.s.steps - step_);
   r.elapsed_s = m.elapsed_before + std::chrono::duration<double>(Clock::now() - m.started).count();
@@ -571,8 +558,8 @@ void Trainer::close_log_window() {
   // The most memory tensors held during this window (GPU: the allocator's peak; CPU: live tensor storage),
   // the figure to watch when choosing train.microbatch or model.checkpoint_res_blocks.
   r.peak_bytes = opts_.device.is_cuda() ? memory_usage(opts_.device).peak : host_storage_bytes().peak;
-  r.window_skipped = log_.window_skipped();
-  r.skipped_updates = m.spike.skipped;
+  r.window_skipped = decided.skipped;
+  r.skipped_updates = m.guard->stats().skipped;
   if (m.reducer) {
     // How much of the gradient all-reduce the backward pass hid, over this logging window.
     const dist::ReducerStats st = m.reducer->stats();
@@ -619,6 +606,8 @@ TrainResult Trainer::run() {
       log("checkpoint " + save_checkpoint_now());
     if (opts_.write_samples && s.sample_every > 0 && step_ % s.sample_every == 0) write_sample_grid();
   }
+  // A stop inside a logging window: the skipped updates of its steps are said now.
+  report_skips();
   // Final state (or the state at a stop): always checkpointed, so nothing is lost.
   r.last_checkpoint = save_checkpoint_now();
   log("checkpoint " + r.last_checkpoint);

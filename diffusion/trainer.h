@@ -21,6 +21,7 @@
 #include "diffusion/config.h"
 #include "diffusion/init_weights.h"
 #include "diffusion/stage.h"
+#include "diffusion/step_guard.h"
 
 namespace iris::dist {
 class Communicator;
@@ -86,8 +87,9 @@ class Trainer {
   // One training step and its parts.
   void train_step();
   Tensor forward_backward(const StageBatch& batch, const std::vector<uint64_t>& streams);
-  double grad_norm_and_clip();
-  bool update(double grad_norm);
+  Tensor grad_norm_and_clip();
+  void update(const Tensor& grad_norm);
+  StepGuard::Window report_skips();
   // The loop's bookkeeping.
   std::string stop_reason();
   void close_log_window();

@@ -4,14 +4,16 @@
 # Alternating in one sitting is what makes the ratio mean something on a shared machine.
 #
 #   tools/scripts/bench_cpu_vs_pytorch.sh [--runs N] [--threads T] [--iris PATH] [--python PATH] [--rows LIST]
-#                                         [--iris-args "ARGS"]
+#                                         [--iris-args "ARGS"] [--compile none|default|reduce-overhead]
 #
 # --python: a Python with PyTorch (e.g. a throwaway virtual environment: python3 -m venv /tmp/tv &&
 # /tmp/tv/bin/pip install torch numpy). PyTorch is never a dependency of Iris. --rows: a comma-separated
 # subset of train32,sample32,fmnist (default: all three). --iris-args: more `iris bench` options, e.g.
-# "--cpu-conv im2col" to time Iris without oneDNN.
+# "--cpu-conv im2col" to time Iris without oneDNN. --compile: PyTorch's side through torch.compile with that
+# mode (bench_pytorch.py --compile; its untimed warm-up then includes the compilation, minutes on two cores,
+# and at least 3 warm-up steps are run), default none (eager).
 set -euo pipefail
-runs=5 threads=2 iris=build/bin/iris python=python3 rows=train32,sample32,fmnist iris_args=""
+runs=5 threads=2 iris=build/bin/iris python=python3 rows=train32,sample32,fmnist iris_args="" compile=none
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
@@ -20,6 +22,7 @@ while [[ $# -gt 0 ]]; do
     --python) python=$2; shift 2 ;;
     --rows) rows=$2; shift 2 ;;
     --iris-args) iris_args=$2; shift 2 ;;
+    --compile) compile=$2; shift 2 ;;
     *) echo "bench_cpu_vs_pytorch.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -28,6 +31,9 @@ root=$(cd "$here/../.." && pwd)
 [[ -x $iris ]] || { echo "bench_cpu_vs_pytorch.sh: no iris binary at '$iris' (--iris PATH)" >&2; exit 2; }
 "$python" -c "import torch" 2>/dev/null || {
   echo "bench_cpu_vs_pytorch.sh: '$python' has no torch (--python PATH)" >&2; exit 2; }
+case $compile in none | default | reduce-overhead) ;; *)
+  echo "bench_cpu_vs_pytorch.sh: --compile takes none, default or reduce-overhead, not '$compile'" >&2; exit 2 ;;
+esac
 command -v jq >/dev/null || { echo "bench_cpu_vs_pytorch.sh: needs jq" >&2; exit 2; }
 
 # row -> "config model batch mode steps warmup"
@@ -44,6 +50,8 @@ for row in "${wanted[@]}"; do
   [[ -n ${spec[$row]:-} ]] || { echo "bench_cpu_vs_pytorch.sh: unknown row '$row'" >&2; exit 2; }
   read -r config model batch mode steps warmup <<<"${spec[$row]}"
   iris_ms=() torch_ms=() iris_mem=() torch_mem=() iris_gf=()
+  torch_warmup=$warmup
+  [[ $compile != none && $warmup -lt 3 ]] && torch_warmup=3  # bench_pytorch.py's floor when compiling
   for ((r = 0; r < runs; ++r)); do
     j=$("$iris" bench --config "$root/configs/$config.toml" --device cpu --threads "$threads" --batch "$batch" \
           --mode "$mode" --steps "$steps" --warmup "$warmup" $iris_args 2>/dev/null | tail -n 1)
@@ -52,7 +60,7 @@ for row in "${wanted[@]}"; do
     iris_mem+=("$(jq -r '(.peak_rss_bytes // .peak_bytes) / 1048576' <<<"$j")")
     iris_gf+=("$(jq -r '.tflops * 1000' <<<"$j")")
     j=$("$python" "$here/bench_pytorch.py" --device cpu --model "$model" --threads "$threads" --precision f32 \
-          --batch "$batch" --mode "$mode" --steps "$steps" --warmup "$warmup" | tail -n 1)
+          --batch "$batch" --mode "$mode" --steps "$steps" --warmup "$torch_warmup" --compile "$compile" | tail -n 1)
     torch_ms+=("$(jq -r .step_ms <<<"$j")")
     torch_mem+=("$(jq -r '.peak_bytes / 1048576' <<<"$j")")
   done
@@ -63,4 +71,6 @@ for row in "${wanted[@]}"; do
     "$(printf '%s\n' "${iris_mem[@]}" | median)" "$(printf '%s\n' "${torch_mem[@]}" | median)" \
     "$(printf '%s\n' "${iris_gf[@]}" | median)"
 done
-echo "(speed = PyTorch ms / Iris ms: above 1, Iris is faster; medians of $runs alternated runs, $threads threads)"
+torch_kind="PyTorch eager"
+[[ $compile != none ]] && torch_kind="PyTorch torch.compile (mode $compile)"
+echo "(torch = $torch_kind; speed = PyTorch ms / Iris ms: above 1, Iris is faster; medians of $runs alternated runs, $threads threads)"

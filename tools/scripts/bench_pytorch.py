@@ -7,7 +7,15 @@ backward, AdamW) or the sampling step (forward without gradients) with CUDA even
 steps. Two random input sets alternate. Prints a JSON line like iris bench's, so both can be compared in
 the same run on the same card.
 
-  python3 tools/scripts/bench_pytorch.py --mode train --precision bf16 --batch 32 [--channels-last] [--compile]
+  python3 tools/scripts/bench_pytorch.py --mode train --precision bf16 --batch 32 [--channels-last]
+                                         [--compile none|default|reduce-overhead]
+
+--compile runs the U-Net through torch.compile with that mode ("reduce-overhead" adds CUDA graphs on a GPU;
+on the CPU it compiles as "default" does). Training compiles the forward and backward of the network; the
+loss and the AdamW step stay eager, as in a usual training script. Compilation (and CUDA graph recording)
+happens in the warm-up steps, which are never timed: the JSON line gives their wall time as compile_s (the
+first step, where the compilation happens) and warmup_s (all warm-up steps). A bare --compile means
+"default", as the flag meant before it took a mode.
 
 On the CPU (--device cpu; f32 only; wall-clock timing) the smaller models of the family are available:
 
@@ -162,8 +170,14 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--compile", action="store_true")
+    p.add_argument("--compile", nargs="?", const="default", default="none",
+                   choices=["none", "default", "reduce-overhead"])
     a = p.parse_args()
+    compiled = a.compile != "none"
+    if compiled and a.warmup < 3:
+        # reduce-overhead runs one step eagerly and records the CUDA graph on the next: 3 warm-up steps leave
+        # the timed steps replaying it (the same floor for "default", so the two compare alike).
+        p.error("--compile needs --warmup >= 3 (compilation and graph recording happen in the warm-up)")
     torch.backends.cuda.matmul.allow_tf32 = a.precision == "tf32"
     torch.backends.cudnn.allow_tf32 = a.precision == "tf32"
     torch.backends.cudnn.benchmark = True
@@ -181,7 +195,10 @@ def main():
     fmt = torch.channels_last if a.channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4, weight_decay=0.0)
-    step_net = torch.compile(net) if a.compile else net
+    step_net = torch.compile(net, mode=a.compile) if compiled else net
+    # With CUDA graphs, each step's outputs live in memory the next replay overwrites: telling the compiler
+    # where a step begins lets it reuse that memory (PyTorch's recommended loop for reduce-overhead).
+    mark_step = torch.compiler.cudagraph_mark_step_begin if a.compile == "reduce-overhead" else (lambda: None)
     inputs = []
     for _ in range(2):
         inputs.append((torch.randn(a.batch, cin, res, res, device=dev).to(memory_format=fmt),
@@ -192,6 +209,7 @@ def main():
 
     def step(i):
         x, g, t = inputs[i % 2]
+        mark_step()
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
             if train:
                 loss = F.l1_loss(step_net(x, g).float(), t)
@@ -203,8 +221,15 @@ def main():
         opt.step()
         opt.zero_grad(set_to_none=True)
 
+    # The warm-up: for a compiled model, the first step compiles (minutes for the largest model) and later
+    # ones may record CUDA graphs; none of it is timed. Wall-clock times, synchronised on a GPU.
+    sync = torch.cuda.synchronize if not cpu else (lambda: None)
+    warm_times = []
     for i in range(a.warmup):
+        t0 = time.perf_counter()
         step(i)
+        sync()
+        warm_times.append(time.perf_counter() - t0)
     times = []
     if cpu:
         for i in range(a.steps):
@@ -212,7 +237,8 @@ def main():
             step(i)
             times.append((time.perf_counter() - t0) * 1000)
         # The CPU has no allocator statistics: the process's peak resident memory above what it held before the
-        # model was built (the PyTorch libraries themselves excluded).
+        # model was built (the PyTorch libraries themselves excluded). With --compile it includes what tracing
+        # and compiling held in this process (the compiler's worker processes are not counted).
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_start
         device_name = "cpu (%d threads)" % torch.get_num_threads()
     else:
@@ -225,6 +251,8 @@ def main():
             e.record()
             e.synchronize()
             times.append(s.elapsed_time(e))
+        # Allocated bytes at their peak over the timed steps (reset after the warm-up, so compilation's
+        # temporaries are not counted; a CUDA graph's private pool is, while its blocks are live).
         peak = torch.cuda.max_memory_allocated()
         device_name = torch.cuda.get_device_name()
     ms = statistics.median(times)
@@ -232,11 +260,13 @@ def main():
     # Backward costs two forwards (data and weight gradients), except the stem's data gradient, never needed:
     # 8.862e12 per training step of 32 images of sr3_bench_128, as SR3_BENCH.md and iris bench say.
     flops_per_img = 3 * forward_flops - stem_flops if train else forward_flops
-    print(json.dumps({"impl": "pytorch " + torch.__version__ + (" compile" if a.compile else "") +
+    print(json.dumps({"impl": "pytorch " + torch.__version__ + (" compile=" + a.compile if compiled else "") +
                       (" channels_last" if a.channels_last else ""), "model": a.model, "params": params,
                       "batch": a.batch, "mode": a.mode, "precision": a.precision, "device": device_name,
-                      "step_ms": ms, "steps_ms": times, "img_per_s": a.batch * 1000 / ms,
-                      "tflops": flops_per_img * a.batch / (ms / 1000) / 1e12, "peak_bytes": peak}))
+                      "compile": a.compile, "compile_s": warm_times[0] if warm_times else None,
+                      "warmup_s": sum(warm_times), "step_ms": ms, "steps_ms": times,
+                      "img_per_s": a.batch * 1000 / ms, "tflops": flops_per_img * a.batch / (ms / 1000) / 1e12,
+                      "peak_bytes": peak}))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@
 #   tools/scripts/device_pack.sh            # then, with the device tool:
 #   run  carry [".device.tar.xz"]  command "tar xJf .device.tar.xz && bash tools/scripts/device_run.sh"
 #   run  carry [".device.tar.xz"]  command "tar xJf .device.tar.xz && bash tools/scripts/device_train.sh"
+#   run  carry [".device.tar.xz"]  command "tar xJf .device.tar.xz && bash tools/scripts/device_compare.sh sample32 sample1"
+#   run  carry [".device.tar.xz"]  command "tar xJf .device.tar.xz && bash tools/scripts/device_compare.sh train"
 #
 #   IRIS_CUDA_BUILD  build folder (default build-cuda); IRIS_CUDA_ARCH  CUDA architectures (default 90)
 #   IRIS_PACK        the packing script (default tools/scripts/pack_binaries.sh)

@@ -3,7 +3,8 @@
 # (training) and bf16 sampling at batch 32 and 1, and the PyTorch baseline of the same step measured on the
 # same card in the same run. Prints a short table last. Logs go to $OUT (the device tool's output folder) or
 # /tmp. Run from the repository root with a packed .device/ (tools/scripts/pack_binaries.sh build/bin/iris
-# build/tests/test_gpu).
+# build/tests/test_gpu). Iris against torch.compile (default and with CUDA graphs) side by side is
+# tools/scripts/device_compare.sh, a device call of its own (compiling the U-Net takes minutes).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-/tmp}
