@@ -25,6 +25,7 @@
 #include "diffusion/sampler.h"
 #include "diffusion/schedule.h"
 #include "diffusion/unet.h"
+#include "framework/core/replay_graph.h"
 
 namespace iris::diffusion {
 
@@ -102,6 +103,10 @@ class Stage {
   // multiples of the network's downsampling are padded, and s.tile runs it on windows: diffusion/tiling.h);
   // base: `labels` [N] i64 (or N to draw unconditionally via `count`).
   Tensor sample(const StageBatch& condition, int64_t count, Generator& gen, const SampleSettings& s) const;
+  // What sample()'s CUDA graphs (IRIS_CUDA_GRAPHS=1) did so far, and why the last capture failed ("" when
+  // none did); zeros when graphs are off or never used.
+  GraphedFunction::Stats sample_graph_stats() const { return graphs_ ? graphs_->stats() : GraphedFunction::Stats{}; }
+  std::string sample_graph_failure() const { return graphs_ ? graphs_->last_failure() : std::string(); }
 
   // sr3: the network's conditioning image for low-res `z` [N, h, w, C] (upsampled to the resolution, or to
   // H x W when given).
@@ -125,6 +130,9 @@ class Stage {
   int64_t lowres_resolution_ = 0;
   bool crop_trained_ = false;
   BlurAugment blur_;
+  // sample()'s U-Net evaluations through CUDA graphs (IRIS_CUDA_GRAPHS=1, a CUDA device, whole images
+  // without guidance), made on first use; shared by copies of the stage, which share its network.
+  mutable std::shared_ptr<GraphedFunction> graphs_;
 };
 
 Task task_from_name(const std::string& name);

@@ -1,6 +1,10 @@
 #include "diffusion/unet.h"
 
 #include <cmath>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
 
 #include "framework/iris.h"
 
@@ -67,11 +71,25 @@ void UNetConfig::validate() const {
 
 // ---- embedding ------------------------------------------------------------------------------------------
 
+namespace {
+// The embedding's frequencies exp(-log(10000) i / half), i < half, f32 [half] on `device`, made once per
+// (half, device) and kept: made per call, the host-to-device copy of the exponents would sit inside every
+// U-Net evaluation, where a CUDA graph cannot capture it (replay_graph.h). The same bits as made per call.
+Tensor embedding_frequencies(int64_t half, Device device) {
+  static std::mutex mutex;
+  static auto* cache = new std::map<std::pair<int64_t, std::string>, Tensor>;  // leaked: no teardown order
+  const std::lock_guard<std::mutex> lock(mutex);
+  Tensor& freqs = (*cache)[{half, device.str()}];
+  if (!freqs.defined())
+    freqs = exp(Tensor::arange(half, DType::f32, device, 0.0, -std::log(10000.0) / static_cast<double>(half)));
+  return freqs;
+}
+}  // namespace
+
 Tensor sinusoidal_embedding(const Tensor& values, int64_t dim) {
   IRIS_CHECK(values.dim() == 1, "sinusoidal_embedding: expected levels of shape [N], got ", values.summary());
   const int64_t half = dim / 2;
-  const Tensor freqs = exp(
-      Tensor::arange(half, DType::f32, values.device(), 0.0, -std::log(10000.0) / static_cast<double>(half)));
+  const Tensor freqs = embedding_frequencies(half, values.device());
   const Tensor arg = mul(values.to(DType::f32).unsqueeze(1), freqs.unsqueeze(0));  // [N, half]
   return cat({sin(arg), cos(arg)}, 1);
 }

@@ -18,6 +18,7 @@
 #include "diffusion/unet.h"
 #include "framework/core/kernel_profile.h"
 #include "framework/core/profiling.h"
+#include "framework/core/replay_graph.h"
 #include "framework/cpu/conv.h"
 #include "framework/iris.h"
 #include "tools/commands.h"
@@ -33,6 +34,7 @@ struct BenchOptions {
   int steps = 20, warmup = 5, threads = 0;
   std::string cpu_conv = "auto";  // auto (IRIS_CPU_CONV, else winograd with oneDNN), winograd, direct or im2col
   bool profile = false;           // CPU: time every kernel over the timed steps and print the table
+  bool graphs = false;            // sample on a CUDA device: the forward through a captured CUDA graph
   std::vector<std::string> sets;  // --set KEY=VALUE overrides of the config
 };
 
@@ -100,6 +102,11 @@ void run_bench(const BenchOptions& o) {
   }
   const bool train = o.mode == "train";
   net.train(train);
+  IRIS_CHECK(!o.graphs || (!train && device.is_cuda()),
+             "bench: --graphs is for --mode sample on a CUDA device (training steps are not captured yet)");
+  // --graphs: the forward captured once (after one eager warm-up run) and replayed (replay_graph.h); the
+  // timed step then includes copying the inputs into the graph's and its output out, as in sampling.
+  GraphedFunction graphed("bench", o.graphs ? cuda_graph_capturer() : nullptr);
 
   auto step = [&](const Inputs& in) {
     AutocastGuard autocast(o.precision == "bf16");
@@ -110,7 +117,9 @@ void run_bench(const BenchOptions& o) {
       opt.zero_grad();
     } else {
       NoGradGuard ng;
-      (void)net.forward(in.x, in.gamma, in.labels);
+      (void)graphed({in.x, in.gamma, in.labels}, o.precision, [&net](const std::vector<Tensor>& v) {
+        return net.forward(v[0], v[1], v[2]);
+      });
     }
   };
 
@@ -183,6 +192,13 @@ void run_bench(const BenchOptions& o) {
                       {"tflops", tflops},
                       {"peak_bytes", peak}};
   if (device.is_cuda()) j["conv_search"] = conv_search();
+  if (o.graphs) {
+    const GraphedFunction::Stats& g = graphed.stats();
+    std::printf("%-12s %lld captured, %lld replays, %lld failed%s%s\n", "CUDA graphs",
+                static_cast<long long>(g.captures), static_cast<long long>(g.replays),
+                static_cast<long long>(g.failed), g.failed ? ": " : "", graphed.last_failure().c_str());
+    j["graphs"] = {{"captures", g.captures}, {"replays", g.replays}, {"failed", g.failed}};
+  }
   if (device.is_cpu()) {
     j["cpu_conv"] = cpu_conv;
     j["threads"] = num_threads();
@@ -209,6 +225,8 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--cpu-conv", opts->cpu_conv,
                   "CPU convolutions: auto (IRIS_CPU_CONV, else winograd when built with oneDNN), winograd (oneDNN, Winograd where it "
                   "applies), direct (oneDNN's direct method) or im2col (im2col + OpenBLAS)");
+  cmd->add_flag("--graphs", opts->graphs,
+                "--mode sample on a GPU: run the forward through a captured CUDA graph (one launch per step)");
   cmd->add_flag("--profile", opts->profile,
                "CPU: time every kernel over the timed steps and print where the step's time goes");
   cmd->add_option("--set", opts->sets,

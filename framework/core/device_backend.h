@@ -1,5 +1,5 @@
 // What the core needs from a device backend, declared here so that the core depends on no backend: device
-// memory for Storage, and synchronisation, timing events and memory statistics for profiling.h.
+// memory for Storage, synchronisation, timing events and memory statistics for profiling.h, and CUDA graphs.
 //
 // The table is found at link time, not registered at start-up: in a CUDA build framework/cuda/runtime.cpp
 // defines cuda_backend() (returning its table), in a build without CUDA device_backend.cpp defines it
@@ -30,6 +30,14 @@ struct DeviceBackend {
   void (*event_record)(void* event, int device);
   float (*event_elapsed_ms)(void* start, void* stop);
   void (*event_destroy)(void* event) noexcept;
+  // CUDA graphs (framework/core/replay_graph.h): capture the work queued on the device's compute stream by
+  // this thread between begin and end (nothing runs meanwhile), instantiate it (end returns the executable
+  // graph, or throws an iris::Error saying why the capture failed, leaving the stream out of capture), launch
+  // it on the compute stream, destroy it (never throws).
+  void (*graph_capture_begin)(int device);
+  void* (*graph_capture_end)(int device);
+  void (*graph_launch)(void* graph, int device);
+  void (*graph_destroy)(void* graph) noexcept;
 };
 
 // The CUDA backend, or nullptr in a build without CUDA.

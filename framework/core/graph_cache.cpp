@@ -26,8 +26,8 @@ size_t GraphKeyHash::operator()(const GraphKey& k) const {
 }
 
 bool parse_cuda_graphs_switch(const char* value) {
-  if (value == nullptr || std::strcmp(value, "1") == 0) return true;
-  if (std::strcmp(value, "0") == 0) return false;
+  if (value == nullptr || std::strcmp(value, "0") == 0) return false;
+  if (std::strcmp(value, "1") == 0) return true;
   IRIS_THROW("IRIS_CUDA_GRAPHS must be 0 or 1, got '", value, "'");
 }
 

@@ -11,7 +11,9 @@
 // initialisations happen outside the capture), then is captured once, then replayed. A capture that fails
 // (an operation that cannot be captured, a host read inside) marks its key eager for good. At most `capacity`
 // graphs are kept; the least recently replayed goes first (each graph holds its own memory pool).
-// IRIS_CUDA_GRAPHS=0 turns replay off everywhere (cuda_graphs_enabled()).
+// IRIS_CUDA_GRAPHS=1 turns graphs on where Iris offers them (cuda_graphs_enabled(); today the sampling
+// U-Net evaluation of diffusion::Stage::sample). Off by default until a GPU session has measured them and
+// run the gpu suite with them on (issue 15): no graph code has yet run on a GPU.
 #pragma once
 
 #include <cstddef>
@@ -44,7 +46,7 @@ struct GraphKeyHash {
   size_t operator()(const GraphKey& k) const;
 };
 
-// The IRIS_CUDA_GRAPHS switch: unset or "1" on, "0" off; any other value throws an iris::Error naming it.
+// The IRIS_CUDA_GRAPHS switch: "1" on, unset or "0" off; any other value throws an iris::Error naming it.
 bool cuda_graphs_enabled();
 bool parse_cuda_graphs_switch(const char* value);  // the parsing alone (nullptr: unset)
 

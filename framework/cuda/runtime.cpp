@@ -110,10 +110,11 @@ void event_destroy(void* event) noexcept {
   (void)cudaEventDestroy(static_cast<cudaEvent_t>(event));  // in destructors: nothing to report to
 }
 
-constexpr DeviceBackend kBackend{device_alloc,        device_free,       pinned_alloc,
-                                 pinned_free,         synchronize,       memory_usage,
-                                 reset_peak_memory,   event_create,      event_record,
-                                 event_elapsed_ms,    event_destroy};
+constexpr DeviceBackend kBackend{device_alloc,        device_free,         pinned_alloc,
+                                 pinned_free,         synchronize,         memory_usage,
+                                 reset_peak_memory,   event_create,        event_record,
+                                 event_elapsed_ms,    event_destroy,       graph_capture_begin,
+                                 graph_capture_end,   graph_launch,        graph_destroy};
 
 }  // namespace
 

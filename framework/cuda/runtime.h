@@ -1,4 +1,4 @@
-// CUDA runtime entry points that the core needs: copies between devices and synchronisation.
+// CUDA runtime entry points that the core needs: copies between devices, synchronisation and graphs.
 // (cuda_available() and cuda_device_count() are declared in framework/core/device.h and defined in
 // runtime.cpp when Iris is built with CUDA.)
 #pragma once
@@ -18,5 +18,14 @@ void memcpy_between(void* dst, Device dst_device, const void* src, Device src_de
 
 // Waits until all work queued on the device's streams (compute and comm) has finished.
 void synchronize(int device);
+
+// CUDA graphs of the work queued on a device's compute stream (graphs.cpp; the core reaches them through
+// DeviceBackend, framework/core/replay_graph.h). Capture is thread-local: other threads' CUDA calls go on
+// and are not recorded. graph_capture_end instantiates the graph and returns its cudaGraphExec_t, or throws
+// an iris::Error (the stream is out of capture either way, the error state cleared).
+void graph_capture_begin(int device);
+void* graph_capture_end(int device);
+void graph_launch(void* graph, int device);
+void graph_destroy(void* graph) noexcept;
 
 }  // namespace iris::cuda

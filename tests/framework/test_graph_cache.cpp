@@ -91,14 +91,14 @@ TEST_CASE("GraphCache keeps a failed key eager and evicts the least recently rep
   CHECK(cache.next(bad) == Action::eager);
 }
 
-TEST_CASE("IRIS_CUDA_GRAPHS is on unless 0, and refuses other values") {
-  CHECK(parse_cuda_graphs_switch(nullptr));
+TEST_CASE("IRIS_CUDA_GRAPHS is off unless 1, and refuses other values") {
+  CHECK_FALSE(parse_cuda_graphs_switch(nullptr));
   CHECK(parse_cuda_graphs_switch("1"));
   CHECK_FALSE(parse_cuda_graphs_switch("0"));
   check_throws_with([] { parse_cuda_graphs_switch("yes"); }, {"IRIS_CUDA_GRAPHS", "0 or 1", "yes"});
   check_throws_with([] { parse_cuda_graphs_switch(""); }, {"IRIS_CUDA_GRAPHS"});
-  ::setenv("IRIS_CUDA_GRAPHS", "0", 1);
-  CHECK_FALSE(cuda_graphs_enabled());
-  ::unsetenv("IRIS_CUDA_GRAPHS");
+  ::setenv("IRIS_CUDA_GRAPHS", "1", 1);
   CHECK(cuda_graphs_enabled());
+  ::unsetenv("IRIS_CUDA_GRAPHS");
+  CHECK_FALSE(cuda_graphs_enabled());
 }

@@ -73,6 +73,10 @@ TEST_CASE("iris bench --cpu-conv chooses the CPU convolutions and --profile show
   r = run_iris(kBench + "--mode sample --cpu-conv fft");
   CHECK(r.code == 1);
   CHECK(r.has("--cpu-conv must be auto, winograd, direct or im2col, got 'fft'"));
+  // CUDA graphs are for sampling on a GPU: asked for on the CPU (kBench runs there), a clear refusal.
+  r = run_iris(kBench + "--mode sample --graphs");
+  CHECK(r.code == 1);
+  CHECK(r.has("--graphs is for --mode sample on a CUDA device"));
 
   // IRIS_CPU_CONV sets the method for a whole run ("auto" leaves it to the library), and names itself when
   // it is wrong.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Iris against PyTorch eager and torch.compile on one card in one run, side by side (issue 15): the
 # benchmark U-Net (tools/bench/SR3_BENCH.md) in bf16, the sampling step at batch 32 and batch 1 and the
-# training step at batch 32, each by `iris bench` and by tools/scripts/bench_pytorch.py eager, compiled
+# training step at batch 32, each by `iris bench` (sampling also with --graphs) and by tools/scripts/bench_pytorch.py eager, compiled
 # ("default") and compiled with CUDA graphs ("reduce-overhead"). Medians of timed steps; compilation happens in
 # PyTorch's untimed warm-up (its wall time is the compile_s column). Prints a table last; logs and the JSON
 # lines go to $OUT (the device tool's output folder) or /tmp. Run from the repository root with a packed
@@ -63,6 +63,10 @@ compare() {  # compare CASE MODE BATCH IRIS_TIMEOUT EAGER_TIMEOUT COMPILE_TIMEOU
   local case=$1 mode=$2 batch=$3
   run "$case" iris "$4" "$iris" bench --config $cfg --set train.conv_search=find --mode "$mode" --precision bf16 \
     --batch "$batch" --steps 20 --warmup 5
+  # Sampling also through a captured CUDA graph (iris bench --graphs; never run on a GPU before issue 15's
+  # first GPU session: a failed capture shows in its log and as "failed" in the JSON).
+  [ "$mode" = sample ] && run "$case" iris-graphs "$4" "$iris" bench --config $cfg --set train.conv_search=find \
+    --mode sample --precision bf16 --batch "$batch" --steps 20 --warmup 5 --graphs
   local torch=("$python" tools/scripts/bench_pytorch.py --mode "$mode" --precision bf16 --batch "$batch" --steps 20)
   run "$case" eager "$5" "${torch[@]}" --warmup 5
   run "$case" compiled "$6" "${torch[@]}" --warmup 5 --compile default
@@ -85,7 +89,7 @@ rows = {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
     rows.setdefault(r["case"], {})[r["impl"]] = r
-impls = [("iris", "Iris"), ("eager", "eager"), ("compiled", "compile"), ("graphs", "compile+graphs")]
+impls = [("iris", "Iris"), ("iris-graphs", "Iris+graphs"), ("eager", "eager"), ("compiled", "compile"), ("graphs", "compile+graphs")]
 print(f"{'case':9} {'impl':15} {'rc':>3} {'ms/step':>9} {'img/s':>9} {'peak GiB':>9} {'compile_s':>9} {'Iris speed':>10}")
 for case, by in rows.items():
     iris = (by.get("iris") or {}).get("result") or {}
@@ -98,6 +102,8 @@ for case, by in rows.items():
         f = lambda v, fmt: (fmt % v) if v is not None else "-"
         # Iris's speed relative to this implementation: its ms / Iris's ms (above 1: Iris is faster).
         speed = ms / iris["step_ms"] if ms and iris.get("step_ms") and key != "iris" else None
+        if key == "iris-graphs" and ms and iris.get("step_ms"):
+            speed = iris["step_ms"] / ms  # the graphs' speed-up over Iris eager
         print(f"{case:9} {name:15} {r['rc']:>3} {f(ms, '%.2f'):>9} {f(ips, '%.1f'):>9} "
               f"{f(pk / 2**30 if pk else None, '%.2f'):>9} {f(cs, '%.1f'):>9} {f(speed, '%.2fx'):>10}")
 PY
