@@ -176,6 +176,12 @@ void run_sample(const SampleOptions& o) {
   w.commit();
   std::printf("wrote %lld images (%s) to %s, the grid %s and %s\n", static_cast<long long>(N),
               images.summary().c_str(), o.out.c_str(), grid.c_str(), h5_path.c_str());
+  // IRIS_CUDA_GRAPHS=1: say what the graphs did, and why a capture failed (those batches ran eagerly).
+  const auto graphs = st.sample_graph_stats();
+  if (graphs.captures + graphs.failed > 0)
+    std::printf("CUDA graphs: %lld captured, %lld replays%s%s\n", static_cast<long long>(graphs.captures),
+                static_cast<long long>(graphs.replays), graphs.failed ? "; capture failed, ran eagerly: " : "",
+                st.sample_graph_failure().c_str());
 }
 
 }  // namespace
