@@ -503,8 +503,9 @@ void Trainer::write_sample_grid() {
 
 // Why the run stops before this step ("" when it goes on). With several ranks, all stop at the same step: a
 // signal or a clock may reach them at different steps, so the wish of any one rank is shared, by an
-// all-reduce (a wait for every rank and the device) at the start and at the end of each logging window only:
-// a signal or the time limit stops the run at the next window boundary. --stop-after, the same on every rank
+// all-reduce. On a GPU that all-reduce waits for every rank and the device, so it runs at the start and at the
+// end of each logging window only: a signal or the time limit stops the run at the next window boundary (the
+// README asks for a grace period longer than a logging window). --stop-after, the same on every rank
 // (one command line starts them all), is a boundary too, so it stops at its step as with one process.
 std::string Trainer::stop_reason() {
   Impl& m = *impl_;
@@ -515,7 +516,9 @@ std::string Trainer::stop_reason() {
   const bool stop_after = opts_.stop_after >= 0 && step_ - m.started_step >= opts_.stop_after;
   bool stop = signalled || out_of_time || stop_after;
   if (m.world > 1) {
-    const bool boundary = step_ == m.started_step || step_ % m.s.log_every == 0 ||
+    // On the CPU the agreement costs no more than the step's own synchronous work, so ranks agree at every
+    // step there (a signal stops the run after the current step, as with one process).
+    const bool boundary = !opts_.device.is_cuda() || step_ == m.started_step || step_ % m.s.log_every == 0 ||
                           (opts_.stop_after >= 0 && step_ - m.started_step == opts_.stop_after);
     if (!boundary) return "";
     Tensor flag = Tensor::full({1}, stop ? 1.0 : 0.0, DType::f32, opts_.comm->device());
