@@ -322,25 +322,29 @@ Tensor Stage::sample(const StageBatch& c, int64_t count, Generator& gen, const S
     N = labels.size(0);
   }
   IRIS_CHECK(N > 0, "sample: nothing to sample (N = 0)");
-  Denoiser plain = windowed ? windowed : Denoiser([&](const Tensor& x_t, const Tensor& gamma) {
-    return predict(x_t, gamma, cond, labels, aug_level, nullptr);
-  });
+  // The network's evaluation: f(x_t, gamma, cond, labels, aug_level) (undefined where not used).
+  std::function<Tensor(const std::vector<Tensor>&)> evaluate = [this](const std::vector<Tensor>& in) {
+    return predict(in[0], in[1], in[2], in[3], in[4], nullptr);
+  };
   if (!windowed && device.is_cuda() && cuda_graphs_enabled()) {
-    // The same evaluation through a graph per (batch, shape, precision), replayed at every step after the
+    // The same evaluation through a graph per (batch, shapes, precision), replayed at every step after the
     // first two (replay_graph.h): one launch instead of hundreds. Its inputs are copied into the graph's.
     if (!graphs_) graphs_ = std::make_shared<GraphedFunction>("sample", cuda_graph_capturer());
     const std::string variant =
         autocast_enabled() ? std::string("autocast ") + dtype_name(autocast_dtype()) : std::string("exact");
-    plain = [this, graphs = graphs_, variant, &cond, &labels, &aug_level](const Tensor& x_t, const Tensor& gamma) {
-      return (*graphs)({x_t, gamma, cond, labels, aug_level}, variant, [this](const std::vector<Tensor>& in) {
-        return predict(in[0], in[1], in[2], in[3], in[4], nullptr);
+    evaluate = [this, graphs = graphs_, variant](const std::vector<Tensor>& in) {
+      return (*graphs)(in, variant, [this](const std::vector<Tensor>& v) {
+        return predict(v[0], v[1], v[2], v[3], v[4], nullptr);
       });
     };
   }
+  const Denoiser plain = windowed ? windowed : Denoiser([&](const Tensor& x_t, const Tensor& gamma) {
+    return evaluate({x_t, gamma, cond, labels, aug_level});
+  });
   Denoiser model = plain;
   if (task_ == Task::base && num_classes() > 0 && s.guidance != 1.0) {
     const ConditionalDenoiser conditional = [&](const Tensor& x_t, const Tensor& gamma, const Tensor& lab) {
-      return predict(x_t, gamma, Tensor(), lab, Tensor(), nullptr);
+      return evaluate({x_t, gamma, Tensor(), lab, Tensor()});
     };
     const Tensor null_labels = Tensor::full({1}, static_cast<double>(num_classes()), DType::i64, device);
     model = classifier_free_guidance(conditional, labels, null_labels, s.guidance);

@@ -130,8 +130,9 @@ class Stage {
   int64_t lowres_resolution_ = 0;
   bool crop_trained_ = false;
   BlurAugment blur_;
-  // sample()'s U-Net evaluations through CUDA graphs (IRIS_CUDA_GRAPHS=1, a CUDA device, whole images
-  // without guidance), made on first use; shared by copies of the stage, which share its network.
+  // sample()'s U-Net evaluations through CUDA graphs (IRIS_CUDA_GRAPHS=1, a CUDA device, whole images, with
+  // or without guidance; tiled sampling stays eager), made on first use; shared by copies of the stage,
+  // which share its network.
   mutable std::shared_ptr<GraphedFunction> graphs_;
 };
 
