@@ -9,6 +9,7 @@
 #include "diffusion/step_guard.h"
 #include "framework/iris.h"
 #include "framework/optim/device_step.h"
+#include "tests/common/flagged_updates.h"
 #include "tests/gpu/gpu_util.h"
 
 using namespace iris;
@@ -50,37 +51,5 @@ TEST_CASE("gpu StepGuard decides and keeps statistics bit for bit as on the CPU"
 
 TEST_CASE("gpu AdamW and EMA under a device apply flag equal unconditional updates on the kept steps") {
   IRIS_GPU_TEST_BEGIN();
-  nn::Sequential a, b;
-  Generator ga(7), gb(7);
-  a.push_back(std::make_shared<nn::Linear>(4, 3, ga));
-  b.push_back(std::make_shared<nn::Linear>(4, 3, gb));
-  a.to(gputest::gpu());
-  b.to(gputest::gpu());
-  optim::AdamW opt_a(a.named_parameters(), 1e-2, {0.9, 0.999}, 1e-8, 0.01);
-  optim::AdamW opt_b(b.named_parameters(), 1e-2, {0.9, 0.999}, 1e-8, 0.01);
-  optim::EMA ema_a(a, 0.99), ema_b(b, 0.99);
-  const Tensor x = test::randn({6, 4}, 11, DType::f32).to(gputest::gpu());
-  const Tensor one = Tensor::full({1}, 1.0, DType::f64, gputest::gpu());
-  const Tensor zero = Tensor::zeros({1}, DType::f64, gputest::gpu());
-  // `a` steps on steps 0, 2, 3 only; `b` sees the same gradients on steps 0-3 with step 1 flagged off on the
-  // device: both must end with the same bits.
-  for (int step = 0; step < 4; ++step) {
-    for (nn::Sequential* m : {&a, &b}) {
-      m->zero_grad();
-      mean(square((*m)(x))).backward();
-    }
-    const bool apply = step != 1;
-    if (apply) {
-      opt_a.step();
-      ema_a.update();
-    }
-    optim::step_if(opt_b, apply ? one : zero);
-    optim::update_if(ema_b, apply ? one : zero);
-  }
-  CHECK(opt_b.step_count(0) == 3);
-  CHECK(ema_b.num_updates() == 3);
-  const auto pa = a.named_parameters(), pb = b.named_parameters();
-  for (size_t i = 0; i < pa.size(); ++i) CHECK(test::max_abs_diff(pa[i].second, pb[i].second) == 0.0);
-  const auto ea = ema_a.averaged(), eb = ema_b.averaged();
-  for (size_t i = 0; i < ea.size(); ++i) CHECK(test::max_abs_diff(ea[i].second, eb[i].second) == 0.0);
+  test::check_flagged_updates_match_kept_steps(gputest::gpu());
 }
