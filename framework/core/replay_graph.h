@@ -8,7 +8,8 @@
 // launches the graph and returns a copy of the static output, so the result is the eager result bit for bit
 // (the same kernels on the same values) and stays valid after the next call. Everything f allocates inside
 // the capture is freed inside it (its result is copied into the static output first), so a graph can be
-// launched any number of times.
+// launched any number of times. Those intermediates live in CUDA's memory for graphs, one set per captured
+// key, outside the caching allocator and its statistics (memory_usage does not count them).
 //
 // What f may do: only work queued on the inputs' device, the same work for every call of a key (no branches
 // on values read back, which cannot be captured anyway), reading nothing but its inputs and tensors that stay
