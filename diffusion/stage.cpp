@@ -332,10 +332,8 @@ Tensor Stage::sample(const StageBatch& c, int64_t count, Generator& gen, const S
     if (!graphs_) graphs_ = std::make_shared<GraphedFunction>("sample", cuda_graph_capturer());
     const std::string variant =
         autocast_enabled() ? std::string("autocast ") + dtype_name(autocast_dtype()) : std::string("exact");
-    evaluate = [this, graphs = graphs_, variant](const std::vector<Tensor>& in) {
-      return (*graphs)(in, variant, [this](const std::vector<Tensor>& v) {
-        return predict(v[0], v[1], v[2], v[3], v[4], nullptr);
-      });
+    evaluate = [graphs = graphs_, variant, eager = evaluate](const std::vector<Tensor>& in) {
+      return (*graphs)(in, variant, eager);
     };
   }
   const Denoiser plain = windowed ? windowed : Denoiser([&](const Tensor& x_t, const Tensor& gamma) {

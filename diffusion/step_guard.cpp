@@ -7,6 +7,7 @@
 #include "framework/autograd/grad_mode.h"
 #include "framework/ops/elementwise.h"
 #include "framework/ops/join.h"
+#include "framework/optim/device_step.h"
 
 namespace iris::diffusion {
 
@@ -38,10 +39,10 @@ void StepGuard::set_stats(const Stats& s) {
 }
 
 StepGuard::Stats StepGuard::stats() const {
-  return {.mean = mean_.item(),
-          .var = var_.item(),
-          .count = static_cast<int64_t>(count_.item()),
-          .skipped = static_cast<int64_t>(skipped_.item())};
+  NoGradGuard no_grad;
+  const Tensor all = cat({mean_, var_, count_, skipped_}, 0).cpu().contiguous();  // one read back, not four
+  const double* v = all.data<double>();
+  return {.mean = v[0], .var = v[1], .count = static_cast<int64_t>(v[2]), .skipped = static_cast<int64_t>(v[3])};
 }
 
 // Each line is one operation of the host guard this replaces, in its order and precision (f64, no fused
@@ -55,8 +56,7 @@ Tensor StepGuard::decide(int64_t step, const Tensor& norm_in) {
   NoGradGuard no_grad;
   IRIS_CHECK(norm_in.numel() == 1, "StepGuard::decide: expected a one-element norm, got ", norm_in.summary());
   const Tensor norm = norm_in.to(device_, DType::f64).reshape({1});
-  // x - x is 0 exactly for finite x, NaN for infinities and NaN.
-  const Tensor finite = as_f64(eq(sub(norm, norm), f64_of(0.0, device_)));
+  const Tensor finite = optim::finite_flag(norm);
   Tensor spike = f64_of(0.0, device_);
   if (zscore_ > 0) {
     const Tensor threshold = add(mean_, mul(sqrt(var_), zscore_));

@@ -77,14 +77,18 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   return norm;
 }
 
+Tensor finite_flag(const Tensor& x) {
+  NoGradGuard no_grad;
+  return eq(sub(x, x), Tensor::zeros_like(x)).to(DType::f64);
+}
+
 Tensor clip_grad_norm_tensor(const std::vector<Tensor>& params, double max_norm) {
   IRIS_CHECK(max_norm > 0 && std::isfinite(max_norm),
              "clip_grad_norm_tensor: max_norm must be finite and > 0, got ", max_norm);
   const Tensor norm = grad_norm_tensor(params);
   NoGradGuard no_grad;
-  // clip = isfinite(norm) && norm > max_norm; x - x is 0 exactly for finite x and NaN for inf and NaN.
-  const Tensor finite = eq(sub(norm, norm), Tensor::zeros({1}, DType::f64, norm.device()));
-  const Tensor clip = mul(finite.to(DType::f64), gt(norm, max_norm).to(DType::f64));
+  // clip = isfinite(norm) && norm > max_norm
+  const Tensor clip = mul(finite_flag(norm), gt(norm, max_norm).to(DType::f64));
   // max_norm / (norm + 1e-6) in f64, as clip_grad_norm's host arithmetic; 1 where not clipping.
   const Tensor scale = where(clip.to(DType::u8), rdiv(max_norm, add(norm, 1e-6)),
                              Tensor::full({1}, 1.0, DType::f64, norm.device()));

@@ -19,6 +19,10 @@ namespace iris::optim {
 // gradient. The same bits as grad_norm().
 Tensor grad_norm_tensor(const std::vector<Tensor>& params);
 
+// 1 where x is finite, 0 for infinities and NaN: f64, x's shape and device, no host read (x - x is exactly 0
+// for finite x and NaN otherwise).
+Tensor finite_flag(const Tensor& x);
+
 // clip_grad_norm without a host read: the scale max_norm / (norm + 1e-6) is formed on the device (1 where the
 // norm is non-finite or <= max_norm) and every gradient is multiplied by it, rounded to the gradient's dtype
 // first as clip_grad_norm's scalar multiply rounds it: the same bits for any norm (x * 1 == x). Returns the

@@ -3,6 +3,7 @@
 // on the same values), in f32 and under bf16 autocast, for the first call (warm-up, capture, replays) and a
 // second call of the same shape (replays only), and the graphs must really be captured and replayed.
 #include <cstdlib>
+#include <initializer_list>
 
 #include "diffusion/stage.h"
 #include "framework/iris.h"
@@ -13,26 +14,25 @@ using namespace iris::diffusion;
 
 namespace {
 
-Config small_sr3() {
+Config config_of(std::initializer_list<const char*> settings) {
   Config c;
-  for (const char* s :
-       {"model.task=sr3", "model.resolution=16", "model.in_channels=6", "model.out_channels=3",
-        "model.base_channels=16", "model.channel_mults=1,2", "model.num_res_blocks=1",
-        "model.attention_resolutions=8", "model.norm_groups=4", "data.image_size=16", "data.lowres_size=4",
-        "data.channels=3", "diffusion.sampler=ddim", "diffusion.sample_steps=6"})
-    c.set(s);
+  for (const char* s : settings) c.set(s);
   return c;
 }
 
+Config small_sr3() {
+  return config_of({"model.task=sr3", "model.resolution=16", "model.in_channels=6", "model.out_channels=3",
+                    "model.base_channels=16", "model.channel_mults=1,2", "model.num_res_blocks=1",
+                    "model.attention_resolutions=8", "model.norm_groups=4", "data.image_size=16",
+                    "data.lowres_size=4", "data.channels=3", "diffusion.sampler=ddim", "diffusion.sample_steps=6"});
+}
+
 Config small_guided_base() {
-  Config c;
-  for (const char* s :
-       {"model.task=base", "model.resolution=8", "model.in_channels=3", "model.out_channels=3",
-        "model.base_channels=16", "model.channel_mults=1,2", "model.num_res_blocks=1",
-        "model.attention_resolutions=4", "model.norm_groups=4", "model.num_classes=3", "data.image_size=8",
-        "data.lowres_size=8", "data.channels=3", "diffusion.sampler=ddim", "diffusion.sample_steps=6"})
-    c.set(s);
-  return c;
+  return config_of({"model.task=base", "model.resolution=8", "model.in_channels=3", "model.out_channels=3",
+                    "model.base_channels=16", "model.channel_mults=1,2", "model.num_res_blocks=1",
+                    "model.attention_resolutions=4", "model.norm_groups=4", "model.num_classes=3",
+                    "data.image_size=8", "data.lowres_size=8", "data.channels=3", "diffusion.sampler=ddim",
+                    "diffusion.sample_steps=6"});
 }
 
 // The stage's sample of `lowres` with graphs on or off (same seed: same noise); `steps` gets the number of
